@@ -1,0 +1,79 @@
+"""NATS helpers: one way to connect, and streams created (or converged) idempotently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js.api import StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from trustgate_core.events.subjects import StreamSpec
+
+log = logging.getLogger(__name__)
+
+
+async def connect(
+    url: str,
+    *,
+    name: str,
+    connect_timeout: float = 2.0,
+    retry_on_failed_connect: bool = True,
+) -> NATS:
+    """A connection that reconnects forever; callers see errors only on the first connect
+    when ``retry_on_failed_connect`` is false."""
+
+    async def _on_error(exc: Exception) -> None:
+        log.warning("nats: %s", exc)
+
+    async def _on_disconnect() -> None:
+        log.warning("nats: disconnected")
+
+    async def _on_reconnect() -> None:
+        log.info("nats: reconnected")
+
+    return await nats.connect(
+        servers=[url],
+        name=name,
+        connect_timeout=connect_timeout,
+        reconnect_time_wait=0.5,
+        max_reconnect_attempts=-1,
+        allow_reconnect=True,
+        retry_on_failed_connect=retry_on_failed_connect,
+        error_cb=_on_error,
+        disconnected_cb=_on_disconnect,
+        reconnected_cb=_on_reconnect,
+    )
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        description=spec.description or None,
+        subjects=list(spec.subjects),
+        storage=StorageType.FILE,
+        max_msgs_per_subject=spec.max_msgs_per_subject,
+        max_age=spec.max_age_seconds,
+        max_bytes=spec.max_bytes,
+        duplicate_window=spec.duplicate_window_seconds,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, specs: Iterable[StreamSpec]) -> None:
+    """Create each stream, or update it to the spec if it exists: safe to call at every boot
+    from every instance."""
+    for spec in specs:
+        config = stream_config(spec)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                log.info("created stream %s", spec.name)
+                continue
+            except Exception:  # lost a race with another instance: fall through to update
+                log.debug("stream %s created concurrently", spec.name)
+        await js.update_stream(config)

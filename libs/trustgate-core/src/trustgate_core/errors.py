@@ -1,0 +1,105 @@
+"""One error hierarchy: each error knows its code, HTTP status and whether it is retryable."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TrustGateError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message or self.code)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.code}
+        if self.message is not None:
+            out["message"] = self.message
+        out.update(self.extra)
+        return out
+
+
+class InvalidUUID(TrustGateError):
+    code, status = "invalid_uuid", 400
+
+
+class InvalidQuery(TrustGateError):
+    code, status = "invalid_query", 400
+
+
+class InvalidPagination(TrustGateError):
+    code, status = "invalid_pagination", 422
+
+
+class InvalidSort(TrustGateError):
+    code, status = "invalid_sort", 422
+
+
+class InvalidFilter(TrustGateError):
+    code, status = "invalid_filter", 422
+
+
+class ValidationFailed(TrustGateError):
+    code, status = "validation_failed", 422
+
+
+class InvalidConfig(TrustGateError):
+    code, status = "invalid_config", 422
+
+
+class NotFound(TrustGateError):
+    code, status = "not_found", 404
+
+
+class AlreadyExists(TrustGateError):
+    code, status = "already_exists", 409
+
+
+class HasDependents(TrustGateError):
+    code, status = "has_dependents", 409
+
+
+class Conflict(TrustGateError):
+    code, status = "conflict", 409
+
+
+class Unauthorized(TrustGateError):
+    """Admin API authentication failure."""
+
+    code, status = "unauthorized", 401
+
+
+class Forbidden(TrustGateError):
+    code, status = "forbidden", 403
+
+
+class Unauthenticated(TrustGateError):
+    """Proxy consumer authentication failure."""
+
+    code, status = "unauthenticated", 401
+
+
+class InvalidAuthRequest(TrustGateError):
+    code, status = "invalid_auth_request", 400
+
+
+class PayloadTooLarge(TrustGateError):
+    code, status = "payload_too_large", 413
+
+
+class NoBackendAvailable(TrustGateError):
+    code, status, retryable = "no_backend_available", 503, True
+
+
+class BackendError(TrustGateError):
+    code, status, retryable = "backend_error", 502, True
+
+
+class Unavailable(TrustGateError):
+    """A dependency (database, bus) is unreachable; retry later."""
+
+    code, status, retryable = "unavailable", 503, True

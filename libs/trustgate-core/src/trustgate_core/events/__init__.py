@@ -1,0 +1,43 @@
+from trustgate_core.events.config import (
+    AnyConfigEvent,
+    AuthEvent,
+    ConfigEvent,
+    ConsumerEvent,
+    GatewayEvent,
+    PolicyEvent,
+    RegistryEvent,
+    RoleEvent,
+    decode_config_event,
+    encode_event,
+)
+from trustgate_core.events.subjects import (
+    CONFIG_STREAM,
+    CONFIG_SUBJECTS,
+    REQUESTS_SUBJECTS,
+    StreamSpec,
+    config_subject,
+    parse_config_subject,
+    requests_stream,
+    requests_subject,
+)
+
+__all__ = [
+    "CONFIG_STREAM",
+    "CONFIG_SUBJECTS",
+    "REQUESTS_SUBJECTS",
+    "AnyConfigEvent",
+    "AuthEvent",
+    "ConfigEvent",
+    "ConsumerEvent",
+    "GatewayEvent",
+    "PolicyEvent",
+    "RegistryEvent",
+    "RoleEvent",
+    "StreamSpec",
+    "config_subject",
+    "decode_config_event",
+    "encode_event",
+    "parse_config_subject",
+    "requests_stream",
+    "requests_subject",
+]

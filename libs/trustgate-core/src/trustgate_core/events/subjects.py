@@ -1,0 +1,62 @@
+"""Subjects and streams of the bus: the one place they are spelled (architecture §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from trustgate_core.models.base import EntityKind
+
+CONFIG_PREFIX = "trustgate.config"
+CONFIG_SUBJECTS = f"{CONFIG_PREFIX}.>"
+REQUESTS_PREFIX = "trustgate.requests"
+REQUESTS_SUBJECTS = f"{REQUESTS_PREFIX}.>"
+CACHE_LOOKUP_SUBJECT = "trustgate.cache.lookup"
+CACHE_STORE_SUBJECT = "trustgate.cache.store"
+
+
+def config_subject(kind: EntityKind | str, gateway_id: UUID | str, entity_id: UUID | str) -> str:
+    return f"{CONFIG_PREFIX}.{EntityKind(kind).value}.{gateway_id}.{entity_id}"
+
+
+def parse_config_subject(subject: str) -> tuple[EntityKind, str, str]:
+    parts = subject.split(".")
+    if len(parts) != 5 or ".".join(parts[:2]) != CONFIG_PREFIX:
+        raise ValueError(f"not a config subject: {subject!r}")
+    return EntityKind(parts[2]), parts[3], parts[4]
+
+
+def requests_subject(gateway_id: UUID | str) -> str:
+    return f"{REQUESTS_PREFIX}.{gateway_id}"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A JetStream stream as the contract defines it; ``bus.ensure_streams`` applies it."""
+
+    name: str
+    subjects: list[str]
+    description: str = ""
+    max_msgs_per_subject: int = -1
+    max_age_seconds: float | None = None
+    max_bytes: int | None = None
+    duplicate_window_seconds: float = 120.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+CONFIG_STREAM = StreamSpec(
+    name="TRUSTGATE_CONFIG",
+    subjects=[CONFIG_SUBJECTS],
+    description="Latest state of every configuration entity (one message per subject).",
+    max_msgs_per_subject=1,
+)
+
+
+def requests_stream(max_age_seconds: float = 24 * 3600, max_bytes: int = 1 << 30) -> StreamSpec:
+    return StreamSpec(
+        name="TRUSTGATE_REQUESTS",
+        subjects=[REQUESTS_SUBJECTS],
+        description="One event per proxied request, for telemetry and usage accounting.",
+        max_age_seconds=max_age_seconds,
+        max_bytes=max_bytes,
+    )

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from trustgate_core.models.base import Entity
+
+
+class ModelPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    registry_id: UUID
+    allowed: list[str] | None = None
+    default: str | None = None
+
+
+class RegistryBinding(BaseModel):
+    """A consumer's link to a registry, in routing order."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    registry_id: UUID
+    weight: int = 1
+
+
+class Consumer(Entity):
+    """The calling application: routing, credentials and policies, addressed by slug."""
+
+    name: str
+    slug: str
+    type: Literal["LLM", "MCP", "A2A"] = "LLM"
+    routing_mode: Literal["inline", "role_based"] = "inline"
+    active: bool = True
+    registries: list[RegistryBinding] = []
+    model_policies: list[ModelPolicy] = []
+    lb_config: dict[str, Any] | None = None
+    fallback: dict[str, Any] | None = None
+    headers: dict[str, str] = {}
+    auth_ids: list[UUID] = []
+    role_ids: list[UUID] = []
+    policy_ids: list[UUID] = []
+    toolkit: list[dict[str, Any]] | None = None
+    fail_mode: Literal["open", "closed"] | None = None

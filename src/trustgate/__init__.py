@@ -1,0 +1,1 @@
+"""The `trustgate` command: one entry point, a subcommand per service."""
