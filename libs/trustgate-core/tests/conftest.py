@@ -1,0 +1,1 @@
+pytest_plugins = ["trustgate_core.testing.fixtures"]
