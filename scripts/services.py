@@ -232,7 +232,8 @@ def postgres_trusts(port: int, user: str = "postgres") -> bool | None:
         return None
     if head[:1] == b"E":
         return False
-    return struct.unpack("!i", head[5:9])[0] == 0
+    auth_type: int = struct.unpack("!i", head[5:9])[0]
+    return auth_type == 0
 
 
 # --- the services ------------------------------------------------------------------------
