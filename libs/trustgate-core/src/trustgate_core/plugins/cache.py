@@ -1,0 +1,89 @@
+"""``semantic_cache``: serves stored responses for similar (or identical) prompts."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from trustgate_core.plugins.base import (
+    Duration,
+    NonBlankStr,
+    PluginSettings,
+    PluginSpec,
+    PositiveInt,
+    parse_duration,
+    require_duration,
+)
+
+DEFAULT_TTL_SECONDS = 24 * 3600
+
+
+class EmbeddingSettings(PluginSettings):
+    provider: NonBlankStr = "openai"
+    model: NonBlankStr = "text-embedding-ada-002"
+    api_key: NonBlankStr | None = None
+
+
+class SemanticCacheSettings(PluginSettings):
+    similarity_threshold: float = Field(0.85, gt=0, le=1)
+    ttl: Duration | None = Field(None, description='Entry lifetime as a duration, e.g. "12h".')
+    ttl_seconds: PositiveInt | None = Field(
+        None, description="Entry lifetime in seconds; filled from ttl, default 24h."
+    )
+    scope: Literal["consumer", "global"] = "consumer"
+    mode: Literal["semantic", "exact", "both"] = "semantic"
+    vector_store: Literal["redis", "pgvector", "in_memory"] | None = Field(
+        None, description="Defaults to SEMANTIC_CACHE_VECTOR_STORE."
+    )
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    cache_only_on_status: list[int] | None = Field(
+        None, description="Statuses worth caching; default any 2xx."
+    )
+    bypass_header: NonBlankStr = "X-Cache-Bypass"
+    skip_if_tools_present: bool = True
+    skip_if_streaming: bool = False
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_positive(cls, value: str | None) -> str | None:
+        if value is not None:
+            require_duration(value, minimum=1)
+        return value
+
+    @field_validator("cache_only_on_status")
+    @classmethod
+    def _http_statuses(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("must not be empty")
+            if any(not 100 <= status <= 599 for status in value):
+                raise ValueError("must contain HTTP statuses (100-599)")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_ttl_seconds(self) -> SemanticCacheSettings:
+        if self.ttl_seconds is None:
+            self.ttl_seconds = (
+                math.ceil(parse_duration(self.ttl)) if self.ttl else DEFAULT_TTL_SECONDS
+            )
+        return self
+
+
+SEMANTIC_CACHE = PluginSpec(
+    id="semantic_cache",
+    name="Semantic cache",
+    category="caching",
+    description=(
+        "Answers repeated or semantically similar prompts from a cache (embedding "
+        "similarity or exact match) and stores successful responses."
+    ),
+    stages=("pre_request", "post_response"),
+    mandatory_stages=("pre_request", "post_response"),
+    default_stages=("pre_request", "post_response"),
+    protocols=("LLM",),
+    modes=("enforce", "observe"),
+    settings_model=SemanticCacheSettings,
+    aliases=("semanticcache",),
+)
