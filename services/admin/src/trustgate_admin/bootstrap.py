@@ -1,0 +1,69 @@
+"""The composition root: creates clients, repositories and services, and wires them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from trustgate_admin.adapters.db.engine import create_engine, session_factory
+from trustgate_admin.adapters.db.migrate import migrate
+from trustgate_admin.adapters.outbox_relay import OutboxRelay
+from trustgate_admin.domain.catalog import Catalog
+from trustgate_admin.services.uow import UnitOfWork
+from trustgate_admin.settings import AdminSettings
+from trustgate_core.bus import connect
+from trustgate_core.crypto import SecretBox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: AdminSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    nc: NATS
+    relay: OutboxRelay
+    catalog: Catalog
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.box)
+
+
+async def build(settings: AdminSettings, *, run_relay: bool = True) -> Container:
+    engine = create_engine(
+        settings.dsn, pool_size=settings.db_max_conns, connect_timeout=settings.db_connect_timeout
+    )
+    await migrate(engine)
+    nc = await connect(settings.nats_url, name="trustgate-admin", retry_on_failed_connect=True)
+    relay = OutboxRelay(
+        settings.dsn,
+        nc,
+        poll_interval=settings.outbox_poll_interval,
+        batch_size=settings.outbox_batch_size,
+        publish_timeout=settings.publish_timeout,
+    )
+    if run_relay:
+        relay.start()
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        box=SecretBox(settings.secrets_material),
+        nc=nc,
+        relay=relay,
+        catalog=Catalog(),
+    )
+
+
+async def close(container: Container) -> None:
+    await container.relay.stop()
+    with contextlib.suppress(Exception):
+        await container.nc.close()
+    await container.engine.dispose()

@@ -1,0 +1,47 @@
+"""`trustgate admin [serve|migrate|republish|token]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from trustgate_admin.settings import AdminSettings
+
+
+def main(action: str, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = AdminSettings()
+    if action == "serve":
+        from trustgate_admin.main import serve
+
+        serve(settings)
+        return 0
+    if action == "token":
+        from trustgate_admin.api.security import mint_admin_token
+
+        print(mint_admin_token(settings.server_secret_key, ttl_seconds=args.ttl))
+        return 0
+    if action == "migrate":
+        from trustgate_admin.adapters.db.engine import create_engine
+        from trustgate_admin.adapters.db.migrate import migrate
+
+        async def _migrate() -> None:
+            engine = create_engine(settings.dsn)
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(_migrate())
+        print("migrations applied")
+        return 0
+    if action == "republish":
+        from trustgate_admin.services.republish import republish_all
+
+        count = asyncio.run(republish_all(settings))
+        print(f"queued {count} config events; the relay publishes them")
+        return 0
+    print(f"unknown action {action}", file=sys.stderr)
+    return 2

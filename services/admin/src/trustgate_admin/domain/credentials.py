@@ -1,0 +1,158 @@
+"""Structural validation of registry credentials, MCP targets and consumer auth configs.
+
+Pure functions: each raises ``ValidationFailed`` with a message naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from trustgate_core.errors import ValidationFailed
+
+REGISTRY_AUTH_TYPES = ("api_key", "azure", "aws", "oauth2", "gcp_service_account")
+
+
+def _fail(field: str, msg: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {msg}")
+
+
+def _section(auth: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The per-type object: ``{"type": "api_key", "api_key": {...}}``, or the flat form."""
+    inner = auth.get(kind)
+    if isinstance(inner, dict):
+        return inner
+    return {k: v for k, v in auth.items() if k != "type"}
+
+
+def _is_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def validate_registry_auth(auth: Any) -> None:
+    if not isinstance(auth, dict):
+        raise _fail("auth", "must be an object")
+    kind = auth.get("type")
+    if kind not in REGISTRY_AUTH_TYPES:
+        raise _fail("auth.type", f"must be one of {', '.join(REGISTRY_AUTH_TYPES)}")
+    cfg = _section(auth, kind)
+    where = f"auth.{kind}" if isinstance(auth.get(kind), dict) else "auth"
+    if kind == "api_key":
+        if isinstance(auth.get("api_key"), str):
+            return
+        if cfg.get("api_key"):
+            return
+        if cfg.get("header_name") and cfg.get("header_value"):
+            return
+        if cfg.get("param_name") and cfg.get("param_value"):
+            if cfg.get("param_location", "query") not in ("query", "body"):
+                raise _fail(f"{where}.param_location", "must be query or body")
+            return
+        raise _fail(
+            where, "needs api_key, or header_name+header_value, or param_name+param_value"
+        )
+    if kind == "azure":
+        if not _is_url(cfg.get("endpoint")):
+            raise _fail(f"{where}.endpoint", "is required (an http(s) URL)")
+        modes = [
+            bool(cfg.get("api_key")),
+            bool(cfg.get("client_id") and cfg.get("client_secret") and cfg.get("tenant_id")),
+            bool(cfg.get("use_managed_identity")),
+        ]
+        if sum(modes) != 1:
+            raise _fail(
+                where,
+                "needs exactly one of api_key, client_id+client_secret+tenant_id, "
+                "use_managed_identity",
+            )
+    elif kind == "aws":
+        if not cfg.get("region"):
+            raise _fail(f"{where}.region", "is required")
+        keys = bool(cfg.get("access_key_id") and cfg.get("secret_access_key"))
+        role = bool(cfg.get("use_role") and cfg.get("role"))
+        if keys == role:
+            raise _fail(where, "needs access_key_id+secret_access_key, or use_role+role")
+    elif kind == "oauth2":
+        for field in ("token_url", "grant_type"):
+            if not cfg.get(field):
+                raise _fail(f"{where}.{field}", "is required")
+        if not _is_url(cfg.get("token_url")):
+            raise _fail(f"{where}.token_url", "must be an http(s) URL")
+    elif kind == "gcp_service_account":
+        sa = auth.get("gcp_service_account")
+        if not sa:
+            raise _fail("auth.gcp_service_account", "is required (the service-account JSON)")
+
+
+MCP_AUTH_MODES = ("none", "static", "passthrough", "exchange", "forwarded", "client_credentials")
+
+
+def validate_mcp_target(target: Any) -> None:
+    if not isinstance(target, dict):
+        raise _fail("mcp_target", "must be an object")
+    if not _is_url(target.get("url")):
+        raise _fail("mcp_target.url", "is required (an http(s) URL)")
+    transport = target.get("transport", "streamable-http")
+    if transport != "streamable-http":
+        raise _fail("mcp_target.transport", "must be streamable-http")
+    headers = target.get("headers")
+    if headers is not None and not isinstance(headers, dict):
+        raise _fail("mcp_target.headers", "must be an object")
+    auth = target.get("auth")
+    if auth is None:
+        return
+    if not isinstance(auth, dict):
+        raise _fail("mcp_target.auth", "must be an object")
+    mode = auth.get("mode", "none")
+    if mode not in MCP_AUTH_MODES:
+        raise _fail("mcp_target.auth.mode", f"must be one of {', '.join(MCP_AUTH_MODES)}")
+    if mode == "none" and (auth.get("header") or auth.get("value")):
+        raise _fail("mcp_target.auth", "mode none takes no header or value")
+    if mode == "static" and not (auth.get("header") and auth.get("value")):
+        raise _fail("mcp_target.auth", "mode static needs header and value")
+    if mode == "passthrough" and not auth.get("expected_audience"):
+        raise _fail("mcp_target.auth.expected_audience", "is required for passthrough")
+    if mode == "forwarded" and not auth.get("provider"):
+        raise _fail("mcp_target.auth.provider", "is required for forwarded")
+
+
+def normalize_auth_config(kind: str, config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate a consumer auth's config; returns ``{kind: {...}}`` or None for api keys."""
+    if kind == "api_key":
+        if config:
+            raise _fail("config", "api_key auths take no config")
+        return None
+    if not config:
+        raise _fail("config", f"is required for {kind}")
+    cfg = config.get(kind) if isinstance(config.get(kind), dict) else config
+    where = f"config.{kind}" if cfg is not config else "config"
+    if kind in ("oauth2", "oidc"):
+        audiences = cfg.get("audiences")
+        if not isinstance(audiences, list) or not audiences:
+            raise _fail(f"{where}.audiences", "is required (a non-empty list)")
+        if kind == "oauth2":
+            has_source = cfg.get("jwks_url") or cfg.get("introspection_url")
+            if not has_source and not _is_url(cfg.get("issuer")):
+                raise _fail(where, "needs jwks_url, introspection_url or an http(s) issuer")
+            if bool(cfg.get("authorize_url")) != bool(cfg.get("token_url")):
+                raise _fail(where, "authorize_url and token_url go together")
+            if cfg.get("authorize_url") and not cfg.get("client_id"):
+                raise _fail(f"{where}.client_id", "is required with authorize_url")
+            oidc_scopes = {"openid", "profile", "email", "offline_access"}
+            if set(cfg.get("required_scopes") or []) & oidc_scopes:
+                raise _fail(f"{where}.required_scopes", "OIDC protocol scopes are not allowed")
+        else:
+            if not cfg.get("issuer"):
+                raise _fail(f"{where}.issuer", "is required")
+            if not (cfg.get("jwks_url") or cfg.get("public_keys")):
+                raise _fail(where, "needs jwks_url or public_keys")
+            algs = cfg.get("allowed_algorithms") or []
+            if any(str(a).upper().startswith("HS") for a in algs):
+                raise _fail(f"{where}.allowed_algorithms", "HS* algorithms are not allowed")
+    elif kind == "mtls":
+        if not cfg.get("ca_cert"):
+            raise _fail(f"{where}.ca_cert", "is required")
+    return {kind: cfg}

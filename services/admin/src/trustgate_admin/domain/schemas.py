@@ -1,0 +1,267 @@
+"""Request bodies of the admin API, validated strictly (unknown fields rejected)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trustgate_core.errors import InvalidUUID
+
+SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+
+
+def parse_uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise InvalidUUID(f"'{value}' is not a valid UUID") from exc
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- gateways -------------------------------------------------------------------------------
+class GatewayIn(Body):
+    name: str | None = Field(None, max_length=255)
+    slug: str | None = None
+    domain: str | None = None
+    tenant_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    telemetry: dict[str, Any] | None = None
+    client_tls: dict[str, Any] | None = None
+    session_config: dict[str, Any] | None = None
+    entitlements: dict[str, Any] | None = None
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, v: str | None) -> str | None:
+        if v is not None and not SLUG_RE.match(v):
+            raise ValueError("must be a lowercase DNS label (a-z, 0-9, '-', at most 63)")
+        return v
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip().lower()
+        if not HOST_RE.match(v):
+            raise ValueError("must be a bare hostname (no scheme, port or wildcard)")
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        return {k: val for k, val in v.items() if k not in ("tenant_id", "team_id")}
+
+    @field_validator("telemetry")
+    @classmethod
+    def _telemetry(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        exporters = v.get("exporters", [])
+        if not isinstance(exporters, list):
+            raise ValueError("exporters must be a list")
+        names: set[str] = set()
+        for i, exp in enumerate(exporters):
+            if not isinstance(exp, dict) or not isinstance(exp.get("name"), str):
+                raise ValueError(f"exporters[{i}].name is required")
+            if exp["name"] in names:
+                raise ValueError(f"exporters[{i}].name: duplicate exporter name")
+            names.add(exp["name"])
+        return v
+
+
+class GatewayUpdate(GatewayIn):
+    status: Literal["active", "disabled"] | None = None
+
+
+# -- registries -----------------------------------------------------------------------------
+class HealthChecks(Body):
+    passive: bool = False
+    path: str | None = None
+    headers: dict[str, str] | None = None
+    threshold: int | None = Field(None, gt=0)
+    interval: int | None = Field(None, gt=0)
+
+
+class RegistryIn(Body):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    type: str | None = None
+    enabled: bool | None = None
+    description: str | None = None
+    provider: str | None = None
+    provider_options: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = None
+    health_checks: HealthChecks | None = None
+    mcp_target: dict[str, Any] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if v.upper() not in ("LLM", "MCP"):
+            raise ValueError("must be LLM or MCP")
+        return v.upper()
+
+
+class TestConnectionIn(Body):
+    provider: str
+    provider_options: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = None
+    registry_id: UUID | None = None
+
+
+# -- consumers ------------------------------------------------------------------------------
+class ModelPolicyIn(Body):
+    allowed: list[str] | None = None
+    default: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelPolicyIn:
+        if self.allowed is not None and not self.allowed:
+            raise ValueError("allowed must not be empty when present")
+        if self.allowed and self.default and self.default not in self.allowed:
+            raise ValueError("default must be one of allowed")
+        return self
+
+
+class RegistryRef(Body):
+    id: UUID
+    weight: int = Field(1, ge=1, le=100)
+    model_policies: ModelPolicyIn | None = None
+
+
+class ModelPolicyEntry(ModelPolicyIn):
+    registry_id: UUID
+
+
+FALLBACK_TRIGGERS = ("http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection")
+LB_ALGORITHMS = (
+    "round-robin",
+    "random",
+    "weighted-round-robin",
+    "least-connections",
+    "semantic",
+    "smart-routing",
+)
+
+
+class FallbackBudget(Body):
+    max_attempts: int | None = Field(None, ge=1)
+    max_total_latency_ms: int | None = Field(None, ge=1)
+
+
+class Fallback(Body):
+    enabled: bool = False
+    triggers: list[Literal["http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection"]] = []
+    budget: FallbackBudget | None = None
+    chain: list[UUID] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> Fallback:
+        if self.enabled and not self.triggers:
+            raise ValueError("an enabled fallback needs at least one trigger")
+        if self.enabled and not self.chain:
+            raise ValueError("an enabled fallback needs a non-empty chain")
+        return self
+
+
+class LbMember(Body):
+    registry_id: UUID
+    models: list[str] | None = None
+    model: str | None = None
+    weight: int = Field(1, ge=1, le=100)
+
+
+class LbConfig(Body):
+    enabled: bool = False
+    algorithm: Literal[
+        "round-robin", "random", "weighted-round-robin", "least-connections", "semantic", "smart-routing"
+    ] = "round-robin"
+    pool_alias: str | None = None
+    members: list[LbMember] = []
+    embedding_config: dict[str, Any] | None = None
+    smart_routing: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LbConfig:
+        if self.algorithm == "semantic" and not self.embedding_config:
+            raise ValueError("the semantic algorithm needs embedding_config")
+        if self.algorithm == "smart-routing":
+            tiers = (self.smart_routing or {}).get("tiers")
+            if not tiers:
+                raise ValueError("smart-routing needs smart_routing.tiers")
+        return self
+
+
+class ToolkitEntry(Body):
+    registry_id: UUID
+    tool: str | None = None
+    prompt: str | None = None
+    resource: str | None = None
+    expose_as: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ToolkitEntry:
+        if sum(x is not None for x in (self.tool, self.prompt, self.resource)) != 1:
+            raise ValueError("exactly one of tool, prompt or resource is required")
+        if self.expose_as and (self.resource is not None or "*" in (self.tool or self.prompt or "")):
+            raise ValueError("expose_as is not allowed on wildcard or resource entries")
+        return self
+
+
+class ConsumerIn(Body):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    type: Literal["LLM", "MCP", "A2A"] | None = None
+    routing_mode: Literal["inline", "role_based"] | None = None
+    registries: list[RegistryRef] | None = None
+    model_policies: list[ModelPolicyEntry] | None = None
+    lb_config: LbConfig | None = None
+    fallback: Fallback | None = None
+    headers: dict[str, str] | None = None
+    active: bool | None = None
+    roles: list[UUID] | None = None
+    toolkit: list[ToolkitEntry] | None = None
+    fail_mode: Literal["open", "closed"] | None = None
+
+
+class WeightIn(Body):
+    weight: int = Field(1, ge=1, le=100)
+
+
+# -- auths ----------------------------------------------------------------------------------
+class AuthIn(Body):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    type: Literal["api_key", "oauth2", "oidc", "mtls"] | None = None
+    enabled: bool | None = None
+    config: dict[str, Any] | None = None
+
+
+# -- policies -------------------------------------------------------------------------------
+class PolicyIn(Body):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = Field(None, max_length=1000)
+    slug: str | None = Field(None, min_length=1)
+    enabled: bool | None = None
+    priority: int | None = Field(None, ge=0)
+    parallel: bool | None = None
+    settings: dict[str, Any] | None = None
+    stages: list[str] | None = None
+    mode: str | None = None
+
+
+# -- roles ----------------------------------------------------------------------------------
+class RoleIn(Body):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    model_policies: list[ModelPolicyEntry] | None = None
+    mcp_policies: dict[str, Any] | None = None
+    oidc_mapping: dict[str, Any] | None = None

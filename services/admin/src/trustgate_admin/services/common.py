@@ -1,0 +1,51 @@
+"""Shared helpers of the use cases."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import Select
+from sqlmodel import SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from trustgate_admin.adapters.db import tables as t
+from trustgate_admin.api.paging import ListQuery, apply_sort, count_of
+from trustgate_core.errors import NotFound
+
+R = TypeVar("R", bound=SQLModel)
+
+
+async def get_gateway(session: AsyncSession, gateway_id: UUID) -> t.GatewayRow:
+    row = await session.get(t.GatewayRow, gateway_id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def get_child(
+    session: AsyncSession, table: type[R], gateway_id: UUID, entity_id: UUID, *, lock: bool = False
+) -> R:
+    stmt = select(table).where(table.id == entity_id, table.gateway_id == gateway_id)  # type: ignore[attr-defined]
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await session.exec(stmt)).first()
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def page(
+    session: AsyncSession, stmt: Select[Any], q: ListQuery, table: type[SQLModel]
+) -> tuple[list[Any], int]:
+    columns = {c.key: c for c in table.__table__.columns}  # type: ignore[attr-defined]
+    if q.search and "name" in columns:
+        stmt = stmt.where(columns["name"].ilike(f"%{_escape_like(q.search)}%", escape="\\"))
+    total = int((await session.execute(count_of(stmt))).scalar_one())
+    stmt = apply_sort(stmt, q, columns).offset(q.offset).limit(q.size)
+    rows = list((await session.execute(stmt)).scalars().all())
+    return rows, total
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,106 @@
+"""Gateway use cases."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from trustgate_admin.adapters.db import tables as t
+from trustgate_admin.api.paging import ListQuery
+from trustgate_admin.domain.schemas import GatewayIn, GatewayUpdate
+from trustgate_admin.services import wire
+from trustgate_admin.services.common import get_gateway, page
+from trustgate_admin.services.uow import UnitOfWork, now
+from trustgate_core.errors import AlreadyExists, HasDependents
+from trustgate_core.ids import gateway_slug, uuid7
+from trustgate_core.models import Gateway
+from trustgate_core.models.base import EntityKind
+
+CHILD_TABLES = (t.RegistryRow, t.ConsumerRow, t.AuthRow, t.PolicyRow, t.RoleRow)
+
+
+async def _check_unique(session: AsyncSession, slug: str | None, domain: str | None, own: UUID | None) -> None:
+    if slug:
+        row = (await session.exec(select(t.GatewayRow).where(t.GatewayRow.slug == slug))).first()
+        if row and row.id != own:
+            raise AlreadyExists(f"a gateway with slug '{slug}' already exists")
+    if domain:
+        row = (await session.exec(select(t.GatewayRow).where(t.GatewayRow.domain == domain))).first()
+        if row and row.id != own:
+            raise AlreadyExists(f"a gateway with domain '{domain}' already exists")
+
+
+async def create(uow: UnitOfWork, body: GatewayIn) -> Gateway:
+    async with uow:
+        slug = body.slug or gateway_slug()
+        await _check_unique(uow.session, slug, body.domain, None)
+        ts = now()
+        row = t.GatewayRow(
+            id=uuid7(),
+            slug=slug,
+            name=body.name,
+            domain=body.domain,
+            tenant_id=body.tenant_id,
+            metadata_=body.metadata or {},
+            telemetry=body.telemetry,
+            client_tls=body.client_tls,
+            session_config=body.session_config,
+            entitlements=body.entitlements,
+            revision=await uow.next_revision(),
+            created_at=ts,
+            updated_at=ts,
+        )
+        uow.session.add(row)
+        await uow.session.flush()
+        entity = wire.gateway(row)
+        uow.emit(EntityKind.gateway, row.id, row.id, row.revision, entity)
+        await uow.commit()
+        return entity
+
+
+async def get(uow: UnitOfWork, gateway_id: UUID) -> Gateway:
+    async with uow:
+        return wire.gateway(await get_gateway(uow.session, gateway_id))
+
+
+async def list_(uow: UnitOfWork, q: ListQuery) -> tuple[list[Gateway], int]:
+    async with uow:
+        stmt: Any = select(t.GatewayRow)
+        if "slug" in q.filters:
+            stmt = stmt.where(t.GatewayRow.slug == q.filters["slug"])
+        rows, total = await page(uow.session, stmt, q, t.GatewayRow)
+        return [wire.gateway(r) for r in rows], total
+
+
+async def update(uow: UnitOfWork, gateway_id: UUID, body: GatewayUpdate) -> Gateway:
+    async with uow:
+        row = await get_gateway(uow.session, gateway_id)
+        await _check_unique(uow.session, body.slug, body.domain, row.id)
+        fields = body.model_dump(exclude_unset=True)
+        for key, value in fields.items():
+            setattr(row, "metadata_" if key == "metadata" else key, value)
+        row.revision = await uow.next_revision()
+        row.updated_at = now()
+        uow.session.add(row)
+        await uow.session.flush()
+        entity = wire.gateway(row)
+        uow.emit(EntityKind.gateway, row.id, row.id, row.revision, entity)
+        await uow.commit()
+        return entity
+
+
+async def delete(uow: UnitOfWork, gateway_id: UUID) -> None:
+    async with uow:
+        row = await get_gateway(uow.session, gateway_id)
+        for table in CHILD_TABLES:
+            child = (await uow.session.exec(select(table.id).where(table.gateway_id == gateway_id).limit(1))).first()  # type: ignore[attr-defined]
+            if child is not None:
+                raise HasDependents(
+                    f"the gateway still has {table.__tablename__}; delete them first"
+                )
+        await uow.session.delete(row)
+        uow.emit(EntityKind.gateway, row.id, row.id, await uow.next_revision(), None)
+        await uow.commit()

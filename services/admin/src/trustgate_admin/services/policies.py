@@ -1,0 +1,173 @@
+"""Policy use cases: plugin instances, attached per consumer or global."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlmodel import select
+
+from trustgate_admin.adapters.db import tables as t
+from trustgate_admin.api.paging import ListQuery, bool_filter
+from trustgate_admin.domain.schemas import PolicyIn
+from trustgate_admin.services import wire
+from trustgate_admin.services.common import get_child, get_gateway, page
+from trustgate_admin.services.consumers import reemit_consumers
+from trustgate_admin.services.uow import UnitOfWork, now
+from trustgate_core.crypto import find_masked, merge_masked
+from trustgate_core.errors import AlreadyExists, ValidationFailed
+from trustgate_core.ids import uuid7
+from trustgate_core.models import Policy
+from trustgate_core.models.base import EntityKind
+from trustgate_core.plugins import validate_policy
+
+
+async def consumer_ids(uow: UnitOfWork, policy_id: UUID) -> list[UUID]:
+    rows = await uow.session.exec(
+        select(t.ConsumerPolicyLink.consumer_id).where(t.ConsumerPolicyLink.policy_id == policy_id)
+    )
+    return sorted(rows.all(), key=str)
+
+
+async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
+    stmt = select(t.PolicyRow.id).where(t.PolicyRow.gateway_id == gateway_id, t.PolicyRow.name == name)
+    found = (await uow.session.exec(stmt)).first()
+    if found is not None and found != own:
+        raise AlreadyExists(f"a policy named '{name}' already exists in this gateway")
+
+
+async def _emit(uow: UnitOfWork, row: t.PolicyRow) -> Policy:
+    row.revision = await uow.next_revision()
+    row.updated_at = now()
+    uow.session.add(row)
+    await uow.session.flush()
+    entity = wire.policy(row)
+    uow.emit(EntityKind.policy, row.gateway_id, row.id, row.revision, entity)
+    return entity
+
+
+async def create(uow: UnitOfWork, gateway_id: UUID, body: PolicyIn, *, copy_of: t.PolicyRow | None = None) -> tuple[Policy, list[UUID]]:
+    if not body.name:
+        raise ValidationFailed("name: is required")
+    if not body.slug:
+        raise ValidationFailed("slug: is required (the plugin id)")
+    if find_masked(body.settings):
+        raise ValidationFailed("settings: a masked value cannot be stored")
+    checked = validate_policy(body.slug, body.stages, body.mode, body.settings)
+    async with uow:
+        await get_gateway(uow.session, gateway_id)
+        await _unique_name(uow, gateway_id, body.name, None)
+        ts = now()
+        row = t.PolicyRow(
+            id=uuid7(),
+            gateway_id=gateway_id,
+            name=body.name,
+            description=body.description,
+            slug=body.slug,
+            enabled=True if body.enabled is None else body.enabled,
+            priority=body.priority or 0,
+            parallel=True if body.parallel is None else body.parallel,
+            settings=uow.box.seal_fields(checked.settings) if copy_of is None else copy_of.settings,
+            stages=list(checked.stages),
+            mode=checked.mode,
+            revision=0,
+            created_at=ts,
+            updated_at=ts,
+        )
+        uow.session.add(row)
+        entity = await _emit(uow, row)
+        await uow.commit()
+        return entity, []
+
+
+async def get(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID) -> tuple[Policy, list[UUID]]:
+    async with uow:
+        row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id)
+        return wire.policy(row), await consumer_ids(uow, policy_id)
+
+
+async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[tuple[Policy, list[UUID]]], int]:
+    async with uow:
+        await get_gateway(uow.session, gateway_id)
+        stmt: Any = select(t.PolicyRow).where(t.PolicyRow.gateway_id == gateway_id)
+        if "enabled" in q.filters:
+            stmt = stmt.where(t.PolicyRow.enabled == bool_filter("enabled", q.filters["enabled"]))
+        if "global" in q.filters:
+            stmt = stmt.where(t.PolicyRow.is_global == bool_filter("global", q.filters["global"]))
+        if "mode" in q.filters:
+            stmt = stmt.where(t.PolicyRow.mode == q.filters["mode"])
+        for key in ("type", "slug"):
+            if key in q.filters:
+                stmt = stmt.where(t.PolicyRow.slug == q.filters[key])
+        rows, total = await page(uow.session, stmt, q, t.PolicyRow)
+        return [(wire.policy(r), await consumer_ids(uow, r.id)) for r in rows], total
+
+
+async def update(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, body: PolicyIn) -> tuple[Policy, list[UUID]]:
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    async with uow:
+        row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id, lock=True)
+        if "name" in changes and changes["name"] != row.name:
+            await _unique_name(uow, gateway_id, changes["name"], row.id)
+        stored = uow.box.open_fields(row.settings or {})
+        settings = merge_masked(changes["settings"], stored) if "settings" in changes else stored
+        checked = validate_policy(
+            changes.get("slug", row.slug),
+            changes.get("stages", row.stages),
+            changes.get("mode", row.mode),
+            settings,
+        )
+        for key in ("name", "description", "slug", "enabled", "priority", "parallel"):
+            if key in changes:
+                setattr(row, key, changes[key])
+        row.settings = uow.box.seal_fields(checked.settings)
+        row.stages = list(checked.stages)
+        row.mode = checked.mode
+        entity = await _emit(uow, row)
+        await uow.commit()
+        return entity, await consumer_ids(uow, policy_id)
+
+
+async def set_global(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, value: bool) -> tuple[Policy, list[UUID]]:
+    async with uow:
+        row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id, lock=True)
+        if row.is_global == value:
+            return wire.policy(row), await consumer_ids(uow, policy_id)
+        row.is_global = value
+        entity = await _emit(uow, row)
+        ids = await consumer_ids(uow, policy_id)
+        await uow.commit()
+        return entity, ids
+
+
+async def duplicate(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID) -> tuple[Policy, list[UUID]]:
+    async with uow:
+        row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id)
+        names = set((await uow.session.exec(select(t.PolicyRow.name).where(t.PolicyRow.gateway_id == gateway_id))).all())
+    name = f"{row.name} (copy)"
+    n = 2
+    while name in names:
+        name, n = f"{row.name} (copy {n})", n + 1
+    body = PolicyIn(
+        name=name[:255],
+        description=row.description,
+        slug=row.slug,
+        enabled=row.enabled,
+        priority=row.priority,
+        parallel=row.parallel,
+        settings=uow.box.open_fields(row.settings or {}),
+        stages=row.stages,
+        mode=row.mode,
+    )
+    return await create(uow, gateway_id, body)
+
+
+async def delete(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID) -> None:
+    async with uow:
+        row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id, lock=True)
+        linked = await consumer_ids(uow, policy_id)
+        await uow.session.delete(row)
+        await uow.session.flush()
+        uow.emit(EntityKind.policy, gateway_id, policy_id, await uow.next_revision(), None)
+        await reemit_consumers(uow, linked)
+        await uow.commit()

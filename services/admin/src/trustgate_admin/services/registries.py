@@ -1,0 +1,186 @@
+"""Registry use cases: LLM providers and MCP servers, credentials sealed at rest."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlmodel import select
+
+from trustgate_admin.adapters.db import tables as t
+from trustgate_admin.api.paging import ListQuery, bool_filter
+from trustgate_admin.domain.catalog import Catalog
+from trustgate_admin.domain.credentials import validate_mcp_target, validate_registry_auth
+from trustgate_admin.domain.schemas import RegistryIn
+from trustgate_admin.services import wire
+from trustgate_admin.services.common import get_child, get_gateway, page
+from trustgate_admin.services.consumers import reemit_consumers
+from trustgate_admin.services.uow import UnitOfWork, now
+from trustgate_core.crypto import find_masked, merge_masked
+from trustgate_core.errors import AlreadyExists, HasDependents, ValidationFailed
+from trustgate_core.ids import uuid7
+from trustgate_core.models import Registry
+from trustgate_core.models.base import EntityKind
+
+
+def _validate(fields: dict[str, Any], catalog: Catalog) -> None:
+    kind = fields.get("type") or "LLM"
+    if kind == "LLM":
+        provider = fields.get("provider")
+        if not provider:
+            raise ValidationFailed("provider: is required for LLM registries")
+        if provider not in catalog.provider_codes():
+            raise ValidationFailed(f"provider: unknown provider '{provider}'")
+        if fields.get("auth") is None:
+            raise ValidationFailed("auth: is required for LLM registries")
+        validate_registry_auth(fields["auth"])
+        if provider == "openai_compatible" and not (fields.get("provider_options") or {}).get(
+            "base_url"
+        ):
+            raise ValidationFailed("provider_options.base_url: is required for openai_compatible")
+        if fields.get("mcp_target") is not None:
+            raise ValidationFailed("mcp_target: only MCP registries have an mcp_target")
+    else:
+        if fields.get("mcp_target") is None:
+            raise ValidationFailed("mcp_target: is required for MCP registries")
+        validate_mcp_target(fields["mcp_target"])
+
+
+async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
+    stmt = select(t.RegistryRow.id).where(
+        t.RegistryRow.gateway_id == gateway_id, t.RegistryRow.name == name
+    )
+    found = (await uow.session.exec(stmt)).first()
+    if found is not None and found != own:
+        raise AlreadyExists(f"a registry named '{name}' already exists in this gateway")
+
+
+async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: RegistryIn) -> Registry:
+    fields = body.model_dump(exclude_unset=True, mode="json")
+    if not body.name:
+        raise ValidationFailed("name: is required")
+    for key in ("auth", "mcp_target"):
+        masked = find_masked(fields.get(key))
+        if masked:
+            raise ValidationFailed(f"{key}.{masked}: a masked value cannot be stored")
+    fields.setdefault("type", "LLM")
+    _validate(fields, catalog)
+    async with uow:
+        await get_gateway(uow.session, gateway_id)
+        await _unique_name(uow, gateway_id, body.name, None)
+        ts = now()
+        row = t.RegistryRow(
+            id=uuid7(),
+            gateway_id=gateway_id,
+            name=body.name,
+            type=fields["type"],
+            enabled=fields.get("enabled", True),
+            description=fields.get("description"),
+            provider=fields.get("provider"),
+            provider_options=fields.get("provider_options") or {},
+            auth=uow.box.seal_fields(fields.get("auth")),
+            health_checks=fields.get("health_checks"),
+            mcp_target=uow.box.seal_fields(fields.get("mcp_target")),
+            revision=await uow.next_revision(),
+            created_at=ts,
+            updated_at=ts,
+        )
+        uow.session.add(row)
+        await uow.session.flush()
+        entity = wire.registry(row)
+        uow.emit(EntityKind.registry, gateway_id, row.id, row.revision, entity)
+        await uow.commit()
+        return entity
+
+
+async def get(uow: UnitOfWork, gateway_id: UUID, registry_id: UUID) -> Registry:
+    async with uow:
+        return wire.registry(await get_child(uow.session, t.RegistryRow, gateway_id, registry_id))
+
+
+async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[Registry], int]:
+    async with uow:
+        await get_gateway(uow.session, gateway_id)
+        stmt: Any = select(t.RegistryRow).where(t.RegistryRow.gateway_id == gateway_id)
+        if "type" in q.filters:
+            stmt = stmt.where(t.RegistryRow.type == q.filters["type"].upper())
+        if "provider" in q.filters:
+            stmt = stmt.where(t.RegistryRow.provider == q.filters["provider"])
+        if "enabled" in q.filters:
+            stmt = stmt.where(t.RegistryRow.enabled == bool_filter("enabled", q.filters["enabled"]))
+        rows, total = await page(uow.session, stmt, q, t.RegistryRow)
+        return [wire.registry(r) for r in rows], total
+
+
+async def update(
+    uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, registry_id: UUID, body: RegistryIn
+) -> Registry:
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    async with uow:
+        row = await get_child(uow.session, t.RegistryRow, gateway_id, registry_id, lock=True)
+        if "name" in changes and changes["name"] != row.name:
+            await _unique_name(uow, gateway_id, changes["name"], row.id)
+        for key in ("auth", "mcp_target"):
+            if key in changes:
+                stored = uow.box.open_fields(getattr(row, key))
+                changes[key] = merge_masked(changes[key], stored)
+        merged = {
+            "type": row.type,
+            "provider": row.provider,
+            "provider_options": row.provider_options,
+            "auth": uow.box.open_fields(row.auth),
+            "mcp_target": uow.box.open_fields(row.mcp_target),
+            **changes,
+        }
+        _validate(merged, catalog)
+        for key, value in changes.items():
+            if key in ("auth", "mcp_target"):
+                value = uow.box.seal_fields(value)
+            setattr(row, key, value)
+        row.revision = await uow.next_revision()
+        row.updated_at = now()
+        uow.session.add(row)
+        await uow.session.flush()
+        entity = wire.registry(row)
+        uow.emit(EntityKind.registry, gateway_id, row.id, row.revision, entity)
+        await uow.commit()
+        return entity
+
+
+async def delete(uow: UnitOfWork, gateway_id: UUID, registry_id: UUID) -> None:
+    async with uow:
+        row = await get_child(uow.session, t.RegistryRow, gateway_id, registry_id, lock=True)
+        role = (
+            await uow.session.exec(
+                select(t.RoleRegistryLink.role_id).where(
+                    t.RoleRegistryLink.registry_id == registry_id
+                )
+            )
+        ).first()
+        if role is not None:
+            raise HasDependents("the registry is attached to a role")
+        consumers = (
+            await uow.session.exec(
+                select(t.ConsumerRow).where(
+                    t.ConsumerRow.gateway_id == gateway_id, t.ConsumerRow.active == True  # noqa: E712
+                )
+            )
+        ).all()
+        for consumer in consumers:
+            chain = (consumer.fallback or {}).get("chain") or []
+            if (consumer.fallback or {}).get("enabled") and str(registry_id) in chain:
+                raise HasDependents(
+                    f"the registry is in the fallback chain of consumer '{consumer.name}'"
+                )
+        linked = (
+            await uow.session.exec(
+                select(t.ConsumerRegistryLink.consumer_id).where(
+                    t.ConsumerRegistryLink.registry_id == registry_id
+                )
+            )
+        ).all()
+        await uow.session.delete(row)
+        await uow.session.flush()
+        uow.emit(EntityKind.registry, gateway_id, registry_id, await uow.next_revision(), None)
+        await reemit_consumers(uow, list(linked))
+        await uow.commit()

@@ -1,0 +1,116 @@
+"""Role use cases."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlmodel import select
+
+from trustgate_admin.adapters.db import tables as t
+from trustgate_admin.api.paging import ListQuery
+from trustgate_admin.domain.schemas import RoleIn
+from trustgate_admin.services import wire
+from trustgate_admin.services.common import get_child, get_gateway, page
+from trustgate_admin.services.uow import UnitOfWork, now
+from trustgate_core.errors import AlreadyExists, HasDependents, ValidationFailed
+from trustgate_core.ids import uuid7
+from trustgate_core.models import Role
+from trustgate_core.models.base import EntityKind
+
+
+async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
+    stmt = select(t.RoleRow.id).where(t.RoleRow.gateway_id == gateway_id, t.RoleRow.name == name)
+    found = (await uow.session.exec(stmt)).first()
+    if found is not None and found != own:
+        raise AlreadyExists(f"a role named '{name}' already exists in this gateway")
+
+
+async def _emit(uow: UnitOfWork, row: t.RoleRow) -> Role:
+    row.revision = await uow.next_revision()
+    row.updated_at = now()
+    uow.session.add(row)
+    await uow.session.flush()
+    entity = await wire.role(uow.session, row)
+    uow.emit(EntityKind.role, row.gateway_id, row.id, row.revision, entity)
+    return entity
+
+
+async def create(uow: UnitOfWork, gateway_id: UUID, body: RoleIn) -> Role:
+    if not body.name:
+        raise ValidationFailed("name: is required")
+    spec = body.model_dump(exclude_unset=True, mode="json")
+    async with uow:
+        await get_gateway(uow.session, gateway_id)
+        await _unique_name(uow, gateway_id, body.name, None)
+        ts = now()
+        row = t.RoleRow(
+            id=uuid7(),
+            gateway_id=gateway_id,
+            name=body.name,
+            model_policies=spec.get("model_policies") or [],
+            mcp_policies=spec.get("mcp_policies"),
+            oidc_mapping=spec.get("oidc_mapping"),
+            revision=0,
+            created_at=ts,
+            updated_at=ts,
+        )
+        uow.session.add(row)
+        entity = await _emit(uow, row)
+        await uow.commit()
+        return entity
+
+
+async def get(uow: UnitOfWork, gateway_id: UUID, role_id: UUID) -> Role:
+    async with uow:
+        return await wire.role(uow.session, await get_child(uow.session, t.RoleRow, gateway_id, role_id))
+
+
+async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[Role], int]:
+    async with uow:
+        await get_gateway(uow.session, gateway_id)
+        stmt: Any = select(t.RoleRow).where(t.RoleRow.gateway_id == gateway_id)
+        rows, total = await page(uow.session, stmt, q, t.RoleRow)
+        return [await wire.role(uow.session, r) for r in rows], total
+
+
+async def update(uow: UnitOfWork, gateway_id: UUID, role_id: UUID, body: RoleIn) -> Role:
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    async with uow:
+        row = await get_child(uow.session, t.RoleRow, gateway_id, role_id, lock=True)
+        if "name" in changes and changes["name"] != row.name:
+            await _unique_name(uow, gateway_id, changes["name"], row.id)
+        for key, value in changes.items():
+            setattr(row, key, value)
+        entity = await _emit(uow, row)
+        await uow.commit()
+        return entity
+
+
+async def delete(uow: UnitOfWork, gateway_id: UUID, role_id: UUID) -> None:
+    async with uow:
+        row = await get_child(uow.session, t.RoleRow, gateway_id, role_id, lock=True)
+        linked = (
+            await uow.session.exec(select(t.ConsumerRoleLink.consumer_id).where(t.ConsumerRoleLink.role_id == role_id))
+        ).first()
+        if linked is not None:
+            raise HasDependents("the role is attached to a consumer; detach it first")
+        await uow.session.delete(row)
+        uow.emit(EntityKind.role, gateway_id, role_id, await uow.next_revision(), None)
+        await uow.commit()
+
+
+async def attach_registry(uow: UnitOfWork, gateway_id: UUID, role_id: UUID, registry_id: UUID, attach: bool) -> None:
+    async with uow:
+        row = await get_child(uow.session, t.RoleRow, gateway_id, role_id, lock=True)
+        await get_child(uow.session, t.RegistryRow, gateway_id, registry_id)
+        link = await uow.session.get(t.RoleRegistryLink, (role_id, registry_id))
+        if attach == (link is not None):
+            return
+        if attach:
+            uow.session.add(t.RoleRegistryLink(role_id=role_id, registry_id=registry_id))
+        else:
+            await uow.session.delete(link)
+        await uow.session.flush()
+        await _emit(uow, row)
+        await uow.commit()

@@ -1,0 +1,120 @@
+"""Unit of work: one transaction for the entity and its outbox rows.
+
+Every mutation takes a fresh revision from one sequence, writes its rows, and queues the
+config event (whole entity state, or a tombstone) in the outbox — all in one transaction.
+On commit Postgres notifies the relay, which publishes after the commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from trustgate_admin.adapters.db.tables import OutboxRow
+from trustgate_core.crypto import SecretBox
+from trustgate_core.errors import AlreadyExists, Conflict, HasDependents, Unavailable
+from trustgate_core.events.config import EVENT_TYPES, encode_event
+from trustgate_core.events.subjects import config_subject
+from trustgate_core.models.base import Entity, EntityKind
+
+OUTBOX_CHANNEL = "trustgate_outbox"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
+        self._sessions = sessions
+        self.box = box
+        self._emitted = 0
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        self._emitted = 0
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is not None:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+        if isinstance(exc, IntegrityError):
+            raise translate_integrity_error(exc) from exc
+        if isinstance(exc, (OperationalError, OSError)) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
+            raise Unavailable("the configuration database is unavailable") from exc
+
+    async def next_revision(self) -> int:
+        result = await self.session.execute(text("SELECT nextval('config_revision_seq')"))
+        return int(result.scalar_one())
+
+    def emit(
+        self,
+        kind: EntityKind,
+        gateway_id: UUID,
+        entity_id: UUID,
+        revision: int,
+        entity: Entity | None,
+    ) -> None:
+        """Queue the config event for ``entity`` (``None``: a delete tombstone)."""
+        event = EVENT_TYPES[kind](
+            op="upsert" if entity is not None else "delete",
+            revision=revision,
+            gateway_id=gateway_id,
+            entity_id=entity_id,
+            occurred_at=now(),
+            entity=entity,
+        )
+        subject = config_subject(kind, gateway_id, entity_id)
+        self.session.add(
+            OutboxRow(
+                subject=subject,
+                msg_id=f"{kind.value}:{entity_id}:{revision}",
+                kind=kind.value,
+                entity_id=entity_id,
+                revision=revision,
+                payload=encode_event(event),
+                created_at=now(),
+            )
+        )
+        self._emitted += 1
+
+    async def commit(self) -> None:
+        if self._emitted:
+            await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+        await self.session.commit()
+        self._emitted = 0
+
+
+def translate_integrity_error(exc: IntegrityError) -> Exception:
+    sqlstate = getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None) or getattr(
+        exc.orig, "sqlstate", None
+    )
+    detail = str(exc.orig)
+    if sqlstate == "23505":  # unique_violation
+        return AlreadyExists(_unique_message(detail))
+    if sqlstate == "23503":  # foreign_key_violation
+        return HasDependents("the resource is still referenced by other resources")
+    return Conflict("the change conflicts with existing data")
+
+
+def _unique_message(detail: str) -> str:
+    for field in ("slug", "domain", "name", "key_hash"):
+        if f"({field})" in detail or f", {field})" in detail:
+            return f"a resource with this {field} already exists"
+    return "the resource already exists"
