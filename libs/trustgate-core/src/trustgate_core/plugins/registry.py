@@ -210,6 +210,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "[key]":  # pydantic marks an invalid mapping key this way
+            continue
         else:
             out = _join(out, part)
     return out
