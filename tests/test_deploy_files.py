@@ -1,0 +1,186 @@
+"""The deployment files agree with the code: services, ports, health checks, settings."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+
+INFRA_PORTS = {"postgres": 5432, "nats": 4222, "redis": 6379, "kafka": 9092}
+PLANE_PORTS = {"admin": 8080, "proxy": 8081}
+
+# Modules that may hold settings classes; those not installed (yet) are skipped.
+SETTINGS_MODULES = [
+    "trustgate_core.settings",
+    "trustgate_admin.settings",
+    "trustgate_proxy.settings",
+    "trustgate_mcp.settings",
+    "trustgate_telemetry.settings",
+    "trustgate_policy_cache.settings",
+]
+
+# Variables the compose file sets for planes that are not written yet: Redis is for the
+# proxy's shared counters and policy-cache, Kafka for telemetry (architecture §4-§6).
+# Remove a name here once a settings class reads it.
+PENDING_SETTINGS = {"REDIS_HOST", "KAFKA_BROKERS"}
+
+
+def _aliases(field: Any) -> set[str]:
+    names: set[str] = set()
+    if isinstance(field.alias, str):
+        names.add(field.alias)
+    validation = field.validation_alias
+    if isinstance(validation, str):
+        names.add(validation)
+    elif validation is not None:
+        for choice in getattr(validation, "choices", []):
+            if isinstance(choice, str):
+                names.add(choice)
+    return {name.upper() for name in names}
+
+
+def setting_names() -> set[str]:
+    """Every environment name a TrustGate settings class reads (aliases, else field names)."""
+    names: set[str] = set()
+    for module_name in SETTINGS_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, BaseSettings) or cls is BaseSettings:
+                continue
+            for field_name, field in cls.model_fields.items():
+                names |= _aliases(field) or {field_name.upper()}
+    return names
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _published_ports(service: dict[str, Any]) -> set[int]:
+    published: set[int] = set()
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            published.add(int(entry["published"]))
+        else:
+            parts = str(entry).split("/")[0].split(":")
+            published.add(int(parts[-2]) if len(parts) >= 2 else int(parts[-1]))
+    return published
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def test_compose_has_the_infrastructure_and_both_planes(compose: dict[str, Any]) -> None:
+    assert set(INFRA_PORTS) | set(PLANE_PORTS) <= set(compose["services"])
+
+
+@pytest.mark.parametrize("name,port", [*INFRA_PORTS.items(), *PLANE_PORTS.items()])
+def test_compose_publishes_each_service_on_its_standard_port(
+    compose: dict[str, Any], name: str, port: int
+) -> None:
+    assert port in _published_ports(compose["services"][name])
+
+
+@pytest.mark.parametrize("name", [*INFRA_PORTS, *PLANE_PORTS])
+def test_compose_services_have_health_checks(compose: dict[str, Any], name: str) -> None:
+    healthcheck = compose["services"][name].get("healthcheck")
+    assert healthcheck and healthcheck.get("test"), f"{name} has no health check"
+
+
+def test_nats_runs_with_jetstream(compose: dict[str, Any]) -> None:
+    command = compose["services"]["nats"].get("command", [])
+    assert "-js" in (command if isinstance(command, list) else command.split())
+
+
+@pytest.mark.parametrize("plane", list(PLANE_PORTS))
+def test_planes_are_built_from_the_one_dockerfile_and_run_their_command(
+    compose: dict[str, Any], plane: str
+) -> None:
+    service = compose["services"][plane]
+    assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert service["command"] == [plane]
+
+
+@pytest.mark.parametrize("plane", list(PLANE_PORTS))
+def test_plane_health_checks_probe_their_own_port(compose: dict[str, Any], plane: str) -> None:
+    test = " ".join(compose["services"][plane]["healthcheck"]["test"])
+    assert f":{PLANE_PORTS[plane]}/healthz" in test
+
+
+def test_planes_get_the_settings_they_need(compose: dict[str, Any]) -> None:
+    admin = _environment(compose["services"]["admin"])
+    proxy = _environment(compose["services"]["proxy"])
+    for name in ("SERVER_SECRET_KEY", "NATS_URL", "GATEWAY_BASE_DOMAIN"):
+        assert name in admin and name in proxy
+    for name in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"):
+        assert name in admin
+    assert "REDIS_HOST" in proxy and "KAFKA_BROKERS" in proxy
+
+
+def test_every_variable_the_planes_set_is_a_real_setting(compose: dict[str, Any]) -> None:
+    known = setting_names() | PENDING_SETTINGS
+    unknown = {
+        f"{plane}:{name}"
+        for plane in PLANE_PORTS
+        for name in _environment(compose["services"][plane])
+        if name.upper() not in known
+    }
+    assert not unknown, f"compose sets variables no settings class reads: {sorted(unknown)}"
+
+
+def test_setting_names_include_the_core_and_database_aliases() -> None:
+    names = setting_names()
+    assert {"SERVER_SECRET_KEY", "NATS_URL", "DB_HOST", "DATABASE_URL"} <= names
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def test_dockerfile_is_one_image_whose_argument_picks_the_plane() -> None:
+    instructions = _dockerfile_instructions()
+    froms = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert froms and froms[0].startswith("python:3.11-slim")
+    entrypoint = [json.loads(rest) for keyword, rest in instructions if keyword == "ENTRYPOINT"]
+    cmd = [json.loads(rest) for keyword, rest in instructions if keyword == "CMD"]
+    assert entrypoint[-1] == ["trustgate"]
+    assert cmd[-1] == ["proxy"]
+
+
+def test_dockerfile_installs_every_package_and_runs_unprivileged() -> None:
+    instructions = _dockerfile_instructions()
+    copied = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
+    for part in ("libs", "services", "src", "pyproject.toml"):
+        assert re.search(rf"\b{re.escape(part)}\b", copied), f"{part} is not copied"
+    run = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    assert "pip install" in run
+    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")
