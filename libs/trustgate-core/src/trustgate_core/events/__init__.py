@@ -10,6 +10,7 @@ from trustgate_core.events.config import (
     decode_config_event,
     encode_event,
 )
+from trustgate_core.events.requests import RequestEvent, decode_request_event
 from trustgate_core.events.subjects import (
     CONFIG_STREAM,
     CONFIG_SUBJECTS,
@@ -32,10 +33,12 @@ __all__ = [
     "GatewayEvent",
     "PolicyEvent",
     "RegistryEvent",
+    "RequestEvent",
     "RoleEvent",
     "StreamSpec",
     "config_subject",
     "decode_config_event",
+    "decode_request_event",
     "encode_event",
     "parse_config_subject",
     "requests_stream",

@@ -1,0 +1,92 @@
+"""What the proxy needs to call one registry: URLs and headers, built once per registry.
+
+A target is built from the registry and its opened (decrypted) ``auth`` when the registry
+is first used, and rebuilt after the registry changes; the hot path only reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode
+
+from trustgate_core.models import Registry
+from trustgate_proxy.domain.errors import ProviderCredentialError
+
+
+class UpstreamTarget:
+    """One registry's endpoint for the OpenAI wire format."""
+
+    __slots__ = ("_chat_url", "base_url", "deployment_in_path", "headers", "provider", "query")
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str] | None = None,
+        deployment_in_path: bool = False,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers)
+        self.query = "?" + urlencode(query) if query else ""
+        self.deployment_in_path = deployment_in_path
+        self._chat_url = f"{self.base_url}/chat/completions{self.query}"
+
+    def chat_url(self, model: str | None) -> str:
+        if self.deployment_in_path:
+            return f"{self.base_url}/openai/deployments/{quote(model or '', safe='')}/chat/completions{self.query}"
+        return self._chat_url
+
+    def models_url(self) -> str | None:
+        if self.deployment_in_path:
+            return None
+        return f"{self.base_url}/models{self.query}"
+
+
+class TargetBuilder(Protocol):
+    def __call__(self, registry: Registry, auth: Mapping[str, Any] | None) -> UpstreamTarget: ...
+
+
+def api_key_credentials(
+    auth: Mapping[str, Any] | None, *, required: bool
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Headers and query parameters from an ``api_key`` auth: ``{api_key}`` as a bearer
+    token, ``header_name``+``header_value``, or ``param_name``+``param_value``
+    (+``param_location``: query, the default, or header)."""
+    if not auth:
+        if required:
+            raise ProviderCredentialError("the registry has no credentials")
+        return {}, {}
+    kind = auth.get("type", "api_key")
+    if kind != "api_key":
+        raise ProviderCredentialError(f"auth type '{kind}' is not supported by this provider")
+    cfg: Any = auth.get("api_key", auth)
+    if isinstance(cfg, str):
+        return {"Authorization": f"Bearer {cfg}"}, {}
+    if not isinstance(cfg, Mapping):
+        raise ProviderCredentialError("malformed api_key credentials")
+    if isinstance(cfg.get("api_key"), str) and cfg["api_key"]:
+        return {"Authorization": f"Bearer {cfg['api_key']}"}, {}
+    if cfg.get("header_name") and isinstance(cfg.get("header_value"), str):
+        return {str(cfg["header_name"]): cfg["header_value"]}, {}
+    if cfg.get("param_name") and isinstance(cfg.get("param_value"), str):
+        if str(cfg.get("param_location", "query")).lower() == "header":
+            return {str(cfg["param_name"]): cfg["param_value"]}, {}
+        return {}, {str(cfg["param_name"]): cfg["param_value"]}
+    if required:
+        raise ProviderCredentialError("the registry has no api key")
+    return {}, {}
+
+
+def normalise_base_url(url: str) -> str:
+    """An SDK-style base URL (``…/v1``): a bare host gets ``/v1``; a trailing
+    ``/chat/completions`` is dropped."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/chat/completions"):
+        url = url[: -len("/chat/completions")]
+    _scheme, sep, rest = url.partition("://")
+    if sep and "/" not in rest:
+        url += "/v1"
+    return url

@@ -1,0 +1,177 @@
+"""The composition root: builds the proxy's parts and owns their lifecycle.
+
+The HTTP app is usable at once (``/healthz`` answers, ``/readyz`` says not ready); a
+background task connects to NATS (retrying), makes sure the streams exist, and starts the
+config replica. The proxy serves traffic once the replica has caught up, and keeps serving
+from it if NATS goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+import aiohttp
+from nats.aio.client import Client as NATS
+
+from trustgate_core.bus import ensure_streams
+from trustgate_core.crypto import SecretBox
+from trustgate_core.events.subjects import CONFIG_STREAM, requests_stream
+from trustgate_core.replica import ConfigReplica, ReplicaState
+from trustgate_proxy.adapters.bus import connect_nats
+from trustgate_proxy.adapters.upstream import make_session
+from trustgate_proxy.asgi.app import ProxyApp
+from trustgate_proxy.domain.routing import Balancer, RoundRobin
+from trustgate_proxy.handlers.config import follow_config
+from trustgate_proxy.handlers.request_events import RequestEventPublisher
+from trustgate_proxy.services.chat import ChatForwarder
+from trustgate_proxy.services.config_view import ConfigView
+from trustgate_proxy.services.models import ModelLister
+from trustgate_proxy.services.ports import EventSink, NullSink
+from trustgate_proxy.settings import ProxySettings
+
+log = logging.getLogger(__name__)
+
+_RETRY_MIN, _RETRY_MAX = 0.2, 5.0
+
+
+class ProxyRuntime:
+    """Everything one proxy process holds. ``async with ProxyRuntime(settings) as rt``
+    then serve ``rt.app``."""
+
+    def __init__(self, settings: ProxySettings, *, balancer: Balancer | None = None) -> None:
+        self.settings = settings
+        self.state = ReplicaState()
+        self.view = ConfigView(self.state, SecretBox(settings.secrets_material))
+        self.publisher = RequestEventPublisher(settings.event_queue_size)
+        self.events: EventSink = self.publisher if settings.telemetry_enabled else NullSink()
+        self.balancer: Balancer = balancer or RoundRobin()
+        self.nc: NATS | None = None
+        self.replica: ConfigReplica | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self._boot: asyncio.Task[None] | None = None
+        self._app: ProxyApp | None = None
+        self._replica_set = asyncio.Event()
+
+    @property
+    def app(self) -> ProxyApp:
+        if self._app is None:
+            raise RuntimeError("the runtime is not started")
+        return self._app
+
+    @property
+    def ready(self) -> bool:
+        return self.replica is not None and self.replica.ready
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        self.session = make_session(
+            pool_size=s.upstream_pool_size,
+            keepalive=s.upstream_keepalive,
+            connect_timeout=s.provider_connect_timeout,
+            read_timeout=s.provider_request_timeout,
+        )
+        self._app = ProxyApp(
+            state=self.state,
+            view=self.view,
+            balancer=self.balancer,
+            forwarder=ChatForwarder(self.session),
+            models=ModelLister(self.view, self.session),
+            events=self.events,
+            is_ready=lambda: self.ready,
+            dependencies=self.dependencies,
+            metrics=self.metrics,
+            discovery_mode=s.discovery_mode,
+            base_domain=s.gateway_base_domain,
+            max_body_bytes=s.max_body_bytes,
+        )
+        self.publisher.start()
+        self._boot = asyncio.create_task(self._connect(), name="proxy-boot")
+
+    async def wait_ready(self) -> None:
+        """Until the replica has caught up (wrap in ``asyncio.timeout``)."""
+        await self._replica_set.wait()
+        assert self.replica is not None
+        await self.replica.wait_ready()
+
+    async def stop(self) -> None:
+        boot, self._boot = self._boot, None
+        if boot is not None:
+            boot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await boot
+        await self.publisher.stop()
+        if self.replica is not None:
+            await self.replica.stop()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        if self.session is not None:
+            await self.session.close()
+
+    async def __aenter__(self) -> ProxyRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _connect(self) -> None:
+        s = self.settings
+        delay = _RETRY_MIN
+        while self.nc is None:
+            try:
+                self.nc = await connect_nats(s.nats_url, name="trustgate-proxy")
+            except Exception as exc:
+                log.warning("proxy: NATS not reachable (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+        self.publisher.attach(self.nc)
+        delay = _RETRY_MIN
+        while True:
+            replica = ConfigReplica(self.nc, state=self.state)
+            follow_config(replica, self.view)
+            try:
+                await ensure_streams(
+                    self.nc.jetstream(),
+                    [
+                        CONFIG_STREAM,
+                        requests_stream(s.requests_max_age_seconds, s.requests_max_bytes),
+                    ],
+                )
+                await replica.start()
+            except Exception as exc:
+                log.warning("proxy: config replica not started (%s); retrying", exc)
+                await replica.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                continue
+            self.replica = replica
+            self._replica_set.set()
+            return
+
+    # -- observability --------------------------------------------------------------------
+    def dependencies(self) -> dict[str, str]:
+        return {
+            "nats": "ok" if self.nc is not None and self.nc.is_connected else "unavailable",
+            "config": "ok" if self.ready else "unavailable",
+        }
+
+    def metrics(self) -> dict[str, float]:
+        p = self.publisher
+        return {
+            "request_events_published_total": p.published,
+            "request_events_dropped_total": p.dropped,
+            "request_events_failed_total": p.failed,
+            "request_events_pending": p.pending,
+            "config_events_applied_total": self.replica.applied if self.replica else 0,
+            "config_ready": 1 if self.ready else 0,
+        }

@@ -1,0 +1,113 @@
+"""One proxied call, as recorded along the hot path, and the request event made from it.
+
+The hot path only sets attributes on a ``Call`` (slots, no validation); the event payload
+(the ``RequestEvent`` contract of ``trustgate_core.events.requests``) is built later, by the
+publisher's background task.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from trustgate_core.events.requests import REQUEST_SCHEMA_VERSION
+
+
+class Call:
+    __slots__ = (
+        "auth_id",
+        "consumer_id",
+        "ended",
+        "error_kind",
+        "gateway_id",
+        "method",
+        "model",
+        "path",
+        "provider",
+        "registry_id",
+        "request_bytes",
+        "requested_model",
+        "response_bytes",
+        "started",
+        "started_wall",
+        "status",
+        "stream",
+        "tenant_id",
+        "trace_id",
+        "upstream_end",
+        "upstream_start",
+        "upstream_ttfb",
+        "usage",
+    )
+
+    def __init__(
+        self, trace_id: str, method: str, path: str, started: float, started_wall: float
+    ) -> None:
+        self.trace_id = trace_id
+        self.method = method
+        self.path = path
+        self.started = started  # perf_counter seconds
+        self.started_wall = started_wall  # epoch seconds
+        self.ended = 0.0
+        self.gateway_id: UUID | None = None
+        self.tenant_id: str | None = None
+        self.consumer_id: UUID | None = None
+        self.registry_id: UUID | None = None
+        self.auth_id: UUID | None = None
+        self.provider: str | None = None
+        self.requested_model: str | None = None
+        self.model: str | None = None
+        self.status = 0
+        self.stream = False
+        self.error_kind: str | None = None
+        self.upstream_start = 0.0
+        self.upstream_ttfb = 0.0
+        self.upstream_end = 0.0
+        self.usage: dict[str, Any] | None = None
+        self.request_bytes = 0
+        self.response_bytes = 0
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+def event_payload(call: Call) -> dict[str, Any]:
+    """The ``RequestEvent`` of a finished call, as a mapping orjson encodes directly."""
+    total = max(0.0, call.ended - call.started)
+    upstream: float | None = None
+    ttfb: float | None = None
+    if call.upstream_start:
+        if call.upstream_end:
+            upstream = max(0.0, call.upstream_end - call.upstream_start)
+        if call.upstream_ttfb:
+            ttfb = max(0.0, call.upstream_ttfb - call.upstream_start)
+    return {
+        "schema_version": REQUEST_SCHEMA_VERSION,
+        "kind": "llm",
+        "trace_id": call.trace_id,
+        "gateway_id": call.gateway_id,
+        "tenant_id": call.tenant_id,
+        "consumer_id": call.consumer_id,
+        "registry_id": call.registry_id,
+        "auth_id": call.auth_id,
+        "method": call.method,
+        "path": call.path,
+        "provider": call.provider,
+        "requested_model": call.requested_model,
+        "model": call.model,
+        "status": call.status,
+        "stream": call.stream,
+        "error_kind": call.error_kind,
+        "timings": {
+            "total_ms": _ms(total),
+            "upstream_ttfb_ms": None if ttfb is None else _ms(ttfb),
+            "upstream_ms": None if upstream is None else _ms(upstream),
+            "gateway_ms": _ms(max(0.0, total - (upstream or 0.0))),
+        },
+        "usage": call.usage,
+        "sizes": {"request_bytes": call.request_bytes, "response_bytes": call.response_bytes},
+        "started_at": datetime.fromtimestamp(call.started_wall, UTC),
+        "ended_at": datetime.fromtimestamp(call.started_wall + total, UTC),
+    }

@@ -1,0 +1,39 @@
+"""Which gateway a request is for: the `X-AG-Gateway-Slug` header, or the Host."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from trustgate_core.errors import Forbidden, InvalidAuthRequest
+from trustgate_core.models import Gateway
+from trustgate_core.replica import ReplicaState
+
+DiscoveryMode = Literal["header", "subdomain"]
+
+
+def discover_gateway(
+    state: ReplicaState,
+    mode: DiscoveryMode,
+    header_slug: str | None,
+    host: str | None,
+    base_domain: str,
+) -> Gateway:
+    """The header wins (in ``header`` mode): an unknown slug there is an error even when the
+    Host would match. Otherwise the Host must be ``{slug}.{base_domain}`` (a port allowed).
+
+    Unknown, deleted and unmatched → 400 ``invalid_auth_request``; disabled → 403.
+    """
+    gateway: Gateway | None
+    if mode == "header" and header_slug is not None:
+        gateway = state.gateway_by_slug(header_slug)
+        if gateway is None:
+            raise InvalidAuthRequest("unknown gateway")
+    elif host:
+        gateway = state.gateway_by_host(host, base_domain)
+        if gateway is None:
+            raise InvalidAuthRequest("no gateway for this host")
+    else:
+        raise InvalidAuthRequest("gateway not specified")
+    if not gateway.active:
+        raise Forbidden("gateway is disabled")
+    return gateway

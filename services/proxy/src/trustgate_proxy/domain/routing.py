@@ -1,0 +1,128 @@
+"""Choosing a registry for a request: the candidate set by model, and a balancer.
+
+The seam for load balancing, health and fallback (a later issue): ``resolve_routes`` gives
+the candidates a request may go to, in the consumer's order; a ``Balancer`` picks one.
+Today the only balancer is round-robin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from trustgate_core.errors import NoBackendAvailable
+from trustgate_core.models import Consumer, Registry
+from trustgate_proxy.domain.errors import InvalidModel, ModelNotAllowed
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A consumer's link to a routable registry, with its model policy."""
+
+    registry: Registry
+    provider: str
+    weight: int = 1
+    allowed: frozenset[str] | None = None
+    default: str | None = None
+
+    def permits(self, model: str) -> bool:
+        return self.allowed is None or model in self.allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where to send a request: a binding, and the model to send (``None``: as sent)."""
+
+    binding: Binding
+    model: str | None
+    pinned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The routes a request may take. ``key`` names the set for a balancer's state."""
+
+    key: tuple[object, ...]
+    routes: tuple[Route, ...]
+
+
+def bindings_of(
+    consumer: Consumer, registries: dict[UUID, Registry], supported: frozenset[str]
+) -> tuple[Binding, ...]:
+    """The consumer's registries that exist, are enabled LLM registries, and whose provider
+    this proxy speaks, in the consumer's order."""
+    policies = {p.registry_id: p for p in consumer.model_policies}
+    out: list[Binding] = []
+    for link in consumer.registries:
+        registry = registries.get(link.registry_id)
+        if registry is None or not registry.enabled or registry.type != "LLM":
+            continue
+        provider = (registry.provider or "").lower()
+        if provider not in supported:
+            continue
+        policy = policies.get(link.registry_id)
+        allowed = frozenset(policy.allowed) if policy and policy.allowed else None
+        default = policy.default if policy else None
+        out.append(Binding(registry, provider, link.weight, allowed, default))
+    return tuple(out)
+
+
+def resolve_routes(consumer_id: UUID, bindings: Sequence[Binding], model: str | None) -> Candidates:
+    """The candidate routes for ``model`` (reference §3 "Model intent", with round-robin
+    across every registry that serves a bare model, as issue 3 asks).
+
+    - no model: every binding; its default model is injected when it has one, and a binding
+      with an allow-list but no default cannot serve the request;
+    - ``auto``: the bindings that have a default model, each with its default;
+    - ``@provider/model``: pinned to the first binding of that provider that permits it;
+    - a bare model: every binding whose allow-list (if any) permits it.
+    """
+    if not bindings:
+        raise NoBackendAvailable("no backend available for this consumer")
+    routes: list[Route]
+    if not model:
+        routes = [Route(b, b.default) for b in bindings if b.default or b.allowed is None]
+    elif model == "auto":
+        routes = [Route(b, b.default) for b in bindings if b.default]
+        if not routes:
+            raise InvalidModel("no registry has a default model for 'auto'")
+    elif model[0] == "@":
+        provider, sep, name = model[1:].partition("/")
+        if not sep or not provider or not name:
+            raise InvalidModel("a pinned model is '@provider/model'")
+        provider = provider.lower()
+        pinned = [b for b in bindings if b.provider == provider]
+        if not pinned:
+            raise ModelNotAllowed(f"provider '{provider}' is not bound to this consumer")
+        routes = [Route(b, name, True) for b in pinned if b.permits(name)][:1]
+    elif model.startswith("pool:"):
+        raise InvalidModel("unknown pool")
+    else:
+        routes = [Route(b, None) for b in bindings if b.permits(model)]
+    if not routes:
+        raise ModelNotAllowed("model not allowed")
+    key = (consumer_id, *(r.binding.registry.id for r in routes))
+    return Candidates(key, tuple(routes))
+
+
+class Balancer(Protocol):
+    """Picks one of the candidates. Implementations keep their own state by ``key``."""
+
+    def pick(self, candidates: Candidates) -> Route: ...
+
+
+class RoundRobin:
+    """Each candidate set in turn. State is per candidate set (bounded by configuration)."""
+
+    def __init__(self) -> None:
+        self._next: dict[tuple[object, ...], int] = {}
+
+    def pick(self, candidates: Candidates) -> Route:
+        routes = candidates.routes
+        if len(routes) == 1:
+            return routes[0]
+        n = self._next.get(candidates.key, 0)
+        self._next[candidates.key] = n + 1
+        return routes[n % len(routes)]

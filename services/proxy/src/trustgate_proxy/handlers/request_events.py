@@ -1,0 +1,125 @@
+"""Request events → ``trustgate.requests.<gateway_id>``: fire-and-forget, bounded.
+
+``emit`` (on the hot path) appends to a bounded buffer and returns; an owned background
+task encodes and publishes. When the buffer is full the event is dropped and counted.
+While NATS is unreachable the task waits, the buffer holds what fits (the rest is dropped
+and counted), and publishing resumes when the connection is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+
+import orjson
+from nats.aio.client import Client as NATS
+
+from trustgate_core.events.subjects import requests_subject
+from trustgate_proxy.domain.call import Call, event_payload
+
+log = logging.getLogger(__name__)
+
+_RECONNECT_POLL = 0.05
+_YIELD_EVERY = 64
+
+
+class RequestEventPublisher:
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._buf: deque[Call] = deque()
+        self._wake = asyncio.Event()
+        self._nc: NATS | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._subjects: dict[object, str] = {}
+        self.published = 0
+        self.dropped = 0
+        self.failed = 0
+
+    # -- hot path -------------------------------------------------------------------------
+    def emit(self, call: Call) -> None:
+        if call.gateway_id is None:  # no gateway, no subject: nothing to publish
+            return
+        if len(self._buf) >= self.capacity:
+            self.dropped += 1
+            return
+        self._buf.append(call)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    def attach(self, nc: NATS) -> None:
+        self._nc = nc
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="request-events")
+
+    async def stop(self, flush_timeout: float = 2.0) -> None:
+        """Publish what is buffered (within ``flush_timeout``), then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        deadline = asyncio.get_running_loop().time() + flush_timeout
+        while self._buf and self.connected and asyncio.get_running_loop().time() < deadline:
+            self._wake.set()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if self._nc is not None and self._nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=1)
+
+    # -- the drain task -------------------------------------------------------------------
+    async def _run(self) -> None:
+        buf = self._buf
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            sent = 0
+            while buf:
+                nc = self._nc
+                if nc is None or not nc.is_connected:
+                    await asyncio.sleep(_RECONNECT_POLL)
+                    continue
+                call = buf[0]
+                try:
+                    await self._publish(nc, call)
+                except Exception as exc:
+                    if nc.is_connected:  # not an outage: a bad event; drop it
+                        buf.popleft()
+                        self.failed += 1
+                        log.warning("request event not published: %r", exc)
+                    else:
+                        await asyncio.sleep(_RECONNECT_POLL)
+                    continue
+                buf.popleft()
+                self.published += 1
+                sent += 1
+                if sent % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+
+    async def _publish(self, nc: NATS, call: Call) -> None:
+        subject = self._subjects.get(call.gateway_id)
+        if subject is None:
+            subject = requests_subject(str(call.gateway_id))
+            if len(self._subjects) > 4096:
+                self._subjects.clear()
+            self._subjects[call.gateway_id] = subject
+        payload = orjson.dumps(event_payload(call))
+        headers = {
+            "Nats-Msg-Id": call.trace_id,
+            "traceparent": f"00-{call.trace_id}-{os.urandom(8).hex()}-01",
+        }
+        await nc.publish(subject, payload, headers=headers)

@@ -1,0 +1,87 @@
+"""Runs the proxy: ``serve()`` for ``trustgate proxy``; ``run_server()`` for ``trustgate run``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Generator
+
+import uvicorn
+
+from trustgate_proxy.bootstrap import ProxyRuntime
+from trustgate_proxy.settings import ProxySettings
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal capture: whoever runs us owns the signals (``serve``
+    below, or ``trustgate run``), and stops us by cancelling ``run_server``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def server_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Config:
+    return uvicorn.Config(
+        runtime.app,
+        host=settings.host,
+        port=settings.port,
+        http="httptools",
+        loop="none",
+        lifespan="off",
+        access_log=False,
+        server_header=False,
+        date_header=True,
+        timeout_keep_alive=int(settings.idle_timeout),
+        backlog=4096,
+        log_level=settings.log_level.lower(),
+    )
+
+
+async def run_server(
+    settings: ProxySettings | None = None, *, sockets: list[socket.socket] | None = None
+) -> None:
+    """Serve the proxy until cancelled, then shut down gracefully."""
+    settings = settings or ProxySettings()
+    async with ProxyRuntime(settings) as runtime:
+        server = _Server(server_config(runtime, settings))
+        serving = asyncio.ensure_future(server.serve(sockets=sockets))
+        try:
+            await asyncio.shield(serving)
+        except asyncio.CancelledError:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await serving
+            raise
+
+
+async def _main(settings: ProxySettings) -> None:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await run_server(settings)
+
+
+def serve() -> None:
+    """``trustgate proxy``: one proxy process on ``SERVER_PROXY_PORT`` (uvloop, httptools)."""
+    settings = ProxySettings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    factory: Callable[[], asyncio.AbstractEventLoop]
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_main(settings))

@@ -1,0 +1,269 @@
+"""Proxying an OpenAI Chat Completions call to the chosen upstream, streamed or not.
+
+Same wire format on both sides, so the body passes through untouched unless the route
+changes the model or a stream needs ``stream_options.include_usage`` (then it is
+re-encoded once). Upstream non-2xx answers are relayed verbatim. Streams are passed on
+as they arrive, cut only at line boundaries so a failure can always be reported as one
+clean SSE error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+import orjson
+
+from trustgate_core.errors import BackendError
+from trustgate_proxy.adapters.providers import UpstreamTarget
+from trustgate_proxy.asgi.types import Headers, Message, Receive, Send
+from trustgate_proxy.domain.call import Call
+from trustgate_proxy.domain.routing import Route
+from trustgate_proxy.domain.usage import find_usage
+
+STREAM_ERROR_EVENT = (
+    b'data: {"error":{"message":"upstream stream terminated unexpectedly",'
+    b'"type":"upstream_error"}}\n\n'
+)
+SSE_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+# Never relayed from the upstream: hop-by-hop, framing (recomputed), and what the
+# reference strips or this proxy sets itself.
+_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"content-encoding",
+        b"content-type",
+        b"x-request-id",
+        b"date",
+        b"server",
+        b"set-cookie",
+        b"alt-svc",
+        b"cache-control",
+        b"x-accel-buffering",
+    }
+)
+_DONE = b"data: [DONE]"
+_TAIL = 8192
+_STREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
+
+
+def _relayed(raw: Any) -> Headers:
+    return [(k, v) for k, v in raw if k.lower() not in _DROP]
+
+
+def prepare_body(
+    body: bytes, doc: dict[str, Any], route: Route, stream: bool
+) -> tuple[bytes, str | None]:
+    """The body to send and the model it names."""
+    model = doc.get("model")
+    changed = False
+    if route.model is not None and route.model != model:
+        doc["model"] = model = route.model
+        changed = True
+    elif route.model is None and model == "auto":  # pragma: no cover - routes give a model
+        doc.pop("model", None)
+        model, changed = None, True
+    if stream:
+        opts = doc.get("stream_options")
+        if not isinstance(opts, dict) or opts.get("include_usage") is not True:
+            doc["stream_options"] = {
+                **(opts if isinstance(opts, dict) else {}),
+                "include_usage": True,
+            }
+            changed = True
+    return (orjson.dumps(doc) if changed else body), model if isinstance(model, str) else None
+
+
+class ChatForwarder:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def forward(
+        self,
+        call: Call,
+        target: UpstreamTarget,
+        body: bytes,
+        model: str | None,
+        stream: bool,
+        headers: Headers,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Call the upstream and write its answer. Raises ``BackendError`` only before
+        anything was written."""
+        call.upstream_start = perf_counter()
+        try:
+            resp = await self.session.post(
+                target.chat_url(model), data=body, headers=target.headers
+            )
+        except TimeoutError as exc:
+            call.upstream_end = perf_counter()
+            call.error_kind = "upstream_timeout"
+            raise BackendError("upstream timed out") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            call.upstream_end = perf_counter()
+            call.error_kind = "upstream_connect"
+            raise BackendError("upstream unreachable") from exc
+        call.upstream_ttfb = perf_counter()
+        try:
+            status = resp.status
+            call.status = status
+            if status >= 300:
+                await self._relay_error(call, resp, headers, send)
+            elif stream and resp.content_type == "text/event-stream":
+                await self._relay_stream(call, resp, headers, receive, send)
+            else:
+                await self._relay_json(call, resp, headers, send)
+        finally:
+            resp.release()
+
+    async def _read(self, call: Call, resp: aiohttp.ClientResponse) -> bytes:
+        try:
+            data = await resp.read()
+        except TimeoutError as exc:
+            call.upstream_end = perf_counter()
+            call.error_kind = "upstream_timeout"
+            raise BackendError("upstream timed out") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            call.upstream_end = perf_counter()
+            call.error_kind = "upstream_connect"
+            raise BackendError("upstream connection broken") from exc
+        call.upstream_end = perf_counter()
+        return data
+
+    async def _relay_json(
+        self, call: Call, resp: aiohttp.ClientResponse, headers: Headers, send: Send
+    ) -> None:
+        data = await self._read(call, resp)
+        call.usage = find_usage(data)
+        call.response_bytes = len(data)
+        ctype = resp.headers.get("Content-Type", "application/json").encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": [
+                    *headers,
+                    *_relayed(resp.raw_headers),
+                    (b"content-type", ctype),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    async def _relay_error(
+        self, call: Call, resp: aiohttp.ClientResponse, headers: Headers, send: Send
+    ) -> None:
+        """Status and body verbatim, as JSON, with ``Retry-After`` when the upstream sent it."""
+        data = await self._read(call, resp)
+        call.error_kind = "upstream_status"
+        call.response_bytes = len(data)
+        out = [
+            *headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+        ]
+        retry_after = resp.headers.get("Retry-After")
+        if retry_after is not None:
+            out.append((b"retry-after", retry_after.encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": out})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _relay_stream(
+        self,
+        call: Call,
+        resp: aiohttp.ClientResponse,
+        headers: Headers,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": [*headers, *_relayed(resp.raw_headers), *SSE_HEADERS],
+            }
+        )
+        task = asyncio.current_task()
+        gone = False
+
+        def _on_client_message(fut: asyncio.Future[Message]) -> None:
+            nonlocal gone
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            if fut.result().get("type") == "http.disconnect" and task is not None:
+                gone = True
+                task.cancel()
+
+        watcher: asyncio.Future[Message] = asyncio.ensure_future(receive())
+        watcher.add_done_callback(_on_client_message)
+        pending = b""
+        tail = b""
+        last = b"\n\n"
+        sent = 0
+        try:
+            try:
+                async for chunk in resp.content.iter_any():
+                    if pending:
+                        chunk = pending + chunk
+                    cut = chunk.rfind(b"\n") + 1
+                    if cut == 0:
+                        pending = chunk
+                        continue
+                    if cut < len(chunk):
+                        pending = chunk[cut:]
+                        chunk = chunk[:cut]
+                    else:
+                        pending = b""
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    sent += len(chunk)
+                    last = chunk
+                    tail = chunk if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
+                complete = _DONE in tail
+            except _STREAM_ERRORS:
+                complete = False
+            call.upstream_end = perf_counter()
+            call.usage = find_usage(tail)
+            if complete:
+                end = pending
+            else:
+                call.error_kind = "stream_interrupted"
+                # finish the event in flight (its lines are complete) before the error event
+                end = (b"" if last.endswith(b"\n\n") else b"\n") + STREAM_ERROR_EVENT
+            watcher.remove_done_callback(_on_client_message)
+            await send({"type": "http.response.body", "body": end, "more_body": False})
+            sent += len(end)
+        except asyncio.CancelledError:
+            if not gone or task is None:
+                raise
+            task.uncancel()
+            call.upstream_end = call.upstream_end or perf_counter()
+            call.status = 499
+            call.error_kind = "client_disconnected"
+            call.usage = find_usage(tail)
+            resp.close()  # drop the upstream connection: the upstream sees the cancel
+        finally:
+            watcher.remove_done_callback(_on_client_message)
+            if not watcher.done():
+                watcher.cancel()
+                with contextlib.suppress(BaseException):
+                    await watcher
+            call.response_bytes = sent

@@ -1,0 +1,88 @@
+"""The replica's state compiled for the hot path, recompiled lazily after any change.
+
+Config changes are rare and requests many, so each consumer's routable bindings and each
+registry's upstream target (with its credentials opened once) are built on first use and
+all dropped when the replica applies an event (``invalidate``). Lookups are dict hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from trustgate_core.crypto import SecretBox
+from trustgate_core.models import Consumer, Registry
+from trustgate_core.replica import ReplicaState
+from trustgate_proxy.adapters.providers import BUILDERS, SUPPORTED_PROVIDERS, UpstreamTarget
+from trustgate_proxy.domain.errors import ProviderCredentialError
+from trustgate_proxy.domain.routing import Binding, Candidates, bindings_of, resolve_routes
+
+_MAX_ROUTE_CACHE = 256
+
+
+class ConsumerPlan:
+    """A consumer as the hot path needs it."""
+
+    __slots__ = ("auth_ids", "bindings", "consumer", "routes")
+
+    def __init__(self, consumer: Consumer, bindings: tuple[Binding, ...]) -> None:
+        self.consumer = consumer
+        self.auth_ids: frozenset[object] = frozenset(consumer.auth_ids)
+        self.bindings = bindings
+        self.routes: dict[str | None, Candidates] = {}
+
+    def candidates(self, model: str | None) -> Candidates:
+        found = self.routes.get(model)
+        if found is None:
+            found = resolve_routes(self.consumer.id, self.bindings, model)
+            if len(self.routes) >= _MAX_ROUTE_CACHE:
+                self.routes.clear()
+            self.routes[model] = found
+        return found
+
+
+class ConfigView:
+    def __init__(self, state: ReplicaState, box: SecretBox) -> None:
+        self.state = state
+        self._box = box
+        self._plans: dict[UUID, ConsumerPlan] = {}
+        self._targets: dict[UUID, UpstreamTarget | ProviderCredentialError] = {}
+        self.generation = 0
+
+    def invalidate(self, _event: object = None) -> None:
+        self._plans = {}
+        self._targets = {}
+        self.generation += 1
+
+    def plan(self, consumer: Consumer) -> ConsumerPlan:
+        plan = self._plans.get(consumer.id)
+        if plan is None or plan.consumer is not consumer:
+            plan = ConsumerPlan(
+                consumer, bindings_of(consumer, self.state.registries, SUPPORTED_PROVIDERS)
+            )
+            self._plans[consumer.id] = plan
+        return plan
+
+    def target(self, registry: Registry) -> UpstreamTarget:
+        target = self._targets.get(registry.id)
+        if target is None:
+            target = self._build_target(registry)
+            self._targets[registry.id] = target
+        if isinstance(target, ProviderCredentialError):
+            raise target
+        return target
+
+    def _build_target(self, registry: Registry) -> UpstreamTarget | ProviderCredentialError:
+        builder = BUILDERS.get((registry.provider or "").lower())
+        if builder is None:
+            return ProviderCredentialError(f"provider '{registry.provider}' is not supported")
+        try:
+            opened: Mapping[str, Any] | None = (
+                self._box.open_fields(registry.auth) if registry.auth else None
+            )
+            return builder(registry, opened)
+        except ProviderCredentialError as exc:
+            return exc
+        except Exception:  # a key that does not open (rotated secret), malformed auth
+            return ProviderCredentialError("the registry's credentials cannot be read")
