@@ -1,0 +1,100 @@
+"""The curated catalogs: providers, models, remote MCP servers and policy plugins.
+
+The data ships as JSON inside the package (``trustgate_admin/catalog/*.json``) and is
+read on first use, then kept. Every accessor returns a fresh copy, so callers may
+mutate what they get.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from importlib import resources
+from typing import Any, Final, cast
+
+from trustgate_core.plugins import policies_catalog
+
+_PACKAGE: Final = "trustgate_admin"
+_FOLDER: Final = "catalog"
+
+
+class Catalog:
+    """Read-only view over the curated catalog files (lazy, loaded once per instance)."""
+
+    def __init__(self, package: str = _PACKAGE, folder: str = _FOLDER) -> None:
+        self._package = package
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ providers
+
+    def providers(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._providers())
+
+    def provider(self, code: str) -> dict[str, Any] | None:
+        """The provider with this code or alias (``gemini`` is ``google``), or ``None``."""
+        canonical = self._provider_index().get(code.strip().lower())
+        if canonical is None:
+            return None
+        return copy.deepcopy(canonical)
+
+    def provider_codes(self) -> set[str]:
+        """Codes a registry may use: every provider code and alias."""
+        return set(self._provider_index())
+
+    def canonical_provider_code(self, code: str) -> str | None:
+        provider = self._provider_index().get(code.strip().lower())
+        return None if provider is None else cast(str, provider["code"])
+
+    # ------------------------------------------------------------------ models
+
+    def models(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """Curated models, optionally of one provider (code or alias)."""
+        models = self._load("models.json", "models")
+        if provider is not None:
+            code = self.canonical_provider_code(provider)
+            if code is None:
+                return []
+            models = [model for model in models if model["provider"] == code]
+        return copy.deepcopy(models)
+
+    # ------------------------------------------------------------------ mcp + policies
+
+    def mcp_servers(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._load("mcp_servers.json", "mcp_servers"))
+
+    def policies(self) -> dict[str, Any]:
+        return policies_catalog()
+
+    # ------------------------------------------------------------------ internals
+
+    def _providers(self) -> list[dict[str, Any]]:
+        return self._load("providers.json", "providers")
+
+    def _provider_index(self) -> dict[str, dict[str, Any]]:
+        index = self._cache.get("provider_index")
+        if index is None:
+            index = {}
+            for provider in self._providers():
+                index[provider["code"]] = provider
+                for alias in provider.get("metadata", {}).get("aliases", []):
+                    index[alias] = provider
+            with self._lock:
+                self._cache["provider_index"] = index
+        return cast(dict[str, dict[str, Any]], index)
+
+    def _load(self, filename: str, key: str) -> list[dict[str, Any]]:
+        cached = self._cache.get(filename)
+        if cached is None:
+            with self._lock:
+                cached = self._cache.get(filename)
+                if cached is None:
+                    source = resources.files(self._package).joinpath(self._folder, filename)
+                    document = json.loads(source.read_text(encoding="utf-8"))
+                    cached = document[key]
+                    if not isinstance(cached, list):
+                        raise ValueError(f"{filename}: {key!r} must be a list")
+                    self._cache[filename] = cached
+        return cast(list[dict[str, Any]], cached)
