@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import nats
 import pytest
@@ -111,3 +113,12 @@ def test_nats_server_stop_frees_the_port() -> None:
     finally:
         server.cleanup()
     assert not port_open(server.host, server.port)
+
+
+async def test_wait_for_cancels_a_hung_async_predicate_at_the_deadline() -> None:
+    async def hangs() -> bool:
+        await asyncio.Event().wait()
+        return True
+
+    with pytest.raises(AssertionError, match="hangs"):
+        await wait_for(hangs, timeout=0.1)

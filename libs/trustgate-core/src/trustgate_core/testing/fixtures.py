@@ -41,7 +41,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -62,16 +62,35 @@ _CONNECT_TIMEOUT = 10.0
 # --- waiting -----------------------------------------------------------------------------
 
 
+@overload
 async def wait_for(
-    predicate: Callable[[], T] | Callable[[], Awaitable[T]],
+    predicate: Callable[[], Awaitable[T]],
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    message: str = ...,
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    message: str = ...,
+) -> T: ...
+
+
+async def wait_for(
+    predicate: Callable[[], Any],
     timeout: float = 5.0,  # noqa: ASYNC109 - a polling deadline, not an I/O timeout
     interval: float = 0.02,
     message: str = "",
-) -> T:
+) -> Any:
     """Poll `predicate` (sync or async) until it returns something truthy, and return that.
 
-    Raises AssertionError when `timeout` seconds pass first; the last exception the
-    predicate raised, if any, is chained as the cause.
+    Raises AssertionError when `timeout` seconds pass first (an async predicate still
+    running at the deadline is cancelled); the last exception the predicate raised, if
+    any, is chained as the cause.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -80,10 +99,12 @@ async def wait_for(
         try:
             value = predicate()
             if inspect.isawaitable(value):
-                value = await value
+                # A hung predicate must not outlive the deadline.
+                async with asyncio.timeout(max(deadline - time.monotonic(), interval)):
+                    value = await value
             last_value, last_error = value, None
             if value:
-                return value  # type: ignore[return-value]
+                return value
         except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
