@@ -76,6 +76,13 @@ def test_valid_settings_pass_and_keep_the_canonical_plugin_id(slug: str) -> None
     assert policy.stages
 
 
+@pytest.mark.parametrize("slug", sorted(VALID))
+def test_normalized_settings_and_stages_validate_to_themselves(slug: str) -> None:
+    first = validate_policy(slug, None, None, VALID[slug])
+    again = validate_policy(slug, list(first.stages), first.mode, first.settings)
+    assert again == first
+
+
 @pytest.mark.parametrize(
     ("alias", "plugin"),
     [

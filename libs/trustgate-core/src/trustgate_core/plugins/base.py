@@ -8,7 +8,7 @@ performs I/O; the proxy attaches behaviour to a spec later.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
 
@@ -89,7 +89,7 @@ class ValidatedPolicy:
     plugin: str
     stages: tuple[Stage, ...]
     mode: Mode
-    settings: Mapping[str, Any]
+    settings: dict[str, Any]
 
 
 # --------------------------------------------------------------------------- durations
@@ -193,7 +193,7 @@ def _non_blank(value: object) -> object:
         raise ValueError("must be a string")
     if not value.strip():
         raise ValueError("must not be empty")
-    return value.strip()
+    return value
 
 
 def _duration(value: object) -> object:
