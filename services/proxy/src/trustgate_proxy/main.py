@@ -40,6 +40,7 @@ def server_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Con
         timeout_keep_alive=int(settings.idle_timeout),
         backlog=4096,
         log_level=settings.log_level.lower(),
+        log_config=None,
     )
 
 

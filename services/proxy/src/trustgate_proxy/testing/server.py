@@ -1,0 +1,69 @@
+"""The proxy served by uvicorn inside the caller's event loop, on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from trustgate_core.models import Consumer
+from trustgate_core.settings import DEV_SECRET_KEY
+from trustgate_proxy.bootstrap import ProxyRuntime
+from trustgate_proxy.main import _Server, server_config
+from trustgate_proxy.settings import ProxySettings
+from trustgate_proxy.testing.tenant import Tenant
+
+
+async def poll(predicate: Callable[[], bool], within: float) -> None:
+    """Until ``predicate()`` holds; ``TimeoutError`` after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polling a plain attribute
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    runtime: ProxyRuntime
+
+    def base_url(self, consumer: Consumer) -> str:
+        return f"{self.url}/{consumer.slug}/v1"
+
+
+@asynccontextmanager
+async def run_proxy(nats_url: str, **env: Any) -> AsyncIterator[RunningProxy]:
+    settings = ProxySettings(
+        NATS_URL=nats_url, SERVER_SECRET_KEY=DEV_SECRET_KEY, GATEWAY_BASE_DOMAIN="gw.test", **env
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    async with ProxyRuntime(settings) as runtime:
+        server = _Server(server_config(runtime, settings))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            await poll(lambda: server.started, 5.0)
+            yield RunningProxy(f"http://127.0.0.1:{port}", runtime)
+        finally:
+            server.should_exit = True
+            await serving
+            sock.close()
+
+
+async def until_known(proxy: RunningProxy, tenant: Tenant, within: float = 5.0) -> None:
+    """Until the proxy's replica holds everything the tenant published."""
+    state = proxy.runtime.state
+
+    def caught_up() -> bool:
+        return (
+            state.gateway_by_slug(tenant.slug) == tenant.gateway
+            and all(state.registries.get(r.id) == r for r in tenant.registries.values())
+            and all(state.consumers.get(c.id) == c for c in tenant.consumers.values())
+            and all(state.auths.get(a.id) == a for a in tenant.auths.values())
+        )
+
+    await poll(caught_up, within)

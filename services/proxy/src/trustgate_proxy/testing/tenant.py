@@ -1,0 +1,173 @@
+"""Configuration published straight to the bus, as the admin's outbox would: one gateway
+and its registries, consumers and keys (provider secrets sealed as the admin seals them)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from nats.aio.client import Client as NATS
+
+from trustgate_core.crypto import SecretBox
+from trustgate_core.events import (
+    AuthEvent,
+    ConsumerEvent,
+    GatewayEvent,
+    RegistryEvent,
+    config_subject,
+    encode_event,
+)
+from trustgate_core.ids import consumer_slug, hash_api_key, new_api_key, uuid7
+from trustgate_core.models import Auth, Consumer, Gateway, ModelPolicy, Registry, RegistryBinding
+from trustgate_core.settings import DEV_SECRET_KEY
+from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY
+
+_revisions = itertools.count(time.time_ns())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Tenant:
+    """One gateway with its entities, published to the bus as config events."""
+
+    nc: NATS
+    box: SecretBox
+    gateway: Gateway
+    registries: dict[str, Registry] = field(default_factory=dict)
+    consumers: dict[str, Consumer] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # consumer name -> api key
+    auths: dict[str, Auth] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return self.gateway.slug
+
+    async def _publish(self, event: Any) -> None:
+        js = self.nc.jetstream()
+        await js.publish(
+            config_subject(event.kind, event.gateway_id, event.entity_id), encode_event(event)
+        )
+
+    def _envelope(self, entity_id: UUID, op: str = "upsert") -> dict[str, Any]:
+        return {
+            "op": op,
+            "revision": next(_revisions),
+            "gateway_id": self.gateway.id,
+            "entity_id": entity_id,
+            "occurred_at": _now(),
+        }
+
+    async def put_gateway(self, **changes: Any) -> Gateway:
+        self.gateway = self.gateway.model_copy(update=changes)
+        await self._publish(GatewayEvent(**self._envelope(self.gateway.id), entity=self.gateway))
+        return self.gateway
+
+    async def delete_gateway(self) -> None:
+        await self._publish(GatewayEvent(**self._envelope(self.gateway.id, "delete")))
+
+    async def add_registry(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        provider: str = "openai_compatible",
+        api_key: str = UPSTREAM_KEY,
+    ) -> Registry:
+        now = _now()
+        registry = Registry(
+            id=uuid7(),
+            gateway_id=self.gateway.id,
+            created_at=now,
+            updated_at=now,
+            name=name,
+            provider=provider,
+            provider_options={"base_url": base_url},
+            auth=self.box.seal_fields({"type": "api_key", "api_key": {"api_key": api_key}}),
+        )
+        await self._publish(RegistryEvent(**self._envelope(registry.id), entity=registry))
+        self.registries[name] = registry
+        return registry
+
+    async def add_consumer(
+        self,
+        name: str,
+        registries: list[str],
+        *,
+        policies: dict[str, tuple[list[str] | None, str | None]] | None = None,
+        with_key: bool = True,
+    ) -> Consumer:
+        now = _now()
+        auth_ids: list[UUID] = []
+        if with_key:
+            key = new_api_key()
+            auth = Auth(
+                id=uuid7(),
+                gateway_id=self.gateway.id,
+                created_at=now,
+                updated_at=now,
+                name=f"{name}-key",
+                type="api_key",
+                key_hash=hash_api_key(key),
+                key_prefix=key[:8],
+                key_suffix=key[-4:],
+            )
+            await self._publish(AuthEvent(**self._envelope(auth.id), entity=auth))
+            self.keys[name] = key
+            self.auths[name] = auth
+            auth_ids.append(auth.id)
+        consumer = Consumer(
+            id=uuid7(),
+            gateway_id=self.gateway.id,
+            created_at=now,
+            updated_at=now,
+            name=name,
+            slug=consumer_slug(),
+            registries=[RegistryBinding(registry_id=self.registries[r].id) for r in registries],
+            model_policies=[
+                ModelPolicy(registry_id=self.registries[r].id, allowed=allowed, default=default)
+                for r, (allowed, default) in (policies or {}).items()
+            ],
+            auth_ids=auth_ids,
+        )
+        await self._publish(ConsumerEvent(**self._envelope(consumer.id), entity=consumer))
+        self.consumers[name] = consumer
+        return consumer
+
+    async def put_consumer(self, name: str, **changes: Any) -> Consumer:
+        consumer = self.consumers[name].model_copy(update=changes)
+        await self._publish(ConsumerEvent(**self._envelope(consumer.id), entity=consumer))
+        self.consumers[name] = consumer
+        return consumer
+
+    async def put_auth(self, name: str, **changes: Any) -> Auth:
+        auth = self.auths[name].model_copy(update=changes)
+        await self._publish(AuthEvent(**self._envelope(auth.id), entity=auth))
+        self.auths[name] = auth
+        return auth
+
+    async def delete_auth(self, name: str) -> None:
+        auth = self.auths.pop(name)
+        await self._publish(AuthEvent(**self._envelope(auth.id, "delete")))
+
+
+async def new_tenant(nc: NATS, secret: str = DEV_SECRET_KEY, slug: str | None = None) -> Tenant:
+    now = _now()
+    gw_id = uuid7()
+    gateway = Gateway(
+        id=gw_id,
+        gateway_id=gw_id,
+        created_at=now,
+        updated_at=now,
+        slug=slug or f"gw-{gw_id.hex[-12:]}",
+        tenant_id="tenant-test",
+    )
+    tenant = Tenant(nc, SecretBox(secret), gateway)
+    await tenant.put_gateway()
+    return tenant

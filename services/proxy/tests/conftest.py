@@ -1,0 +1,93 @@
+"""Proxy tests: a real NATS JetStream, a mock upstream speaking OpenAI's wire format, and the
+proxy served by uvicorn in the test's event loop.
+
+Config reaches the proxy only as config events published on the bus (as the admin's outbox
+would); each test uses its own gateway, so tests can share one NATS server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from trustgate_core.bus import ensure_streams
+from trustgate_core.events import CONFIG_STREAM, RequestEvent, decode_request_event
+from trustgate_core.events.subjects import requests_stream, requests_subject
+from trustgate_proxy.adapters.bus import connect_nats
+from trustgate_proxy.testing.mock_upstream import MockUpstream, serve_mock
+from trustgate_proxy.testing.server import RunningProxy, run_proxy
+from trustgate_proxy.testing.tenant import Tenant, new_tenant
+
+pytest_plugins = ["trustgate_core.testing.fixtures"]
+
+
+@pytest_asyncio.fixture
+async def upstream() -> AsyncIterator[MockUpstream]:
+    async with serve_mock("mock") as mock:
+        yield mock
+
+
+@pytest.fixture
+def nats_url(infra: Any) -> str:
+    return str(infra.nats_url)
+
+
+@pytest_asyncio.fixture
+async def bus(nats_url: str) -> AsyncIterator[NATS]:
+    nc = await connect_nats(nats_url, name="proxy-tests")
+    await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+@pytest_asyncio.fixture
+async def tenant(bus: NATS) -> Tenant:
+    return await new_tenant(bus)
+
+
+@pytest_asyncio.fixture
+async def proxy(nats_url: str) -> AsyncIterator[RunningProxy]:
+    async with run_proxy(nats_url) as running:
+        async with asyncio.timeout(10):
+            await running.runtime.wait_ready()
+        yield running
+
+
+@dataclass
+class EventLog:
+    events: list[RequestEvent] = field(default_factory=list)
+
+    def by_trace(self, trace_id: str) -> list[RequestEvent]:
+        return [e for e in self.events if e.trace_id == trace_id]
+
+
+@asynccontextmanager
+async def collect_events(nc: NATS, gateway_id: UUID) -> AsyncIterator[EventLog]:
+    log = EventLog()
+
+    async def on_msg(msg: Msg) -> None:
+        log.events.append(decode_request_event(msg.data))
+
+    sub = await nc.subscribe(requests_subject(gateway_id), cb=on_msg)
+    await nc.flush()
+    try:
+        yield log
+    finally:
+        await sub.unsubscribe()
+
+
+@pytest.fixture
+def events() -> Any:
+    """``async with events(nc, gateway_id) as log``: the request events published meanwhile."""
+    return collect_events
