@@ -73,7 +73,11 @@ async def _main(settings: ProxySettings) -> None:
 
 def serve() -> None:
     """``trustgate proxy``: one proxy process on ``SERVER_PROXY_PORT`` (uvloop, httptools)."""
-    settings = ProxySettings()
+    serve_settings(ProxySettings())
+
+
+def serve_settings(settings: ProxySettings) -> None:
+    """Run the proxy in this process until SIGINT or SIGTERM."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

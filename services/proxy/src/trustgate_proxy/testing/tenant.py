@@ -102,11 +102,13 @@ class Tenant:
         *,
         policies: dict[str, tuple[list[str] | None, str | None]] | None = None,
         with_key: bool = True,
+        slug: str | None = None,
+        key: str | None = None,
     ) -> Consumer:
         now = _now()
         auth_ids: list[UUID] = []
         if with_key:
-            key = new_api_key()
+            key = key or new_api_key()
             auth = Auth(
                 id=uuid7(),
                 gateway_id=self.gateway.id,
@@ -128,7 +130,7 @@ class Tenant:
             created_at=now,
             updated_at=now,
             name=name,
-            slug=consumer_slug(),
+            slug=slug or consumer_slug(),
             registries=[RegistryBinding(registry_id=self.registries[r].id) for r in registries],
             model_policies=[
                 ModelPolicy(registry_id=self.registries[r].id, allowed=allowed, default=default)

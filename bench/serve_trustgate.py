@@ -1,0 +1,124 @@
+"""Start a TrustGate proxy preconfigured for a benchmark mock, without the admin plane.
+
+1. starts a private nats-server (JetStream, temporary store) *detached* from this process
+   tree, so a harness that measures this process's CPU and memory measures the proxy only;
+2. publishes the config as the admin's outbox would: gateway ``bench``, one
+   ``openai_compatible`` registry per upstream, consumer ``bench`` (slug ``bench``) whose
+   model policies route model ``<kind>`` to the upstream of that kind, and a fixed key;
+3. runs the proxy in this process (uvloop, httptools) until SIGINT/SIGTERM, then stops
+   nats-server.
+
+Upstreams come from ``--upstream kind=url`` or from ``BENCH_MOCK_JSON``, ``BENCH_MOCK_SSE``,
+``BENCH_MOCK_JSON_SLOW`` and ``BENCH_MOCK_SSE_SLOW`` (what the shared harness sets).
+
+    python bench/serve_trustgate.py --port 18141 --upstream json=http://127.0.0.1:18101/v1
+    curl -s http://127.0.0.1:18141/bench/v1/chat/completions \\
+      -H 'X-AG-Gateway-Slug: bench' -H "X-AG-API-Key: $BENCH_KEY" \\
+      -d '{"model":"json","messages":[{"role":"user","content":"hi"}]}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from trustgate_core.bus import ensure_streams
+from trustgate_core.embedded import find_nats_server, free_port, wait_port
+from trustgate_core.events import CONFIG_STREAM
+from trustgate_core.events.subjects import requests_stream
+from trustgate_proxy.adapters.bus import connect_nats
+from trustgate_proxy.main import serve_settings
+from trustgate_proxy.settings import ProxySettings
+from trustgate_proxy.testing.tenant import new_tenant
+
+BENCH_KEY = "ag_benchmark-key-0123456789abcdefghijklmnopqrstuv"
+SLUG = "bench"
+KINDS = ("json", "sse", "json_slow", "sse_slow")
+
+
+def start_nats(store: str, cpus: str | None) -> tuple[int, str]:
+    """A nats-server reparented away from us (``sh`` backgrounds it and exits)."""
+    port = free_port()
+    argv = [find_nats_server(), "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)]
+    if cpus:
+        argv = ["taskset", "-c", cpus, *argv]
+    log = os.path.join(store, "nats.log")
+    script = " ".join(f"'{a}'" for a in argv) + f" >'{log}' 2>&1 & echo $!"
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    pid = int(out.stdout.strip())
+    wait_port("127.0.0.1", port, timeout=15)
+    return pid, f"nats://127.0.0.1:{port}"
+
+
+async def seed(nats_url: str, upstreams: dict[str, str], secret: str) -> None:
+    nc = await connect_nats(nats_url, name="bench-seed")
+    try:
+        await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
+        tenant = await new_tenant(nc, secret, slug=SLUG)
+        for kind, url in upstreams.items():
+            await tenant.add_registry(kind, url, api_key="bench-upstream-key")
+        await tenant.add_consumer(
+            SLUG,
+            list(upstreams),
+            policies={kind: ([kind], kind) for kind in upstreams},
+            slug=SLUG,
+            key=BENCH_KEY,
+        )
+        await nc.flush()
+    finally:
+        await nc.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=18141)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--upstream", action="append", default=[], metavar="KIND=URL")
+    parser.add_argument(
+        "--nats-cpus", default=None, help="CPUs for nats-server (default: inherit ours)"
+    )
+    args = parser.parse_args()
+
+    upstreams = {
+        k: os.environ[f"BENCH_MOCK_{k.upper()}"]
+        for k in KINDS
+        if f"BENCH_MOCK_{k.upper()}" in os.environ
+    }
+    for item in args.upstream:
+        kind, _, url = item.partition("=")
+        upstreams[kind] = url
+    if not upstreams:
+        raise SystemExit("no upstream: pass --upstream kind=url or set BENCH_MOCK_JSON")
+
+    store = tempfile.mkdtemp(prefix="trustgate-bench-nats-")
+    nats_pid, nats_url = start_nats(store, args.nats_cpus)
+    try:
+        env = {
+            "NATS_URL": nats_url,
+            "SERVER_PROXY_HOST": args.host,
+            "SERVER_PROXY_PORT": str(args.port),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        }
+        settings = ProxySettings(**env)  # type: ignore[arg-type]
+        asyncio.run(seed(nats_url, upstreams, settings.secrets_material))
+        serve_settings(settings)
+    finally:
+        os.kill(nats_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(nats_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
