@@ -16,7 +16,7 @@ from trustgate_admin.adapters.outbox_relay import OutboxRelay
 from trustgate_admin.domain.catalog import Catalog
 from trustgate_admin.services.uow import UnitOfWork
 from trustgate_admin.settings import AdminSettings
-from trustgate_core.bus import connect
+from trustgate_core.bus import keep_connecting
 from trustgate_core.crypto import SecretBox
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,11 @@ async def build(settings: AdminSettings, *, run_relay: bool = True) -> Container
         settings.dsn, pool_size=settings.db_max_conns, connect_timeout=settings.db_connect_timeout
     )
     await migrate(engine)
-    nc = await connect(settings.nats_url, name="trustgate-admin", retry_on_failed_connect=True)
+    nc = NATS()
     relay = OutboxRelay(
         settings.dsn,
         nc,
+        connect=lambda: keep_connecting(nc, settings.nats_url, name="trustgate-admin"),
         poll_interval=settings.outbox_poll_interval,
         batch_size=settings.outbox_batch_size,
         publish_timeout=settings.publish_timeout,

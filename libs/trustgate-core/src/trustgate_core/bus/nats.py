@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -16,15 +18,8 @@ from trustgate_core.events.subjects import StreamSpec
 log = logging.getLogger(__name__)
 
 
-async def connect(
-    url: str,
-    *,
-    name: str,
-    connect_timeout: float = 2.0,
-    retry_on_failed_connect: bool = True,
-) -> NATS:
-    """A connection that reconnects forever; callers see errors only on the first connect
-    when ``retry_on_failed_connect`` is false."""
+def connect_options(url: str, *, name: str, connect_timeout: float = 2.0) -> dict[str, Any]:
+    """Options for a connection that, once made, reconnects forever."""
 
     async def _on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
@@ -35,18 +30,33 @@ async def connect(
     async def _on_reconnect() -> None:
         log.info("nats: reconnected")
 
-    return await nats.connect(
-        servers=[url],
-        name=name,
-        connect_timeout=connect_timeout,
-        reconnect_time_wait=0.5,
-        max_reconnect_attempts=-1,
-        allow_reconnect=True,
-        retry_on_failed_connect=retry_on_failed_connect,
-        error_cb=_on_error,
-        disconnected_cb=_on_disconnect,
-        reconnected_cb=_on_reconnect,
-    )
+    return {
+        "servers": [url],
+        "name": name,
+        "connect_timeout": connect_timeout,
+        "reconnect_time_wait": 0.5,
+        "max_reconnect_attempts": -1,
+        "allow_reconnect": True,
+        "error_cb": _on_error,
+        "disconnected_cb": _on_disconnect,
+        "reconnected_cb": _on_reconnect,
+    }
+
+
+async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
+    """Connect now (raises if NATS is unreachable); reconnects forever afterwards."""
+    return await nats.connect(**connect_options(url, name=name, connect_timeout=connect_timeout))
+
+
+async def keep_connecting(nc: NATS, url: str, *, name: str, retry_every: float = 1.0) -> None:
+    """Make the first connection of ``nc``, retrying until it succeeds (for services that
+    must boot while NATS is down). Later reconnects are the client's own."""
+    while not nc.is_connected:
+        try:
+            await nc.connect(**connect_options(url, name=name))
+        except Exception as exc:
+            log.warning("nats: cannot connect to %s (%s); retrying", url, exc.__class__.__name__)
+            await asyncio.sleep(retry_every)
 
 
 def stream_config(spec: StreamSpec) -> StreamConfig:

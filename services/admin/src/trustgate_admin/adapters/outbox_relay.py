@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -31,6 +32,7 @@ class OutboxRelay:
         dsn: str,
         nc: NATS,
         *,
+        connect: Callable[[], Awaitable[None]] | None = None,
         streams: list[StreamSpec] | None = None,
         poll_interval: float = 2.0,
         batch_size: int = 200,
@@ -38,6 +40,7 @@ class OutboxRelay:
     ) -> None:
         self._dsn = dsn
         self._nc = nc
+        self._connect = connect
         self._js = nc.jetstream(timeout=publish_timeout)
         self._streams = streams or [CONFIG_STREAM]
         self._poll = poll_interval
@@ -62,6 +65,8 @@ class OutboxRelay:
         self._wake.set()
 
     async def _run(self) -> None:
+        if self._connect is not None:
+            await self._connect()
         while True:
             try:
                 await self._lead()

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from starlette.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trustgate_core.errors import TrustGateError
@@ -15,11 +15,11 @@ from trustgate_core.errors import TrustGateError
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, message: str | None = None) -> ORJSONResponse:
+def error_response(status: int, code: str, message: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": code}
     if message is not None:
         body["message"] = message
-    return ORJSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status)
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -35,11 +35,11 @@ def _describe(err: dict[str, Any]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TrustGateError)
-    async def _domain(_: Request, exc: TrustGateError) -> ORJSONResponse:
-        return ORJSONResponse(exc.body(), status_code=exc.status)
+    async def _domain(_: Request, exc: TrustGateError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         if errors and all(e.get("loc", ("",))[0] == "path" for e in errors):
             return error_response(400, "invalid_uuid", "invalid identifier in path")
@@ -50,7 +50,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return error_response(404, "not_found")
         if exc.status_code == 405:
@@ -58,6 +58,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error: %s", exc.__class__.__name__, exc_info=exc)
         return error_response(500, "internal_error", "internal error")

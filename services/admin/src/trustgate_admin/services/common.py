@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select
+from sqlalchemy import Result, Select
+from sqlalchemy.sql.base import Executable
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,10 +42,16 @@ async def page(
     columns = {c.key: c for c in table.__table__.columns}  # type: ignore[attr-defined]
     if q.search and "name" in columns:
         stmt = stmt.where(columns["name"].ilike(f"%{_escape_like(q.search)}%", escape="\\"))
-    total = int((await session.execute(count_of(stmt))).scalar_one())
+    total = int((await run(session, count_of(stmt))).scalar_one())
     stmt = apply_sort(stmt, q, columns).offset(q.offset).limit(q.size)
-    rows = list((await session.execute(stmt)).scalars().all())
+    rows = list((await session.exec(stmt)).all())
     return rows, total
+
+
+async def run(session: AsyncSession, stmt: Executable) -> Result[Any]:
+    """Execute a Core statement (counts, bulk deletes, raw SQL) in the session's transaction."""
+    conn = await session.connection()
+    return await conn.execute(stmt)
 
 
 def _escape_like(value: str) -> str:

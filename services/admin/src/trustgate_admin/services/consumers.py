@@ -13,7 +13,7 @@ from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.api.paging import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import ConsumerIn, parse_uuid
 from trustgate_admin.services import wire
-from trustgate_admin.services.common import get_child, get_gateway, page
+from trustgate_admin.services.common import get_child, get_gateway, page, run
 from trustgate_admin.services.uow import UnitOfWork, now
 from trustgate_core.errors import AlreadyExists, Conflict, ValidationFailed
 from trustgate_core.ids import consumer_slug, uuid7
@@ -111,7 +111,7 @@ async def _set_registries(uow: UnitOfWork, row: t.ConsumerRow, refs: list[dict[s
     for reg in regs.values():
         if reg.type != row.type:
             raise ValidationFailed(f"registries: registry '{reg.name}' is {reg.type}, consumer is {row.type}")
-    await uow.session.execute(
+    await run(uow.session, 
         sql_delete(t.ConsumerRegistryLink).where(col(t.ConsumerRegistryLink.consumer_id) == row.id)
     )
     for position, ref in enumerate(refs):
@@ -242,7 +242,7 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID) -> None:
     async with uow:
         row = await get_child(uow.session, t.ConsumerRow, gateway_id, consumer_id, lock=True)
         for link in (t.ConsumerRegistryLink, t.ConsumerAuthLink, t.ConsumerRoleLink, t.ConsumerPolicyLink):
-            await uow.session.execute(sql_delete(link).where(col(link.consumer_id) == consumer_id))
+            await run(uow.session, sql_delete(link).where(col(link.consumer_id) == consumer_id))
         await uow.session.delete(row)
         uow.emit(EntityKind.consumer, gateway_id, consumer_id, await uow.next_revision(), None)
         await uow.commit()
@@ -260,7 +260,7 @@ async def attach_registry(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, 
         link = await uow.session.get(t.ConsumerRegistryLink, (consumer_id, registry_id))
         if link is None:
             position = (
-                await uow.session.execute(
+                await run(uow.session, 
                     select(func.coalesce(func.max(t.ConsumerRegistryLink.position), -1)).where(
                         t.ConsumerRegistryLink.consumer_id == consumer_id
                     )

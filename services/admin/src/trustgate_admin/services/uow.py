@@ -60,7 +60,8 @@ class UnitOfWork:
             raise Unavailable("the configuration database is unavailable") from exc
 
     async def next_revision(self) -> int:
-        result = await self.session.execute(text("SELECT nextval('config_revision_seq')"))
+        conn = await self.session.connection()
+        result = await conn.execute(text("SELECT nextval('config_revision_seq')"))
         return int(result.scalar_one())
 
     def emit(
@@ -96,7 +97,8 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         if self._emitted:
-            await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+            conn = await self.session.connection()
+            await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
         await self.session.commit()
         self._emitted = 0
 

@@ -5,7 +5,7 @@ import platform
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from starlette.responses import JSONResponse
 from sqlalchemy import text
 
 from trustgate_admin import __version__
@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(c: ContainerDep) -> ORJSONResponse:
+async def readyz(c: ContainerDep) -> JSONResponse:
     deps = {"database": "ok", "nats": "ok" if c.nc.is_connected else "unavailable"}
     try:
         async with asyncio.timeout(2):
@@ -40,7 +40,7 @@ async def readyz(c: ContainerDep) -> ORJSONResponse:
         "time": _now(),
         "dependencies": deps,
     }
-    return ORJSONResponse(body, status_code=200 if ready else 503)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/__/version")

@@ -1,0 +1,147 @@
+"""Test support for the admin plane: run it on a port, read the config stream, build a replica.
+
+Used by this package's tests and by cross-service tests; imports nothing at module load that
+starts I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import nats
+import uvicorn
+from nats.js.api import DeliverPolicy
+
+from trustgate_admin.api.security import mint_admin_token
+from trustgate_admin.main import create_app
+from trustgate_admin.settings import AdminSettings
+from trustgate_core.events import CONFIG_STREAM, decode_config_event
+from trustgate_core.replica import ConfigReplica
+
+SECRET = "test-secret-key-for-the-admin-plane-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningAdmin:
+    url: str
+    settings: AdminSettings
+    server: uvicorn.Server
+
+    app: Any
+
+    @property
+    def container(self) -> Any:
+        return self.app.state.container
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token or mint_admin_token(SECRET)}"}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
+
+
+def admin_settings(dsn: str, nats_url: str, **extra: object) -> AdminSettings:
+    values = {
+        "DATABASE_URL": dsn,
+        "NATS_URL": nats_url,
+        "SERVER_SECRET_KEY": SECRET,
+        "SERVER_ADMIN_PORT": free_port(),
+        "SERVER_HOST": "127.0.0.1",
+        "OUTBOX_POLL_INTERVAL": 0.5,
+        "LOG_LEVEL": "warning",
+        **extra,
+    }
+    return AdminSettings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running_admin(settings: AdminSettings) -> AsyncIterator[RunningAdmin]:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = asyncio.get_running_loop().time() + 30
+    while not server.started:
+        if task.done():
+            task.result()
+        assert asyncio.get_running_loop().time() < deadline, "admin did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield RunningAdmin(f"http://127.0.0.1:{settings.port}", settings, server, app)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+async def read_stream(nats_url: str, gateway_id: str, *, last_per_subject: bool = False) -> list[Any]:
+    """Every config event currently in the stream for one gateway, in stream order."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        events: list[Any] = []
+        done = asyncio.Event()
+
+        async def on_msg(msg: Any) -> None:
+            events.append(decode_config_event(msg.data))
+            if msg.metadata.num_pending == 0:
+                done.set()
+
+        sub = await js.subscribe(
+            f"trustgate.config.*.{gateway_id}.*",
+            stream=CONFIG_STREAM.name,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT if last_per_subject else DeliverPolicy.ALL,
+            cb=on_msg,
+        )
+        try:
+            # set when the last matching message arrived; nothing matching: a short wait
+            await asyncio.wait_for(done.wait(), 1.0)
+        except TimeoutError:
+            pass
+        finally:
+            await sub.unsubscribe()
+        return events
+    finally:
+        await nc.close()
+
+
+@asynccontextmanager
+async def replica(nats_url: str) -> AsyncIterator[ConfigReplica]:
+    nc = await nats.connect(nats_url)
+    rep = ConfigReplica(nc)
+    try:
+        await rep.start()
+        await rep.wait_ready(10)
+        yield rep
+    finally:
+        await rep.stop()
+        await nc.close()
+
+
+@asynccontextmanager
+async def live_events(nats_url: str) -> AsyncIterator[list[Any]]:
+    """Config events as they are published (a plain subscription, so it survives outages
+    by reconnecting); filter by ``gateway_id`` in the test."""
+    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    events: list[Any] = []
+
+    async def on_msg(msg: Any) -> None:
+        events.append(decode_config_event(msg.data))
+
+    sub = await nc.subscribe("trustgate.config.>", cb=on_msg)
+    await nc.flush()
+    try:
+        yield events
+    finally:
+        await sub.unsubscribe()
+        await nc.close()
