@@ -26,7 +26,9 @@ def _assert_error(r: httpx.Response, status: int, code: str) -> None:
 
 
 async def test_malformed_json_is_422_validation_failed(api: httpx.AsyncClient) -> None:
-    r = await api.post("/v1/gateways", content=b'{"slug": "x",', headers={"Content-Type": "application/json"})
+    r = await api.post(
+        "/v1/gateways", content=b'{"slug": "x",', headers={"Content-Type": "application/json"}
+    )
     _assert_error(r, 422, "validation_failed")
     assert "malformed JSON" in r.json()["message"]
 
@@ -51,9 +53,13 @@ async def test_wrong_types_are_422(api: httpx.AsyncClient, gateway: str) -> None
 async def test_duplicate_slug_and_names_are_409(api: httpx.AsyncClient, gateway: str) -> None:
     slug = (await api.get(f"/v1/gateways/{gateway}")).json()["slug"]
     _assert_error(await api.post("/v1/gateways", json={"slug": slug}), 409, "already_exists")
-    assert (await api.post(f"/v1/gateways/{gateway}/consumers", json={"name": "dup"})).status_code == 201
+    assert (
+        await api.post(f"/v1/gateways/{gateway}/consumers", json={"name": "dup"})
+    ).status_code == 201
     _assert_error(
-        await api.post(f"/v1/gateways/{gateway}/consumers", json={"name": "dup"}), 409, "already_exists"
+        await api.post(f"/v1/gateways/{gateway}/consumers", json={"name": "dup"}),
+        409,
+        "already_exists",
     )
 
 
@@ -95,7 +101,11 @@ async def test_missing_or_malformed_jwt_is_401(admin, header: str | None, messag
 async def test_expired_or_wrongly_signed_jwt_is_401(admin) -> None:
     now = int(time.time())
     expired = jwt.encode({"sub": "admin", "exp": now - 10}, SECRET, algorithm="HS256")
-    forged = jwt.encode({"sub": "admin", "exp": now + 600}, "another-secret-key-of-32-bytes-min!!", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "admin", "exp": now + 600},
+        "another-secret-key-of-32-bytes-min!!",
+        algorithm="HS256",
+    )
     playground = jwt.encode({"purpose": "playground", "exp": now + 600}, SECRET, algorithm="HS256")
     none_alg = jwt.encode({"sub": "admin"}, None, algorithm="none")
     async with httpx.AsyncClient(base_url=admin.url) as client:
@@ -106,48 +116,88 @@ async def test_expired_or_wrongly_signed_jwt_is_401(admin) -> None:
 
 async def test_registry_validation_names_the_field(api: httpx.AsyncClient, gateway: str) -> None:
     url = f"/v1/gateways/{gateway}/registries"
-    r = await api.post(url, json={"name": "x", "provider": "nope", "auth": {"type": "api_key", "api_key": "k"}})
+    r = await api.post(
+        url, json={"name": "x", "provider": "nope", "auth": {"type": "api_key", "api_key": "k"}}
+    )
     _assert_error(r, 422, "validation_failed")
     assert "provider" in r.json()["message"]
     r = await api.post(url, json={"name": "x", "provider": "openai"})
     _assert_error(r, 422, "validation_failed")
     assert "auth" in r.json()["message"]
-    r = await api.post(url, json={"name": "x", "provider": "openai", "auth": {"type": "api_key", "api_key": {"api_key": "***abcd"}}})
+    r = await api.post(
+        url,
+        json={
+            "name": "x",
+            "provider": "openai",
+            "auth": {"type": "api_key", "api_key": {"api_key": "***abcd"}},
+        },
+    )
     _assert_error(r, 422, "validation_failed")
-    r = await api.post(url, json={"name": "x", "provider": "openai_compatible", "auth": {"type": "api_key", "api_key": "k"}})
+    r = await api.post(
+        url,
+        json={
+            "name": "x",
+            "provider": "openai_compatible",
+            "auth": {"type": "api_key", "api_key": "k"},
+        },
+    )
     _assert_error(r, 422, "validation_failed")
     assert "base_url" in r.json()["message"]
 
 
-async def test_masked_secret_on_update_keeps_the_stored_one(api: httpx.AsyncClient, gateway: str, admin) -> None:
+async def test_masked_secret_on_update_keeps_the_stored_one(
+    api: httpx.AsyncClient, gateway: str, admin
+) -> None:
     url = f"/v1/gateways/{gateway}/registries"
-    reg = (await api.post(url, json={"name": "keep", "provider": "openai", "auth": {"type": "api_key", "api_key": {"api_key": "sk-original-0001"}}})).json()
+    reg = (
+        await api.post(
+            url,
+            json={
+                "name": "keep",
+                "provider": "openai",
+                "auth": {"type": "api_key", "api_key": {"api_key": "sk-original-0001"}},
+            },
+        )
+    ).json()
     r = await api.put(f"{url}/{reg['id']}", json={"auth": reg["auth"], "description": "changed"})
     assert r.status_code == 200 and r.json()["auth"]["api_key"]["api_key"] == "***0001"
-    from trustgate_admin.adapters.db import tables as t
     from uuid import UUID
+
+    from trustgate_admin.adapters.db import tables as t
 
     async with admin.container.sessions() as s:
         row = await s.get(t.RegistryRow, UUID(reg["id"]))
         assert admin.container.box.open_fields(row.auth)["api_key"]["api_key"] == "sk-original-0001"
 
 
-async def test_policy_settings_are_validated_per_plugin(api: httpx.AsyncClient, gateway: str) -> None:
+async def test_policy_settings_are_validated_per_plugin(
+    api: httpx.AsyncClient, gateway: str
+) -> None:
     url = f"/v1/gateways/{gateway}/policies"
-    r = await api.post(url, json={"name": "rl", "slug": "ratelimit", "settings": {"limit": 0, "window": "1m"}})
+    r = await api.post(
+        url, json={"name": "rl", "slug": "ratelimit", "settings": {"limit": 0, "window": "1m"}}
+    )
     _assert_error(r, 422, "validation_failed")
     assert "limit" in r.json()["message"]
-    r = await api.post(url, json={"name": "rl", "slug": "ratelimit", "settings": {"limit": 10, "window": "1m"}})
+    r = await api.post(
+        url, json={"name": "rl", "slug": "ratelimit", "settings": {"limit": 10, "window": "1m"}}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["slug"] == "ratelimit" and r.json()["stages"] == ["pre_request"]
-    _assert_error(await api.post(url, json={"name": "z", "slug": "no_such_plugin"}), 422, "validation_failed")
+    _assert_error(
+        await api.post(url, json={"name": "z", "slug": "no_such_plugin"}), 422, "validation_failed"
+    )
 
 
 async def test_delete_rules_are_409(api: httpx.AsyncClient, gateway: str) -> None:
     con = (await api.post(f"/v1/gateways/{gateway}/consumers", json={"name": "c"})).json()
-    auth = (await api.post(f"/v1/gateways/{gateway}/auths", json={"name": "k", "type": "api_key"})).json()
+    auth = (
+        await api.post(f"/v1/gateways/{gateway}/auths", json={"name": "k", "type": "api_key"})
+    ).json()
     await api.post(f"/v1/gateways/{gateway}/consumers/{con['id']}/auths/{auth['id']}")
-    _assert_error(await api.delete(f"/v1/gateways/{gateway}/auths/{auth['id']}"), 409, "has_dependents")
+    _assert_error(
+        await api.delete(f"/v1/gateways/{gateway}/auths/{auth['id']}"), 409, "has_dependents"
+    )
     _assert_error(await api.delete(f"/v1/gateways/{gateway}"), 409, "has_dependents")
 
 
@@ -158,14 +208,24 @@ async def test_no_secret_appears_in_any_log_line(
     secret = "sk-never-log-this-secret-5555"
     r = await api.post(
         f"/v1/gateways/{gateway}/registries",
-        json={"name": "logged", "provider": "openai", "auth": {"type": "api_key", "api_key": {"api_key": secret}}},
+        json={
+            "name": "logged",
+            "provider": "openai",
+            "auth": {"type": "api_key", "api_key": {"api_key": secret}},
+        },
     )
     assert r.status_code == 201
-    key = (await api.post(f"/v1/gateways/{gateway}/auths", json={"name": "k", "type": "api_key"})).json()["api_key"]
+    key = (
+        await api.post(f"/v1/gateways/{gateway}/auths", json={"name": "k", "type": "api_key"})
+    ).json()["api_key"]
     # an error path that echoes the body must not echo secrets either
     r = await api.post(
         f"/v1/gateways/{gateway}/registries",
-        json={"name": "logged", "provider": "openai", "auth": {"type": "api_key", "api_key": {"api_key": secret}}},
+        json={
+            "name": "logged",
+            "provider": "openai",
+            "auth": {"type": "api_key", "api_key": {"api_key": secret}},
+        },
     )
     assert r.status_code == 409 and secret not in r.text
     text = "\n".join(rec.getMessage() for rec in caplog.records)

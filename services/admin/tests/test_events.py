@@ -27,7 +27,9 @@ async def _setup(api: httpx.AsyncClient, slug: str) -> dict[str, Any]:
         )
     ).json()
     con = (
-        await api.post(f"/v1/gateways/{g}/consumers", json={"name": "app", "registries": [{"id": reg["id"]}]})
+        await api.post(
+            f"/v1/gateways/{g}/consumers", json={"name": "app", "registries": [{"id": reg["id"]}]}
+        )
     ).json()
     auth = (await api.post(f"/v1/gateways/{g}/auths", json={"name": "k", "type": "api_key"})).json()
     r = await api.post(f"/v1/gateways/{g}/consumers/{con['id']}/auths/{auth['id']}")
@@ -136,5 +138,7 @@ async def _outbox_drained(admin) -> bool:  # type: ignore[no-untyped-def]
     from sqlalchemy import text
 
     async with admin.container.engine.connect() as conn:
-        pending = (await conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))).scalar_one()
+        pending = (
+            await conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+        ).scalar_one()
     return pending == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -32,11 +33,14 @@ async def test_two_admins_booting_at_once_migrate_the_new_database_once(
             "SERVER_HOST": "127.0.0.1",
         }
         procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "trustgate.cli", "admin"],
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "trustgate.cli",
+                "admin",
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
             )
         )
     try:
@@ -54,14 +58,13 @@ async def test_two_admins_booting_at_once_migrate_the_new_database_once(
             assert [v["version_num"] for v in versions] == ["0001"]
         finally:
             await conn.close()
-        assert all(p.poll() is None for p in procs)
+        assert all(p.returncode is None for p in procs)
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(p.wait(), 15)
+            except TimeoutError:
                 p.kill()
-            if p.stderr:
-                p.stderr.close()
+                await p.wait()

@@ -37,12 +37,16 @@ async def test_mutations_during_a_nats_outage_are_delivered_in_order_after_it(
             assert r.status_code == 200
         r = await api.delete(f"/v1/gateways/{g}/consumers/{consumers[4]['id']}")
         assert r.status_code == 204
-        auth = (await api.post(f"/v1/gateways/{g}/auths", json={"name": "k", "type": "api_key"})).json()
+        auth = (
+            await api.post(f"/v1/gateways/{g}/auths", json={"name": "k", "type": "api_key"})
+        ).json()
         expected_events = 1 + 5 + 3 + 1 + 1
 
         nats_server.start()
 
-        await wait_for(lambda: len(seen) >= expected_events, timeout=30, message="pending events not delivered")
+        await wait_for(
+            lambda: len(seen) >= expected_events, timeout=30, message="pending events not delivered"
+        )
         await wait_for(lambda: admin.container.relay.published >= expected_events, timeout=10)
         events = list(seen)
         assert len(events) == expected_events, "an event was lost or duplicated"
@@ -57,4 +61,11 @@ async def test_mutations_during_a_nats_outage_are_delivered_in_order_after_it(
             mine = {str(c.id): c for c in rep.state.consumers.values() if str(c.gateway_id) == g}
             assert set(mine) == {c["id"] for c in consumers[:4]}
             assert [mine[c["id"]].active for c in consumers[:4]] == [False, False, False, True]
-            assert str(rep.state.auths[next(iter(k for k in rep.state.auths if str(k) == auth["id"]))].id) == auth["id"]
+            assert (
+                str(
+                    rep.state.auths[
+                        next(iter(k for k in rep.state.auths if str(k) == auth["id"]))
+                    ].id
+                )
+                == auth["id"]
+            )

@@ -105,8 +105,7 @@ def merge_masked(new: Any, stored: Any) -> Any:
     if isinstance(new, list):
         old_list = stored if isinstance(stored, list) else []
         return [
-            merge_masked(v, old_list[i] if i < len(old_list) else None)
-            for i, v in enumerate(new)
+            merge_masked(v, old_list[i] if i < len(old_list) else None) for i, v in enumerate(new)
         ]
     if is_masked(new) and stored is not None:
         return stored

@@ -83,7 +83,10 @@ async def running_admin(settings: AdminSettings) -> AsyncIterator[RunningAdmin]:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
 
-async def read_stream(nats_url: str, gateway_id: str, *, last_per_subject: bool = False) -> list[Any]:
+
+async def read_stream(
+    nats_url: str, gateway_id: str, *, last_per_subject: bool = False
+) -> list[Any]:
     """Every config event currently in the stream for one gateway, in stream order."""
     nc = await nats.connect(nats_url)
     try:
@@ -100,7 +103,9 @@ async def read_stream(nats_url: str, gateway_id: str, *, last_per_subject: bool 
             f"trustgate.config.*.{gateway_id}.*",
             stream=CONFIG_STREAM.name,
             ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT if last_per_subject else DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
+            if last_per_subject
+            else DeliverPolicy.ALL,
             cb=on_msg,
         )
         try:

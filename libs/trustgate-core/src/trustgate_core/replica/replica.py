@@ -60,7 +60,7 @@ class ConfigReplica:
             pending_bytes_limit=-1,
         )
 
-    async def wait_ready(self, timeout: float | None = None) -> None:
+    async def wait_ready(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         await asyncio.wait_for(self._ready.wait(), timeout)
 
     async def stop(self) -> None:

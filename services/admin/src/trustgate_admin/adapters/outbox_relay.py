@@ -80,7 +80,10 @@ class OutboxRelay:
     async def _lead(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=5)
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+            # another instance leads: poll for the lock (a DB lock cannot be awaited as an event)
+            while True:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+                    break
                 await asyncio.sleep(self._poll)
             self.is_leader = True
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())

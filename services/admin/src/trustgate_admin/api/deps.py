@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+
 from fastapi import Depends, Header, Request
 
 from trustgate_admin.api.security import AdminIdentity, authenticate

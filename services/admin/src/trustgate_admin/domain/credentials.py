@@ -51,9 +51,7 @@ def validate_registry_auth(auth: Any) -> None:
             if cfg.get("param_location", "query") not in ("query", "body"):
                 raise _fail(f"{where}.param_location", "must be query or body")
             return
-        raise _fail(
-            where, "needs api_key, or header_name+header_value, or param_name+param_value"
-        )
+        raise _fail(where, "needs api_key, or header_name+header_value, or param_name+param_value")
     if kind == "azure":
         if not _is_url(cfg.get("endpoint")):
             raise _fail(f"{where}.endpoint", "is required (an http(s) URL)")
@@ -127,7 +125,8 @@ def normalize_auth_config(kind: str, config: dict[str, Any] | None) -> dict[str,
         return None
     if not config:
         raise _fail("config", f"is required for {kind}")
-    cfg = config.get(kind) if isinstance(config.get(kind), dict) else config
+    inner = config.get(kind)
+    cfg: dict[str, Any] = inner if isinstance(inner, dict) else config
     where = f"config.{kind}" if cfg is not config else "config"
     if kind in ("oauth2", "oidc"):
         audiences = cfg.get("audiences")

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from trustgate_core.errors import InvalidUUID
 
 SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
 
 
 def parse_uuid(value: str) -> UUID:
@@ -162,7 +164,9 @@ class FallbackBudget(Body):
 
 class Fallback(Body):
     enabled: bool = False
-    triggers: list[Literal["http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection"]] = []
+    triggers: list[
+        Literal["http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection"]
+    ] = []
     budget: FallbackBudget | None = None
     chain: list[UUID] = []
 
@@ -185,7 +189,12 @@ class LbMember(Body):
 class LbConfig(Body):
     enabled: bool = False
     algorithm: Literal[
-        "round-robin", "random", "weighted-round-robin", "least-connections", "semantic", "smart-routing"
+        "round-robin",
+        "random",
+        "weighted-round-robin",
+        "least-connections",
+        "semantic",
+        "smart-routing",
     ] = "round-robin"
     pool_alias: str | None = None
     members: list[LbMember] = []
@@ -214,7 +223,9 @@ class ToolkitEntry(Body):
     def _check(self) -> ToolkitEntry:
         if sum(x is not None for x in (self.tool, self.prompt, self.resource)) != 1:
             raise ValueError("exactly one of tool, prompt or resource is required")
-        if self.expose_as and (self.resource is not None or "*" in (self.tool or self.prompt or "")):
+        if self.expose_as and (
+            self.resource is not None or "*" in (self.tool or self.prompt or "")
+        ):
             raise ValueError("expose_as is not allowed on wildcard or resource entries")
         return self
 

@@ -44,7 +44,7 @@ async def page(
         stmt = stmt.where(columns["name"].ilike(f"%{_escape_like(q.search)}%", escape="\\"))
     total = int((await run(session, count_of(stmt))).scalar_one())
     stmt = apply_sort(stmt, q, columns).offset(q.offset).limit(q.size)
-    rows = list((await session.exec(stmt)).all())
+    rows = list((await session.exec(stmt)).all())  # type: ignore[call-overload]
     return rows, total
 
 

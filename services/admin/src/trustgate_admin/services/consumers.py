@@ -45,7 +45,9 @@ async def _emit(uow: UnitOfWork, row: t.ConsumerRow) -> Consumer:
     return entity
 
 
-async def _registries_of(uow: UnitOfWork, gateway_id: UUID, ids: set[UUID]) -> dict[UUID, t.RegistryRow]:
+async def _registries_of(
+    uow: UnitOfWork, gateway_id: UUID, ids: set[UUID]
+) -> dict[UUID, t.RegistryRow]:
     if not ids:
         return {}
     rows = (
@@ -68,7 +70,9 @@ def _check_rules(spec: dict[str, Any]) -> None:
     fallback = spec.get("fallback") or {}
     if mode == "role_based":
         if registries or spec.get("model_policies"):
-            raise ValidationFailed("routing_mode: role_based consumers take no registries or model_policies")
+            raise ValidationFailed(
+                "routing_mode: role_based consumers take no registries or model_policies"
+            )
         if (spec.get("lb_config") or {}).get("enabled"):
             raise ValidationFailed("lb_config: not allowed for role_based consumers")
         if fallback.get("enabled"):
@@ -110,9 +114,12 @@ async def _set_registries(uow: UnitOfWork, row: t.ConsumerRow, refs: list[dict[s
     regs = await _registries_of(uow, row.gateway_id, {UUID(str(r["id"])) for r in refs})
     for reg in regs.values():
         if reg.type != row.type:
-            raise ValidationFailed(f"registries: registry '{reg.name}' is {reg.type}, consumer is {row.type}")
-    await run(uow.session, 
-        sql_delete(t.ConsumerRegistryLink).where(col(t.ConsumerRegistryLink.consumer_id) == row.id)
+            raise ValidationFailed(
+                f"registries: registry '{reg.name}' is {reg.type}, consumer is {row.type}"
+            )
+    await run(
+        uow.session,
+        sql_delete(t.ConsumerRegistryLink).where(col(t.ConsumerRegistryLink.consumer_id) == row.id),
     )
     for position, ref in enumerate(refs):
         uow.session.add(
@@ -126,7 +133,9 @@ async def _set_registries(uow: UnitOfWork, row: t.ConsumerRow, refs: list[dict[s
 
 
 async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
-    stmt = select(t.ConsumerRow.id).where(t.ConsumerRow.gateway_id == gateway_id, t.ConsumerRow.name == name)
+    stmt = select(t.ConsumerRow.id).where(
+        t.ConsumerRow.gateway_id == gateway_id, t.ConsumerRow.name == name
+    )
     found = (await uow.session.exec(stmt)).first()
     if found is not None and found != own:
         raise AlreadyExists(f"a consumer named '{name}' already exists in this gateway")
@@ -144,7 +153,9 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: ConsumerIn) -> Consume
         if fallback:
             await _registries_of(uow, gateway_id, {UUID(x) for x in fallback.get("chain") or []})
         slug = consumer_slug()
-        while (await uow.session.exec(select(t.ConsumerRow.id).where(t.ConsumerRow.slug == slug))).first():
+        while (
+            await uow.session.exec(select(t.ConsumerRow.id).where(t.ConsumerRow.slug == slug))
+        ).first():
             slug = consumer_slug()
         ts = now()
         row = t.ConsumerRow(
@@ -194,19 +205,25 @@ async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[C
             auth_id = parse_uuid(q.filters["auth_id"])
             stmt = stmt.where(
                 col(t.ConsumerRow.id).in_(
-                    select(t.ConsumerAuthLink.consumer_id).where(t.ConsumerAuthLink.auth_id == auth_id)
+                    select(t.ConsumerAuthLink.consumer_id).where(
+                        t.ConsumerAuthLink.auth_id == auth_id
+                    )
                 )
             )
         rows, total = await page(uow.session, stmt, q, t.ConsumerRow)
         return [await wire.consumer(uow.session, r) for r in rows], total
 
 
-async def update(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, body: ConsumerIn) -> Consumer:
+async def update(
+    uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, body: ConsumerIn
+) -> Consumer:
     changes = body.model_dump(exclude_unset=True, mode="json")
     if "roles" in changes:
         raise ValidationFailed("roles: set on create only; use the association routes")
     if any(r.get("model_policies") for r in changes.get("registries") or []):
-        raise ValidationFailed("registries[].model_policies: not accepted on update; use model_policies")
+        raise ValidationFailed(
+            "registries[].model_policies: not accepted on update; use model_policies"
+        )
     async with uow:
         row = await get_child(uow.session, t.ConsumerRow, gateway_id, consumer_id, lock=True)
         if "name" in changes and changes["name"] != row.name:
@@ -215,7 +232,9 @@ async def update(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, body: Con
         spec: dict[str, Any] = {
             "type": row.type,
             "routing_mode": row.routing_mode,
-            "registries": [{"id": str(b.registry_id), "weight": b.weight} for b in current.registries],
+            "registries": [
+                {"id": str(b.registry_id), "weight": b.weight} for b in current.registries
+            ],
             "model_policies": row.model_policies or [],
             "lb_config": row.lb_config,
             "fallback": row.fallback,
@@ -228,7 +247,17 @@ async def update(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, body: Con
             await _registries_of(uow, gateway_id, {UUID(x) for x in spec["fallback"]["chain"]})
         if "registries" in changes:
             await _set_registries(uow, row, changes["registries"])
-        for key in ("name", "type", "routing_mode", "active", "lb_config", "fallback", "headers", "toolkit", "fail_mode"):
+        for key in (
+            "name",
+            "type",
+            "routing_mode",
+            "active",
+            "lb_config",
+            "fallback",
+            "headers",
+            "toolkit",
+            "fail_mode",
+        ):
             if key in changes:
                 setattr(row, key, changes[key])
         if "model_policies" in changes:
@@ -241,7 +270,12 @@ async def update(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, body: Con
 async def delete(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID) -> None:
     async with uow:
         row = await get_child(uow.session, t.ConsumerRow, gateway_id, consumer_id, lock=True)
-        for link in (t.ConsumerRegistryLink, t.ConsumerAuthLink, t.ConsumerRoleLink, t.ConsumerPolicyLink):
+        for link in (
+            t.ConsumerRegistryLink,
+            t.ConsumerAuthLink,
+            t.ConsumerRoleLink,
+            t.ConsumerPolicyLink,
+        ):
             await run(uow.session, sql_delete(link).where(col(link.consumer_id) == consumer_id))
         await uow.session.delete(row)
         uow.emit(EntityKind.consumer, gateway_id, consumer_id, await uow.next_revision(), None)
@@ -249,24 +283,36 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID) -> None:
 
 
 # -- associations ---------------------------------------------------------------------------
-async def attach_registry(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, registry_id: UUID, weight: int | None) -> None:
+async def attach_registry(
+    uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, registry_id: UUID, weight: int | None
+) -> None:
     async with uow:
         row = await get_child(uow.session, t.ConsumerRow, gateway_id, consumer_id, lock=True)
         reg = await get_child(uow.session, t.RegistryRow, gateway_id, registry_id)
         if row.routing_mode == "role_based":
             raise Conflict("role_based consumers route through roles, not registries")
         if reg.type != row.type:
-            raise ValidationFailed(f"registry type {reg.type} does not match consumer type {row.type}")
+            raise ValidationFailed(
+                f"registry type {reg.type} does not match consumer type {row.type}"
+            )
         link = await uow.session.get(t.ConsumerRegistryLink, (consumer_id, registry_id))
         if link is None:
             position = (
-                await run(uow.session, 
+                await run(
+                    uow.session,
                     select(func.coalesce(func.max(t.ConsumerRegistryLink.position), -1)).where(
                         t.ConsumerRegistryLink.consumer_id == consumer_id
-                    )
+                    ),
                 )
             ).scalar_one()
-            uow.session.add(t.ConsumerRegistryLink(consumer_id=consumer_id, registry_id=registry_id, weight=weight or 1, position=position + 1))
+            uow.session.add(
+                t.ConsumerRegistryLink(
+                    consumer_id=consumer_id,
+                    registry_id=registry_id,
+                    weight=weight or 1,
+                    position=position + 1,
+                )
+            )
         elif weight is not None and link.weight != weight:
             link.weight = weight
             uow.session.add(link)
@@ -276,7 +322,9 @@ async def attach_registry(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, 
         await uow.commit()
 
 
-async def attach(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, kind: str, target_id: UUID) -> None:
+async def attach(
+    uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, kind: str, target_id: UUID
+) -> None:
     """Attach an auth, role or policy (idempotent)."""
     table, link_table, field = _LINKS[kind]
     async with uow:
@@ -297,7 +345,9 @@ async def attach(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, kind: str
         await uow.commit()
 
 
-async def detach(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, kind: str, target_id: UUID) -> None:
+async def detach(
+    uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, kind: str, target_id: UUID
+) -> None:
     _, link_table, _ = _LINKS[kind]
     async with uow:
         row = await get_child(uow.session, t.ConsumerRow, gateway_id, consumer_id, lock=True)

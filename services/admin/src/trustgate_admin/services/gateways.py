@@ -22,13 +22,17 @@ from trustgate_core.models.base import EntityKind
 CHILD_TABLES = (t.RegistryRow, t.ConsumerRow, t.AuthRow, t.PolicyRow, t.RoleRow)
 
 
-async def _check_unique(session: AsyncSession, slug: str | None, domain: str | None, own: UUID | None) -> None:
+async def _check_unique(
+    session: AsyncSession, slug: str | None, domain: str | None, own: UUID | None
+) -> None:
     if slug:
         row = (await session.exec(select(t.GatewayRow).where(t.GatewayRow.slug == slug))).first()
         if row and row.id != own:
             raise AlreadyExists(f"a gateway with slug '{slug}' already exists")
     if domain:
-        row = (await session.exec(select(t.GatewayRow).where(t.GatewayRow.domain == domain))).first()
+        row = (
+            await session.exec(select(t.GatewayRow).where(t.GatewayRow.domain == domain))
+        ).first()
         if row and row.id != own:
             raise AlreadyExists(f"a gateway with domain '{domain}' already exists")
 
@@ -96,7 +100,11 @@ async def delete(uow: UnitOfWork, gateway_id: UUID) -> None:
     async with uow:
         row = await get_gateway(uow.session, gateway_id)
         for table in CHILD_TABLES:
-            child = (await uow.session.exec(select(table.id).where(table.gateway_id == gateway_id).limit(1))).first()  # type: ignore[attr-defined]
+            child = (
+                await uow.session.exec(
+                    select(table.id).where(table.gateway_id == gateway_id).limit(1)
+                )
+            ).first()  # type: ignore[attr-defined]
             if child is not None:
                 raise HasDependents(
                     f"the gateway still has {table.__tablename__}; delete them first"

@@ -30,7 +30,9 @@ async def consumer_ids(uow: UnitOfWork, policy_id: UUID) -> list[UUID]:
 
 
 async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
-    stmt = select(t.PolicyRow.id).where(t.PolicyRow.gateway_id == gateway_id, t.PolicyRow.name == name)
+    stmt = select(t.PolicyRow.id).where(
+        t.PolicyRow.gateway_id == gateway_id, t.PolicyRow.name == name
+    )
     found = (await uow.session.exec(stmt)).first()
     if found is not None and found != own:
         raise AlreadyExists(f"a policy named '{name}' already exists in this gateway")
@@ -46,7 +48,9 @@ async def _emit(uow: UnitOfWork, row: t.PolicyRow) -> Policy:
     return entity
 
 
-async def create(uow: UnitOfWork, gateway_id: UUID, body: PolicyIn, *, copy_of: t.PolicyRow | None = None) -> tuple[Policy, list[UUID]]:
+async def create(
+    uow: UnitOfWork, gateway_id: UUID, body: PolicyIn, *, copy_of: t.PolicyRow | None = None
+) -> tuple[Policy, list[UUID]]:
     if not body.name:
         raise ValidationFailed("name: is required")
     if not body.slug:
@@ -86,7 +90,9 @@ async def get(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID) -> tuple[Polic
         return wire.policy(row), await consumer_ids(uow, policy_id)
 
 
-async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[tuple[Policy, list[UUID]]], int]:
+async def list_(
+    uow: UnitOfWork, gateway_id: UUID, q: ListQuery
+) -> tuple[list[tuple[Policy, list[UUID]]], int]:
     async with uow:
         await get_gateway(uow.session, gateway_id)
         stmt: Any = select(t.PolicyRow).where(t.PolicyRow.gateway_id == gateway_id)
@@ -103,7 +109,9 @@ async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[t
         return [(wire.policy(r), await consumer_ids(uow, r.id)) for r in rows], total
 
 
-async def update(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, body: PolicyIn) -> tuple[Policy, list[UUID]]:
+async def update(
+    uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, body: PolicyIn
+) -> tuple[Policy, list[UUID]]:
     changes = body.model_dump(exclude_unset=True, mode="json")
     async with uow:
         row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id, lock=True)
@@ -128,7 +136,9 @@ async def update(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, body: Polic
         return entity, await consumer_ids(uow, policy_id)
 
 
-async def set_global(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, value: bool) -> tuple[Policy, list[UUID]]:
+async def set_global(
+    uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, value: bool
+) -> tuple[Policy, list[UUID]]:
     async with uow:
         row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id, lock=True)
         if row.is_global == value:
@@ -140,10 +150,18 @@ async def set_global(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID, value: 
         return entity, ids
 
 
-async def duplicate(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID) -> tuple[Policy, list[UUID]]:
+async def duplicate(
+    uow: UnitOfWork, gateway_id: UUID, policy_id: UUID
+) -> tuple[Policy, list[UUID]]:
     async with uow:
         row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id)
-        names = set((await uow.session.exec(select(t.PolicyRow.name).where(t.PolicyRow.gateway_id == gateway_id))).all())
+        names = set(
+            (
+                await uow.session.exec(
+                    select(t.PolicyRow.name).where(t.PolicyRow.gateway_id == gateway_id)
+                )
+            ).all()
+        )
     name = f"{row.name} (copy)"
     n = 2
     while name in names:

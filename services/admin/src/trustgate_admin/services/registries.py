@@ -162,7 +162,8 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, registry_id: UUID) -> None:
         consumers = (
             await uow.session.exec(
                 select(t.ConsumerRow).where(
-                    t.ConsumerRow.gateway_id == gateway_id, t.ConsumerRow.active == True  # noqa: E712
+                    t.ConsumerRow.gateway_id == gateway_id,
+                    t.ConsumerRow.active == True,  # noqa: E712
                 )
             )
         ).all()

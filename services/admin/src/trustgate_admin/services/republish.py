@@ -51,6 +51,8 @@ async def republish_all(settings: AdminSettings) -> int:
     engine = create_engine(settings.dsn)
     try:
         await migrate(engine)
-        return await republish(UnitOfWork(session_factory(engine), SecretBox(settings.secrets_material)))
+        return await republish(
+            UnitOfWork(session_factory(engine), SecretBox(settings.secrets_material))
+        )
     finally:
         await engine.dispose()

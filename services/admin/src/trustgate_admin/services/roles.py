@@ -63,7 +63,9 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: RoleIn) -> Role:
 
 async def get(uow: UnitOfWork, gateway_id: UUID, role_id: UUID) -> Role:
     async with uow:
-        return await wire.role(uow.session, await get_child(uow.session, t.RoleRow, gateway_id, role_id))
+        return await wire.role(
+            uow.session, await get_child(uow.session, t.RoleRow, gateway_id, role_id)
+        )
 
 
 async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[Role], int]:
@@ -91,7 +93,9 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, role_id: UUID) -> None:
     async with uow:
         row = await get_child(uow.session, t.RoleRow, gateway_id, role_id, lock=True)
         linked = (
-            await uow.session.exec(select(t.ConsumerRoleLink.consumer_id).where(t.ConsumerRoleLink.role_id == role_id))
+            await uow.session.exec(
+                select(t.ConsumerRoleLink.consumer_id).where(t.ConsumerRoleLink.role_id == role_id)
+            )
         ).first()
         if linked is not None:
             raise HasDependents("the role is attached to a consumer; detach it first")
@@ -100,7 +104,9 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, role_id: UUID) -> None:
         await uow.commit()
 
 
-async def attach_registry(uow: UnitOfWork, gateway_id: UUID, role_id: UUID, registry_id: UUID, attach: bool) -> None:
+async def attach_registry(
+    uow: UnitOfWork, gateway_id: UUID, role_id: UUID, registry_id: UUID, attach: bool
+) -> None:
     async with uow:
         row = await get_child(uow.session, t.RoleRow, gateway_id, role_id, lock=True)
         await get_child(uow.session, t.RegistryRow, gateway_id, registry_id)

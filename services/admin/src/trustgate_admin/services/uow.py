@@ -74,6 +74,7 @@ class UnitOfWork:
     ) -> None:
         """Queue the config event for ``entity`` (``None``: a delete tombstone)."""
         event = EVENT_TYPES[kind](
+            kind=kind,
             op="upsert" if entity is not None else "delete",
             revision=revision,
             gateway_id=gateway_id,

@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -140,9 +148,7 @@ class RoleRow(SQLModel, table=True):
 
 
 def _link(target: str, ondelete: str = "CASCADE") -> Any:
-    return Field(
-        sa_column=Column(ForeignKey(f"{target}.id", ondelete=ondelete), primary_key=True)
-    )
+    return Field(sa_column=Column(ForeignKey(f"{target}.id", ondelete=ondelete), primary_key=True))
 
 
 class ConsumerRegistryLink(SQLModel, table=True):

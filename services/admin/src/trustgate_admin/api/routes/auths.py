@@ -37,7 +37,9 @@ async def get_auth(gateway_id: UUID, auth_id: UUID, c: ContainerDep) -> dict[str
 
 
 @router.put("/{auth_id}")
-async def update_auth(gateway_id: UUID, auth_id: UUID, body: AuthIn, c: ContainerDep) -> dict[str, Any]:
+async def update_auth(
+    gateway_id: UUID, auth_id: UUID, body: AuthIn, c: ContainerDep
+) -> dict[str, Any]:
     return render.auth(await auths.update(c.uow(), gateway_id, auth_id, body), c.box)
 
 

@@ -71,11 +71,15 @@ async def detach_registry(
 
 
 def _link_routes(kind: str, segment: str) -> None:
-    async def attach(gateway_id: UUID, consumer_id: UUID, target_id: UUID, c: ContainerDep) -> Response:
+    async def attach(
+        gateway_id: UUID, consumer_id: UUID, target_id: UUID, c: ContainerDep
+    ) -> Response:
         await consumers.attach(c.uow(), gateway_id, consumer_id, kind, target_id)
         return Response(status_code=204)
 
-    async def detach(gateway_id: UUID, consumer_id: UUID, target_id: UUID, c: ContainerDep) -> Response:
+    async def detach(
+        gateway_id: UUID, consumer_id: UUID, target_id: UUID, c: ContainerDep
+    ) -> Response:
         await consumers.detach(c.uow(), gateway_id, consumer_id, kind, target_id)
         return Response(status_code=204)
 

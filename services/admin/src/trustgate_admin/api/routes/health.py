@@ -5,8 +5,8 @@ import platform
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from starlette.responses import JSONResponse
 from sqlalchemy import text
+from starlette.responses import JSONResponse
 
 from trustgate_admin import __version__
 from trustgate_admin.api.deps import ContainerDep

@@ -36,7 +36,9 @@ async def get_policy(gateway_id: UUID, policy_id: UUID, c: ContainerDep) -> dict
 
 
 @router.put("/{policy_id}")
-async def update_policy(gateway_id: UUID, policy_id: UUID, body: PolicyIn, c: ContainerDep) -> dict[str, Any]:
+async def update_policy(
+    gateway_id: UUID, policy_id: UUID, body: PolicyIn, c: ContainerDep
+) -> dict[str, Any]:
     return render.policy(*await policies.update(c.uow(), gateway_id, policy_id, body), c.box)
 
 

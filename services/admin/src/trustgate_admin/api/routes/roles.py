@@ -32,7 +32,9 @@ async def get_role(gateway_id: UUID, role_id: UUID, c: ContainerDep) -> dict[str
 
 
 @router.put("/{role_id}")
-async def update_role(gateway_id: UUID, role_id: UUID, body: RoleIn, c: ContainerDep) -> dict[str, Any]:
+async def update_role(
+    gateway_id: UUID, role_id: UUID, body: RoleIn, c: ContainerDep
+) -> dict[str, Any]:
     return render.role(await roles.update(c.uow(), gateway_id, role_id, body))
 
 
@@ -43,12 +45,16 @@ async def delete_role(gateway_id: UUID, role_id: UUID, c: ContainerDep) -> Respo
 
 
 @router.post("/{role_id}/registries/{registry_id}", status_code=204)
-async def attach_registry(gateway_id: UUID, role_id: UUID, registry_id: UUID, c: ContainerDep) -> Response:
+async def attach_registry(
+    gateway_id: UUID, role_id: UUID, registry_id: UUID, c: ContainerDep
+) -> Response:
     await roles.attach_registry(c.uow(), gateway_id, role_id, registry_id, True)
     return Response(status_code=204)
 
 
 @router.delete("/{role_id}/registries/{registry_id}", status_code=204)
-async def detach_registry(gateway_id: UUID, role_id: UUID, registry_id: UUID, c: ContainerDep) -> Response:
+async def detach_registry(
+    gateway_id: UUID, role_id: UUID, registry_id: UUID, c: ContainerDep
+) -> Response:
     await roles.attach_registry(c.uow(), gateway_id, role_id, registry_id, False)
     return Response(status_code=204)
