@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from types import TracebackType
 
@@ -156,6 +157,11 @@ class ProxyRuntime:
                 continue
             self.replica = replica
             self._replica_set.set()
+            await replica.wait_ready()
+            # What exists now (modules, config) lives as long as the process: keep it out of
+            # the collector's way, so full collections stay short on the request path.
+            gc.collect()
+            gc.freeze()
             return
 
     # -- observability --------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -36,6 +37,7 @@ def server_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Con
         lifespan="off",
         access_log=False,
         server_header=False,
+        proxy_headers=False,
         date_header=True,
         timeout_keep_alive=int(settings.idle_timeout),
         backlog=4096,
@@ -78,6 +80,9 @@ def serve() -> None:
 
 def serve_settings(settings: ProxySettings) -> None:
     """Run the proxy in this process until SIGINT or SIGTERM."""
+    # The hot path allocates many short-lived objects and no cycles worth chasing often:
+    # collect the young generation less often (fewer pauses in the latency tail).
+    gc.set_threshold(20_000, 50, 100)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

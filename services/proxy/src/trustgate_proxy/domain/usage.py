@@ -13,17 +13,18 @@ import orjson
 
 _USAGE = b'"usage"'
 _WS = b" \t\r\n"
+_MAX_TRIES = 8
 
 
 def find_usage(buf: bytes) -> dict[str, Any] | None:
     """The last non-null ``"usage": {...}`` object in ``buf``, normalised, or None."""
     end = len(buf)
+    n = end
     while True:
         at = buf.rfind(_USAGE, 0, end)
         if at < 0:
             return None
         i = at + len(_USAGE)
-        n = len(buf)
         while i < n and buf[i] in _WS:
             i += 1
         if i < n and buf[i] == 0x3A:  # ':'
@@ -31,38 +32,25 @@ def find_usage(buf: bytes) -> dict[str, Any] | None:
             while i < n and buf[i] in _WS:
                 i += 1
             if i < n and buf[i] == 0x7B:  # '{'
-                close = _matching_brace(buf, i)
-                if close > 0:
-                    try:
-                        raw = orjson.loads(buf[i : close + 1])
-                    except orjson.JSONDecodeError:
-                        return None
-                    return normalise_usage(raw) if isinstance(raw, dict) else None
+                raw = _object_at(buf, i)
+                return normalise_usage(raw) if raw is not None else None
         end = at
 
 
-def _matching_brace(buf: bytes, start: int) -> int:
-    depth = 0
-    in_str = False
-    i = start
-    n = len(buf)
-    while i < n:
-        c = buf[i]
-        if in_str:
-            if c == 0x5C:  # backslash
-                i += 1
-            elif c == 0x22:
-                in_str = False
-        elif c == 0x22:
-            in_str = True
-        elif c == 0x7B:
-            depth += 1
-        elif c == 0x7D:
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+def _object_at(buf: bytes, start: int) -> dict[str, Any] | None:
+    """The JSON object starting at ``start``: try each following ``}`` as its end (a usage
+    block nests at most a level or two), letting orjson do the scanning."""
+    close = start
+    for _ in range(_MAX_TRIES):
+        close = buf.find(b"}", close + 1)
+        if close < 0:
+            return None
+        try:
+            raw = orjson.loads(buf[start : close + 1])
+        except orjson.JSONDecodeError:
+            continue
+        return raw if isinstance(raw, dict) else None
+    return None
 
 
 def _int(value: Any) -> int | None:

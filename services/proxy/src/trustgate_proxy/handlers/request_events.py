@@ -23,12 +23,13 @@ from trustgate_proxy.domain.call import Call, event_payload
 log = logging.getLogger(__name__)
 
 _RECONNECT_POLL = 0.05
-_YIELD_EVERY = 64
+_YIELD_EVERY = 256
 
 
 class RequestEventPublisher:
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 10_000, linger: float = 0.005) -> None:
         self.capacity = capacity
+        self.linger = linger
         self._buf: deque[Call] = deque()
         self._wake = asyncio.Event()
         self._nc: NATS | None = None
@@ -86,6 +87,9 @@ class RequestEventPublisher:
         buf = self._buf
         while True:
             await self._wake.wait()
+            if self.linger:
+                # let a few events gather: one socket write for many, and fewer wake-ups
+                await asyncio.sleep(self.linger)
             self._wake.clear()
             sent = 0
             while buf:
