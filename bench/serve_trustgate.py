@@ -42,16 +42,21 @@ SLUG = "bench"
 KINDS = ("json", "sse", "json_slow", "sse_slow")
 
 
-def start_nats(store: str, cpus: str | None) -> tuple[int, str]:
-    """A nats-server reparented away from us (``sh`` backgrounds it and exits)."""
+def start_nats(store: str, cpus: str | None, attached: bool) -> tuple[int, str]:
+    """A nats-server reparented away from us (``sh`` backgrounds it and exits), or with
+    ``attached`` our own child (then a harness measuring our process tree counts it)."""
     port = free_port()
     argv = [find_nats_server(), "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)]
     if cpus:
         argv = ["taskset", "-c", cpus, *argv]
     log = os.path.join(store, "nats.log")
-    script = " ".join(f"'{a}'" for a in argv) + f" >'{log}' 2>&1 & echo $!"
-    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
-    pid = int(out.stdout.strip())
+    if attached:
+        with open(log, "ab") as out:
+            pid = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT).pid
+    else:
+        script = " ".join(f"'{a}'" for a in argv) + f" >'{log}' 2>&1 & echo $!"
+        done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+        pid = int(done.stdout.strip())
     wait_port("127.0.0.1", port, timeout=15)
     return pid, f"nats://127.0.0.1:{port}"
 
@@ -83,6 +88,11 @@ def main() -> None:
     parser.add_argument(
         "--nats-cpus", default=None, help="CPUs for nats-server (default: inherit ours)"
     )
+    parser.add_argument(
+        "--nats-attached",
+        action="store_true",
+        help="run nats-server as our child (counted with us by a process-tree measurement)",
+    )
     args = parser.parse_args()
 
     upstreams = {
@@ -97,7 +107,7 @@ def main() -> None:
         raise SystemExit("no upstream: pass --upstream kind=url or set BENCH_MOCK_JSON")
 
     store = tempfile.mkdtemp(prefix="trustgate-bench-nats-")
-    nats_pid, nats_url = start_nats(store, args.nats_cpus)
+    nats_pid, nats_url = start_nats(store, args.nats_cpus, args.nats_attached)
     try:
         env = {
             "NATS_URL": nats_url,
