@@ -142,3 +142,27 @@ async def _outbox_drained(admin) -> bool:  # type: ignore[no-untyped-def]
             await conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
         ).scalar_one()
     return pending == 0
+
+
+async def test_republish_re_emits_the_current_state_of_every_entity(
+    admin, api: httpx.AsyncClient, bus: NatsServer
+) -> None:
+    from trustgate_admin.services.republish import republish
+
+    s = await _setup(api, "events-republish")
+    g = s["gw"]["id"]
+    await wait_for(lambda: _outbox_drained(admin), timeout=10)
+    async with live_events(bus.url) as seen:
+        count = await republish(admin.container.uow())
+        assert count >= 4
+
+        def mine() -> set[tuple[str, str]]:
+            return {(e.kind.value, str(e.entity_id)) for e in seen if str(e.gateway_id) == g}
+
+        await wait_for(lambda: len(mine()) >= 4, timeout=10)
+    assert mine() == {
+        ("gateway", g),
+        ("registry", s["reg"]["id"]),
+        ("consumer", s["con"]["id"]),
+        ("auth", s["auth"]["id"]),
+    }
