@@ -75,6 +75,7 @@ class MockUpstream:
     name: str = "mock"
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     client_gone: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,7 +83,11 @@ class MockUpstream:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append({"headers": dict(request.headers), "body": body})
-        if request.headers.get("Authorization") != f"Bearer {UPSTREAM_KEY}":
+        self.paths.append(request.path_qs)
+        presented = (
+            request.headers.get("Authorization") or f"Bearer {request.headers.get('api-key')}"
+        )
+        if presented != f"Bearer {UPSTREAM_KEY}":
             return web.json_response(
                 {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}},
                 status=401,
@@ -160,6 +165,7 @@ async def serve_mock(name: str = "mock") -> AsyncIterator[MockUpstream]:
     mock = MockUpstream(name)
     app = web.Application()
     app.router.add_post("/v1/chat/completions", mock.chat)
+    app.router.add_post("/openai/deployments/{deployment}/chat/completions", mock.chat)
     app.router.add_get("/v1/models", mock.models)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
     await runner.setup()

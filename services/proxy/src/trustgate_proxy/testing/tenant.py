@@ -79,7 +79,11 @@ class Tenant:
         *,
         provider: str = "openai_compatible",
         api_key: str = UPSTREAM_KEY,
+        options: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
     ) -> Registry:
+        """An LLM registry; ``auth`` (in clear) replaces the default api-key credentials and
+        is sealed as the admin seals it."""
         now = _now()
         registry = Registry(
             id=uuid7(),
@@ -88,8 +92,8 @@ class Tenant:
             updated_at=now,
             name=name,
             provider=provider,
-            provider_options={"base_url": base_url},
-            auth=self.box.seal_fields({"type": "api_key", "api_key": {"api_key": api_key}}),
+            provider_options={"base_url": base_url} if options is None else options,
+            auth=self.box.seal_fields(auth or {"type": "api_key", "api_key": {"api_key": api_key}}),
         )
         await self._publish(RegistryEvent(**self._envelope(registry.id), entity=registry))
         self.registries[name] = registry

@@ -29,7 +29,7 @@ class UpstreamTarget:
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
-        self.headers = dict(headers)
+        self.headers = {"Content-Type": "application/json", **headers}
         self.query = "?" + urlencode(query) if query else ""
         self.deployment_in_path = deployment_in_path
         self._chat_url = f"{self.base_url}/chat/completions{self.query}"
