@@ -188,3 +188,28 @@ async def test_nats_outage_keeps_serving_buffers_within_bounds_and_resumes(
         await sub.unsubscribe()
         await nc.close()
     assert all(e.status == 200 for e in stored)
+
+
+async def test_refused_requests_on_a_known_gateway_are_recorded(
+    proxy: Any, tenant: Any, upstream: Any, bus: Any, events: Any
+) -> None:
+    await tenant.add_registry("primary", upstream.url)
+    await tenant.add_consumer("app", ["primary"])
+    await until_known(proxy, tenant)
+    async with events(bus, tenant.gateway.id) as log:
+        async with httpx.AsyncClient(timeout=5) as client:
+            unknown = await client.post(
+                f"{proxy.url}/NoSuchOne/v1/chat/completions",
+                json=body("m"),
+                headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+            )
+        await tenant.put_gateway(status="disabled")
+        await until_known(proxy, tenant)
+        disabled = await post(proxy, tenant, body("m"))
+        await wait_for(lambda: len(log.events) >= 2, timeout=5)
+    assert (unknown.status_code, disabled.status_code) == (404, 403)
+    kinds = {e.trace_id: (e.status, e.error_kind) for e in log.events}
+    assert kinds == {
+        unknown.headers["x-ag-trace-id"]: (404, "not_found"),
+        disabled.headers["x-ag-trace-id"]: (403, "forbidden"),
+    }

@@ -18,7 +18,7 @@ from trustgate_proxy.adapters.providers import BUILDERS
 from trustgate_proxy.adapters.providers.base import normalise_base_url
 from trustgate_proxy.domain.auth import api_key_from_headers
 from trustgate_proxy.domain.call import Call, event_payload
-from trustgate_proxy.domain.discovery import discover_gateway
+from trustgate_proxy.domain.discovery import discover_gateway, ensure_active
 from trustgate_proxy.domain.errors import InvalidModel, ModelNotAllowed, ProviderCredentialError
 from trustgate_proxy.domain.routing import RoundRobin, bindings_of, resolve_routes
 from trustgate_proxy.domain.usage import find_usage
@@ -96,8 +96,9 @@ def test_disabled_gateway_is_forbidden() -> None:
     gw = Gateway(
         id=GW, gateway_id=GW, created_at=NOW, updated_at=NOW, slug="demo", status="disabled"
     )
+    found = discover_gateway(_state_with(gw), "header", "demo", None, "llm.test")
     with pytest.raises(Forbidden):
-        discover_gateway(_state_with(gw), "header", "demo", None, "llm.test")
+        ensure_active(found)
 
 
 def test_round_robin_across_registries_that_serve_the_model() -> None:

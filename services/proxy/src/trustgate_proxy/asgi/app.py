@@ -30,7 +30,7 @@ from trustgate_proxy.asgi.responses import SECURITY_HEADERS, send_bytes, send_er
 from trustgate_proxy.asgi.types import Headers, Receive, Scope, Send
 from trustgate_proxy.domain.auth import api_key_from_headers, authenticate
 from trustgate_proxy.domain.call import Call
-from trustgate_proxy.domain.discovery import DiscoveryMode, discover_gateway
+from trustgate_proxy.domain.discovery import DiscoveryMode, discover_gateway, ensure_active
 from trustgate_proxy.domain.errors import InvalidModel, InvalidRequest, MethodNotAllowed
 from trustgate_proxy.domain.routing import Balancer
 from trustgate_proxy.services.chat import ChatForwarder, prepare_body
@@ -158,6 +158,7 @@ class ProxyApp:
         gateway = discover_gateway(state, self.discovery_mode, gw_slug, host, self.base_domain)
         call.gateway_id = gateway.id
         call.tenant_id = gateway.tenant_id
+        ensure_active(gateway)
         key = api_key_from_headers(ag_key, x_key, authz)
         if key is None:
             raise Unauthenticated("unauthenticated")

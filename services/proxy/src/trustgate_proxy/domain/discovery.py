@@ -21,7 +21,8 @@ def discover_gateway(
     """The header wins (in ``header`` mode): an unknown slug there is an error even when the
     Host would match. Otherwise the Host must be ``{slug}.{base_domain}`` (a port allowed).
 
-    Unknown, deleted and unmatched → 400 ``invalid_auth_request``; disabled → 403.
+    Unknown, deleted and unmatched → 400 ``invalid_auth_request``. A disabled gateway is
+    returned: ``ensure_active`` refuses it (after the caller has noted which it is).
     """
     gateway: Gateway | None
     if mode == "header" and header_slug is not None:
@@ -34,6 +35,10 @@ def discover_gateway(
             raise InvalidAuthRequest("no gateway for this host")
     else:
         raise InvalidAuthRequest("gateway not specified")
+    return gateway
+
+
+def ensure_active(gateway: Gateway) -> None:
+    """A disabled gateway stops serving: 403 ``forbidden``."""
     if not gateway.active:
         raise Forbidden("gateway is disabled")
-    return gateway
