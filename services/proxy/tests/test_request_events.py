@@ -144,7 +144,7 @@ async def test_client_disconnect_cancels_the_upstream_stream(
     assert (event.status, event.error_kind) == (499, "client_disconnected")
 
 
-async def test_nats_outage_keeps_serving_buffers_within_bounds_and_resumes(
+async def test_nats_outage_keeps_serving_buffers_within_bounds_then_resumes_events_and_config(
     nats_server: Any, upstream: Any
 ) -> None:
     nc = await connect_nats(nats_server.url, name="outage-test")
@@ -175,6 +175,11 @@ async def test_nats_outage_keeps_serving_buffers_within_bounds_and_resumes(
         nats_server.start()
         await wait_for(lambda: publisher.published == 1 + capacity, timeout=10)
         assert publisher.pending == 0
+
+        # and the replica follows config changes made after the outage
+        await wait_for(lambda: nc.is_connected, timeout=10)
+        await tenant.add_consumer("after", ["primary"])
+        await until_known(proxy, tenant, within=3)
 
     await wait_for(lambda: nc.is_connected, timeout=10)
     js = nc.jetstream()

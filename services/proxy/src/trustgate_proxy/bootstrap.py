@@ -55,6 +55,7 @@ class ProxyRuntime:
         self._boot: asyncio.Task[None] | None = None
         self._app: ProxyApp | None = None
         self._replica_set = asyncio.Event()
+        self._resync: asyncio.Task[None] | None = None
 
     @property
     def app(self) -> ProxyApp:
@@ -99,11 +100,12 @@ class ProxyRuntime:
         await self.replica.wait_ready()
 
     async def stop(self) -> None:
-        boot, self._boot = self._boot, None
-        if boot is not None:
-            boot.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await boot
+        for task in (self._boot, self._resync):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._boot = self._resync = None
         await self.publisher.stop()
         if self.replica is not None:
             await self.replica.stop()
@@ -130,7 +132,9 @@ class ProxyRuntime:
         delay = _RETRY_MIN
         while self.nc is None:
             try:
-                self.nc = await connect_nats(s.nats_url, name="trustgate-proxy")
+                self.nc = await connect_nats(
+                    s.nats_url, name="trustgate-proxy", on_reconnect=self._on_reconnect
+                )
             except Exception as exc:
                 log.warning("proxy: NATS not reachable (%s); retrying", exc)
                 await asyncio.sleep(delay)
@@ -163,6 +167,28 @@ class ProxyRuntime:
             gc.collect()
             gc.freeze()
             return
+
+    def _on_reconnect(self) -> None:
+        """After a reconnect, follow the config stream again from a fresh subscription.
+
+        The replica's ordered consumer notices a lost server-side consumer only after
+        missed heartbeats (seconds); re-subscribing replays the latest state of every entity
+        (applied only where newer), so changes made during the outage arrive at once.
+        """
+        if self.replica is not None and (self._resync is None or self._resync.done()):
+            self._resync = asyncio.create_task(self._resubscribe(self.replica), name="resync")
+
+    async def _resubscribe(self, replica: ConfigReplica) -> None:
+        delay = _RETRY_MIN
+        while True:
+            try:
+                await replica.stop()
+                await replica.start()
+                return
+            except Exception as exc:
+                log.warning("proxy: config replica not resubscribed (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
 
     # -- observability --------------------------------------------------------------------
     def dependencies(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ retries the first connect itself (see ``bootstrap``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import nats
 from nats.aio.client import Client as NATS
@@ -15,7 +16,13 @@ from nats.aio.client import Client as NATS
 log = logging.getLogger(__name__)
 
 
-async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
+async def connect_nats(
+    url: str,
+    *,
+    name: str,
+    connect_timeout: float = 2.0,
+    on_reconnect: Callable[[], None] | None = None,
+) -> NATS:
     async def _on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
@@ -24,6 +31,8 @@ async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> 
 
     async def _on_reconnect() -> None:
         log.info("nats: reconnected")
+        if on_reconnect is not None:
+            on_reconnect()
 
     return await nats.connect(
         servers=[url],
