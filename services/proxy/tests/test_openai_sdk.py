@@ -70,9 +70,24 @@ async def test_streamed_completion_arrives_before_the_upstream_finishes(
     rest = [c async for c in chunks]
     text = "".join(c.choices[0].delta.content or "" for c in rest if c.choices)
     assert text == " from mock"
-    assert rest[-1].usage is not None and rest[-1].usage.total_tokens == 14
-    # the proxy asked the upstream for usage on the client's behalf
+    # the proxy asked the upstream for usage on its own behalf (for the request event) and
+    # kept the usage-only chunk from a client that did not ask for it
     assert upstream.requests[-1]["body"]["stream_options"] == {"include_usage": True}
+    assert all(c.choices for c in rest) and all(c.usage is None for c in rest)
+
+
+async def test_streamed_usage_reaches_a_client_that_asks_for_it(
+    proxy: Any, app_tenant: Any
+) -> None:
+    stream = await sdk(proxy, app_tenant).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [c async for c in stream]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 14
 
 
 async def test_tool_calls_pass_through(proxy: Any, app_tenant: Any) -> None:

@@ -180,7 +180,8 @@ def test_stream_requests_ask_for_usage_and_keep_other_options() -> None:
     binds = bindings_of(cons, {a.id: a}, frozenset(BUILDERS))
     route = resolve_routes(cons.id, binds, "m").routes[0]
     raw = b'{"model":"m","stream":true,"stream_options":{"x":1},"unknown":2}'
-    body, _ = prepare_body(raw, orjson.loads(raw), route, stream=True)
+    body, _, injected = prepare_body(raw, orjson.loads(raw), route, stream=True)
+    assert injected
     assert orjson.loads(body) == {
         "model": "m",
         "stream": True,
@@ -188,7 +189,7 @@ def test_stream_requests_ask_for_usage_and_keep_other_options() -> None:
         "unknown": 2,
     }
     raw = b'{"model":"m","messages":[]}'
-    assert prepare_body(raw, orjson.loads(raw), route, stream=False) == (raw, "m")  # untouched
+    assert prepare_body(raw, orjson.loads(raw), route, stream=False) == (raw, "m", False)
 
 
 def test_provider_urls_and_credentials() -> None:

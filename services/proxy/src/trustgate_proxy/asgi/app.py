@@ -198,12 +198,14 @@ class ProxyApp:
         call.registry_id = binding.registry.id
         call.provider = binding.provider
         target = self.view.target(binding.registry)
-        body, sent_model = prepare_body(body, doc, chosen, stream)
+        body, sent_model, injected = prepare_body(body, doc, chosen, stream)
         call.model = sent_model
         out = [*headers, (b"x-selected-provider", binding.provider.encode())]
         if sent_model and sent_model.isprintable():
             out.append((b"x-selected-model", sent_model.encode()))
-        await self.forwarder.forward(call, target, body, sent_model, stream, out, receive, send)
+        await self.forwarder.forward(
+            call, target, body, sent_model, stream, out, receive, send, hide_usage=injected
+        )
 
     async def _read_body(self, receive: Receive, length: bytes | None) -> bytes:
         limit = self.max_body_bytes

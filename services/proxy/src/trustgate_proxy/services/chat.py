@@ -60,6 +60,8 @@ _DROP = frozenset(
     }
 )
 _DONE = b"data: [DONE]"
+_USAGE_ONLY = b'"choices":[]'
+_USAGE_ONLY_SPACED = b'"choices": []'
 _TAIL = 8192
 _STREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 
@@ -70,16 +72,14 @@ def _relayed(raw: Any) -> Headers:
 
 def prepare_body(
     body: bytes, doc: dict[str, Any], route: Route, stream: bool
-) -> tuple[bytes, str | None]:
-    """The body to send and the model it names."""
+) -> tuple[bytes, str | None, bool]:
+    """The body to send, the model it names, and whether usage was asked for on the
+    client's behalf (then the usage-only chunk is kept from the client)."""
     model = doc.get("model")
-    changed = False
+    changed = injected = False
     if route.model is not None and route.model != model:
         doc["model"] = model = route.model
         changed = True
-    elif route.model is None and model == "auto":  # pragma: no cover - routes give a model
-        doc.pop("model", None)
-        model, changed = None, True
     if stream:
         opts = doc.get("stream_options")
         if not isinstance(opts, dict) or opts.get("include_usage") is not True:
@@ -87,8 +87,16 @@ def prepare_body(
                 **(opts if isinstance(opts, dict) else {}),
                 "include_usage": True,
             }
-            changed = True
-    return (orjson.dumps(doc) if changed else body), model if isinstance(model, str) else None
+            changed = injected = True
+    sent = model if isinstance(model, str) else None
+    return (orjson.dumps(doc) if changed else body), sent, injected
+
+
+def _without_usage_chunks(chunk: bytes) -> bytes:
+    """``chunk`` (whole lines) without the usage-only events (``"choices":[]``)."""
+    events = chunk.split(b"\n\n")
+    kept = [e for e in events if not (_USAGE_ONLY in e or _USAGE_ONLY_SPACED in e)]
+    return b"\n\n".join(kept)
 
 
 class ChatForwarder:
@@ -105,6 +113,7 @@ class ChatForwarder:
         headers: Headers,
         receive: Receive,
         send: Send,
+        hide_usage: bool = False,
     ) -> None:
         """Call the upstream and write its answer. Raises ``BackendError`` only before
         anything was written."""
@@ -128,7 +137,7 @@ class ChatForwarder:
             if status >= 300:
                 await self._relay_error(call, resp, headers, send)
             elif stream and resp.content_type == "text/event-stream":
-                await self._relay_stream(call, resp, headers, receive, send)
+                await self._relay_stream(call, resp, headers, receive, send, hide_usage)
             else:
                 await self._relay_json(call, resp, headers, send)
         finally:
@@ -194,6 +203,7 @@ class ChatForwarder:
         headers: Headers,
         receive: Receive,
         send: Send,
+        hide_usage: bool,
     ) -> None:
         await send(
             {
@@ -233,10 +243,14 @@ class ChatForwarder:
                         chunk = chunk[:cut]
                     else:
                         pending = b""
+                    tail = chunk if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
+                    if hide_usage and (_USAGE_ONLY in chunk or _USAGE_ONLY_SPACED in chunk):
+                        chunk = _without_usage_chunks(chunk)
+                        if not chunk:
+                            continue
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     sent += len(chunk)
                     last = chunk
-                    tail = chunk if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
                 complete = _DONE in tail
             except _STREAM_ERRORS:
                 complete = False
