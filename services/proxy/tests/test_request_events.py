@@ -4,6 +4,7 @@ blocking; buffered within bounds (the rest dropped and counted) while NATS is do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
@@ -218,3 +219,31 @@ async def test_refused_requests_on_a_known_gateway_are_recorded(
         unknown.headers["x-ag-trace-id"]: (404, "not_found"),
         disabled.headers["x-ag-trace-id"]: (403, "forbidden"),
     }
+
+
+async def test_client_disconnect_cancels_a_slow_plain_completion(
+    proxy: Any, tenant: Any, upstream: Any, bus: Any, events: Any
+) -> None:
+    await tenant.add_registry("primary", upstream.url)
+    await tenant.add_consumer("app", ["primary"])
+    await until_known(proxy, tenant)
+    async with events(bus, tenant.gateway.id) as log:
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.ensure_future(
+                session.post(
+                    f"{proxy.base_url(tenant.consumers['app'])}/chat/completions",
+                    json=body("gpt-4o-hang"),
+                    headers={
+                        "X-AG-Gateway-Slug": tenant.slug,
+                        "X-AG-API-Key": tenant.keys["app"],
+                    },
+                )
+            )
+            await wait_for(lambda: upstream.requests, timeout=5)  # the upstream is working
+            request.cancel()  # the client gives up and closes its connection
+            with contextlib.suppress(asyncio.CancelledError):
+                await request
+        await asyncio.wait_for(upstream.client_gone.wait(), 5)
+        await wait_for(lambda: log.events, timeout=5)
+    (event,) = log.events
+    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", False)

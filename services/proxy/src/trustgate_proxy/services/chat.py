@@ -10,7 +10,6 @@ clean SSE error event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from time import perf_counter
 from typing import Any
 
@@ -99,9 +98,60 @@ def _without_usage_chunks(chunk: bytes) -> bytes:
     return b"\n\n".join(kept)
 
 
+class DisconnectGuard:
+    """Cancels the request's task when the client disconnects, so the upstream call is
+    dropped with it. Armed at once for streams; for plain calls only after ``delay`` (most
+    finish sooner, and then cost one timer, not a task)."""
+
+    __slots__ = ("_receive", "_timer", "_watcher", "gone", "task")
+
+    def __init__(self, receive: Receive, delay: float = 0.0) -> None:
+        self._receive = receive
+        self.task = asyncio.current_task()
+        self.gone = False
+        self._watcher: asyncio.Future[Message] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        if delay > 0:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._arm)
+        else:
+            self._arm()
+
+    def _arm(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.ensure_future(self._receive())
+        self._watcher.add_done_callback(self._on_message)
+
+    def _on_message(self, fut: asyncio.Future[Message]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        if fut.result().get("type") == "http.disconnect" and self.task is not None:
+            self.gone = True
+            self.task.cancel()
+
+    def disarm(self) -> None:
+        """Stop watching (before the last write, and always at the end)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.remove_done_callback(self._on_message)
+            if not watcher.done():
+                watcher.cancel()
+
+    def absorb(self) -> bool:
+        """In an ``except CancelledError``: whether the cancel was ours (the client left);
+        if so it is taken back and the caller carries on cleaning up."""
+        if not self.gone or self.task is None:
+            return False
+        self.task.uncancel()
+        return True
+
+
 class ChatForwarder:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25):
         self.session = session
+        self.disconnect_check_after = disconnect_check_after
 
     async def forward(
         self,
@@ -116,32 +166,44 @@ class ChatForwarder:
         hide_usage: bool = False,
     ) -> None:
         """Call the upstream and write its answer. Raises ``BackendError`` only before
-        anything was written."""
-        call.upstream_start = perf_counter()
+        anything was written. A client that disconnects cancels the upstream call."""
+        guard = DisconnectGuard(receive, 0.0 if stream else self.disconnect_check_after)
+        resp: aiohttp.ClientResponse | None = None
         try:
-            resp = await self.session.post(
-                target.chat_url(model), data=body, headers=target.headers
-            )
-        except TimeoutError as exc:
-            call.upstream_end = perf_counter()
-            call.error_kind = "upstream_timeout"
-            raise BackendError("upstream timed out") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            call.upstream_end = perf_counter()
-            call.error_kind = "upstream_connect"
-            raise BackendError("upstream unreachable") from exc
-        call.upstream_ttfb = perf_counter()
-        try:
+            call.upstream_start = perf_counter()
+            try:
+                resp = await self.session.post(
+                    target.chat_url(model), data=body, headers=target.headers
+                )
+            except TimeoutError as exc:
+                call.upstream_end = perf_counter()
+                call.error_kind = "upstream_timeout"
+                raise BackendError("upstream timed out") from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                call.upstream_end = perf_counter()
+                call.error_kind = "upstream_connect"
+                raise BackendError("upstream unreachable") from exc
+            call.upstream_ttfb = perf_counter()
             status = resp.status
             call.status = status
             if status >= 300:
-                await self._relay_error(call, resp, headers, send)
+                await self._relay_error(call, resp, headers, send, guard)
             elif stream and resp.content_type == "text/event-stream":
-                await self._relay_stream(call, resp, headers, receive, send, hide_usage)
+                await self._relay_stream(call, resp, headers, send, guard, hide_usage)
             else:
-                await self._relay_json(call, resp, headers, send)
+                await self._relay_json(call, resp, headers, send, guard)
+        except asyncio.CancelledError:
+            if not guard.absorb():
+                raise
+            call.upstream_end = call.upstream_end or perf_counter()
+            call.status = 499
+            call.error_kind = "client_disconnected"
+            if resp is not None:
+                resp.close()  # drop the upstream connection: the upstream sees the cancel
         finally:
-            resp.release()
+            guard.disarm()
+            if resp is not None:
+                resp.release()
 
     async def _read(self, call: Call, resp: aiohttp.ClientResponse) -> bytes:
         try:
@@ -158,9 +220,15 @@ class ChatForwarder:
         return data
 
     async def _relay_json(
-        self, call: Call, resp: aiohttp.ClientResponse, headers: Headers, send: Send
+        self,
+        call: Call,
+        resp: aiohttp.ClientResponse,
+        headers: Headers,
+        send: Send,
+        guard: DisconnectGuard,
     ) -> None:
         data = await self._read(call, resp)
+        guard.disarm()
         call.usage = find_usage(data)
         call.response_bytes = len(data)
         ctype = resp.headers.get("Content-Type", "application/json").encode()
@@ -179,10 +247,16 @@ class ChatForwarder:
         await send({"type": "http.response.body", "body": data})
 
     async def _relay_error(
-        self, call: Call, resp: aiohttp.ClientResponse, headers: Headers, send: Send
+        self,
+        call: Call,
+        resp: aiohttp.ClientResponse,
+        headers: Headers,
+        send: Send,
+        guard: DisconnectGuard,
     ) -> None:
         """Status and body verbatim, as JSON, with ``Retry-After`` when the upstream sent it."""
         data = await self._read(call, resp)
+        guard.disarm()
         call.error_kind = "upstream_status"
         call.response_bytes = len(data)
         out = [
@@ -201,8 +275,8 @@ class ChatForwarder:
         call: Call,
         resp: aiohttp.ClientResponse,
         headers: Headers,
-        receive: Receive,
         send: Send,
+        guard: DisconnectGuard,
         hide_usage: bool,
     ) -> None:
         await send(
@@ -212,19 +286,6 @@ class ChatForwarder:
                 "headers": [*headers, *_relayed(resp.raw_headers), *SSE_HEADERS],
             }
         )
-        task = asyncio.current_task()
-        gone = False
-
-        def _on_client_message(fut: asyncio.Future[Message]) -> None:
-            nonlocal gone
-            if fut.cancelled() or fut.exception() is not None:
-                return
-            if fut.result().get("type") == "http.disconnect" and task is not None:
-                gone = True
-                task.cancel()
-
-        watcher: asyncio.Future[Message] = asyncio.ensure_future(receive())
-        watcher.add_done_callback(_on_client_message)
         pending = b""
         tail = b""
         last = b"\n\n"
@@ -255,29 +316,15 @@ class ChatForwarder:
             except _STREAM_ERRORS:
                 complete = False
             call.upstream_end = perf_counter()
-            call.usage = find_usage(tail)
             if complete:
                 end = pending
             else:
                 call.error_kind = "stream_interrupted"
                 # finish the event in flight (its lines are complete) before the error event
                 end = (b"" if last.endswith(b"\n\n") else b"\n") + STREAM_ERROR_EVENT
-            watcher.remove_done_callback(_on_client_message)
+            guard.disarm()
             await send({"type": "http.response.body", "body": end, "more_body": False})
             sent += len(end)
-        except asyncio.CancelledError:
-            if not gone or task is None:
-                raise
-            task.uncancel()
-            call.upstream_end = call.upstream_end or perf_counter()
-            call.status = 499
-            call.error_kind = "client_disconnected"
-            call.usage = find_usage(tail)
-            resp.close()  # drop the upstream connection: the upstream sees the cancel
         finally:
-            watcher.remove_done_callback(_on_client_message)
-            if not watcher.done():
-                watcher.cancel()
-                with contextlib.suppress(BaseException):
-                    await watcher
+            call.usage = find_usage(tail)
             call.response_bytes = sent

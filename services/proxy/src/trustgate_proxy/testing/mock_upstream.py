@@ -106,6 +106,12 @@ class MockUpstream:
                 headers={"Retry-After": "7", "x-request-id": "req_upstream"},
             )
         tools = model.endswith("-tools")
+        if not body.get("stream") and model.endswith("-hang"):
+            # never answers; notices when the caller hangs up
+            while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            self.client_gone.set()
+            return web.json_response({})
         if not body.get("stream"):
             message: dict[str, Any] = (
                 {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}
