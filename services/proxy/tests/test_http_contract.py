@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from trustgate_core.crypto import SecretBox
+from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, serve_mock
 from trustgate_proxy.testing.server import run_proxy, until_known
 
@@ -218,3 +219,40 @@ async def test_azure_registry_uses_deployment_url_and_api_key_header(
         upstream.paths[-1] == "/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21"
     )
     assert resp.headers["x-selected-provider"] == "azure"
+
+
+async def test_upstream_timeouts_are_backend_errors_or_stream_error_events(
+    nats_url: str, tenant: Any, upstream: Any
+) -> None:
+    await tenant.add_registry("primary", upstream.url)
+    await tenant.add_consumer("app", ["primary"])
+    async with run_proxy(nats_url, PROVIDER_REQUEST_TIMEOUT="300ms") as impatient:
+        await until_known(impatient, tenant)
+        resp = await post(
+            impatient, chat_path(tenant), auth(tenant), json={**CHAT, "model": "m-hang"}
+        )
+        assert (resp.status_code, resp.json()["error"]) == (502, "backend_error")
+        resp = await post(
+            impatient,
+            chat_path(tenant),
+            auth(tenant),
+            json={**CHAT, "model": "m-stall", "stream": True},
+        )
+        assert resp.status_code == 200
+        assert resp.text.startswith("data: {")
+        assert resp.text.endswith(
+            'data: {"error":{"message":"upstream stream terminated unexpectedly",'
+            '"type":"upstream_error"}}\n\n'
+        )
+
+
+async def test_a_proxy_started_while_nats_is_down_becomes_ready_when_it_returns(
+    nats_server: Any,
+) -> None:
+    nats_server.stop()
+    async with run_proxy(nats_server.url) as early:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{early.url}/readyz")).status_code == 503
+            nats_server.start()
+            await wait_for(lambda: early.runtime.ready, timeout=15)
+            assert (await client.get(f"{early.url}/readyz")).status_code == 200

@@ -70,7 +70,9 @@ class MockUpstream:
     """OpenAI's Chat Completions wire format. The requested model picks the behaviour:
     ``*-tools`` (tool calls), ``*-ratelimited`` (429 + Retry-After), ``*-slow`` (a stream
     held after its first chunk until ``release`` is set), ``*-cut`` (connection dropped
-    mid-stream), ``*-hang`` (a stream that never ends), anything else (a plain answer)."""
+    mid-stream), ``*-stall`` (a stream silent after its first chunk), ``*-hang`` (no answer
+    at all, or a stream of keep-alive comments that never ends), anything else (a plain
+    answer)."""
 
     name: str = "mock"
     url: str = ""
@@ -139,6 +141,11 @@ class MockUpstream:
                 await resp.write(_chunk(model, {"content": " wor"}))
                 assert request.transport is not None
                 request.transport.abort()  # no terminating chunk: a broken stream
+                return resp
+            if model.endswith("-stall"):  # one chunk, then silence (until the caller leaves)
+                while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                self.client_gone.set()
                 return resp
             if model.endswith("-hang"):
                 try:
