@@ -149,7 +149,9 @@ class DisconnectGuard:
 
 
 class ChatForwarder:
-    def __init__(self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25):
+    def __init__(
+        self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25
+    ) -> None:
         self.session = session
         self.disconnect_check_after = disconnect_check_after
 

@@ -70,7 +70,7 @@ class ConfigView:
             target = self._build_target(registry)
             self._targets[registry.id] = target
         if isinstance(target, ProviderCredentialError):
-            raise target
+            raise ProviderCredentialError(target.message)  # fresh: no traceback pile-up
         return target
 
     def _build_target(self, registry: Registry) -> UpstreamTarget | ProviderCredentialError:
