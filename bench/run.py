@@ -7,7 +7,7 @@ harness with ``loadgen.py`` (or ``wrk`` with ``--wrk``): straight at the mock (`
 and through the proxy. Reports req/s, p50/p99, added latency over direct, the proxy's CPU
 µs per request (from ``/proc``) and its peak RSS.
 
-    python bench/run.py                    # scenarios a-d, 10 s each
+    .venv/bin/python bench/run.py                 # scenarios a-d, 10 s each
     python bench/run.py --scenarios a,b --duration 5
 """
 
