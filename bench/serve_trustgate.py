@@ -28,11 +28,10 @@ import subprocess
 import tempfile
 import time
 
-from trustgate_core.bus import ensure_streams
+from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.embedded import find_nats_server, free_port, wait_port
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.subjects import requests_stream
-from trustgate_proxy.adapters.bus import connect_nats
 from trustgate_proxy.main import serve_settings
 from trustgate_proxy.settings import ProxySettings
 from trustgate_proxy.testing.tenant import new_tenant
@@ -62,7 +61,7 @@ def start_nats(store: str, cpus: str | None, attached: bool) -> tuple[int, str]:
 
 
 async def seed(nats_url: str, upstreams: dict[str, str], secret: str) -> None:
-    nc = await connect_nats(nats_url, name="bench-seed")
+    nc = await connect(nats_url, name="bench-seed")
     try:
         await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
         tenant = await new_tenant(nc, secret, slug=SLUG)

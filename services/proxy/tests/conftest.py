@@ -19,10 +19,9 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from trustgate_core.bus import ensure_streams
+from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM, RequestEvent, decode_request_event
 from trustgate_core.events.subjects import requests_stream, requests_subject
-from trustgate_proxy.adapters.bus import connect_nats
 from trustgate_proxy.testing.mock_upstream import MockUpstream, serve_mock
 from trustgate_proxy.testing.server import RunningProxy, run_proxy
 from trustgate_proxy.testing.tenant import Tenant, new_tenant
@@ -43,7 +42,7 @@ def nats_url(infra: Any) -> str:
 
 @pytest_asyncio.fixture
 async def bus(nats_url: str) -> AsyncIterator[NATS]:
-    nc = await connect_nats(nats_url, name="proxy-tests")
+    nc = await connect(nats_url, name="proxy-tests")
     await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
     try:
         yield nc

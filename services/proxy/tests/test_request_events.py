@@ -10,11 +10,10 @@ from typing import Any
 import aiohttp
 import httpx
 
-from trustgate_core.bus import ensure_streams
+from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM, decode_request_event, requests_subject
 from trustgate_core.events.subjects import requests_stream
 from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.adapters.bus import connect_nats
 from trustgate_proxy.testing.server import run_proxy, until_known
 from trustgate_proxy.testing.tenant import new_tenant
 
@@ -148,7 +147,7 @@ async def test_client_disconnect_cancels_the_upstream_stream(
 async def test_nats_outage_keeps_serving_buffers_within_bounds_then_resumes_events_and_config(
     nats_server: Any, upstream: Any
 ) -> None:
-    nc = await connect_nats(nats_server.url, name="outage-test")
+    nc = await connect(nats_server.url, name="outage-test")
     await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
     tenant = await new_tenant(nc)
     await tenant.add_registry("primary", upstream.url)

@@ -17,11 +17,10 @@ from types import TracebackType
 import aiohttp
 from nats.aio.client import Client as NATS
 
-from trustgate_core.bus import ensure_streams
+from trustgate_core.bus import ensure_streams, keep_connecting
 from trustgate_core.crypto import SecretBox
 from trustgate_core.events.subjects import CONFIG_STREAM, requests_stream
 from trustgate_core.replica import ConfigReplica, ReplicaState
-from trustgate_proxy.adapters.bus import connect_nats
 from trustgate_proxy.adapters.upstream import make_session
 from trustgate_proxy.asgi.app import ProxyApp
 from trustgate_proxy.domain.routing import Balancer, RoundRobin
@@ -55,7 +54,6 @@ class ProxyRuntime:
         self._boot: asyncio.Task[None] | None = None
         self._app: ProxyApp | None = None
         self._replica_set = asyncio.Event()
-        self._resync: asyncio.Task[None] | None = None
 
     @property
     def app(self) -> ProxyApp:
@@ -100,12 +98,11 @@ class ProxyRuntime:
         await self.replica.wait_ready()
 
     async def stop(self) -> None:
-        for task in (self._boot, self._resync):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._boot = self._resync = None
+        if self._boot is not None:
+            self._boot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._boot
+            self._boot = None
         await self.publisher.stop()
         if self.replica is not None:
             await self.replica.stop()
@@ -129,16 +126,10 @@ class ProxyRuntime:
 
     async def _connect(self) -> None:
         s = self.settings
-        delay = _RETRY_MIN
-        while self.nc is None:
-            try:
-                self.nc = await connect_nats(
-                    s.nats_url, name="trustgate-proxy", on_reconnect=self._on_reconnect
-                )
-            except Exception as exc:
-                log.warning("proxy: NATS not reachable (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
+        self.nc = NATS()
+        await keep_connecting(
+            self.nc, s.nats_url, name="trustgate-proxy", on_reconnect=self._on_reconnect
+        )
         self.publisher.attach(self.nc)
         delay = _RETRY_MIN
         while True:
@@ -169,26 +160,9 @@ class ProxyRuntime:
             return
 
     def _on_reconnect(self) -> None:
-        """After a reconnect, follow the config stream again from a fresh subscription.
-
-        The replica's ordered consumer notices a lost server-side consumer only after
-        missed heartbeats (seconds); re-subscribing replays the latest state of every entity
-        (applied only where newer), so changes made during the outage arrive at once.
-        """
-        if self.replica is not None and (self._resync is None or self._resync.done()):
-            self._resync = asyncio.create_task(self._resubscribe(self.replica), name="resync")
-
-    async def _resubscribe(self, replica: ConfigReplica) -> None:
-        delay = _RETRY_MIN
-        while True:
-            try:
-                await replica.stop()
-                await replica.start()
-                return
-            except Exception as exc:
-                log.warning("proxy: config replica not resubscribed (%s); retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
+        """After a reconnect, changes made during the outage arrive at once."""
+        if self.replica is not None:
+            self.replica.resync()
 
     # -- observability --------------------------------------------------------------------
     def dependencies(self) -> dict[str, str]:

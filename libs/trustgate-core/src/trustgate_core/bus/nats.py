@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import nats
@@ -18,8 +18,18 @@ from trustgate_core.events.subjects import StreamSpec
 log = logging.getLogger(__name__)
 
 
-def connect_options(url: str, *, name: str, connect_timeout: float = 2.0) -> dict[str, Any]:
-    """Options for a connection that, once made, reconnects forever."""
+OnReconnect = Callable[[], None]
+
+
+def connect_options(
+    url: str,
+    *,
+    name: str,
+    connect_timeout: float = 2.0,
+    on_reconnect: OnReconnect | None = None,
+) -> dict[str, Any]:
+    """Options for a connection that, once made, reconnects forever; ``on_reconnect`` runs
+    after each reconnect (e.g. ``ConfigReplica.resync``)."""
 
     async def _on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
@@ -29,6 +39,8 @@ def connect_options(url: str, *, name: str, connect_timeout: float = 2.0) -> dic
 
     async def _on_reconnect() -> None:
         log.info("nats: reconnected")
+        if on_reconnect is not None:
+            on_reconnect()
 
     return {
         "servers": [url],
@@ -43,20 +55,39 @@ def connect_options(url: str, *, name: str, connect_timeout: float = 2.0) -> dic
     }
 
 
-async def connect(url: str, *, name: str, connect_timeout: float = 2.0) -> NATS:
+async def connect(
+    url: str,
+    *,
+    name: str,
+    connect_timeout: float = 2.0,
+    on_reconnect: OnReconnect | None = None,
+) -> NATS:
     """Connect now (raises if NATS is unreachable); reconnects forever afterwards."""
-    return await nats.connect(**connect_options(url, name=name, connect_timeout=connect_timeout))
+    options = connect_options(
+        url, name=name, connect_timeout=connect_timeout, on_reconnect=on_reconnect
+    )
+    return await nats.connect(**options)
 
 
-async def keep_connecting(nc: NATS, url: str, *, name: str, retry_every: float = 1.0) -> None:
-    """Make the first connection of ``nc``, retrying until it succeeds (for services that
-    must boot while NATS is down). Later reconnects are the client's own."""
+async def keep_connecting(
+    nc: NATS,
+    url: str,
+    *,
+    name: str,
+    on_reconnect: OnReconnect | None = None,
+    retry_min: float = 0.2,
+    retry_max: float = 5.0,
+) -> None:
+    """Make the first connection of ``nc``, retrying with backoff until it succeeds (for
+    services that must boot while NATS is down). Later reconnects are the client's own."""
+    delay = retry_min
     while not nc.is_connected:
         try:
-            await nc.connect(**connect_options(url, name=name))
+            await nc.connect(**connect_options(url, name=name, on_reconnect=on_reconnect))
         except Exception as exc:
             log.warning("nats: cannot connect to %s (%s); retrying", url, exc.__class__.__name__)
-            await asyncio.sleep(retry_every)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max)
 
 
 def stream_config(spec: StreamSpec) -> StreamConfig:

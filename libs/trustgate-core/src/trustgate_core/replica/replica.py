@@ -7,6 +7,7 @@ On start it replays the current state of every entity, then follows live changes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ class ConfigReplica:
         self._target_seq = 0
         self._sub: object | None = None
         self._listeners: list[Listener] = []
+        self._resync: asyncio.Task[None] | None = None
         self.applied = 0
         self.rejected = 0
 
@@ -63,7 +65,38 @@ class ConfigReplica:
     async def wait_ready(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         await asyncio.wait_for(self._ready.wait(), timeout)
 
+    def resync(self) -> None:
+        """Follow the stream again from a fresh subscription (call it after a reconnect).
+
+        An ordered consumer notices a lost server-side consumer only after missed
+        heartbeats (seconds); a fresh one replays the latest state of every entity (applied
+        only where newer), so changes made during an outage arrive at once. Retries in an
+        owned task until it succeeds or the replica stops.
+        """
+        if self._sub is not None and (self._resync is None or self._resync.done()):
+            self._resync = asyncio.create_task(self._resubscribe(), name="replica-resync")
+
+    async def _resubscribe(self, retry_min: float = 0.2, retry_max: float = 5.0) -> None:
+        delay = retry_min
+        while True:
+            try:
+                await self._unsubscribe()
+                await self.start()
+                return
+            except Exception as exc:
+                log.warning("replica: resubscribe failed (%s); retrying", exc.__class__.__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, retry_max)
+
     async def stop(self) -> None:
+        task, self._resync = self._resync, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
         sub, self._sub = self._sub, None
         if sub is not None:
             try:
