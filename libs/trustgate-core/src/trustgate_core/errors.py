@@ -91,6 +91,28 @@ class PayloadTooLarge(TrustGateError):
     code, status = "payload_too_large", 413
 
 
+class MethodNotAllowed(TrustGateError):
+    code, status = "method_not_allowed", 405
+
+
+class InvalidRequest(TrustGateError):
+    """A proxied payload that cannot be decoded."""
+
+    code, status = "invalid_request", 400
+
+
+class InvalidModel(TrustGateError):
+    code, status = "invalid_model", 400
+
+
+class ModelNotAllowed(TrustGateError):
+    code, status = "model_not_allowed", 403
+
+
+class ProviderCredentialError(TrustGateError):
+    code, status = "provider_credential_error", 502
+
+
 class NoBackendAvailable(TrustGateError):
     code, status, retryable = "no_backend_available", 503, True
 

@@ -9,7 +9,14 @@ from uuid import UUID
 import orjson
 import pytest
 
-from trustgate_core.errors import Forbidden, InvalidAuthRequest, NoBackendAvailable
+from trustgate_core.errors import (
+    Forbidden,
+    InvalidAuthRequest,
+    InvalidModel,
+    ModelNotAllowed,
+    NoBackendAvailable,
+    ProviderCredentialError,
+)
 from trustgate_core.events import GatewayEvent, RequestEvent
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Consumer, Gateway, ModelPolicy, Registry, RegistryBinding
@@ -19,7 +26,6 @@ from trustgate_proxy.adapters.providers.base import normalise_base_url
 from trustgate_proxy.domain.auth import api_key_from_headers
 from trustgate_proxy.domain.call import Call, event_payload
 from trustgate_proxy.domain.discovery import discover_gateway, ensure_active
-from trustgate_proxy.domain.errors import InvalidModel, ModelNotAllowed, ProviderCredentialError
 from trustgate_proxy.domain.routing import RoundRobin, bindings_of, resolve_routes
 from trustgate_proxy.domain.usage import find_usage
 from trustgate_proxy.services.chat import prepare_body

@@ -18,6 +18,9 @@ from typing import Any
 import orjson
 
 from trustgate_core.errors import (
+    InvalidModel,
+    InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     TrustGateError,
@@ -31,7 +34,6 @@ from trustgate_proxy.asgi.types import Headers, Receive, Scope, Send
 from trustgate_proxy.domain.auth import api_key_from_headers, authenticate
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.discovery import DiscoveryMode, discover_gateway, ensure_active
-from trustgate_proxy.domain.errors import InvalidModel, InvalidRequest, MethodNotAllowed
 from trustgate_proxy.domain.routing import Balancer
 from trustgate_proxy.services.chat import ChatForwarder, prepare_body
 from trustgate_proxy.services.config_view import ConfigView

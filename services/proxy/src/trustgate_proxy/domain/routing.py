@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from trustgate_core.errors import NoBackendAvailable
+from trustgate_core.errors import InvalidModel, ModelNotAllowed, NoBackendAvailable
 from trustgate_core.models import Consumer, Registry
-from trustgate_proxy.domain.errors import InvalidModel, ModelNotAllowed
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,17 @@ class DisconnectGuard:
         return True
 
 
+def _upstream_failure(call: Call, exc: BaseException, broken: str) -> BackendError:
+    """Record a failed upstream exchange on ``call``; the error to raise (before any byte
+    reached the client)."""
+    call.upstream_end = perf_counter()
+    if isinstance(exc, TimeoutError):
+        call.error_kind = "upstream_timeout"
+        return BackendError("upstream timed out")
+    call.error_kind = "upstream_connect"
+    return BackendError(broken)
+
+
 class ChatForwarder:
     def __init__(
         self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25
@@ -177,14 +188,8 @@ class ChatForwarder:
                 resp = await self.session.post(
                     target.chat_url(model), data=body, headers=target.headers
                 )
-            except TimeoutError as exc:
-                call.upstream_end = perf_counter()
-                call.error_kind = "upstream_timeout"
-                raise BackendError("upstream timed out") from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                call.upstream_end = perf_counter()
-                call.error_kind = "upstream_connect"
-                raise BackendError("upstream unreachable") from exc
+            except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+                raise _upstream_failure(call, exc, "upstream unreachable") from exc
             call.upstream_ttfb = perf_counter()
             status = resp.status
             call.status = status
@@ -210,14 +215,8 @@ class ChatForwarder:
     async def _read(self, call: Call, resp: aiohttp.ClientResponse) -> bytes:
         try:
             data = await resp.read()
-        except TimeoutError as exc:
-            call.upstream_end = perf_counter()
-            call.error_kind = "upstream_timeout"
-            raise BackendError("upstream timed out") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            call.upstream_end = perf_counter()
-            call.error_kind = "upstream_connect"
-            raise BackendError("upstream connection broken") from exc
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            raise _upstream_failure(call, exc, "upstream connection broken") from exc
         call.upstream_end = perf_counter()
         return data
 

@@ -12,10 +12,10 @@ from typing import Any
 from uuid import UUID
 
 from trustgate_core.crypto import SecretBox
+from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Consumer, Registry
 from trustgate_core.replica import ReplicaState
 from trustgate_proxy.adapters.providers import BUILDERS, SUPPORTED_PROVIDERS, UpstreamTarget
-from trustgate_proxy.domain.errors import ProviderCredentialError
 from trustgate_proxy.domain.routing import Binding, Candidates, bindings_of, resolve_routes
 
 _MAX_ROUTE_CACHE = 256

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Registry
 from trustgate_proxy.adapters.providers.base import UpstreamTarget
-from trustgate_proxy.domain.errors import ProviderCredentialError
 
 DEFAULT_API_VERSION = "2024-10-21"
 

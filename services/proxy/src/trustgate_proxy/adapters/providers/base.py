@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Registry
-from trustgate_proxy.domain.errors import ProviderCredentialError
 
 
 class UpstreamTarget:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Registry
 from trustgate_proxy.adapters.providers.base import (
     UpstreamTarget,
     api_key_credentials,
     normalise_base_url,
 )
-from trustgate_proxy.domain.errors import ProviderCredentialError
 
 PUBLIC_BASE_URLS = {
     "openai": "https://api.openai.com/v1",
