@@ -40,7 +40,7 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: AuthIn) -> tuple[Auth,
             type=body.type,
             enabled=True if body.enabled is None else body.enabled,
             config=uow.box.seal_fields(config),
-            revision=await uow.next_revision(),
+            revision=0,
             created_at=ts,
             updated_at=ts,
         )
@@ -48,10 +48,7 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: AuthIn) -> tuple[Auth,
             key = new_api_key()
             row.key_hash = hash_api_key(key)
             row.key_prefix, row.key_suffix = key_preview(key)
-        uow.session.add(row)
-        await uow.session.flush()
-        entity = wire.auth(row)
-        uow.emit(EntityKind.auth, gateway_id, row.id, row.revision, entity)
+        entity = await uow.publish(EntityKind.auth, row, lambda: wire.auth(row), touch=False)
         await uow.commit()
         return entity, key
 
@@ -87,12 +84,7 @@ async def update(uow: UnitOfWork, gateway_id: UUID, auth_id: UUID, body: AuthIn)
         for key in ("name", "enabled"):
             if key in changes:
                 setattr(row, key, changes[key])
-        row.revision = await uow.next_revision()
-        row.updated_at = now()
-        uow.session.add(row)
-        await uow.session.flush()
-        entity = wire.auth(row)
-        uow.emit(EntityKind.auth, gateway_id, row.id, row.revision, entity)
+        entity = await uow.publish(EntityKind.auth, row, lambda: wire.auth(row))
         await uow.commit()
         return entity
 
@@ -108,5 +100,5 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, auth_id: UUID) -> None:
         if linked is not None:
             raise HasDependents("the auth is attached to a consumer; detach it first")
         await uow.session.delete(row)
-        uow.emit(EntityKind.auth, gateway_id, auth_id, await uow.next_revision(), None)
+        await uow.tombstone(EntityKind.auth, gateway_id, auth_id)
         await uow.commit()

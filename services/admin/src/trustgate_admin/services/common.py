@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.api.paging import ListQuery, apply_sort, count_of
-from trustgate_core.errors import NotFound
+from trustgate_core.errors import AlreadyExists, NotFound
 
 R = TypeVar("R", bound=SQLModel)
 
@@ -34,6 +34,21 @@ async def get_child(
     if row is None:
         raise NotFound()
     return row
+
+
+async def ensure_unique_name(
+    session: AsyncSession,
+    table: type[SQLModel],
+    gateway_id: UUID,
+    name: str,
+    own: UUID | None,
+    noun: str,
+) -> None:
+    """409 when another ``noun`` of the gateway already has ``name``."""
+    stmt = select(table.id).where(table.gateway_id == gateway_id, table.name == name)  # type: ignore[attr-defined]
+    found = (await session.exec(stmt)).first()
+    if found is not None and found != own:
+        raise AlreadyExists(f"a {noun} named '{name}' already exists in this gateway")
 
 
 async def page(

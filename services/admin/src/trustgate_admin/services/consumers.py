@@ -13,9 +13,9 @@ from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.api.paging import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import ConsumerIn, parse_uuid
 from trustgate_admin.services import wire
-from trustgate_admin.services.common import get_child, get_gateway, page, run
+from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page, run
 from trustgate_admin.services.uow import UnitOfWork, now
-from trustgate_core.errors import AlreadyExists, Conflict, ValidationFailed
+from trustgate_core.errors import Conflict, ValidationFailed
 from trustgate_core.ids import consumer_slug, uuid7
 from trustgate_core.models import Consumer
 from trustgate_core.models.base import EntityKind
@@ -27,22 +27,11 @@ async def reemit_consumers(uow: UnitOfWork, consumer_ids: list[UUID]) -> None:
         row = await uow.session.get(t.ConsumerRow, consumer_id)
         if row is None:
             continue
-        row.revision = await uow.next_revision()
-        row.updated_at = now()
-        uow.session.add(row)
-        await uow.session.flush()
-        entity = await wire.consumer(uow.session, row)
-        uow.emit(EntityKind.consumer, row.gateway_id, row.id, row.revision, entity)
+        await _emit(uow, row)
 
 
 async def _emit(uow: UnitOfWork, row: t.ConsumerRow) -> Consumer:
-    row.revision = await uow.next_revision()
-    row.updated_at = now()
-    uow.session.add(row)
-    await uow.session.flush()
-    entity = await wire.consumer(uow.session, row)
-    uow.emit(EntityKind.consumer, row.gateway_id, row.id, row.revision, entity)
-    return entity
+    return await uow.publish(EntityKind.consumer, row, lambda: wire.consumer(uow.session, row))
 
 
 async def _registries_of(
@@ -132,15 +121,6 @@ async def _set_registries(uow: UnitOfWork, row: t.ConsumerRow, refs: list[dict[s
         )
 
 
-async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
-    stmt = select(t.ConsumerRow.id).where(
-        t.ConsumerRow.gateway_id == gateway_id, t.ConsumerRow.name == name
-    )
-    found = (await uow.session.exec(stmt)).first()
-    if found is not None and found != own:
-        raise AlreadyExists(f"a consumer named '{name}' already exists in this gateway")
-
-
 async def create(uow: UnitOfWork, gateway_id: UUID, body: ConsumerIn) -> Consumer:
     spec = body.model_dump(exclude_unset=True, mode="json")
     if not body.name:
@@ -148,7 +128,9 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: ConsumerIn) -> Consume
     _check_rules(spec)
     async with uow:
         await get_gateway(uow.session, gateway_id)
-        await _unique_name(uow, gateway_id, body.name, None)
+        await ensure_unique_name(
+            uow.session, t.ConsumerRow, gateway_id, body.name, None, "consumer"
+        )
         fallback = spec.get("fallback")
         if fallback:
             await _registries_of(uow, gateway_id, {UUID(x) for x in fallback.get("chain") or []})
@@ -227,7 +209,9 @@ async def update(
     async with uow:
         row = await get_child(uow.session, t.ConsumerRow, gateway_id, consumer_id, lock=True)
         if "name" in changes and changes["name"] != row.name:
-            await _unique_name(uow, gateway_id, changes["name"], row.id)
+            await ensure_unique_name(
+                uow.session, t.ConsumerRow, gateway_id, changes["name"], row.id, "consumer"
+            )
         current = await wire.consumer(uow.session, row)
         spec: dict[str, Any] = {
             "type": row.type,
@@ -278,7 +262,7 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID) -> None:
         ):
             await run(uow.session, sql_delete(link).where(col(link.consumer_id) == consumer_id))
         await uow.session.delete(row)
-        uow.emit(EntityKind.consumer, gateway_id, consumer_id, await uow.next_revision(), None)
+        await uow.tombstone(EntityKind.consumer, gateway_id, consumer_id)
         await uow.commit()
 
 

@@ -53,14 +53,11 @@ async def create(uow: UnitOfWork, body: GatewayIn) -> Gateway:
             client_tls=body.client_tls,
             session_config=body.session_config,
             entitlements=body.entitlements,
-            revision=await uow.next_revision(),
+            revision=0,
             created_at=ts,
             updated_at=ts,
         )
-        uow.session.add(row)
-        await uow.session.flush()
-        entity = wire.gateway(row)
-        uow.emit(EntityKind.gateway, row.id, row.id, row.revision, entity)
+        entity = await uow.publish(EntityKind.gateway, row, lambda: wire.gateway(row), touch=False)
         await uow.commit()
         return entity
 
@@ -86,12 +83,7 @@ async def update(uow: UnitOfWork, gateway_id: UUID, body: GatewayUpdate) -> Gate
         fields = body.model_dump(exclude_unset=True)
         for key, value in fields.items():
             setattr(row, "metadata_" if key == "metadata" else key, value)
-        row.revision = await uow.next_revision()
-        row.updated_at = now()
-        uow.session.add(row)
-        await uow.session.flush()
-        entity = wire.gateway(row)
-        uow.emit(EntityKind.gateway, row.id, row.id, row.revision, entity)
+        entity = await uow.publish(EntityKind.gateway, row, lambda: wire.gateway(row))
         await uow.commit()
         return entity
 
@@ -110,5 +102,5 @@ async def delete(uow: UnitOfWork, gateway_id: UUID) -> None:
                     f"the gateway still has {table.__tablename__}; delete them first"
                 )
         await uow.session.delete(row)
-        uow.emit(EntityKind.gateway, row.id, row.id, await uow.next_revision(), None)
+        await uow.tombstone(EntityKind.gateway, row.id, row.id)
         await uow.commit()

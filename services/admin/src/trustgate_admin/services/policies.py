@@ -11,11 +11,11 @@ from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.api.paging import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import PolicyIn
 from trustgate_admin.services import wire
-from trustgate_admin.services.common import get_child, get_gateway, page
+from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page
 from trustgate_admin.services.consumers import reemit_consumers
 from trustgate_admin.services.uow import UnitOfWork, now
 from trustgate_core.crypto import find_masked, merge_masked
-from trustgate_core.errors import AlreadyExists, ValidationFailed
+from trustgate_core.errors import ValidationFailed
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Policy
 from trustgate_core.models.base import EntityKind
@@ -29,23 +29,8 @@ async def consumer_ids(uow: UnitOfWork, policy_id: UUID) -> list[UUID]:
     return sorted(rows.all(), key=str)
 
 
-async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
-    stmt = select(t.PolicyRow.id).where(
-        t.PolicyRow.gateway_id == gateway_id, t.PolicyRow.name == name
-    )
-    found = (await uow.session.exec(stmt)).first()
-    if found is not None and found != own:
-        raise AlreadyExists(f"a policy named '{name}' already exists in this gateway")
-
-
 async def _emit(uow: UnitOfWork, row: t.PolicyRow) -> Policy:
-    row.revision = await uow.next_revision()
-    row.updated_at = now()
-    uow.session.add(row)
-    await uow.session.flush()
-    entity = wire.policy(row)
-    uow.emit(EntityKind.policy, row.gateway_id, row.id, row.revision, entity)
-    return entity
+    return await uow.publish(EntityKind.policy, row, lambda: wire.policy(row))
 
 
 async def create(
@@ -60,7 +45,7 @@ async def create(
     checked = validate_policy(body.slug, body.stages, body.mode, body.settings)
     async with uow:
         await get_gateway(uow.session, gateway_id)
-        await _unique_name(uow, gateway_id, body.name, None)
+        await ensure_unique_name(uow.session, t.PolicyRow, gateway_id, body.name, None, "policy")
         ts = now()
         row = t.PolicyRow(
             id=uuid7(),
@@ -116,7 +101,9 @@ async def update(
     async with uow:
         row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id, lock=True)
         if "name" in changes and changes["name"] != row.name:
-            await _unique_name(uow, gateway_id, changes["name"], row.id)
+            await ensure_unique_name(
+                uow.session, t.PolicyRow, gateway_id, changes["name"], row.id, "policy"
+            )
         stored = uow.box.open_fields(row.settings or {})
         settings = merge_masked(changes["settings"], stored) if "settings" in changes else stored
         checked = validate_policy(
@@ -186,6 +173,6 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, policy_id: UUID) -> None:
         linked = await consumer_ids(uow, policy_id)
         await uow.session.delete(row)
         await uow.session.flush()
-        uow.emit(EntityKind.policy, gateway_id, policy_id, await uow.next_revision(), None)
+        await uow.tombstone(EntityKind.policy, gateway_id, policy_id)
         await reemit_consumers(uow, linked)
         await uow.commit()

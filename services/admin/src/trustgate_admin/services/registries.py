@@ -13,11 +13,11 @@ from trustgate_admin.domain.catalog import Catalog
 from trustgate_admin.domain.credentials import validate_mcp_target, validate_registry_auth
 from trustgate_admin.domain.schemas import RegistryIn
 from trustgate_admin.services import wire
-from trustgate_admin.services.common import get_child, get_gateway, page
+from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page
 from trustgate_admin.services.consumers import reemit_consumers
 from trustgate_admin.services.uow import UnitOfWork, now
 from trustgate_core.crypto import find_masked, merge_masked
-from trustgate_core.errors import AlreadyExists, HasDependents, ValidationFailed
+from trustgate_core.errors import HasDependents, ValidationFailed
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Registry
 from trustgate_core.models.base import EntityKind
@@ -46,15 +46,6 @@ def _validate(fields: dict[str, Any], catalog: Catalog) -> None:
         validate_mcp_target(fields["mcp_target"])
 
 
-async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
-    stmt = select(t.RegistryRow.id).where(
-        t.RegistryRow.gateway_id == gateway_id, t.RegistryRow.name == name
-    )
-    found = (await uow.session.exec(stmt)).first()
-    if found is not None and found != own:
-        raise AlreadyExists(f"a registry named '{name}' already exists in this gateway")
-
-
 async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: RegistryIn) -> Registry:
     fields = body.model_dump(exclude_unset=True, mode="json")
     if not body.name:
@@ -67,7 +58,9 @@ async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: Regi
     _validate(fields, catalog)
     async with uow:
         await get_gateway(uow.session, gateway_id)
-        await _unique_name(uow, gateway_id, body.name, None)
+        await ensure_unique_name(
+            uow.session, t.RegistryRow, gateway_id, body.name, None, "registry"
+        )
         ts = now()
         row = t.RegistryRow(
             id=uuid7(),
@@ -81,14 +74,13 @@ async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: Regi
             auth=uow.box.seal_fields(fields.get("auth")),
             health_checks=fields.get("health_checks"),
             mcp_target=uow.box.seal_fields(fields.get("mcp_target")),
-            revision=await uow.next_revision(),
+            revision=0,
             created_at=ts,
             updated_at=ts,
         )
-        uow.session.add(row)
-        await uow.session.flush()
-        entity = wire.registry(row)
-        uow.emit(EntityKind.registry, gateway_id, row.id, row.revision, entity)
+        entity = await uow.publish(
+            EntityKind.registry, row, lambda: wire.registry(row), touch=False
+        )
         await uow.commit()
         return entity
 
@@ -119,7 +111,9 @@ async def update(
     async with uow:
         row = await get_child(uow.session, t.RegistryRow, gateway_id, registry_id, lock=True)
         if "name" in changes and changes["name"] != row.name:
-            await _unique_name(uow, gateway_id, changes["name"], row.id)
+            await ensure_unique_name(
+                uow.session, t.RegistryRow, gateway_id, changes["name"], row.id, "registry"
+            )
         for key in ("auth", "mcp_target"):
             if key in changes:
                 stored = uow.box.open_fields(getattr(row, key))
@@ -137,12 +131,7 @@ async def update(
             if key in ("auth", "mcp_target"):
                 value = uow.box.seal_fields(value)
             setattr(row, key, value)
-        row.revision = await uow.next_revision()
-        row.updated_at = now()
-        uow.session.add(row)
-        await uow.session.flush()
-        entity = wire.registry(row)
-        uow.emit(EntityKind.registry, gateway_id, row.id, row.revision, entity)
+        entity = await uow.publish(EntityKind.registry, row, lambda: wire.registry(row))
         await uow.commit()
         return entity
 
@@ -182,6 +171,6 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, registry_id: UUID) -> None:
         ).all()
         await uow.session.delete(row)
         await uow.session.flush()
-        uow.emit(EntityKind.registry, gateway_id, registry_id, await uow.next_revision(), None)
+        await uow.tombstone(EntityKind.registry, gateway_id, registry_id)
         await reemit_consumers(uow, list(linked))
         await uow.commit()

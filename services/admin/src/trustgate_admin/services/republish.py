@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.adapters.db.engine import create_engine, session_factory
@@ -13,36 +18,26 @@ from trustgate_admin.settings import AdminSettings
 from trustgate_core.crypto import SecretBox
 from trustgate_core.models.base import EntityKind
 
+# Every kind, in an order where each event's references were announced before it.
+_KINDS: list[tuple[EntityKind, type[Any], Callable[[AsyncSession, Any], Any]]] = [
+    (EntityKind.gateway, t.GatewayRow, lambda _, row: wire.gateway(row)),
+    (EntityKind.registry, t.RegistryRow, lambda _, row: wire.registry(row)),
+    (EntityKind.auth, t.AuthRow, lambda _, row: wire.auth(row)),
+    (EntityKind.policy, t.PolicyRow, lambda _, row: wire.policy(row)),
+    (EntityKind.role, t.RoleRow, wire.role),
+    (EntityKind.consumer, t.ConsumerRow, wire.consumer),
+]
+
 
 async def republish(uow: UnitOfWork) -> int:
     """Queue one upsert per entity, with a fresh revision, in the outbox."""
     count = 0
     async with uow:
         s = uow.session
-        for gw in (await s.exec(select(t.GatewayRow))).all():
-            gw.revision = await uow.next_revision()
-            uow.emit(EntityKind.gateway, gw.id, gw.id, gw.revision, wire.gateway(gw))
-            count += 1
-        for reg in (await s.exec(select(t.RegistryRow))).all():
-            reg.revision = await uow.next_revision()
-            uow.emit(EntityKind.registry, reg.gateway_id, reg.id, reg.revision, wire.registry(reg))
-            count += 1
-        for a in (await s.exec(select(t.AuthRow))).all():
-            a.revision = await uow.next_revision()
-            uow.emit(EntityKind.auth, a.gateway_id, a.id, a.revision, wire.auth(a))
-            count += 1
-        for p in (await s.exec(select(t.PolicyRow))).all():
-            p.revision = await uow.next_revision()
-            uow.emit(EntityKind.policy, p.gateway_id, p.id, p.revision, wire.policy(p))
-            count += 1
-        for r in (await s.exec(select(t.RoleRow))).all():
-            r.revision = await uow.next_revision()
-            uow.emit(EntityKind.role, r.gateway_id, r.id, r.revision, await wire.role(s, r))
-            count += 1
-        for c in (await s.exec(select(t.ConsumerRow))).all():
-            c.revision = await uow.next_revision()
-            uow.emit(EntityKind.consumer, c.gateway_id, c.id, c.revision, await wire.consumer(s, c))
-            count += 1
+        for kind, table, build in _KINDS:
+            for row in (await s.exec(select(table))).all():
+                await uow.publish(kind, row, partial(build, s, row), touch=False)
+                count += 1
         await uow.commit()
     return count
 

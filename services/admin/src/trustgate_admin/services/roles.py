@@ -11,29 +11,16 @@ from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.api.paging import ListQuery
 from trustgate_admin.domain.schemas import RoleIn
 from trustgate_admin.services import wire
-from trustgate_admin.services.common import get_child, get_gateway, page
+from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page
 from trustgate_admin.services.uow import UnitOfWork, now
-from trustgate_core.errors import AlreadyExists, HasDependents, ValidationFailed
+from trustgate_core.errors import HasDependents, ValidationFailed
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Role
 from trustgate_core.models.base import EntityKind
 
 
-async def _unique_name(uow: UnitOfWork, gateway_id: UUID, name: str, own: UUID | None) -> None:
-    stmt = select(t.RoleRow.id).where(t.RoleRow.gateway_id == gateway_id, t.RoleRow.name == name)
-    found = (await uow.session.exec(stmt)).first()
-    if found is not None and found != own:
-        raise AlreadyExists(f"a role named '{name}' already exists in this gateway")
-
-
 async def _emit(uow: UnitOfWork, row: t.RoleRow) -> Role:
-    row.revision = await uow.next_revision()
-    row.updated_at = now()
-    uow.session.add(row)
-    await uow.session.flush()
-    entity = await wire.role(uow.session, row)
-    uow.emit(EntityKind.role, row.gateway_id, row.id, row.revision, entity)
-    return entity
+    return await uow.publish(EntityKind.role, row, lambda: wire.role(uow.session, row))
 
 
 async def create(uow: UnitOfWork, gateway_id: UUID, body: RoleIn) -> Role:
@@ -42,7 +29,7 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: RoleIn) -> Role:
     spec = body.model_dump(exclude_unset=True, mode="json")
     async with uow:
         await get_gateway(uow.session, gateway_id)
-        await _unique_name(uow, gateway_id, body.name, None)
+        await ensure_unique_name(uow.session, t.RoleRow, gateway_id, body.name, None, "role")
         ts = now()
         row = t.RoleRow(
             id=uuid7(),
@@ -81,7 +68,9 @@ async def update(uow: UnitOfWork, gateway_id: UUID, role_id: UUID, body: RoleIn)
     async with uow:
         row = await get_child(uow.session, t.RoleRow, gateway_id, role_id, lock=True)
         if "name" in changes and changes["name"] != row.name:
-            await _unique_name(uow, gateway_id, changes["name"], row.id)
+            await ensure_unique_name(
+                uow.session, t.RoleRow, gateway_id, changes["name"], row.id, "role"
+            )
         for key, value in changes.items():
             setattr(row, key, value)
         entity = await _emit(uow, row)
@@ -100,7 +89,7 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, role_id: UUID) -> None:
         if linked is not None:
             raise HasDependents("the role is attached to a consumer; detach it first")
         await uow.session.delete(row)
-        uow.emit(EntityKind.role, gateway_id, role_id, await uow.next_revision(), None)
+        await uow.tombstone(EntityKind.role, gateway_id, role_id)
         await uow.commit()
 
 

@@ -7,8 +7,11 @@ On commit Postgres notifies the relay, which publishes after the commit.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from sqlalchemy import text
@@ -24,6 +27,7 @@ from trustgate_core.events.subjects import config_subject
 from trustgate_core.models.base import Entity, EntityKind
 
 OUTBOX_CHANNEL = "trustgate_outbox"
+E = TypeVar("E", bound=Entity)
 
 
 def now() -> datetime:
@@ -95,6 +99,41 @@ class UnitOfWork:
             )
         )
         self._emitted += 1
+
+    @overload
+    async def publish(  # type: ignore[overload-overlap]
+        self,
+        kind: EntityKind,
+        row: Any,
+        entity_of: Callable[[], Awaitable[E]],
+        *,
+        touch: bool = True,
+    ) -> E: ...
+
+    @overload
+    async def publish(
+        self, kind: EntityKind, row: Any, entity_of: Callable[[], E], *, touch: bool = True
+    ) -> E: ...
+
+    async def publish(
+        self, kind: EntityKind, row: Any, entity_of: Callable[[], Any], *, touch: bool = True
+    ) -> Any:
+        """Give ``row`` a fresh revision (and ``updated_at`` unless ``touch`` is false),
+        flush it, and queue the config event with the state ``entity_of()`` builds."""
+        row.revision = await self.next_revision()
+        if touch:
+            row.updated_at = now()
+        self.session.add(row)
+        await self.session.flush()
+        entity = entity_of()
+        if inspect.isawaitable(entity):
+            entity = await entity
+        self.emit(kind, entity.gateway_id, entity.id, row.revision, entity)
+        return entity
+
+    async def tombstone(self, kind: EntityKind, gateway_id: UUID, entity_id: UUID) -> None:
+        """Queue the delete event of an entity."""
+        self.emit(kind, gateway_id, entity_id, await self.next_revision(), None)
 
     async def commit(self) -> None:
         if self._emitted:
