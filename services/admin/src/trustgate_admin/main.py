@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +22,7 @@ from trustgate_admin.api.routes import (
     roles,
 )
 from trustgate_admin.settings import AdminSettings
+from trustgate_core.serving import serve_until_cancelled
 
 
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
@@ -54,8 +54,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     return app
 
 
-def _server(settings: AdminSettings) -> uvicorn.Server:
-    config = uvicorn.Config(
+def _config(settings: AdminSettings) -> uvicorn.Config:
+    return uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -63,19 +63,12 @@ def _server(settings: AdminSettings) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
     )
-    return uvicorn.Server(config)
 
 
 async def run_server(settings: AdminSettings | None = None) -> None:
     """Run the admin plane until cancelled (used by `trustgate run`)."""
-    server = _server(settings or AdminSettings())
-    server.config.install_signal_handlers = False  # type: ignore[attr-defined]
-    try:
-        await server.serve()
-    except asyncio.CancelledError:
-        server.should_exit = True
-        raise
+    await serve_until_cancelled(_config(settings or AdminSettings()))
 
 
 def serve(settings: AdminSettings | None = None) -> None:
-    _server(settings or AdminSettings()).run()
+    uvicorn.Server(_config(settings or AdminSettings())).run()

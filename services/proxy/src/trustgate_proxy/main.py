@@ -8,23 +8,15 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 
 import uvicorn
 
+from trustgate_core.serving import serve_until_cancelled
 from trustgate_proxy.bootstrap import ProxyRuntime
 from trustgate_proxy.settings import ProxySettings
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal capture: whoever runs us owns the signals (``serve``
-    below, or ``trustgate run``), and stops us by cancelling ``run_server``."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def server_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Config:
@@ -52,15 +44,7 @@ async def run_server(
     """Serve the proxy until cancelled, then shut down gracefully."""
     settings = settings or ProxySettings()
     async with ProxyRuntime(settings) as runtime:
-        server = _Server(server_config(runtime, settings))
-        serving = asyncio.ensure_future(server.serve(sockets=sockets))
-        try:
-            await asyncio.shield(serving)
-        except asyncio.CancelledError:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await serving
-            raise
+        await serve_until_cancelled(server_config(runtime, settings), sockets)
 
 
 async def _main(settings: ProxySettings) -> None:

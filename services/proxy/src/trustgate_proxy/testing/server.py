@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trustgate_core.models import Consumer
+from trustgate_core.serving import EmbeddedServer
 from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_proxy.bootstrap import ProxyRuntime
-from trustgate_proxy.main import _Server, server_config
+from trustgate_proxy.main import server_config
 from trustgate_proxy.settings import ProxySettings
 from trustgate_proxy.testing.tenant import Tenant
 
@@ -43,7 +44,7 @@ async def run_proxy(nats_url: str, **env: Any) -> AsyncIterator[RunningProxy]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     async with ProxyRuntime(settings) as runtime:
-        server = _Server(server_config(runtime, settings))
+        server = EmbeddedServer(server_config(runtime, settings))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             await poll(lambda: server.started, 5.0)
