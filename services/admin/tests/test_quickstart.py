@@ -75,3 +75,36 @@ async def test_gateway_without_slug_gets_a_generated_one(api: httpx.AsyncClient)
     assert r.status_code == 201
     slug = r.json()["slug"]
     assert slug.startswith("gw-") and len(slug) == 15
+
+
+async def test_lists_show_each_items_links(api: httpx.AsyncClient) -> None:
+    g = (await api.post("/v1/gateways", json={"slug": "lists-links"})).json()["id"]
+    reg = (
+        await api.post(
+            f"/v1/gateways/{g}/registries",
+            json={"name": "r", "provider": "openai", "auth": {"type": "api_key", "api_key": "k"}},
+        )
+    ).json()["id"]
+    a = (
+        await api.post(
+            f"/v1/gateways/{g}/consumers",
+            json={"name": "a", "registries": [{"id": reg, "weight": 3}]},
+        )
+    ).json()["id"]
+    b = (await api.post(f"/v1/gateways/{g}/consumers", json={"name": "b"})).json()["id"]
+    key = (await api.post(f"/v1/gateways/{g}/auths", json={"name": "k", "type": "api_key"})).json()
+    pol = (
+        await api.post(
+            f"/v1/gateways/{g}/policies",
+            json={"name": "p", "slug": "rate_limiter", "settings": {"limit": 5, "window": "1m"}},
+        )
+    ).json()["id"]
+    for path in (f"auths/{key['id']}", f"policies/{pol}"):
+        assert (await api.post(f"/v1/gateways/{g}/consumers/{b}/{path}")).status_code == 204
+
+    consumers = {c["id"]: c for c in (await api.get(f"/v1/gateways/{g}/consumers")).json()["items"]}
+    assert consumers[a]["registry_weights"] == [{"registry_id": reg, "weight": 3}]
+    assert consumers[a]["auth_ids"] == [] and consumers[a]["policy_ids"] == []
+    assert consumers[b]["auth_ids"] == [key["id"]] and consumers[b]["policy_ids"] == [pol]
+    policies = (await api.get(f"/v1/gateways/{g}/policies")).json()["items"]
+    assert [p["consumer_ids"] for p in policies] == [[b]]

@@ -193,7 +193,7 @@ async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[C
                 )
             )
         rows, total = await page(uow.session, stmt, q, t.ConsumerRow)
-        return [await wire.consumer(uow.session, r) for r in rows], total
+        return await wire.consumers(uow.session, rows), total
 
 
 async def update(

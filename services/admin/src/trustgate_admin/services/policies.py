@@ -23,10 +23,13 @@ from trustgate_core.plugins import validate_policy
 
 
 async def consumer_ids(uow: UnitOfWork, policy_id: UUID) -> list[UUID]:
-    rows = await uow.session.exec(
-        select(t.ConsumerPolicyLink.consumer_id).where(t.ConsumerPolicyLink.policy_id == policy_id)
+    return (await consumers_of(uow, [policy_id])).get(policy_id, [])
+
+
+async def consumers_of(uow: UnitOfWork, policy_ids: list[UUID]) -> dict[UUID, list[UUID]]:
+    return await wire.links_by(
+        uow.session, t.ConsumerPolicyLink, "policy_id", "consumer_id", policy_ids
     )
-    return sorted(rows.all(), key=str)
 
 
 async def _emit(uow: UnitOfWork, row: t.PolicyRow) -> Policy:
@@ -91,7 +94,8 @@ async def list_(
             if key in q.filters:
                 stmt = stmt.where(t.PolicyRow.slug == q.filters[key])
         rows, total = await page(uow.session, stmt, q, t.PolicyRow)
-        return [(wire.policy(r), await consumer_ids(uow, r.id)) for r in rows], total
+        linked = await consumers_of(uow, [r.id for r in rows])
+        return [(wire.policy(r), linked.get(r.id, [])) for r in rows], total
 
 
 async def update(

@@ -60,7 +60,7 @@ async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[R
         await get_gateway(uow.session, gateway_id)
         stmt: Any = select(t.RoleRow).where(t.RoleRow.gateway_id == gateway_id)
         rows, total = await page(uow.session, stmt, q, t.RoleRow)
-        return [await wire.role(uow.session, r) for r in rows], total
+        return await wire.roles(uow.session, rows), total
 
 
 async def update(uow: UnitOfWork, gateway_id: UUID, role_id: UUID, body: RoleIn) -> Role:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from trustgate_admin.adapters.db import tables as t
@@ -92,56 +95,92 @@ def policy(row: t.PolicyRow) -> Policy:
     )
 
 
-async def role(session: AsyncSession, row: t.RoleRow) -> Role:
-    registry_ids = (
-        await session.exec(
-            select(t.RoleRegistryLink.registry_id).where(t.RoleRegistryLink.role_id == row.id)
+async def roles(session: AsyncSession, rows: Sequence[t.RoleRow]) -> list[Role]:
+    """Wire models of many roles, their registry links loaded in one query."""
+    registry_ids = await _links(session, t.RoleRegistryLink, "role_id", "registry_id", rows)
+    return [
+        Role(
+            id=row.id,
+            gateway_id=row.gateway_id,
+            name=row.name,
+            model_policies=[ModelPolicy.model_validate(m) for m in row.model_policies or []],
+            mcp_policies=row.mcp_policies,
+            oidc_mapping=row.oidc_mapping,
+            registry_ids=registry_ids.get(row.id, []),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )
-    ).all()
-    return Role(
-        id=row.id,
-        gateway_id=row.gateway_id,
-        name=row.name,
-        model_policies=[ModelPolicy.model_validate(m) for m in row.model_policies or []],
-        mcp_policies=row.mcp_policies,
-        oidc_mapping=row.oidc_mapping,
-        registry_ids=sorted(registry_ids, key=str),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+        for row in rows
+    ]
+
+
+async def role(session: AsyncSession, row: t.RoleRow) -> Role:
+    return (await roles(session, [row]))[0]
+
+
+async def consumers(session: AsyncSession, rows: Sequence[t.ConsumerRow]) -> list[Consumer]:
+    """Wire models of many consumers, each kind of link loaded in one query."""
+    ids = [row.id for row in rows]
+    bindings: dict[UUID, list[RegistryBinding]] = defaultdict(list)
+    if ids:
+        links = await session.exec(
+            select(t.ConsumerRegistryLink)
+            .where(col(t.ConsumerRegistryLink.consumer_id).in_(ids))
+            .order_by(col(t.ConsumerRegistryLink.position))
+        )
+        for lk in links.all():
+            bindings[lk.consumer_id].append(
+                RegistryBinding(registry_id=lk.registry_id, weight=lk.weight)
+            )
+    auth_ids = await _links(session, t.ConsumerAuthLink, "consumer_id", "auth_id", rows)
+    role_ids = await _links(session, t.ConsumerRoleLink, "consumer_id", "role_id", rows)
+    policy_ids = await _links(session, t.ConsumerPolicyLink, "consumer_id", "policy_id", rows)
+    return [
+        Consumer(
+            id=row.id,
+            gateway_id=row.gateway_id,
+            name=row.name,
+            slug=row.slug,
+            type=row.type,  # type: ignore[arg-type]
+            routing_mode=row.routing_mode,  # type: ignore[arg-type]
+            active=row.active,
+            registries=bindings.get(row.id, []),
+            model_policies=[ModelPolicy.model_validate(m) for m in row.model_policies or []],
+            lb_config=row.lb_config,
+            fallback=row.fallback,
+            headers=row.headers or {},
+            auth_ids=auth_ids.get(row.id, []),
+            role_ids=role_ids.get(row.id, []),
+            policy_ids=policy_ids.get(row.id, []),
+            toolkit=row.toolkit,
+            fail_mode=row.fail_mode,  # type: ignore[arg-type]
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+        for row in rows
+    ]
 
 
 async def consumer(session: AsyncSession, row: t.ConsumerRow) -> Consumer:
-    links = (
-        await session.exec(
-            select(t.ConsumerRegistryLink)
-            .where(t.ConsumerRegistryLink.consumer_id == row.id)
-            .order_by(col(t.ConsumerRegistryLink.position))
-        )
-    ).all()
-    return Consumer(
-        id=row.id,
-        gateway_id=row.gateway_id,
-        name=row.name,
-        slug=row.slug,
-        type=row.type,  # type: ignore[arg-type]
-        routing_mode=row.routing_mode,  # type: ignore[arg-type]
-        active=row.active,
-        registries=[RegistryBinding(registry_id=lk.registry_id, weight=lk.weight) for lk in links],
-        model_policies=[ModelPolicy.model_validate(m) for m in row.model_policies or []],
-        lb_config=row.lb_config,
-        fallback=row.fallback,
-        headers=row.headers or {},
-        auth_ids=await _ids(session, t.ConsumerAuthLink, "auth_id", row.id),
-        role_ids=await _ids(session, t.ConsumerRoleLink, "role_id", row.id),
-        policy_ids=await _ids(session, t.ConsumerPolicyLink, "policy_id", row.id),
-        toolkit=row.toolkit,
-        fail_mode=row.fail_mode,  # type: ignore[arg-type]
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+    return (await consumers(session, [row]))[0]
+
+
+async def links_by(
+    session: AsyncSession, link: type[SQLModel], owner: str, target: str, owner_ids: list[UUID]
+) -> dict[UUID, list[UUID]]:
+    """``owner id -> sorted target ids`` of a link table, for many owners in one query."""
+    if not owner_ids:
+        return {}
+    stmt = select(getattr(link, owner), getattr(link, target)).where(
+        getattr(link, owner).in_(owner_ids)
     )
+    out: dict[UUID, list[UUID]] = defaultdict(list)
+    for owner_id, target_id in (await session.exec(stmt)).all():
+        out[owner_id].append(target_id)
+    return {k: sorted(v, key=str) for k, v in out.items()}
 
 
-async def _ids(session: AsyncSession, link: type, column: str, consumer_id: UUID) -> list[UUID]:
-    stmt = select(getattr(link, column)).where(link.consumer_id == consumer_id)  # type: ignore[attr-defined]
-    return sorted((await session.exec(stmt)).all(), key=str)
+async def _links(
+    session: AsyncSession, link: type[SQLModel], owner: str, target: str, rows: Sequence[Any]
+) -> dict[UUID, list[UUID]]:
+    return await links_by(session, link, owner, target, [row.id for row in rows])
