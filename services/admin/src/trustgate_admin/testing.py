@@ -6,7 +6,6 @@ starts I/O."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,16 +19,11 @@ from nats.js.api import DeliverPolicy
 from trustgate_admin.api.security import mint_admin_token
 from trustgate_admin.main import create_app
 from trustgate_admin.settings import AdminSettings
+from trustgate_core.embedded import free_port
 from trustgate_core.events import CONFIG_STREAM, decode_config_event
 from trustgate_core.replica import ConfigReplica
 
 SECRET = "test-secret-key-for-the-admin-plane-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -146,15 +146,15 @@ class ModelPolicyEntry(ModelPolicyIn):
     registry_id: UUID
 
 
-FALLBACK_TRIGGERS = ("http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection")
-LB_ALGORITHMS = (
+FallbackTrigger = Literal["http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection"]
+LbAlgorithm = Literal[
     "round-robin",
     "random",
     "weighted-round-robin",
     "least-connections",
     "semantic",
     "smart-routing",
-)
+]
 
 
 class FallbackBudget(Body):
@@ -164,9 +164,7 @@ class FallbackBudget(Body):
 
 class Fallback(Body):
     enabled: bool = False
-    triggers: list[
-        Literal["http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection"]
-    ] = []
+    triggers: list[FallbackTrigger] = []
     budget: FallbackBudget | None = None
     chain: list[UUID] = []
 
@@ -188,14 +186,7 @@ class LbMember(Body):
 
 class LbConfig(Body):
     enabled: bool = False
-    algorithm: Literal[
-        "round-robin",
-        "random",
-        "weighted-round-robin",
-        "least-connections",
-        "semantic",
-        "smart-routing",
-    ] = "round-robin"
+    algorithm: LbAlgorithm = "round-robin"
     pool_alias: str | None = None
     members: list[LbMember] = []
     embedding_config: dict[str, Any] | None = None
