@@ -39,7 +39,8 @@ class RunningAdmin:
         return self.app.state.container
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {token or mint_admin_token(SECRET)}"}
+        token = token or mint_admin_token(self.settings.server_secret_key)
+        headers = {"Authorization": f"Bearer {token}"}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
 
 
