@@ -206,3 +206,23 @@ async def test_streams_and_completions_survive_many_concurrent_calls(
     results = await asyncio.gather(*(one(i) for i in range(40)))
     assert set(results) == {"Hello from mock"}
     await wait_for(lambda: proxy.runtime.publisher.pending == 0, timeout=5)
+
+
+async def test_seed_base_url_without_v1_works(proxy: Any, app_tenant: Any) -> None:
+    """Seed 000's snippet: ``base_url="http://localhost:8081/my-app"``, no ``/v1``."""
+    consumer = app_tenant.consumers["app"]
+    client = AsyncOpenAI(
+        base_url=f"{proxy.url}/{consumer.slug}",
+        api_key="unused",
+        max_retries=0,
+        default_headers={
+            "X-AG-Gateway-Slug": app_tenant.slug,
+            "X-AG-API-Key": app_tenant.keys["app"],
+        },
+    )
+    resp = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello!"}]
+    )
+    assert resp.choices[0].message.content == "Hello from mock"
+    models = await client.models.list()
+    assert models.data

@@ -1,7 +1,8 @@
 """The proxy's HTTP surface: a plain ASGI callable, no framework on the request path.
 
 Routes: ``/{consumer_slug}/v1/chat/completions`` (POST), ``/{consumer_slug}/v1/models``
-(GET), ``/healthz`` and ``/health``, ``/readyz``, ``/metrics``. Anything else → 404.
+(GET), also without ``/v1`` as seed 000's SDK snippet addresses them,
+``/healthz`` and ``/health``, ``/readyz``, ``/metrics``. Anything else → 404.
 The request path: discovery → key → consumer → auth → route → upstream → response, then
 one request event handed to the publisher (never awaited).
 """
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 CHAT = "/v1/chat/completions"
 MODELS = "/v1/models"
+# Seed 000's SDK snippet sets base_url to ``.../{consumer_slug}`` without ``/v1``.
+UNVERSIONED = {"/chat/completions": CHAT, "/models": MODELS}
 
 
 class ClientGone(Exception):
@@ -96,6 +99,7 @@ class ProxyApp:
             return
         slug = path[1:slash]
         route = path[slash:]
+        route = UNVERSIONED.get(route, route)
         method: str = scope["method"]
         trace_id = os.urandom(16).hex()
         call = Call(trace_id, method, route, perf_counter(), time())
