@@ -2,6 +2,12 @@
 
 A target is built from the registry and its opened (decrypted) ``auth`` when the registry
 is first used, and rebuilt after the registry changes; the hot path only reads it.
+
+Every target names the wire format it speaks (``wire``); the forwarder passes a body
+through untouched when the client speaks the same one, and translates otherwise. A
+provider whose requests need per-request credentials (a SigV4 signature over the body, a
+short-lived OAuth token) sets ``needs_authorize`` and implements ``authorize``; for the
+others the hot path never awaits it.
 """
 
 from __future__ import annotations
@@ -12,12 +18,19 @@ from urllib.parse import quote, urlencode
 
 from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Registry
+from trustgate_proxy.domain.formats.base import WireFormat
 
 
 class UpstreamTarget:
-    """One registry's endpoint for the OpenAI wire format."""
+    """One registry's endpoint. This base class speaks OpenAI's Chat Completions wire
+    format (``openai`` and its family, ``openai_compatible``, ``azure``); providers of
+    other formats subclass it and override ``wire``, ``generate_url`` and, when they must,
+    ``authorize``."""
 
     __slots__ = ("_chat_url", "base_url", "deployment_in_path", "headers", "provider", "query")
+
+    wire: WireFormat = "openai_chat"
+    needs_authorize = False
 
     def __init__(
         self,
@@ -38,6 +51,22 @@ class UpstreamTarget:
         if self.deployment_in_path:
             return f"{self.base_url}/openai/deployments/{quote(model or '', safe='')}/chat/completions{self.query}"
         return self._chat_url
+
+    def generate_url(self, model: str | None, stream: bool) -> str:
+        """Where a generation request (plain or streamed) for ``model`` goes."""
+        return self.chat_url(model)
+
+    def embeddings_url(self, model: str | None) -> str | None:
+        """Where an OpenAI-format embeddings request goes (``None``: not offered)."""
+        if self.deployment_in_path:
+            deployment = quote(model or "", safe="")
+            return f"{self.base_url}/openai/deployments/{deployment}/embeddings{self.query}"
+        return f"{self.base_url}/embeddings{self.query}"
+
+    async def authorize(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        """The headers for one request (only awaited when ``needs_authorize``): e.g. a
+        SigV4 signature over ``body``, or a freshly minted bearer token."""
+        return self.headers
 
     def models_url(self) -> str | None:
         if self.deployment_in_path:

@@ -1,0 +1,39 @@
+"""Wire formats and the translation between them (see ``model`` and ``base``).
+
+``INBOUND`` maps a client format to its codec, ``OUTBOUND`` a provider format to its
+codec, ``USAGE`` a format to its pass-through usage reader. Each format's module adds
+itself below (one line each).
+"""
+
+from __future__ import annotations
+
+from trustgate_proxy.domain.formats.base import (
+    InboundCodec,
+    OutboundCodec,
+    StreamDecoder,
+    StreamEncoder,
+    UpstreamStreamError,
+    UsageReader,
+    WireFormat,
+)
+from trustgate_proxy.domain.formats.model import ChatRequest, ChatResponse, Untranslatable
+
+INBOUND: dict[WireFormat, InboundCodec] = {}
+OUTBOUND: dict[WireFormat, OutboundCodec] = {}
+USAGE: dict[WireFormat, UsageReader] = {}
+
+__all__ = [
+    "INBOUND",
+    "OUTBOUND",
+    "USAGE",
+    "ChatRequest",
+    "ChatResponse",
+    "InboundCodec",
+    "OutboundCodec",
+    "StreamDecoder",
+    "StreamEncoder",
+    "Untranslatable",
+    "UpstreamStreamError",
+    "UsageReader",
+    "WireFormat",
+]
