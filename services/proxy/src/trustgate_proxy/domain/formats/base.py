@@ -94,10 +94,14 @@ class OutboundCodec(Protocol):
 
 
 class UsageReader(Protocol):
-    """Usage from a same-format (pass-through) exchange, without decoding all of it: a
-    plain body, or a stream's first and last bytes (``head``: the first chunk(s), up to a
-    few KiB; ``tail``: the last few KiB)."""
+    """What a same-format (pass-through) exchange needs of its format, without decoding
+    all of it: usage from a plain body, or from a stream's first and last bytes (``head``:
+    the first chunk(s), up to a few KiB; ``tail``: the last few KiB), and whether a stream
+    ended with the format's end marker (else it was cut, and the client gets the format's
+    error event)."""
 
     def from_body(self, body: bytes) -> Usage | None: ...
 
     def from_stream(self, head: bytes, tail: bytes) -> Usage | None: ...
+
+    def stream_complete(self, tail: bytes) -> bool: ...
