@@ -78,12 +78,15 @@ class ToolResult:
 @dataclass(slots=True)
 class Thinking:
     """A reasoning block. ``signature`` (Anthropic, Bedrock) must round-trip unchanged;
-    ``redacted`` blocks carry only opaque ``data``."""
+    ``redacted`` blocks carry only opaque ``data``. OpenAI Responses reasoning items carry
+    their summary as ``text``, ``encrypted_content`` as ``data`` and their item ``id``
+    (needed to send the item back)."""
 
     text: str = ""
     signature: str | None = None
     redacted: bool = False
     data: str | None = None
+    id: str | None = None  # the provider's id of the block (OpenAI Responses: ``rs_…``)
 
 
 Part = Text | Image | ToolCall | ToolResult | Thinking
