@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from trustgate_proxy.adapters.providers.azure import build_azure_target
 from trustgate_proxy.adapters.providers.base import TargetBuilder, UpstreamTarget
+from trustgate_proxy.adapters.providers.bedrock import build_bedrock_target
 from trustgate_proxy.adapters.providers.openai import PUBLIC_BASE_URLS, build_openai_target
 
 BUILDERS: dict[str, TargetBuilder] = {
     **dict.fromkeys(PUBLIC_BASE_URLS, build_openai_target),
     "openai_compatible": build_openai_target,
     "azure": build_azure_target,
+    "bedrock": build_bedrock_target,
 }
 SUPPORTED_PROVIDERS = frozenset(BUILDERS)
 
