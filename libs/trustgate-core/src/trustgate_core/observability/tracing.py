@@ -1,0 +1,400 @@
+"""OpenTelemetry tracing from the standard ``OTEL_*`` environment, off (and free) by default.
+
+::
+
+    tracing = setup_tracing("trustgate-telemetry")     # None: no OTLP endpoint configured
+    ...
+    with consumer_span(tracing, "trustgate.requests process", traceparent, {"k": "v"}):
+        ...                                            # a child of the proxy's span
+    ...
+    tracing.shutdown()                                 # flush, stop the export thread
+
+Configuration (the OpenTelemetry exporter specification's variables; the signal-specific
+``OTEL_EXPORTER_OTLP_TRACES_*`` win over ``OTEL_EXPORTER_OTLP_*``):
+
+- ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is) or ``OTEL_EXPORTER_OTLP_ENDPOINT``
+  (a base URL; ``/v1/traces`` is appended for HTTP). Neither set: tracing is off.
+- ``_PROTOCOL``: ``http/protobuf`` (the specification's default) or ``grpc``; unset with an
+  endpoint on port 4317, gRPC (the collector's gRPC port).
+- ``_HEADERS`` (``k=v,k2=v2``, values URL-encoded), ``_INSECURE`` (gRPC, ``true``/``false``),
+  ``_TIMEOUT`` (integer milliseconds), ``_COMPRESSION`` (``gzip`` or ``none``).
+- ``OTEL_SERVICE_NAME`` overrides the service name given to `setup_tracing`.
+
+Spans are exported by a ``BatchSpanProcessor`` (its own thread, bounded queue; a slow
+collector drops spans, it never blocks a caller). Each `Tracing` has its own
+``TracerProvider``, nothing is installed globally, so several services in one process
+(``trustgate run``) keep their own service names.
+
+W3C trace context: `format_traceparent` / `parse_traceparent` (version ``00``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, Tracer
+
+Protocol = Literal["grpc", "http/protobuf"]
+SpanKindName = Literal["internal", "server", "client", "producer", "consumer"]
+Attributes = Mapping[str, str | bool | int | float | Sequence[str]]
+
+GRPC_PORT = 4317
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+# -- W3C traceparent ---------------------------------------------------------------------
+class TraceParent(NamedTuple):
+    trace_id: str  # 32 lowercase hex
+    span_id: str  # 16 lowercase hex (the parent span)
+    sampled: bool
+
+
+def format_traceparent(trace_id: str, span_id: str, sampled: bool = True) -> str:
+    """``00-{trace_id}-{span_id}-{01|00}``."""
+    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
+
+
+def parse_traceparent(value: str | bytes | None) -> TraceParent | None:
+    """The trace context of a ``traceparent`` header; None when absent or invalid (all-zero
+    ids, version ``ff``, a version ``00`` header with extra fields)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    m = _TRACEPARENT.match(value.strip())
+    if m is None:
+        return None
+    version, trace_id, span_id, flags, rest = m.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return None
+    return TraceParent(trace_id, span_id, bool(int(flags, 16) & 1))
+
+
+# -- configuration -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TraceExportConfig:
+    """Where and how spans go, as read from the environment."""
+
+    endpoint: str  # the exporter's endpoint: a full URL for HTTP, host:port or URL for gRPC
+    protocol: Protocol = "http/protobuf"
+    headers: dict[str, str] = field(default_factory=dict)
+    insecure: bool | None = None  # gRPC only; None: from the endpoint's scheme
+    timeout: float | None = None  # seconds
+    compression: Literal["gzip", "none"] | None = None
+    service_name: str = "trustgate"
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _headers(raw: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        key, sep, value = part.partition("=")
+        if sep and key.strip():
+            out[unquote(key.strip()).lower()] = unquote(value.strip())
+    return out
+
+
+def trace_config_from_env(
+    service_name: str, env: Mapping[str, str] | None = None
+) -> TraceExportConfig | None:
+    """The trace export settings in ``env`` (default ``os.environ``); None when no OTLP
+    endpoint is set. Raises ``ValueError`` for an unknown protocol."""
+    env = os.environ if env is None else env
+    t, g = "OTEL_EXPORTER_OTLP_TRACES_", "OTEL_EXPORTER_OTLP_"
+    signal_endpoint = _first(env, t + "ENDPOINT")
+    base_endpoint = _first(env, g + "ENDPOINT")
+    if signal_endpoint is None and base_endpoint is None:
+        return None
+    raw = signal_endpoint or base_endpoint or ""
+    protocol_raw = _first(env, t + "PROTOCOL", g + "PROTOCOL")
+    if protocol_raw is None:
+        port = urlparse(raw if "://" in raw else f"//{raw}").port
+        protocol: Protocol = "grpc" if port == GRPC_PORT else "http/protobuf"
+    elif protocol_raw in ("grpc", "http/protobuf"):
+        protocol = protocol_raw  # type: ignore[assignment]
+    else:
+        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL: unsupported protocol {protocol_raw!r}")
+    if protocol == "http/protobuf":
+        if "://" not in raw:
+            raw = f"http://{raw}"
+        if signal_endpoint is None:  # a base URL: the signal's path is appended
+            raw = raw.rstrip("/") + "/v1/traces"
+    insecure_raw = _first(env, t + "INSECURE", g + "INSECURE")
+    timeout_raw = _first(env, t + "TIMEOUT", g + "TIMEOUT")
+    timeout: float | None = None
+    if timeout_raw is not None:
+        try:
+            timeout = int(timeout_raw) / 1000.0
+        except ValueError:
+            raise ValueError(
+                f"OTEL_EXPORTER_OTLP_TIMEOUT: integer milliseconds expected, got {timeout_raw!r}"
+            ) from None
+        if timeout <= 0:
+            raise ValueError("OTEL_EXPORTER_OTLP_TIMEOUT must be > 0")
+    compression_raw = (_first(env, t + "COMPRESSION", g + "COMPRESSION") or "").lower()
+    compression: Literal["gzip", "none"] | None = (
+        "gzip" if compression_raw == "gzip" else "none" if compression_raw == "none" else None
+    )
+    return TraceExportConfig(
+        endpoint=raw,
+        protocol=protocol,
+        headers=_headers(_first(env, t + "HEADERS", g + "HEADERS")),
+        insecure=None if insecure_raw is None else insecure_raw.lower() == "true",
+        timeout=timeout,
+        compression=compression,
+        service_name=_first(env, "OTEL_SERVICE_NAME") or service_name,
+    )
+
+
+# -- the tracer --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChildSpan:
+    """A finished child of a span given to `Tracing.record_span` (ids are minted)."""
+
+    name: str
+    start_ns: int
+    end_ns: int
+    kind: SpanKindName = "client"
+    attributes: Attributes | None = None
+    error: str | None = None
+
+
+class _PresetIds:
+    """An IdGenerator that hands out the ids set just before a span starts (then random),
+    so a span recorded after the fact keeps the ids its request already carried."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        self._random = RandomIdGenerator()
+        self.trace_id: int | None = None
+        self.span_id: int | None = None
+
+    def generate_trace_id(self) -> int:
+        value, self.trace_id = self.trace_id, None
+        return value if value is not None else self._random.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        value, self.span_id = self.span_id, None
+        return value if value is not None else self._random.generate_span_id()
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+class Tracing:
+    """One service's tracer provider, exporter and batch processor."""
+
+    def __init__(self, config: TraceExportConfig, *, exporter: Any | None = None) -> None:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        self.config = config
+        self._ids = _PresetIds()
+        self.provider: TracerProvider = TracerProvider(
+            resource=Resource.create({"service.name": config.service_name}),
+            id_generator=self._ids,  # type: ignore[arg-type]  # duck-typed IdGenerator
+        )
+        self.exporter = exporter if exporter is not None else _exporter(config)
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self.tracer: Tracer = self.provider.get_tracer("trustgate")
+        self._trace = trace
+        self._kinds = {
+            "internal": trace.SpanKind.INTERNAL,
+            "server": trace.SpanKind.SERVER,
+            "client": trace.SpanKind.CLIENT,
+            "producer": trace.SpanKind.PRODUCER,
+            "consumer": trace.SpanKind.CONSUMER,
+        }
+        self._closed = False
+
+    # -- spans --------------------------------------------------------------------------
+    def _context(self, traceparent: str | bytes | None) -> Any:
+        from opentelemetry.context import Context
+
+        parent = parse_traceparent(traceparent)
+        if parent is None:
+            return Context()  # a root span, whatever is current
+        t = self._trace
+        remote = t.NonRecordingSpan(
+            t.SpanContext(
+                trace_id=int(parent.trace_id, 16),
+                span_id=int(parent.span_id, 16),
+                is_remote=True,
+                trace_flags=t.TraceFlags(t.TraceFlags.SAMPLED if parent.sampled else 0),
+            )
+        )
+        return t.set_span_in_context(remote, Context())
+
+    @contextlib.contextmanager
+    def consumer_span(
+        self, name: str, traceparent: str | bytes | None, attributes: Attributes | None = None
+    ) -> Iterator[Span]:
+        """A ``CONSUMER`` span around handling one message, the child of the span named by
+        ``traceparent`` (a root span when it is missing or invalid); current inside the
+        block, so spans started there are its children. An exception escaping the block
+        marks the span as an error (and propagates)."""
+        with self.tracer.start_as_current_span(
+            name,
+            context=self._context(traceparent),
+            kind=self._trace.SpanKind.CONSUMER,
+            attributes=attributes,
+        ) as span:
+            yield span
+
+    def record_span(
+        self,
+        name: str,
+        *,
+        trace_id: str,
+        span_id: str,
+        start_ns: int,
+        end_ns: int,
+        kind: SpanKindName = "server",
+        attributes: Attributes | None = None,
+        error: str | None = None,
+        parent: str | bytes | None = None,
+        children: Sequence[ChildSpan] = (),
+    ) -> bool:
+        """Record a span that already happened, with the given ids and times (epoch ns),
+        and its children. For work whose spans are written after the fact, off its hot
+        path. ``error``: the status description of a failed span. Returns whether the span
+        was sampled."""
+        t = self._trace
+        context = self._context(parent)
+        if parse_traceparent(parent) is None:
+            self._ids.trace_id = int(trace_id, 16)
+        self._ids.span_id = int(span_id, 16)
+        span = self.tracer.start_span(
+            name,
+            context=context,
+            kind=self._kinds[kind],
+            attributes=attributes,
+            start_time=start_ns,
+        )
+        self._ids.trace_id = self._ids.span_id = None
+        if error is not None:
+            span.set_status(t.Status(t.StatusCode.ERROR, error))
+        if children and span.is_recording():
+            inside = t.set_span_in_context(span)
+            for child in children:
+                c = self.tracer.start_span(
+                    child.name,
+                    context=inside,
+                    kind=self._kinds[child.kind],
+                    attributes=child.attributes,
+                    start_time=child.start_ns,
+                )
+                if child.error is not None:
+                    c.set_status(t.Status(t.StatusCode.ERROR, child.error))
+                c.end(end_time=child.end_ns)
+        span.end(end_time=end_ns)
+        return span.get_span_context().trace_flags.sampled
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def force_flush(self, timeout_millis: int = 5_000) -> bool:
+        """Export what is queued now (blocking: call it from a thread in async code)."""
+        return self.provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Flush and stop the export thread (blocking; idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self.provider.shutdown()
+
+
+def _exporter(config: TraceExportConfig) -> Any:
+    if config.protocol == "grpc":
+        from grpc import Compression as GrpcCompression
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(
+            endpoint=config.endpoint,
+            insecure=config.insecure,
+            headers=config.headers or None,
+            timeout=config.timeout,
+            compression=(
+                None
+                if config.compression is None
+                else GrpcCompression.Gzip
+                if config.compression == "gzip"
+                else GrpcCompression.NoCompression
+            ),
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    return HttpExporter(
+        endpoint=config.endpoint,
+        headers=config.headers or None,
+        timeout=config.timeout,
+        compression=(
+            None
+            if config.compression is None
+            else HttpCompression.Gzip
+            if config.compression == "gzip"
+            else HttpCompression.NoCompression
+        ),
+    )
+
+
+def setup_tracing(
+    service_name: str, env: Mapping[str, str] | None = None, *, exporter: Any | None = None
+) -> Tracing | None:
+    """Tracing as configured by ``env`` (default ``os.environ``), or None when no OTLP
+    endpoint is set (then OpenTelemetry is not even imported). ``exporter`` replaces the
+    OTLP exporter (tests)."""
+    config = trace_config_from_env(service_name, env)
+    if config is None:
+        return None
+    return Tracing(config, exporter=exporter)
+
+
+def consumer_span(
+    tracing: Tracing | None,
+    name: str,
+    traceparent: str | bytes | None,
+    attributes: Attributes | None = None,
+) -> contextlib.AbstractContextManager[Span | None]:
+    """`Tracing.consumer_span`, or a no-op context (yielding None) when tracing is off."""
+    if tracing is None:
+        return contextlib.nullcontext()
+    return tracing.consumer_span(name, traceparent, attributes)
+
+
+def span_traceparent(span: Span | None) -> str | None:
+    """The ``traceparent`` that makes a receiver's span a child of ``span`` (None for no
+    span or an invalid one), e.g. to pass the trace on in a Kafka header."""
+    if span is None:
+        return None
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return format_traceparent(
+        f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", bool(ctx.trace_flags.sampled)
+    )
