@@ -56,6 +56,13 @@ class UpstreamTarget:
         """Where a generation request (plain or streamed) for ``model`` goes."""
         return self.chat_url(model)
 
+    def for_inbound(self, inbound: WireFormat) -> UpstreamTarget:
+        """The target that serves a client speaking ``inbound``: this one, unless the
+        registry offers several APIs (``openai`` without ``provider_options.api`` sends
+        Responses API clients to its Responses API, and the others to chat). The
+        forwarder calls it once per request, before comparing ``wire`` with ``inbound``."""
+        return self
+
     def embeddings_url(self, model: str | None) -> str | None:
         """Where an OpenAI-format embeddings request goes (``None``: not offered)."""
         if self.deployment_in_path:
