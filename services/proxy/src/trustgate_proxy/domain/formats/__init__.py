@@ -7,7 +7,7 @@ itself below (one line each).
 
 from __future__ import annotations
 
-from trustgate_proxy.domain.formats import bedrock, gemini, openai_responses
+from trustgate_proxy.domain.formats import anthropic, bedrock, gemini, openai_responses
 from trustgate_proxy.domain.formats.base import (
     InboundCodec,
     OutboundCodec,
@@ -29,6 +29,9 @@ OUTBOUND["gemini"] = gemini.GEMINI
 USAGE["gemini"] = gemini.GEMINI
 OUTBOUND["bedrock"] = bedrock.CODEC
 USAGE["bedrock"] = bedrock.USAGE_READER
+INBOUND["anthropic"] = anthropic.INBOUND
+OUTBOUND["anthropic"] = anthropic.OUTBOUND
+USAGE["anthropic"] = anthropic.USAGE
 
 __all__ = [
     "INBOUND",
