@@ -87,7 +87,7 @@ async def test_streamed_usage_reaches_a_client_that_asks_for_it(
     )
     chunks = [c async for c in stream]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
-    assert chunks[-1].usage.total_tokens == 14
+    assert chunks[-1].usage.total_tokens == 18
 
 
 async def test_tool_calls_pass_through(proxy: Any, app_tenant: Any) -> None:
@@ -113,7 +113,9 @@ async def test_tool_calls_pass_through(proxy: Any, app_tenant: Any) -> None:
         model="gpt-4o-tools", messages=messages, tools=tools, stream=True
     )
     deltas = [c async for c in stream if c.choices and c.choices[0].delta.tool_calls]
-    assert deltas[0].choices[0].delta.tool_calls[0].function.arguments == '{"city":"Paris"}'  # type: ignore[index,union-attr]
+    assert deltas[0].choices[0].delta.tool_calls[0].function.name == "get_weather"  # type: ignore[index,union-attr]
+    args = "".join(d.choices[0].delta.tool_calls[0].function.arguments or "" for d in deltas)  # type: ignore[index,union-attr,misc]
+    assert args == '{"city":"Paris"}'  # the arguments arrive in fragments
 
 
 async def test_missing_or_unknown_key_raises_authentication_error(

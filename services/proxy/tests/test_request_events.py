@@ -86,7 +86,7 @@ async def test_every_request_yields_exactly_one_event_with_usage_and_timings(
 
     st = by_trace[traces[1]]
     assert st.stream and st.status == 200 and st.error_kind is None
-    assert st.usage is not None and st.usage.total_tokens == 14  # from the usage chunk
+    assert st.usage is not None and st.usage.total_tokens == 18  # from the usage chunk
     assert st.sizes.response_bytes == len(streamed.content)
 
     no = by_trace[traces[2]]

@@ -1,6 +1,16 @@
 """A mock upstream that speaks OpenAI's Chat Completions wire format exactly (JSON, and SSE
 ``data: {...}`` events ending with ``data: [DONE]``, a usage chunk when
-``stream_options.include_usage`` is set), for tests and local trials."""
+``stream_options.include_usage`` is set), for tests and local trials; also served at
+Azure OpenAI's deployment paths (``api-key`` header). ``serve_openai_mock`` and
+``serve_azure_mock`` yield it as a ``ProviderMock`` (``testing.providers``' contract).
+
+Fixtures' provenance: the shapes of ``chat.completion`` / ``chat.completion.chunk`` objects,
+tool-call deltas (``index``, then ``id``/``function.name``, then argument fragments), the
+usage-only last chunk (``choices: []``) and the error bodies (``invalid_api_key`` 401,
+``rate_limit_exceeded`` 429) follow OpenAI's API reference and the ``openai`` SDK's types
+(``ChatCompletion``, ``ChatCompletionChunk``, ``CompletionUsage``); Azure's 401 body
+(``{"error":{"code":"401","message":...}}``) follows Azure OpenAI's REST reference.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +23,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from trustgate_proxy.testing.providers import ProviderMock, Recorded
+
 UPSTREAM_KEY = "sk-upstream-test-0123456789"
+
+
+USAGE = {
+    "prompt_tokens": 11,
+    "completion_tokens": 7,
+    "total_tokens": 18,
+    "prompt_tokens_details": {"cached_tokens": 3},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
 
 
 def _completion(model: str, message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
@@ -23,13 +44,7 @@ def _completion(model: str, message: dict[str, Any], finish: str = "stop") -> di
         "created": 1_700_000_000,
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": {
-            "prompt_tokens": 11,
-            "completion_tokens": 7,
-            "total_tokens": 18,
-            "prompt_tokens_details": {"cached_tokens": 3},
-            "completion_tokens_details": {"reasoning_tokens": 0},
-        },
+        "usage": USAGE,
         "system_fingerprint": "fp_mock",
     }
 
@@ -53,7 +68,7 @@ def _usage_chunk(model: str) -> bytes:
         "created": 1_700_000_000,
         "model": model,
         "choices": [],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+        "usage": USAGE,
     }
     return b"data: " + orjson.dumps(doc) + b"\n\n"
 
@@ -65,10 +80,44 @@ TOOL_CALL = {
 }
 
 
+def _text(content: Any) -> str:
+    """The text of a message's ``content`` (a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def record(path: str, headers: dict[str, str], body: dict[str, Any]) -> Recorded:
+    """What the contract's ``Recorded`` asks of an OpenAI Chat request."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    system = [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    has_image = any(
+        isinstance(p, dict) and p.get("type") == "image_url"
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for p in m["content"]
+    )
+    results = [_text(m.get("content")) for m in messages if m.get("role") == "tool"]
+    return Recorded(
+        path=path,
+        headers=headers,
+        body=body,
+        system="\n".join(system) if system else None,
+        has_image=has_image,
+        tool_result=results[-1] if results else None,
+    )
+
+
 @dataclass
 class MockUpstream:
     """OpenAI's Chat Completions wire format. The requested model picks the behaviour:
-    ``*-tools`` (tool calls), ``*-ratelimited`` (429 + Retry-After), ``*-slow`` (a stream
+    ``*-tools`` (a tool call, or with a tool result in the request the text ``The weather
+    is <result>``), ``*-long`` (finished by ``length``), ``*-ratelimited`` (429 +
+    Retry-After), ``*-slow`` (a stream
     held after its first chunk until ``release`` is set), ``*-cut`` (connection dropped
     mid-stream), ``*-stall`` (a stream silent after its first chunk), ``*-hang`` (no answer
     at all, or a stream of keep-alive comments that never ends), anything else (a plain
@@ -78,6 +127,7 @@ class MockUpstream:
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    recorded: list[Recorded] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     client_gone: asyncio.Event = field(default_factory=asyncio.Event)
@@ -86,15 +136,42 @@ class MockUpstream:
         body = await request.json()
         self.requests.append({"headers": dict(request.headers), "body": body})
         self.paths.append(request.path_qs)
-        presented = (
-            request.headers.get("Authorization") or f"Bearer {request.headers.get('api-key')}"
-        )
-        if presented != f"Bearer {UPSTREAM_KEY}":
+        self.recorded.append(record(request.path_qs, dict(request.headers), body))
+        azure = "deployment" in request.match_info
+        if azure:
+            ok = request.headers.get("api-key") == UPSTREAM_KEY
+        else:
+            presented = (
+                request.headers.get("Authorization") or f"Bearer {request.headers.get('api-key')}"
+            )
+            ok = presented == f"Bearer {UPSTREAM_KEY}"
+        if not ok and azure:
             return web.json_response(
-                {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}},
+                {
+                    "error": {
+                        "code": "401",
+                        "message": "Access denied due to invalid subscription key or wrong API"
+                        " endpoint. Make sure to provide a valid key for an active subscription"
+                        " and use a correct regional API endpoint for your resource.",
+                    }
+                },
+                status=401,
+            )
+        if not ok:
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Incorrect API key provided.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
                 status=401,
             )
         model: str = body.get("model") or "none"
+        if azure:
+            model = request.match_info["deployment"]
         if model.endswith("-ratelimited"):
             return web.json_response(
                 {
@@ -107,7 +184,10 @@ class MockUpstream:
                 status=429,
                 headers={"Retry-After": "7", "x-request-id": "req_upstream"},
             )
-        tools = model.endswith("-tools")
+        answered = self.recorded[-1].tool_result
+        tools = model.endswith("-tools") and answered is None
+        text = f"Hello from {self.name}" if answered is None else f"The weather is {answered}"
+        finish = "tool_calls" if tools else "length" if model.endswith("-long") else "stop"
         if not body.get("stream") and model.endswith("-hang"):
             # never answers; notices when the caller hangs up
             while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
@@ -118,10 +198,10 @@ class MockUpstream:
             message: dict[str, Any] = (
                 {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}
                 if tools
-                else {"role": "assistant", "content": f"Hello from {self.name}"}
+                else {"role": "assistant", "content": text, "refusal": None}
             )
             return web.json_response(
-                _completion(model, message, "tool_calls" if tools else "stop"),
+                _completion(model, message, finish),
                 headers={"x-request-id": "req_upstream", "openai-processing-ms": "5"},
             )
         resp = web.StreamResponse(
@@ -129,12 +209,15 @@ class MockUpstream:
         )
         await resp.prepare(request)
         if tools:
-            await resp.write(
-                _chunk(model, {"role": "assistant", "tool_calls": [{"index": 0, **TOOL_CALL}]})
-            )
+            start = {"index": 0, **TOOL_CALL, "function": {"name": "get_weather", "arguments": ""}}
+            await resp.write(_chunk(model, {"role": "assistant", "tool_calls": [start]}))
+            for part in ('{"city":', '"Paris"}'):
+                args = {"index": 0, "function": {"arguments": part}}
+                await resp.write(_chunk(model, {"tool_calls": [args]}))
             await resp.write(_chunk(model, {}, "tool_calls"))
         else:
-            await resp.write(_chunk(model, {"role": "assistant", "content": "Hello"}))
+            first, *rest = text.split(" ")
+            await resp.write(_chunk(model, {"role": "assistant", "content": first}))
             if model.endswith("-slow"):
                 await self.release.wait()
             if model.endswith("-cut"):
@@ -155,8 +238,9 @@ class MockUpstream:
                 except (ConnectionError, RuntimeError):
                     self.client_gone.set()
                     return resp
-            await resp.write(_chunk(model, {"content": f" from {self.name}"}))
-            await resp.write(_chunk(model, {}, "stop"))
+            for word in rest:
+                await resp.write(_chunk(model, {"content": f" {word}"}))
+            await resp.write(_chunk(model, {}, finish))
         if (body.get("stream_options") or {}).get("include_usage"):
             await resp.write(_usage_chunk(model))
         await resp.write(b"data: [DONE]\n\n")
@@ -190,3 +274,34 @@ async def serve_mock(name: str = "mock") -> AsyncIterator[MockUpstream]:
         yield mock
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_openai_mock(name: str = "openai") -> AsyncIterator[ProviderMock]:
+    """The mock as an ``openai`` registry (Chat Completions: ``api: completions``)."""
+    async with serve_mock(name) as mock:
+        yield ProviderMock(
+            provider="openai",
+            wire="openai_chat",
+            options={"base_url": mock.url, "api": "completions"},
+            auth={"type": "api_key", "api_key": {"api_key": UPSTREAM_KEY}},
+            requests=mock.recorded,
+            name=name,
+        )
+
+
+@asynccontextmanager
+async def serve_azure_mock(name: str = "azure") -> AsyncIterator[ProviderMock]:
+    """The mock as an ``azure`` registry: deployment paths, the ``api-key`` header."""
+    async with serve_mock(name) as mock:
+        yield ProviderMock(
+            provider="azure",
+            wire="openai_chat",
+            options={},
+            auth={
+                "type": "azure",
+                "azure": {"endpoint": mock.url.removesuffix("/v1"), "api_key": UPSTREAM_KEY},
+            },
+            requests=mock.recorded,
+            name=name,
+        )
