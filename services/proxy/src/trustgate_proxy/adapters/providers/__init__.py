@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trustgate_proxy.adapters.providers.anthropic import build_anthropic_target
 from trustgate_proxy.adapters.providers.azure import build_azure_target
 from trustgate_proxy.adapters.providers.base import TargetBuilder, UpstreamTarget
 from trustgate_proxy.adapters.providers.bedrock import build_bedrock_target
@@ -12,6 +13,7 @@ from trustgate_proxy.adapters.providers.vertex import build_vertex_target
 BUILDERS: dict[str, TargetBuilder] = {
     **dict.fromkeys(PUBLIC_BASE_URLS, build_openai_target),
     "openai_compatible": build_openai_target,
+    "anthropic": build_anthropic_target,
     "azure": build_azure_target,
     "bedrock": build_bedrock_target,
     "gemini": build_gemini_target,
