@@ -83,4 +83,5 @@ def _mock(module: str, function: str) -> MockOpener:
 MOCKS: dict[str, MockOpener] = {
     "openai": _mock("mock_upstream", "serve_openai_mock"),
     "azure": _mock("mock_upstream", "serve_azure_mock"),
+    "responses": _mock("mock_responses", "serve_responses_mock"),
 }
