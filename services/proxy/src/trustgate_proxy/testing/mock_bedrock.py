@@ -42,6 +42,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 from uuid import uuid4
 
 import orjson
@@ -49,6 +50,8 @@ from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from trustgate_proxy.testing.providers import ProviderMock, Recorded
 
 ACCESS_KEY_ID = "AKIAMOCKBEDROCK00001"
 SECRET_ACCESS_KEY = "mockBedrockSecret/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -175,17 +178,9 @@ def verify_sigv4(
 # -- the mock -----------------------------------------------------------------------------
 
 
-@dataclass
-class BedrockRequest:
-    """One request as the mock received it (the contract's ``Recorded`` fields)."""
-
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    system: str | None
-    has_image: bool
-    tool_result: str | None
-    model: str
+def _model(seen: Recorded) -> str:
+    """The model id from a recorded ``/model/{modelId}/converse[-stream]`` path."""
+    return unquote(seen.path.split("?", 1)[0].split("/", 2)[2].rsplit("/", 1)[0])
 
 
 def _system_of(body: dict[str, Any]) -> str | None:
@@ -266,7 +261,7 @@ class BedrockMock:
     region: str = REGION
     secrets: dict[str, str] = field(default_factory=lambda: {ACCESS_KEY_ID: SECRET_ACCESS_KEY})
     session_token: str | None = None
-    requests: list[BedrockRequest] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
 
     def auth(self) -> dict[str, Any]:
         """The registry's ``auth`` (in clear) that this mock accepts."""
@@ -281,7 +276,7 @@ class BedrockMock:
 
     async def _accept(
         self, request: web.Request
-    ) -> tuple[BedrockRequest, None] | tuple[None, web.Response]:
+    ) -> tuple[Recorded, None] | tuple[None, web.Response]:
         raw = await request.read()
         url = f"{request.scheme}://{request.host}{request.raw_path}"
         refused = verify_sigv4(
@@ -303,17 +298,16 @@ class BedrockMock:
         if problem is not None:
             return None, _error(400, "ValidationException", problem)
         blocks = _blocks(body)
-        seen = BedrockRequest(
+        seen = Recorded(
             path=request.raw_path,
             headers=dict(request.headers),
             body=body,
             system=_system_of(body),
             has_image=any("image" in b for b in blocks),
             tool_result=_tool_result_of(body),
-            model=request.match_info["model_id"],
         )
         self.requests.append(seen)
-        if seen.model.endswith("-ratelimited"):
+        if _model(seen).endswith("-ratelimited"):
             return None, _error(
                 429,
                 "ThrottlingException",
@@ -322,9 +316,9 @@ class BedrockMock:
             )
         return seen, None
 
-    def _answer(self, seen: BedrockRequest) -> tuple[list[dict[str, Any]], str]:
+    def _answer(self, seen: Recorded) -> tuple[list[dict[str, Any]], str]:
         """The answer's content blocks and stop reason."""
-        model = seen.model
+        model = _model(seen)
         if model.endswith("-tools"):
             if seen.tool_result is None:
                 use = {"toolUseId": "tooluse_mock0001", "name": "get_weather"}
@@ -382,7 +376,7 @@ class BedrockMock:
         )
         await resp.prepare(request)
         await resp.write(event_frame("messageStart", {"role": "assistant"}))
-        model = seen.model
+        model = _model(seen)
         for index, block in enumerate(blocks):
             for n, frame in enumerate(_block_frames(index, block)):
                 await resp.write(frame)
@@ -455,3 +449,17 @@ async def serve_bedrock(
         yield mock
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_bedrock_mock(name: str = "bedrock") -> AsyncIterator[ProviderMock]:
+    """The mock as a ``bedrock`` registry (``auth.aws`` with the known test keys)."""
+    async with serve_bedrock(name) as mock:
+        yield ProviderMock(
+            provider="bedrock",
+            wire="bedrock",
+            options={"base_url": mock.url},
+            auth=mock.auth(),
+            requests=mock.requests,
+            name=name,
+        )

@@ -84,4 +84,5 @@ MOCKS: dict[str, MockOpener] = {
     "openai": _mock("mock_upstream", "serve_openai_mock"),
     "azure": _mock("mock_upstream", "serve_azure_mock"),
     "responses": _mock("mock_responses", "serve_responses_mock"),
+    "bedrock": _mock("mock_bedrock", "serve_bedrock_mock"),
 }
