@@ -128,6 +128,7 @@ class MockUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     recorded: list[Recorded] = field(default_factory=list)
+    entra_tokens: list[str] = field(default_factory=list)  # bearers deployments accept
     release: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     client_gone: asyncio.Event = field(default_factory=asyncio.Event)
@@ -139,7 +140,8 @@ class MockUpstream:
         self.recorded.append(record(request.path_qs, dict(request.headers), body))
         azure = "deployment" in request.match_info
         if azure:
-            ok = request.headers.get("api-key") == UPSTREAM_KEY
+            bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            ok = request.headers.get("api-key") == UPSTREAM_KEY or bearer in self.entra_tokens
         else:
             presented = (
                 request.headers.get("Authorization") or f"Bearer {request.headers.get('api-key')}"

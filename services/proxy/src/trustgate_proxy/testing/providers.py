@@ -83,6 +83,10 @@ def _mock(module: str, function: str) -> MockOpener:
 MOCKS: dict[str, MockOpener] = {
     "openai": _mock("mock_upstream", "serve_openai_mock"),
     "azure": _mock("mock_upstream", "serve_azure_mock"),
+    "anthropic": _mock("mock_anthropic", "serve_anthropic_mock"),
     "responses": _mock("mock_responses", "serve_responses_mock"),
     "bedrock": _mock("mock_bedrock", "serve_bedrock_mock"),
+    "gemini": _mock("mock_gemini", "serve_gemini_mock"),
+    "vertex": _mock("mock_gemini", "serve_vertex_mock"),
+    "azure_entra": _mock("mock_gemini", "serve_azure_entra_mock"),
 }
