@@ -170,7 +170,7 @@ async def test_nats_outage_keeps_serving_buffers_within_bounds_then_resumes_even
             ready = (await client.get(f"{proxy.url}/readyz")).json()
             metrics = (await client.get(f"{proxy.url}/metrics")).text
         assert ready["dependencies"]["nats"] == "unavailable"
-        assert "trustgate_proxy_request_events_dropped_total 2" in metrics
+        assert "trustgate_proxy_request_events_dropped_total 2.0" in metrics
 
         nats_server.start()
         await wait_for(lambda: publisher.published == 1 + capacity, timeout=10)

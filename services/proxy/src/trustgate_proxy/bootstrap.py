@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Mapping
 from types import TracebackType
 
 import aiohttp
@@ -20,12 +21,16 @@ from nats.aio.client import Client as NATS
 from trustgate_core.bus import ensure_streams, keep_connecting
 from trustgate_core.crypto import SecretBox
 from trustgate_core.events.subjects import CONFIG_STREAM, requests_stream
+from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.replica import ConfigReplica, ReplicaState
 from trustgate_proxy.adapters.upstream import make_session
 from trustgate_proxy.asgi.app import ProxyApp
 from trustgate_proxy.domain.routing import Balancer, RoundRobin
 from trustgate_proxy.handlers.config import follow_config
 from trustgate_proxy.handlers.request_events import RequestEventPublisher
+from trustgate_proxy.observability.metrics import ProxyMetrics
+from trustgate_proxy.observability.recorder import CallRecorder
+from trustgate_proxy.observability.tracing import CallTracer
 from trustgate_proxy.services.chat import ChatForwarder
 from trustgate_proxy.services.config_view import ConfigView
 from trustgate_proxy.services.models import ModelLister
@@ -39,14 +44,32 @@ _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
 
 class ProxyRuntime:
     """Everything one proxy process holds. ``async with ProxyRuntime(settings) as rt``
-    then serve ``rt.app``."""
+    then serve ``rt.app``.
 
-    def __init__(self, settings: ProxySettings, *, balancer: Balancer | None = None) -> None:
+    Tracing is configured from ``tracing_env`` (default: the process environment; see
+    `trustgate_core.observability.tracing`) when the runtime starts."""
+
+    SERVICE_NAME = "trustgate-proxy"
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        balancer: Balancer | None = None,
+        tracing_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
+        self.tracing_env = tracing_env
+        self.tracing: Tracing | None = None
         self.state = ReplicaState()
         self.view = ConfigView(self.state, SecretBox(settings.secrets_material))
         self.publisher = RequestEventPublisher(settings.event_queue_size)
-        self.events: EventSink = self.publisher if settings.telemetry_enabled else NullSink()
+        sink: EventSink = self.publisher if settings.telemetry_enabled else NullSink()
+        self.observed = ProxyMetrics(before_collect=self._drain_recorder)
+        # metrics and spans are taken from each finished call in the background
+        self.recorder = CallRecorder(sink, self.observed)
+        self.events: EventSink = self.recorder
+        self._register_readings()
         self.balancer: Balancer = balancer or RoundRobin()
         self.nc: NATS | None = None
         self.replica: ConfigReplica | None = None
@@ -83,11 +106,15 @@ class ProxyRuntime:
             events=self.events,
             is_ready=lambda: self.ready,
             dependencies=self.dependencies,
-            metrics=self.metrics,
+            metrics=self.observed.render,
             discovery_mode=s.discovery_mode,
             base_domain=s.gateway_base_domain,
             max_body_bytes=s.max_body_bytes,
         )
+        self.tracing = setup_tracing(self.SERVICE_NAME, self.tracing_env)
+        if self.tracing is not None:
+            self.recorder.tracer = CallTracer(self.tracing)
+        self.recorder.start()
         self.publisher.start()
         self._boot = asyncio.create_task(self._connect(), name="proxy-boot")
 
@@ -103,7 +130,10 @@ class ProxyRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._boot
             self._boot = None
+        await self.recorder.stop()
         await self.publisher.stop()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
         if self.replica is not None:
             await self.replica.stop()
         if self.nc is not None:
@@ -171,13 +201,45 @@ class ProxyRuntime:
             "config": "ok" if self.ready else "unavailable",
         }
 
-    def metrics(self) -> dict[str, float]:
+    def _drain_recorder(self) -> None:
+        self.recorder.drain()
+
+    def _register_readings(self) -> None:
+        """Values ``/metrics`` reads when scraped."""
+        a = self.observed.aggregates
         p = self.publisher
-        return {
-            "request_events_published_total": p.published,
-            "request_events_dropped_total": p.dropped,
-            "request_events_failed_total": p.failed,
-            "request_events_pending": p.pending,
-            "config_events_applied_total": self.replica.applied if self.replica else 0,
-            "config_ready": 1 if self.ready else 0,
-        }
+        a.counter(
+            "trustgate_proxy_request_events_published_total",
+            "Request events published on the bus.",
+            lambda: p.published,
+        )
+        a.counter(
+            "trustgate_proxy_request_events_dropped_total",
+            "Request events dropped because the publish queue was full.",
+            lambda: p.dropped,
+        )
+        a.counter(
+            "trustgate_proxy_request_events_failed_total",
+            "Request events the bus refused.",
+            lambda: p.failed,
+        )
+        a.gauge(
+            "trustgate_proxy_request_events_pending",
+            "Request events waiting to be published.",
+            lambda: p.pending,
+        )
+        a.counter(
+            "trustgate_proxy_calls_unrecorded_total",
+            "Finished calls left out of metrics and traces (recorder queue full).",
+            lambda: self.recorder.unrecorded,
+        )
+        a.counter(
+            "trustgate_proxy_config_events_applied_total",
+            "Config events applied to the replica.",
+            lambda: self.replica.applied if self.replica else 0,
+        )
+        a.gauge(
+            "trustgate_proxy_config_ready",
+            "1 once the config replica has caught up with the bus.",
+            lambda: 1 if self.ready else 0,
+        )

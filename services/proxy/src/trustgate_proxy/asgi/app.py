@@ -65,7 +65,7 @@ class ProxyApp:
         events: EventSink,
         is_ready: Callable[[], bool],
         dependencies: Callable[[], dict[str, str]],
-        metrics: Callable[[], dict[str, float]],
+        metrics: Callable[[], tuple[bytes, str]],
         discovery_mode: DiscoveryMode = "header",
         base_domain: str = "llm.neuraltrust.ai",
         max_body_bytes: int = 8 << 20,
@@ -261,16 +261,8 @@ class ProxyApp:
                 headers,
             )
         elif path == "/metrics":
-            lines = [
-                f"trustgate_proxy_{name} {value}" for name, value in sorted(self.metrics().items())
-            ]
-            await send_bytes(
-                send,
-                200,
-                ("\n".join(lines) + "\n").encode(),
-                headers,
-                b"text/plain; version=0.0.4",
-            )
+            body, content_type = self.metrics()  # Prometheus text format
+            await send_bytes(send, 200, body, headers, content_type.encode())
         else:
             await send_error(send, NotFound("not_found"), headers)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import deque
 
 import orjson
@@ -19,6 +18,7 @@ from nats.aio.client import Client as NATS
 
 from trustgate_core.events.subjects import requests_subject
 from trustgate_proxy.domain.call import Call, event_payload
+from trustgate_proxy.observability.tracing import call_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class RequestEventPublisher:
         payload = orjson.dumps(event_payload(call))
         headers = {
             "Nats-Msg-Id": call.trace_id,
-            "traceparent": f"00-{call.trace_id}-{os.urandom(8).hex()}-01",
+            # the proxy's span of this call as parent: telemetry's span joins its trace
+            "traceparent": call_traceparent(call.trace_id),
         }
         await nc.publish(subject, payload, headers=headers)
