@@ -1,0 +1,392 @@
+"""The official ``openai`` (chat) and ``anthropic`` (messages) SDKs against the proxy routed
+to a ``bedrock`` registry: the Bedrock mock (``testing.mock_bedrock``) checks every
+request's SigV4 signature and answers Converse JSON / ConverseStream event-stream frames,
+which the proxy translates into each client's format."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+import pytest_asyncio
+from anthropic import AsyncAnthropic
+from openai import AsyncOpenAI
+
+from trustgate_core.testing.fixtures import wait_for
+from trustgate_proxy.testing.providers import MOCKS, ProviderMock
+from trustgate_proxy.testing.server import RunningProxy, until_known
+from trustgate_proxy.testing.tenant import Tenant
+
+MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+WEATHER_OPENAI = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+WEATHER_ANTHROPIC = {
+    "name": "get_weather",
+    "description": "Weather of a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+@pytest_asyncio.fixture
+async def bedrock() -> AsyncIterator[ProviderMock]:
+    async with MOCKS["bedrock"]() as mock:
+        yield mock
+
+
+@pytest_asyncio.fixture
+async def routed(tenant: Tenant, bedrock: ProviderMock, proxy: RunningProxy) -> Tenant:
+    await tenant.add_registry(
+        "bedrock", "", provider="bedrock", options=bedrock.options, auth=bedrock.auth
+    )
+    await tenant.add_consumer("app", ["bedrock"])
+    await until_known(proxy, tenant)
+    return tenant
+
+
+def _headers(tenant: Tenant) -> dict[str, str]:
+    return {"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]}
+
+
+def openai_sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncOpenAI:
+    return AsyncOpenAI(
+        base_url=proxy.base_url(tenant.consumers["app"]),
+        api_key="unused",
+        max_retries=0,
+        timeout=15,
+        default_headers=_headers(tenant),
+    )
+
+
+def anthropic_sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncAnthropic:
+    return AsyncAnthropic(
+        base_url=f"{proxy.url}/{tenant.consumers['app'].slug}",
+        api_key="unused",
+        max_retries=0,
+        timeout=15,
+        default_headers=_headers(tenant),
+    )
+
+
+def _signed(mock: ProviderMock) -> None:
+    sent = mock.requests[-1]
+    assert sent.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
+    assert "model" not in sent.body
+
+
+# -- openai SDK (chat completions) --------------------------------------------------------
+
+
+async def test_openai_chat_gets_a_bedrock_answer_with_usage(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    raw = await openai_sdk(proxy, routed).chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello!"},
+        ],
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Hello from bedrock"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (11, 7)
+    assert raw.headers["x-selected-provider"] == "bedrock"
+    _signed(bedrock)
+    sent = bedrock.requests[-1]
+    assert sent.path == f"/model/{MODEL}/converse"
+    assert sent.system == "Be brief."
+    assert sent.body["messages"] == [{"role": "user", "content": [{"text": "Hello!"}]}]
+
+
+async def test_openai_chat_stream_arrives_in_deltas(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    stream = await openai_sdk(proxy, routed).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [c async for c in stream]
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert texts == ["Hello", " from", " bedrock"]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finishes == ["stop"]
+    usage = [c.usage for c in chunks if c.usage is not None]
+    assert usage and usage[-1].prompt_tokens == 11 and usage[-1].completion_tokens == 7
+    assert bedrock.requests[-1].path == f"/model/{MODEL}/converse-stream"
+
+
+async def test_openai_chat_tool_round_trip_through_bedrock(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    client = openai_sdk(proxy, routed)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = await client.chat.completions.create(
+        model=f"{MODEL}-tools", messages=messages, tools=[WEATHER_OPENAI]
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls is not None
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert call.function.arguments.replace(" ", "") == '{"city":"Paris"}'  # type: ignore[union-attr]
+    sent = bedrock.requests[-1].body
+    assert sent["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
+    final = await client.chat.completions.create(
+        model=f"{MODEL}-tools", messages=messages, tools=[WEATHER_OPENAI]
+    )
+    assert final.choices[0].message.content == "The weather is sunny"
+    assert bedrock.requests[-1].tool_result == "sunny"
+
+
+async def test_openai_chat_streamed_tool_call_arrives_in_argument_deltas(
+    proxy: RunningProxy, routed: Tenant
+) -> None:
+    stream = await openai_sdk(proxy, routed).chat.completions.create(
+        model=f"{MODEL}-tools",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER_OPENAI],
+        stream=True,
+    )
+    chunks = [c async for c in stream]
+    deltas = [
+        tc.function.arguments
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+        for tc in c.choices[0].delta.tool_calls
+        if tc.function is not None and tc.function.arguments
+    ]
+    assert len(deltas) >= 2 and "".join(deltas) == '{"city":"Paris"}'
+    assert [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ] == ["tool_calls"]
+
+
+async def test_openai_chat_image_reaches_bedrock_as_bytes(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    await openai_sdk(proxy, routed).chat.completions.create(
+        model=MODEL,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is it?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                ],
+            }
+        ],
+    )
+    sent = bedrock.requests[-1]
+    assert sent.has_image
+    image = sent.body["messages"][0]["content"][1]["image"]
+    assert image == {"format": "png", "source": {"bytes": PNG}}
+
+
+async def test_openai_chat_image_by_url_is_refused_with_a_reason(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await openai_sdk(proxy, routed).chat.completions.create(
+            model=MODEL,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+                    ],
+                }
+            ],
+        )
+    assert "bytes" in str(caught.value)
+    assert bedrock.requests == []
+
+
+async def test_openai_chat_max_tokens_stop_is_length(proxy: RunningProxy, routed: Tenant) -> None:
+    completion = await openai_sdk(proxy, routed).chat.completions.create(
+        model=f"{MODEL}-long", messages=[{"role": "user", "content": "Hi"}], max_tokens=5
+    )
+    assert completion.choices[0].finish_reason == "length"
+
+
+async def test_openai_chat_throttled_bedrock_is_a_429(proxy: RunningProxy, routed: Tenant) -> None:
+    with pytest.raises(openai.RateLimitError) as caught:
+        await openai_sdk(proxy, routed).chat.completions.create(
+            model=f"{MODEL}-ratelimited", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.response.headers.get("retry-after") == "7"
+
+
+@pytest.mark.parametrize("mode", ["cut", "badcrc"])
+async def test_openai_chat_stream_broken_upstream_ends_with_an_error_event(
+    proxy: RunningProxy, routed: Tenant, mode: str
+) -> None:
+    stream = await openai_sdk(proxy, routed).chat.completions.create(
+        model=f"{MODEL}-{mode}", messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    seen: list[str] = []
+    with pytest.raises(openai.APIError):
+        async with asyncio.timeout(15):
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    seen.append(chunk.choices[0].delta.content)
+    assert seen[:1] == ["Hello"]
+    assert " garbled" not in seen
+
+
+async def test_request_event_carries_bedrock_usage_for_plain_and_streamed_calls(
+    proxy: RunningProxy, routed: Tenant, bus: Any, events: Any
+) -> None:
+    client = openai_sdk(proxy, routed)
+    async with events(bus, routed.gateway.id) as log:
+        plain = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}]
+        )
+        stream = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        _ = [c async for c in stream.parse()]
+        await wait_for(lambda: len(log.events) >= 2, timeout=10)
+    by_trace = {e.trace_id: e for e in log.events}
+    for raw in (plain, stream):
+        event = by_trace[raw.headers["x-ag-trace-id"]]
+        assert event.provider == "bedrock" and event.status == 200
+        assert event.usage is not None
+        assert (event.usage.prompt_tokens, event.usage.completion_tokens) == (11, 7)
+        assert event.usage.cached_input_tokens == 3
+
+
+# -- anthropic SDK (messages) -------------------------------------------------------------
+
+
+async def test_anthropic_messages_get_a_bedrock_answer(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    message = await anthropic_sdk(proxy, routed).messages.create(
+        model=MODEL,
+        max_tokens=100,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "Hello!"}],
+    )
+    assert [b.text for b in message.content if b.type == "text"] == ["Hello from bedrock"]
+    assert message.stop_reason == "end_turn"
+    assert message.usage.output_tokens == 7
+    assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) == 11
+    _signed(bedrock)
+    sent = bedrock.requests[-1]
+    assert sent.system == "Be brief."
+    assert sent.body["inferenceConfig"]["maxTokens"] == 100
+
+
+async def test_anthropic_messages_stream_arrives_in_deltas(
+    proxy: RunningProxy, routed: Tenant
+) -> None:
+    async with anthropic_sdk(proxy, routed).messages.stream(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        texts = [t async for t in stream.text_stream]
+        final = await stream.get_final_message()
+    assert texts == ["Hello", " from", " bedrock"]
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 7
+
+
+async def test_anthropic_messages_tool_round_trip_through_bedrock(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    client = anthropic_sdk(proxy, routed)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = await client.messages.create(
+        model=f"{MODEL}-tools", max_tokens=100, messages=messages, tools=[WEATHER_ANTHROPIC]
+    )
+    assert first.stop_reason == "tool_use"
+    (use,) = [b for b in first.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and use.input == {"city": "Paris"}
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
+        },
+    ]
+    final = await client.messages.create(
+        model=f"{MODEL}-tools", max_tokens=100, messages=messages, tools=[WEATHER_ANTHROPIC]
+    )
+    assert [b.text for b in final.content if b.type == "text"] == ["The weather is sunny"]
+    assert bedrock.requests[-1].tool_result == "sunny"
+
+
+async def test_anthropic_messages_image_and_thinking_through_bedrock(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    message = await anthropic_sdk(proxy, routed).messages.create(
+        model=f"{MODEL}-thinking",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                    },
+                    {"type": "text", "text": "What is it?"},
+                ],
+            }
+        ],
+    )
+    kinds = [b.type for b in message.content]
+    assert kinds == ["thinking", "text"]
+    thinking = message.content[0]
+    assert thinking.type == "thinking" and thinking.signature == "sig-mock-1"
+    sent = bedrock.requests[-1]
+    assert sent.has_image
+    assert sent.body["additionalModelRequestFields"]["thinking"] == {
+        "type": "enabled",
+        "budget_tokens": 1024,
+    }
+
+
+async def test_anthropic_messages_max_tokens_stop(proxy: RunningProxy, routed: Tenant) -> None:
+    message = await anthropic_sdk(proxy, routed).messages.create(
+        model=f"{MODEL}-long", max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert message.stop_reason == "max_tokens"
+
+
+@pytest.mark.parametrize("mode", ["cut", "badcrc"])
+async def test_anthropic_messages_stream_broken_upstream_ends_with_an_error_event(
+    proxy: RunningProxy, routed: Tenant, mode: str
+) -> None:
+    seen: list[str] = []
+    with pytest.raises(anthropic.APIError):
+        async with asyncio.timeout(15):
+            async with anthropic_sdk(proxy, routed).messages.stream(
+                model=f"{MODEL}-{mode}",
+                max_tokens=100,
+                messages=[{"role": "user", "content": "Hi"}],
+            ) as stream:
+                async for text in stream.text_stream:
+                    seen.append(text)
+    assert seen[:1] == ["Hello"]
+    assert " garbled" not in seen
