@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
+from binascii import crc32
 from datetime import UTC, datetime
 from typing import Any
 from unittest.mock import patch
@@ -662,6 +664,15 @@ def test_a_frame_with_a_bad_crc_is_an_upstream_stream_error(where: str) -> None:
     assert caught.value.message == "corrupt event-stream frame"
     with pytest.raises(UpstreamStreamError):  # stays broken
         decoder.feed(_text_stream())
+
+
+def test_a_frame_botocore_cannot_parse_is_an_upstream_stream_error() -> None:
+    raw = b"\x03:xy" + b"\x2a" + b"junk"  # header value type 42 does not exist
+    prelude = struct.pack(">II", 12 + len(raw) + 4, len(raw))
+    message = prelude + struct.pack(">I", crc32(prelude)) + raw
+    frame = message + struct.pack(">I", crc32(message))  # CRCs valid, headers not
+    with pytest.raises(UpstreamStreamError, match="corrupt event-stream frame"):
+        CODEC.stream_decoder().feed(frame)
 
 
 def test_an_exception_frame_is_an_upstream_stream_error_with_its_message() -> None:

@@ -89,6 +89,9 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "we
 # An OpenAI-style effort as a thinking budget, for models that take only a budget.
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
 CORRUPT = "corrupt event-stream frame"
+# What botocore's parser raises on a frame it cannot read (bad CRCs and lengths are
+# ParserErrors; an unknown header type or a truncated header slips out as the others).
+_MALFORMED = (ParserError, KeyError, IndexError, ValueError, struct.error)
 _PROFILE_PREFIXES = frozenset({"apac", "global", "us-gov"})
 
 
@@ -135,7 +138,7 @@ def _tool_input(call: ToolCall) -> dict[str, Any]:
     return value
 
 
-def _tool_result(result: ToolResult, dropped: list[str]) -> dict[str, Any]:
+def _tool_result(result: ToolResult) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     for part in result.content:
         if isinstance(part, Text):
@@ -165,7 +168,7 @@ def _blocks(message: Message, dropped: list[str]) -> list[dict[str, Any]]:
                 {"toolUse": {"toolUseId": part.id, "name": part.name, "input": _tool_input(part)}}
             )
         elif isinstance(part, ToolResult):
-            out.append(_tool_result(part, dropped))
+            out.append(_tool_result(part))
         elif isinstance(part, Thinking):
             if part.redacted and part.data:
                 out.append({"reasoningContent": {"redactedContent": part.data}})
@@ -401,7 +404,7 @@ class ConverseStreamDecoder:
         try:
             for message in self._buffer:
                 self._event(message.headers, message.payload, out)
-        except ParserError:
+        except _MALFORMED:
             self._broken = True
             raise UpstreamStreamError(CORRUPT) from None
         return out
@@ -487,7 +490,7 @@ def _last_frame(tail: bytes) -> tuple[dict[str, Any], bytes] | None:
         buffer.add_data(tail[start:])
         try:
             message = next(buffer)
-        except (ParserError, StopIteration):
+        except (*_MALFORMED, StopIteration):
             return None
         return message.headers, message.payload
     return None
