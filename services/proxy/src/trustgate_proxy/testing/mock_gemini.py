@@ -71,6 +71,7 @@ LOCATION = "us-central1"
 SA_EMAIL = "proxy@mock-project.iam.gserviceaccount.com"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # whatever the token_uri
 ENTRA_TENANT = "mock-tenant"
 ENTRA_CLIENT_ID = "00000000-0000-0000-0000-00000000c11e"
 ENTRA_SECRET = "mock~entra~secret~0123456789"
@@ -406,7 +407,7 @@ class GeminiMock:
             return "Invalid JWT Signature."
         if claims.get("iss") != SA_EMAIL:
             return "Invalid JWT: unknown issuer."
-        if claims.get("aud") != self.sa_info["token_uri"]:
+        if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE:
             return "Invalid JWT: Failed audience check."
         if CLOUD_PLATFORM not in str(claims.get("scope", "")).split():
             return "Invalid JWT: the scope is missing cloud-platform."

@@ -564,12 +564,13 @@ class GeminiStreamDecoder:
             self._data.append(tail[6:] if tail[5:6] == b" " else tail[5:])
         self._buf = b""
         if self._data:
+            data, self._data = b"\n".join(self._data), []
             try:
-                self._event(b"\n".join(self._data), events)
-            except UpstreamStreamError:
-                if not self._finished:
-                    raise
-            self._data = []
+                orjson.loads(data)
+            except orjson.JSONDecodeError:
+                data = b""  # an event cut short: the stream was interrupted (or is over)
+            if data:
+                self._event(data, events)
         if self._finished:
             events.append(StreamEnd())
         return events
