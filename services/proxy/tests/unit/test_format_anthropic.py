@@ -735,7 +735,7 @@ def test_a_canonical_answer_encodes_as_an_anthropic_message() -> None:
     ],
 )
 def test_stop_reasons_map_to_finish_reasons(stop_reason: str | None, finish: str) -> None:
-    doc = {"id": "msg_1", "model": "m", "content": [], "stop_reason": stop_reason}
+    doc: dict[str, Any] = {"id": "msg_1", "model": "m", "content": [], "stop_reason": stop_reason}
     assert outbound.decode_response(doc).finish == finish
 
 
@@ -805,7 +805,7 @@ def sse(kind: str, doc: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: ".encode() + orjson.dumps({"type": kind, **doc}) + b"\n\n"
 
 
-START = {
+START: dict[str, Any] = {
     "message": {
         "id": "msg_1",
         "type": "message",
