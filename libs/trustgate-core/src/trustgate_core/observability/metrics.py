@@ -6,7 +6,7 @@ Each service builds its own ``prometheus_client.CollectorRegistry`` in its compo
 For counts kept on a busy path, `CappedCounter` and `CappedHistogram` are plain-Python
 aggregates (a dict hit and a few additions per update, no locks) that the registry reads
 only when scraped, through an `Aggregates` collector. They bound their label sets: once
-``max_series`` distinct label sets exist, new ones are counted under `OVERFLOW` (every
+``max_series`` distinct label sets exist, new ones are counted under one more (every
 label ``"other"``), so a client sending ever-new model names cannot grow the process.
 They are not thread-safe: update and scrape them from one thread (an event loop).
 """

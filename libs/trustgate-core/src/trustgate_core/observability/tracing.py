@@ -19,6 +19,8 @@ Configuration (the OpenTelemetry exporter specification's variables; the signal-
 - ``_HEADERS`` (``k=v,k2=v2``, values URL-encoded), ``_INSECURE`` (gRPC, ``true``/``false``),
   ``_TIMEOUT`` (integer milliseconds), ``_COMPRESSION`` (``gzip`` or ``none``).
 - ``OTEL_SERVICE_NAME`` overrides the service name given to `setup_tracing`.
+- ``OTEL_BSP_SCHEDULE_DELAY`` (ms, default 5000) and ``OTEL_BSP_MAX_QUEUE_SIZE`` (default
+  2048): how often the batch processor exports, and how many spans it holds.
 
 Spans are exported by a ``BatchSpanProcessor`` (its own thread, bounded queue; a slow
 collector drops spans, it never blocks a caller). Each `Tracing` has its own
@@ -94,6 +96,8 @@ class TraceExportConfig:
     timeout: float | None = None  # seconds
     compression: Literal["gzip", "none"] | None = None
     service_name: str = "trustgate"
+    schedule_delay_ms: int | None = None  # the batch processor's export interval
+    max_queue_size: int | None = None  # spans held before new ones are dropped
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -111,6 +115,19 @@ def _headers(raw: str | None) -> dict[str, str]:
         if sep and key.strip():
             out[unquote(key.strip()).lower()] = unquote(value.strip())
     return out
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = _first(env, name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: an integer expected, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0")
+    return value
 
 
 def trace_config_from_env(
@@ -155,6 +172,8 @@ def trace_config_from_env(
         "gzip" if compression_raw == "gzip" else "none" if compression_raw == "none" else None
     )
     return TraceExportConfig(
+        schedule_delay_ms=_positive_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
+        max_queue_size=_positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
         endpoint=raw,
         protocol=protocol,
         headers=_headers(_first(env, t + "HEADERS", g + "HEADERS")),
@@ -217,7 +236,13 @@ class Tracing:
             id_generator=self._ids,  # type: ignore[arg-type]  # duck-typed IdGenerator
         )
         self.exporter = exporter if exporter is not None else _exporter(config)
-        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self.provider.add_span_processor(
+            BatchSpanProcessor(
+                self.exporter,
+                schedule_delay_millis=config.schedule_delay_ms,
+                max_queue_size=config.max_queue_size,
+            )
+        )
         self.tracer: Tracer = self.provider.get_tracer("trustgate")
         self._trace = trace
         self._kinds = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +35,11 @@ class RunningProxy:
 
 
 @asynccontextmanager
-async def run_proxy(nats_url: str, **env: Any) -> AsyncIterator[RunningProxy]:
+async def run_proxy(
+    nats_url: str, *, tracing_env: Mapping[str, str] | None = None, **env: Any
+) -> AsyncIterator[RunningProxy]:
+    """The proxy with ``env`` as settings; tracing from ``tracing_env`` (``OTEL_*``; default
+    the process environment)."""
     settings = ProxySettings(
         NATS_URL=nats_url, SERVER_SECRET_KEY=DEV_SECRET_KEY, GATEWAY_BASE_DOMAIN="gw.test", **env
     )
@@ -43,7 +47,7 @@ async def run_proxy(nats_url: str, **env: Any) -> AsyncIterator[RunningProxy]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    async with ProxyRuntime(settings) as runtime:
+    async with ProxyRuntime(settings, tracing_env=tracing_env) as runtime:
         server = EmbeddedServer(server_config(runtime, settings))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
