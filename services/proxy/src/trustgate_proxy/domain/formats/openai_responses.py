@@ -987,10 +987,11 @@ class ResponsesStreamEncoder:
     def error(self, message: str) -> bytes:
         """An ``error`` event with the fields flat (as the API reference and the SDK's
         ``ResponseErrorEvent`` have them) and nested under ``error`` (as the live API sends
-        them, and as the SDK's stream reader needs to raise ``APIError``)."""
-        out = self._start()
+        them, and as the SDK's stream reader needs to raise ``APIError``). Nothing else:
+        an encoder that wrote nothing yet (a pass-through stream cut by the provider) writes
+        no ``response.created`` of its own."""
         error = {"type": "server_error", "code": "server_error", "message": message, "param": None}
-        return out + self._frame(
+        return self._frame(
             "error", {"code": "server_error", "message": message, "param": None, "error": error}
         )
 
