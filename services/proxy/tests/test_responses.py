@@ -1,0 +1,263 @@
+"""The official ``openai`` SDK's Responses client (``client.responses.create``, plain and
+``stream=True``) against the proxy's ``/v1/responses``, routed to
+
+- ``responses``: an ``openai`` registry calling the Responses API (``testing.mock_responses``):
+  same format, the body passes through;
+- ``openai``: an ``openai`` registry calling Chat Completions (``testing.mock_upstream``): the
+  proxy translates the request, the answer and the stream.
+
+Both mocks speak their API's exact wire format (their docstrings give the fixtures'
+provenance); the SDK's own parsers read every answer and stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+import pytest_asyncio
+from openai import AsyncOpenAI
+
+from trustgate_core.testing.fixtures import wait_for
+from trustgate_proxy.testing.providers import MOCKS, ProviderMock
+from trustgate_proxy.testing.server import RunningProxy, until_known
+from trustgate_proxy.testing.tenant import Tenant
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+WEATHER: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    "strict": False,
+}
+
+
+@pytest_asyncio.fixture(params=["responses", "openai"])
+async def provider(request: pytest.FixtureRequest) -> AsyncIterator[ProviderMock]:
+    async with MOCKS[request.param]() as mock:
+        yield mock
+
+
+@pytest_asyncio.fixture
+async def routed(tenant: Tenant, provider: ProviderMock, proxy: RunningProxy) -> Tenant:
+    await tenant.add_registry(
+        "primary", "", provider=provider.provider, options=provider.options, auth=provider.auth
+    )
+    await tenant.add_consumer("app", ["primary"])
+    await until_known(proxy, tenant)
+    return tenant
+
+
+def sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncOpenAI:
+    return AsyncOpenAI(
+        base_url=proxy.base_url(tenant.consumers["app"]),
+        api_key="unused",
+        max_retries=0,
+        timeout=15,
+        default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+    )
+
+
+def passes_through(provider: ProviderMock) -> bool:
+    return provider.wire == "openai_responses"
+
+
+async def test_a_response_with_instructions_and_usage(
+    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+) -> None:
+    raw = await sdk(proxy, routed).responses.with_raw_response.create(
+        model="gpt-4o-mini", instructions="Be brief.", input="Hello!"
+    )
+    response = raw.parse()
+    assert response.output_text == f"Hello from {provider.name}"
+    assert response.status == "completed"
+    assert response.id.startswith("resp_")
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (11, 7)
+    assert response.usage.input_tokens_details.cached_tokens == 3
+    assert raw.headers["x-selected-provider"] == "openai"
+    sent = provider.requests[-1]
+    assert sent.system == "Be brief."
+    assert sent.path == ("/v1/responses" if passes_through(provider) else "/v1/chat/completions")
+
+
+async def test_a_streamed_response_arrives_in_deltas(
+    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+) -> None:
+    stream = await sdk(proxy, routed).responses.create(
+        model="gpt-4o-mini", input="Hello!", stream=True
+    )
+    events = [e async for e in stream]
+    types = [e.type for e in events]
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) >= 3
+    assert "".join(deltas) == f"Hello from {provider.name}"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.output_text == f"Hello from {provider.name}"
+    assert final.usage is not None and final.usage.output_tokens == 7
+
+
+async def test_the_sdk_stream_helper_gets_the_final_response(
+    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+) -> None:
+    async with sdk(proxy, routed).responses.stream(model="gpt-4o-mini", input="Hi") as stream:
+        texts = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        final = await stream.get_final_response()
+    assert "".join(texts) == final.output_text == f"Hello from {provider.name}"
+
+
+async def test_a_tool_call_round_trip(
+    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+) -> None:
+    client = sdk(proxy, routed)
+    first = await client.responses.create(
+        model="gpt-4o-tools", input="Weather in Paris?", tools=[WEATHER]
+    )
+    calls = [o for o in first.output if o.type == "function_call"]
+    assert [(c.name, c.arguments) for c in calls] == [("get_weather", '{"city":"Paris"}')]
+    assert first.status == "completed"
+    followup: Any = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "type": "function_call",
+            "call_id": calls[0].call_id,
+            "name": "get_weather",
+            "arguments": calls[0].arguments,
+        },
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"},
+    ]
+    final = await client.responses.create(model="gpt-4o-tools", input=followup, tools=[WEATHER])
+    assert final.output_text == "The weather is sunny"
+    assert provider.requests[-1].tool_result == "sunny"
+
+
+async def test_a_streamed_tool_call_arrives_in_argument_deltas(
+    proxy: RunningProxy, routed: Tenant
+) -> None:
+    async with sdk(proxy, routed).responses.stream(
+        model="gpt-4o-tools", input="Weather in Paris?", tools=[WEATHER]
+    ) as stream:
+        deltas = [
+            e.delta async for e in stream if e.type == "response.function_call_arguments.delta"
+        ]
+        final = await stream.get_final_response()
+    assert len(deltas) >= 2
+    assert "".join(deltas) == '{"city":"Paris"}'
+    call = final.output[-1]
+    assert call.type == "function_call"
+    assert (call.name, call.arguments) == ("get_weather", '{"city":"Paris"}')
+
+
+async def test_an_image_reaches_the_provider(
+    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+) -> None:
+    content: Any = [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "auto"},
+    ]
+    response = await sdk(proxy, routed).responses.create(
+        model="gpt-4o-mini", input=[{"role": "user", "content": content}]
+    )
+    assert response.output_text == f"Hello from {provider.name}"
+    assert provider.requests[-1].has_image
+
+
+async def test_max_tokens_ends_the_response_incomplete(proxy: RunningProxy, routed: Tenant) -> None:
+    client = sdk(proxy, routed)
+    response = await client.responses.create(model="gpt-4o-long", input="Hi")
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    stream = await client.responses.create(model="gpt-4o-long", input="Hi", stream=True)
+    last = [e async for e in stream][-1]
+    assert last.type == "response.incomplete"
+    assert last.response.incomplete_details is not None
+    assert last.response.incomplete_details.reason == "max_output_tokens"
+
+
+async def test_a_rate_limited_provider_is_a_429_with_retry_after(
+    proxy: RunningProxy, routed: Tenant
+) -> None:
+    with pytest.raises(openai.RateLimitError) as caught:
+        await sdk(proxy, routed).responses.create(model="gpt-4o-ratelimited", input="Hi")
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert "Rate limit" in caught.value.message
+
+
+async def test_a_stream_cut_mid_way_raises_in_the_sdk(proxy: RunningProxy, routed: Tenant) -> None:
+    stream = await sdk(proxy, routed).responses.create(model="gpt-4o-cut", input="Hi", stream=True)
+    seen: list[str] = []
+    with pytest.raises(openai.APIError):
+        async for event in stream:
+            seen.append(event.type)
+    assert "response.output_text.delta" in seen
+    assert "response.completed" not in seen
+
+
+async def test_usage_reaches_the_request_event_for_plain_and_streamed_calls(
+    proxy: RunningProxy, routed: Tenant, bus: Any, events: Any
+) -> None:
+    client = sdk(proxy, routed)
+    async with events(bus, routed.gateway.id) as log:
+        plain = await client.responses.with_raw_response.create(model="gpt-4o-mini", input="Hi")
+        streamed = await client.responses.with_raw_response.create(
+            model="gpt-4o-mini", input="Hi", stream=True
+        )
+        _ = [e async for e in streamed.parse()]
+        await wait_for(lambda: len(log.events) >= 2, timeout=10)
+    by_trace = {e.trace_id: e for e in log.events}
+    for raw in (plain, streamed):
+        event = by_trace[raw.headers["x-ag-trace-id"]]
+        assert event.usage is not None
+        assert (event.usage.prompt_tokens, event.usage.completion_tokens) == (11, 7)
+        assert event.usage.cached_input_tokens == 3
+
+
+async def test_previous_response_id_cannot_cross_to_another_format(
+    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+) -> None:
+    if passes_through(provider):
+        pytest.skip("the Responses API itself serves previous_response_id")
+    with pytest.raises(openai.BadRequestError) as caught:
+        await sdk(proxy, routed).responses.create(
+            model="gpt-4o-mini", input="And then?", previous_response_id="resp_earlier"
+        )
+    assert "previous_response_id" in str(caught.value)
+    assert provider.requests == []  # refused before reaching the provider
+
+
+async def test_a_reasoning_item_passes_through(
+    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+) -> None:
+    if not passes_through(provider):
+        pytest.skip("Chat Completions answers carry no reasoning")
+    response = await sdk(proxy, routed).responses.create(model="o4-mini-thinking", input="Hi")
+    assert [o.type for o in response.output] == ["reasoning", "message"]
+    assert response.output[0].summary[0].text == "Thinking about it"  # type: ignore[union-attr]
+    assert response.usage is not None
+    assert response.usage.output_tokens_details.reasoning_tokens == 4
+
+
+async def test_an_openai_registry_without_api_serves_responses_clients_by_the_responses_api(
+    proxy: RunningProxy, tenant: Tenant
+) -> None:
+    async with MOCKS["responses"]() as mock:
+        options = {"base_url": mock.options["base_url"]}  # no "api": chosen per client
+        await tenant.add_registry("auto", "", provider="openai", options=options, auth=mock.auth)
+        await tenant.add_consumer("app", ["auto"])
+        await until_known(proxy, tenant)
+        response = await sdk(proxy, tenant).responses.create(
+            model="gpt-4o-mini", input="Hi", store=False, include=["reasoning.encrypted_content"]
+        )
+        assert response.output_text == "Hello from responses"
+        sent = mock.requests[-1]
+        assert sent.path == "/v1/responses"
+        # the same format: the body passes through, fields only OpenAI knows included
+        assert sent.body["store"] is False
+        assert sent.body["include"] == ["reasoning.encrypted_content"]
