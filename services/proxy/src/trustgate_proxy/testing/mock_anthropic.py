@@ -22,12 +22,14 @@ Behaviour by model (the contract in ``trustgate_proxy.testing.providers``): ``He
 output 7; ``…-tools`` a ``get_weather`` ``tool_use`` (arguments in two
 ``input_json_delta``s, ``stop_reason: tool_use``) or, answering a tool result, ``The
 weather is <result>``; ``…-long`` ``stop_reason: max_tokens``; ``…-cut`` a stream aborted
-after its first delta; ``…-ratelimited`` 429 ``rate_limit_error`` with ``retry-after: 7``;
+after its first delta; ``…-slow`` a stream held after its first text delta until
+``release`` is set; ``…-ratelimited`` 429 ``rate_limit_error`` with ``retry-after: 7``;
 ``…-thinking`` a thinking block (thinking deltas and a ``signature_delta``) before the text.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -184,6 +186,8 @@ class AnthropicMock:
     url: str = ""
     recorded: list[Recorded] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # lets ``-slow`` go on
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # a stream was completed
 
     def _answer(self, model: str, answered: str | None) -> tuple[list[dict[str, Any]], str]:
         if model.endswith("-tools") and answered is None:
@@ -268,7 +272,7 @@ class AnthropicMock:
             "usage": START_USAGE,
         }
         await resp.write(_sse("message_start", {"message": message}))
-        cut = model.endswith("-cut")
+        cut, slow = model.endswith("-cut"), model.endswith("-slow")
         for index, block in enumerate(content):
             kind = block["type"]
             if kind == "text":
@@ -300,6 +304,8 @@ class AnthropicMock:
                     assert request.transport is not None
                     request.transport.abort()  # no message_stop: a broken stream
                     return resp
+                if slow and n == 0 and index == len(content) - 1:
+                    await self.release.wait()
             await resp.write(_sse("content_block_stop", {"index": index}))
         await resp.write(
             _sse(
@@ -311,6 +317,7 @@ class AnthropicMock:
             )
         )
         await resp.write(_sse("message_stop", {}))
+        self.finished.set()
         await resp.write_eof()
         return resp
 
