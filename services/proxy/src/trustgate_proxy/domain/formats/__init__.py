@@ -7,7 +7,7 @@ itself below (one line each).
 
 from __future__ import annotations
 
-from trustgate_proxy.domain.formats import anthropic, bedrock, gemini, openai_responses
+from trustgate_proxy.domain.formats import anthropic, bedrock, gemini, openai_chat, openai_responses
 from trustgate_proxy.domain.formats.base import (
     InboundCodec,
     OutboundCodec,
@@ -22,6 +22,9 @@ from trustgate_proxy.domain.formats.model import ChatRequest, ChatResponse, Untr
 INBOUND: dict[WireFormat, InboundCodec] = {}
 OUTBOUND: dict[WireFormat, OutboundCodec] = {}
 USAGE: dict[WireFormat, UsageReader] = {}
+INBOUND["openai_chat"] = openai_chat.INBOUND_CODEC
+OUTBOUND["openai_chat"] = openai_chat.OUTBOUND_CODEC
+USAGE["openai_chat"] = openai_chat.USAGE_READER
 INBOUND["openai_responses"] = openai_responses.INBOUND_CODEC
 OUTBOUND["openai_responses"] = openai_responses.OUTBOUND_CODEC
 USAGE["openai_responses"] = openai_responses.USAGE_READER
