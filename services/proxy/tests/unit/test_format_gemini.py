@@ -891,3 +891,95 @@ def test_azure_api_key_path_is_unchanged() -> None:
         target.chat_url("d")
         == "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2025-01-01"
     )
+
+
+# -- through the client codecs (what the translating forwarder will do) ---------------------
+
+
+def test_openai_chat_tool_round_trip_translates_through_gemini() -> None:
+    from trustgate_proxy.domain.formats import INBOUND
+
+    client = INBOUND["openai_chat"]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+                "strict": True,
+            },
+        }
+    ]
+    first = client.decode_request(
+        {"model": "g", "messages": [{"role": "user", "content": "Weather?"}], "tools": tools}
+    )
+    body = CODEC.encode_request(first)
+    assert body["tools"][0]["functionDeclarations"][0]["parameters"] == {
+        "type": "OBJECT",
+        "properties": {"city": {"type": "STRING"}},
+    }
+    answer = CODEC.decode_response(
+        {
+            "candidates": [
+                {
+                    "content": {
+                        "parts": [
+                            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+                        ],
+                        "role": "model",
+                    },
+                    "finishReason": "STOP",
+                }
+            ],
+            "responseId": "R1",
+        }
+    )
+    out = client.encode_response(answer)
+    choice = out["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    (call,) = choice["message"]["tool_calls"]
+    assert call["id"] == "call_R1_0"
+    second = client.decode_request(
+        {
+            "model": "g",
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                choice["message"],
+                {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+            ],
+            "tools": tools,
+        }
+    )
+    contents = CODEC.encode_request(second)["contents"]
+    assert contents[1] == {
+        "role": "model",
+        "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}],
+    }
+    assert contents[2] == {
+        "role": "user",
+        "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}],
+    }
+
+
+def test_a_gemini_stream_reencodes_for_anthropic_clients() -> None:
+    from trustgate_proxy.domain.formats import INBOUND
+
+    encoder = INBOUND["anthropic"].stream_encoder("g")
+    decoder = CODEC.stream_decoder()
+    out = b""
+    for i in range(0, len(STREAM), 3):
+        for event in decoder.feed(STREAM[i : i + 3]):
+            out += encoder.feed(event)
+    events = decoder.close()
+    assert isinstance(events[-1], StreamEnd)
+    for event in events[:-1]:
+        out += encoder.feed(event)
+    out += encoder.finish()
+    text = out.decode()
+    assert "event: message_start" in text and text.rstrip().endswith("}")
+    assert '"stop_reason":"tool_use"' in text.replace(" ", "")
+    assert "event: message_stop" in text
