@@ -534,6 +534,53 @@ def test_the_model_answer_encodes_to_a_response_object() -> None:
     assert parsed.output_text == "Calling."
 
 
+def test_another_providers_signed_and_redacted_thinking_come_back_intact() -> None:
+    answer = ChatResponse(
+        id="msg_1",
+        model="claude-x",
+        parts=[
+            Thinking("Let me think", signature="sig-123"),
+            Thinking(redacted=True, data="opaque-456"),
+            ToolCall("toolu_1", "get_weather", "{}"),
+        ],
+        finish="tool_calls",
+    )
+    output = INBOUND_CODEC.encode_response(answer)["output"]
+    assert [o.get("encrypted_content") for o in output] == [
+        "trustgate.signature:sig-123",
+        "trustgate.redacted:opaque-456",
+        None,
+    ]
+    # the client sends the items back with the tool's result (as the SDK's guide says)
+    followup = {
+        "model": "claude-x",
+        "input": [
+            {"role": "user", "content": "Weather?"},
+            *output,
+            {"type": "function_call_output", "call_id": "toolu_1", "output": "sunny"},
+        ],
+    }
+    request = INBOUND_CODEC.decode_request(followup)
+    assert request.messages[1].parts == [
+        Thinking("Let me think", signature="sig-123", id="rs_msg1_0"),
+        Thinking(redacted=True, data="opaque-456", id="rs_msg1_1"),
+        ToolCall("toolu_1", "get_weather", "{}"),
+    ]
+    assert request.dropped == []
+
+
+def test_a_streamed_signature_lands_in_the_reasoning_items_encrypted_content() -> None:
+    encoder = INBOUND_CODEC.stream_encoder("claude-x")
+    data = encoder.feed(StreamStart("msg_1", "claude-x"))
+    data += encoder.feed(ThinkingDelta(0, "Hmm"))
+    data += encoder.feed(ThinkingDelta(0, signature="sig-9"))
+    data += encoder.feed(TextDelta(1, "Hi")) + encoder.finish()
+    docs = parse_frames(data)
+    done = next(d for d in docs if d["type"] == "response.output_item.done")
+    assert done["item"]["encrypted_content"] == "trustgate.signature:sig-9"
+    assert sdk_accumulates(docs).output[0].encrypted_content == "trustgate.signature:sig-9"
+
+
 def test_an_answer_cut_by_max_tokens_is_an_incomplete_response() -> None:
     doc = INBOUND_CODEC.encode_response(ChatResponse("resp_1", "m", [Text("Hel")], "length"))
     assert doc["status"] == "incomplete"

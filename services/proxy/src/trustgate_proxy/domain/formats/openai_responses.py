@@ -158,6 +158,38 @@ def _summary_text(item: dict[str, Any]) -> str:
     return "\n\n".join(texts)
 
 
+# Another provider's reasoning state (an Anthropic/Bedrock/Gemini signature, Anthropic's
+# redacted thinking), given to a Responses client in the reasoning item's opaque
+# ``encrypted_content`` and recognised when the client sends the item back, so a later turn
+# (a tool result after thinking) reaches that provider with it intact.
+_SIGNED = "trustgate.signature:"
+_REDACTED = "trustgate.redacted:"
+
+
+def _opaque(thinking: Thinking) -> str | None:
+    """A reasoning item's ``encrypted_content`` for ``thinking``."""
+    if thinking.redacted:
+        return _REDACTED + thinking.data if thinking.data is not None else None
+    if thinking.signature is not None:
+        return _SIGNED + thinking.signature
+    return thinking.data
+
+
+def _thinking(item: dict[str, Any]) -> Thinking:
+    """A reasoning item as a ``Thinking`` block (see ``_opaque``)."""
+    encrypted = item.get("encrypted_content")
+    raw_id = item.get("id")
+    item_id = raw_id if isinstance(raw_id, str) else None
+    text = _summary_text(item)
+    if not isinstance(encrypted, str):
+        return Thinking(text, id=item_id)
+    if encrypted.startswith(_SIGNED):
+        return Thinking(text, signature=encrypted[len(_SIGNED) :], id=item_id)
+    if encrypted.startswith(_REDACTED):
+        return Thinking(redacted=True, data=encrypted[len(_REDACTED) :], id=item_id)
+    return Thinking(text, data=encrypted, id=item_id)
+
+
 def _error_message(doc: Any, default: str) -> str:
     """The message of an ``error`` event or a failed response's ``error`` (flat as the API
     reference documents it, or nested under ``error`` as the live API sends it)."""
@@ -220,15 +252,7 @@ class _InputReader:
             result = ToolResult(call_id, content, name=self.names.get(call_id))
             self._message("user").parts.append(result)
         elif kind == "reasoning":
-            encrypted = item.get("encrypted_content")
-            item_id = item.get("id")
-            self._message("assistant").parts.append(
-                Thinking(
-                    _summary_text(item),
-                    data=encrypted if isinstance(encrypted, str) else None,
-                    id=item_id if isinstance(item_id, str) else None,
-                )
-            )
+            self._message("assistant").parts.append(_thinking(item))
         elif kind == "item_reference":
             raise Untranslatable(
                 "an item_reference names an item stored by OpenAI" + _STATELESS_HINT
@@ -544,8 +568,9 @@ def _reasoning_item(item_id: str, thinking: Thinking | None, text: str) -> dict[
         "type": "reasoning",
         "summary": [{"type": "summary_text", "text": text}] if text else [],
     }
-    if thinking is not None and thinking.data is not None and not thinking.redacted:
-        item["encrypted_content"] = thinking.data
+    opaque = _opaque(thinking) if thinking is not None else None
+    if opaque is not None:
+        item["encrypted_content"] = opaque
     return item
 
 
@@ -610,14 +635,7 @@ def _decode_output(doc: dict[str, Any]) -> tuple[list[Part], bool]:
                 )
             )
         elif kind == "reasoning":
-            encrypted, item_id = item.get("encrypted_content"), item.get("id")
-            parts.append(
-                Thinking(
-                    _summary_text(item),
-                    data=encrypted if isinstance(encrypted, str) else None,
-                    id=item_id if isinstance(item_id, str) else None,
-                )
-            )
+            parts.append(_thinking(item))
     return parts, calls
 
 
@@ -964,6 +982,8 @@ class ResponsesStreamEncoder:
         elif isinstance(event, ThinkingDelta):
             if self._block != event.block:
                 out += self._open_item(event.block, _reasoning_item(self._new_id("rs"), None, ""))
+            if event.signature is not None and self._open is not None:
+                self._open["encrypted_content"] = _SIGNED + event.signature
             if event.text:
                 self._text.append(event.text)
                 out += self._frame(
