@@ -53,7 +53,56 @@ def build_broker() -> Any:
     return broker
 
 
+KAFKA_DESCRIPTION = (
+    "Telemetry's export: one ExportedEvent (a sanitized, versioned business event) per "
+    "proxied request on the Kafka topic TELEMETRY_KAFKA_TOPIC (default trustgate.requests), "
+    "keyed by gateway id so a gateway's events stay ordered; at-least-once (readers dedupe "
+    "on trace_id). The same JSON Schema ships as trustgate_core/telemetry/"
+    "exported_event.schema.json."
+)
+
+
+def _with_kafka_export(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add telemetry's Kafka topic (not a NATS subject, so FastStream's NATS broker cannot
+    describe it): a kafka server, its channel, the send operation and the payload schema."""
+    from trustgate_core.telemetry.event import ExportedEvent
+    from trustgate_core.telemetry.settings import DEFAULT_KAFKA_TOPIC
+
+    schema = ExportedEvent.model_json_schema(
+        mode="serialization", ref_template="#/components/schemas/{model}"
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(schema.pop("$defs", {}))
+    schemas["ExportedEvent"] = schema
+    doc["components"].setdefault("messages", {})["telemetry.kafka:Message"] = {
+        "title": "telemetry.kafka:Message",
+        "correlationId": {"location": "$message.payload#/trace_id"},
+        "payload": {"$ref": "#/components/schemas/ExportedEvent"},
+    }
+    doc.setdefault("servers", {})["kafka"] = {
+        "host": "localhost:9092",
+        "protocol": "kafka",
+        "description": "The telemetry export (KAFKA_BROKERS)",
+    }
+    doc.setdefault("channels", {})["telemetry.kafka"] = {
+        "address": DEFAULT_KAFKA_TOPIC,
+        "description": KAFKA_DESCRIPTION,
+        "servers": [{"$ref": "#/servers/kafka"}],
+        "messages": {"Message": {"$ref": "#/components/messages/telemetry.kafka:Message"}},
+        "bindings": {"kafka": {"topic": DEFAULT_KAFKA_TOPIC, "bindingVersion": "0.5.0"}},
+    }
+    doc.setdefault("operations", {})["telemetry.kafka"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/telemetry.kafka"},
+        "messages": [{"$ref": "#/channels/telemetry.kafka/messages/Message"}],
+    }
+    return doc
+
+
 def render(fmt: Literal["yaml", "json"] | str = "yaml") -> str:
+    import json
+
+    import yaml
     from faststream.specification import AsyncAPI
 
     spec = AsyncAPI(
@@ -62,4 +111,7 @@ def render(fmt: Literal["yaml", "json"] | str = "yaml") -> str:
         version=__version__,
         description=DESCRIPTION,
     ).to_specification()
-    return spec.to_json() if fmt == "json" else spec.to_yaml()
+    doc = _with_kafka_export(spec.to_jsonable())
+    if fmt == "json":
+        return json.dumps(doc, indent=2)
+    return str(yaml.dump(doc, sort_keys=False))

@@ -94,6 +94,12 @@ class RequestEvent(_Frozen):
     sizes: RequestSizes = RequestSizes()
     started_at: datetime
     ended_at: datetime
+    # Only when the gateway's telemetry asks for bodies (``capture_bodies`` or an exporter
+    # of ``class: raw``), already cut to its ``max_body_bytes`` (UTF-8, lossy).
+    request_body: str | None = None
+    response_body: str | None = None
+    request_body_truncated: bool = False
+    response_body_truncated: bool = False
 
     @property
     def ok(self) -> bool:
