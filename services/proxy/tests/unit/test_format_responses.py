@@ -983,3 +983,100 @@ def test_api_completions_and_other_providers_use_chat() -> None:
 def test_an_unknown_api_is_a_configuration_error() -> None:
     with pytest.raises(ProviderCredentialError, match="completions or responses"):
         build_openai_target(openai_registry(api="assistants"), AUTH)
+
+
+# -- through another provider's codec -------------------------------------------------------
+
+
+def chat_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+    doc = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return b"data: " + orjson.dumps(doc) + b"\n\n"
+
+
+def test_a_chat_completions_stream_reaches_a_responses_client_as_the_api_streams() -> None:
+    start = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
+    upstream = (
+        chat_chunk({"role": "assistant", "content": "Let me"})
+        + chat_chunk({"content": " check."})
+        + chat_chunk({"tool_calls": [start]})
+        + chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]})
+        + chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]})
+        + chat_chunk({}, "tool_calls")
+        + b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+        b'"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,'
+        b'"prompt_tokens_details":{"cached_tokens":3}}}\n\n'
+        b"data: [DONE]\n\n"
+    )  # fmt: skip
+    decoder = OUTBOUND["openai_chat"].stream_decoder()
+    encoder = INBOUND_CODEC.stream_encoder("gpt-4o-mini")
+    data = b""
+    ended = False
+    for i in range(len(upstream)):  # byte by byte, as a slow network would give them
+        for event in decoder.feed(upstream[i : i + 1]):
+            if isinstance(event, StreamEnd):
+                ended = True
+            else:
+                data += encoder.feed(event)
+    assert ended
+    data += encoder.finish()
+    final = sdk_accumulates(parse_frames(data))
+    assert final.status == "completed"
+    assert final.output_text == "Let me check."
+    call = final.output[1]
+    assert (call.call_id, call.name, call.arguments) == (
+        "call_1",
+        "get_weather",
+        '{"city":"Paris"}',
+    )
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (11, 7)
+    assert final.usage.input_tokens_details.cached_tokens == 3
+
+
+def test_a_responses_request_reaches_chat_completions_with_its_tool_turns() -> None:
+    request = INBOUND_CODEC.decode_request(
+        {
+            "model": "gpt-4o-mini",
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "user", "content": "Weather?"},
+                {
+                    "type": "function_call",
+                    "call_id": "c1",
+                    "name": "get_weather",
+                    "arguments": "{}",
+                },
+                {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+            ],
+            "max_output_tokens": 50,
+        }
+    )
+    body = OUTBOUND["openai_chat"].encode_request(request)
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    assert body["max_tokens"] == 50
