@@ -63,23 +63,6 @@ class GatewayIn(Body):
             return v
         return {k: val for k, val in v.items() if k not in ("tenant_id", "team_id")}
 
-    @field_validator("telemetry")
-    @classmethod
-    def _telemetry(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is None:
-            return v
-        exporters = v.get("exporters", [])
-        if not isinstance(exporters, list):
-            raise ValueError("exporters must be a list")
-        names: set[str] = set()
-        for i, exp in enumerate(exporters):
-            if not isinstance(exp, dict) or not isinstance(exp.get("name"), str):
-                raise ValueError(f"exporters[{i}].name is required")
-            if exp["name"] in names:
-                raise ValueError(f"exporters[{i}].name: duplicate exporter name")
-            names.add(exp["name"])
-        return v
-
 
 class GatewayUpdate(GatewayIn):
     status: Literal["active", "disabled"] | None = None

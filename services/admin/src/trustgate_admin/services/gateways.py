@@ -18,6 +18,7 @@ from trustgate_core.errors import AlreadyExists, HasDependents
 from trustgate_core.ids import gateway_slug, uuid7
 from trustgate_core.models import Gateway
 from trustgate_core.models.base import EntityKind
+from trustgate_core.telemetry import validate_telemetry
 
 CHILD_TABLES = (t.RegistryRow, t.ConsumerRow, t.AuthRow, t.PolicyRow, t.RoleRow)
 
@@ -38,6 +39,7 @@ async def _check_unique(
 
 
 async def create(uow: UnitOfWork, body: GatewayIn) -> Gateway:
+    validate_telemetry(body.telemetry)  # 422 naming the field (telemetry.exporters[0]...)
     async with uow:
         slug = body.slug or gateway_slug()
         await _check_unique(uow.session, slug, body.domain, None)
@@ -81,6 +83,8 @@ async def update(uow: UnitOfWork, gateway_id: UUID, body: GatewayUpdate) -> Gate
         row = await get_gateway(uow.session, gateway_id)
         await _check_unique(uow.session, body.slug, body.domain, row.id)
         fields = body.model_dump(exclude_unset=True)
+        if "telemetry" in fields:
+            validate_telemetry(fields["telemetry"])
         for key, value in fields.items():
             setattr(row, "metadata_" if key == "metadata" else key, value)
         entity = await uow.publish(EntityKind.gateway, row, lambda: wire.gateway(row))
