@@ -1,0 +1,454 @@
+"""The official ``anthropic`` SDK against the proxy's ``/v1/messages``, routed (a) to an
+``anthropic`` registry (same format: the body passes through untouched) and (b) to an
+``openai`` registry (translated both ways). The Anthropic mock (``testing.mock_anthropic``)
+speaks the Messages API's JSON and SSE exactly; the OpenAI mock its Chat Completions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import anthropic
+import orjson
+import pytest
+import pytest_asyncio
+from anthropic import AsyncAnthropic
+from anthropic.types import ToolParam
+
+from trustgate_core.testing.fixtures import wait_for
+from trustgate_proxy.testing.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
+from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
+from trustgate_proxy.testing.server import RunningProxy, until_known
+from trustgate_proxy.testing.tenant import Tenant
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+WEATHER: ToolParam = {
+    "name": "get_weather",
+    "description": "Weather of a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+@pytest_asyncio.fixture
+async def claude() -> AsyncIterator[AnthropicMock]:
+    async with serve_anthropic("anthropic") as mock:
+        yield mock
+
+
+@pytest_asyncio.fixture
+async def gpt() -> AsyncIterator[MockUpstream]:
+    async with serve_mock("openai") as mock:
+        yield mock
+
+
+@pytest_asyncio.fixture
+async def to_anthropic(tenant: Tenant, claude: AnthropicMock, proxy: RunningProxy) -> Tenant:
+    await tenant.add_registry(
+        "claude",
+        "",
+        provider="anthropic",
+        options={"base_url": claude.url},
+        auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
+    )
+    await tenant.add_consumer("app", ["claude"])
+    await until_known(proxy, tenant)
+    return tenant
+
+
+@pytest_asyncio.fixture
+async def to_openai(tenant: Tenant, gpt: MockUpstream, proxy: RunningProxy) -> Tenant:
+    await tenant.add_registry(
+        "gpt",
+        "",
+        provider="openai",
+        options={"base_url": gpt.url, "api": "completions"},
+        auth={"type": "api_key", "api_key": {"api_key": UPSTREAM_KEY}},
+    )
+    await tenant.add_consumer("app", ["gpt"])
+    await until_known(proxy, tenant)
+    return tenant
+
+
+def sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncAnthropic:
+    """The SDK as an application would use it: the gateway key as its API key."""
+    return AsyncAnthropic(
+        base_url=f"{proxy.url}/{tenant.consumers['app'].slug}",
+        api_key=tenant.keys["app"],
+        max_retries=0,
+        timeout=15,
+        default_headers={"X-AG-Gateway-Slug": tenant.slug},
+    )
+
+
+def texts(message: Any) -> list[str]:
+    return [b.text for b in message.content if b.type == "text"]
+
+
+# -- (a) same format: pass-through to Anthropic --------------------------------------------
+
+
+async def test_a_message_passes_through_to_anthropic_with_the_registrys_key(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    raw = await sdk(proxy, to_anthropic).messages.with_raw_response.create(
+        model="claude-opus-4-7",
+        max_tokens=100,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "Hello!"}],
+    )
+    message = await raw.parse()
+    assert texts(message) == ["Hello from anthropic"]
+    assert message.stop_reason == "end_turn"
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (8, 3)
+    assert message.usage.output_tokens == 7
+    assert raw.headers["x-selected-provider"] == "anthropic"
+    sent = claude.recorded[-1]
+    assert sent.path == "/v1/messages"
+    assert sent.system == "Be brief."
+    assert sent.headers["x-api-key"] == ANTHROPIC_KEY
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert to_anthropic.keys["app"] not in str(sent.headers)  # the gateway key stays here
+
+
+async def test_the_pass_through_body_reaches_anthropic_byte_for_byte(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    body = (
+        b'{"model":"claude-opus-4-7", "max_tokens":64,\n "messages":[{"role":"user",'
+        b'"content":"Hi"}], "future_field":{"kept":true}, "cache_control":{"type":"ephemeral"}}'
+    )
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(
+            f"{proxy.url}/{to_anthropic.consumers['app'].slug}/v1/messages",
+            data=body,
+            headers={
+                "X-AG-Gateway-Slug": to_anthropic.slug,
+                "x-api-key": to_anthropic.keys["app"],
+                "anthropic-version": "2023-06-01",
+                "content-type": "application/json",
+            },
+        )
+        assert resp.status == 200, await resp.text()
+        answer = await resp.json()
+    assert answer["content"] == [
+        {"type": "text", "text": "Hello from anthropic", "citations": None}
+    ]
+    assert claude.raw[-1] == body
+
+
+async def test_a_stream_passes_through_in_deltas_before_anthropic_finishes(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    async with sdk(proxy, to_anthropic).messages.stream(
+        model="claude-slow", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        chunks = aiter(stream.text_stream)
+        first = await asyncio.wait_for(anext(chunks), 10)
+        assert first == "Hello"
+        assert not claude.finished.is_set()  # the upstream still holds the rest
+        claude.release.set()
+        rest = [t async for t in chunks]
+        final = await stream.get_final_message()
+    assert rest == [" from", " anthropic"]
+    assert final.stop_reason == "end_turn"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (8, 7)
+
+
+async def test_a_tool_round_trip_passes_through_to_anthropic(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    client = sdk(proxy, to_anthropic)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    async with client.messages.stream(
+        model="claude-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+    ) as stream:
+        first = await stream.get_final_message()
+    assert first.stop_reason == "tool_use"
+    (use,) = [b for b in first.content if b.type == "tool_use"]
+    assert (use.name, use.input) == ("get_weather", {"city": "Paris"})
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
+        },
+    ]
+    final = await client.messages.create(
+        model="claude-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+    )
+    assert texts(final) == ["The weather is sunny"]
+    assert claude.recorded[-1].tool_result == "sunny"
+
+
+async def test_thinking_and_images_pass_through_to_anthropic(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    async with sdk(proxy, to_anthropic).messages.stream(
+        model="claude-thinking",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                    },
+                    {"type": "text", "text": "What is it?"},
+                ],
+            }
+        ],
+    ) as stream:
+        final = await stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert claude.recorded[-1].has_image
+
+
+async def test_anthropic_errors_reach_the_sdk_as_anthropic_errors(
+    proxy: RunningProxy, to_anthropic: Tenant
+) -> None:
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        await sdk(proxy, to_anthropic).messages.create(
+            model="claude-ratelimited", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["error"]["type"] == "rate_limit_error"
+
+
+async def test_a_cut_anthropic_stream_ends_with_an_error_the_sdk_raises(
+    proxy: RunningProxy, to_anthropic: Tenant
+) -> None:
+    seen: list[str] = []
+    with pytest.raises(anthropic.APIError):
+        async with asyncio.timeout(15):
+            async with sdk(proxy, to_anthropic).messages.stream(
+                model="claude-cut", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+            ) as stream:
+                async for text in stream.text_stream:
+                    seen.append(text)
+    assert seen == ["Hello"]
+
+
+async def test_request_events_carry_anthropic_usage_normalised(
+    proxy: RunningProxy, to_anthropic: Tenant, bus: Any, events: Any
+) -> None:
+    client = sdk(proxy, to_anthropic)
+    async with events(bus, to_anthropic.gateway.id) as log:
+        plain = await client.messages.with_raw_response.create(
+            model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+        )
+        streamed = await client.messages.with_raw_response.create(
+            model="claude-x",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "Hi"}],
+            stream=True,
+        )
+        _ = [e async for e in await streamed.parse()]
+        await wait_for(lambda: len(log.events) >= 2, timeout=10)
+    by_trace = {e.trace_id: e for e in log.events}
+    for raw in (plain, streamed):
+        event = by_trace[raw.headers["x-ag-trace-id"]]
+        assert event.provider == "anthropic" and event.status == 200
+        assert event.usage is not None
+        assert (event.usage.prompt_tokens, event.usage.completion_tokens) == (11, 7)
+        assert event.usage.cached_input_tokens == 3
+
+
+# -- (b) translated: Anthropic clients, an OpenAI Chat provider ------------------------------
+
+
+async def test_a_message_is_translated_to_openai_chat_and_back(
+    proxy: RunningProxy, to_openai: Tenant, gpt: MockUpstream
+) -> None:
+    raw = await sdk(proxy, to_openai).messages.with_raw_response.create(
+        model="gpt-4o-mini",
+        max_tokens=100,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "Hello!"}],
+        stop_sequences=["END"],
+        metadata={"user_id": "u-7"},
+    )
+    message = await raw.parse()
+    assert texts(message) == ["Hello from openai"]
+    assert message.stop_reason == "end_turn"
+    assert message.usage.output_tokens == 7
+    assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) == 11
+    assert raw.headers["x-selected-provider"] == "openai"
+    sent = gpt.recorded[-1]
+    assert sent.system == "Be brief."
+    last = sent.body["messages"][-1]
+    assert last["role"] == "user"
+    content = last["content"]
+    assert (
+        content if isinstance(content, str) else "".join(p["text"] for p in content)
+    ) == "Hello!"
+    assert sent.body["stop"] == ["END"]
+    assert sent.body["user"] == "u-7"
+    assert sent.headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+async def test_a_translated_stream_arrives_in_deltas_before_openai_finishes(
+    proxy: RunningProxy, to_openai: Tenant, gpt: MockUpstream
+) -> None:
+    async with sdk(proxy, to_openai).messages.stream(
+        model="gpt-4o-slow", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        chunks = aiter(stream.text_stream)
+        first = await asyncio.wait_for(anext(chunks), 10)
+        assert first == "Hello"
+        assert not gpt.finished.is_set()
+        gpt.release.set()
+        rest = [t async for t in chunks]
+        final = await stream.get_final_message()
+    assert rest == [" from", " openai"]
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 7
+    assert final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0) == 11
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_tool_round_trip_is_translated_to_openai_chat(
+    proxy: RunningProxy, to_openai: Tenant, gpt: MockUpstream, streamed: bool
+) -> None:
+    client = sdk(proxy, to_openai)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first: anthropic.types.Message
+    if streamed:
+        async with client.messages.stream(
+            model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+        ) as stream:
+            first = await stream.get_final_message()
+    else:
+        first = await client.messages.create(
+            model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+        )
+    assert first.stop_reason == "tool_use"
+    (use,) = [b for b in first.content if b.type == "tool_use"]
+    assert (use.name, use.input) == ("get_weather", {"city": "Paris"})
+    tools_sent = gpt.recorded[-1].body["tools"]
+    assert tools_sent[0]["function"]["name"] == "get_weather"
+    assert tools_sent[0]["function"]["parameters"] == WEATHER["input_schema"]
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
+        },
+    ]
+    final = await client.messages.create(
+        model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+    )
+    assert texts(final) == ["The weather is sunny"]
+    assert final.stop_reason == "end_turn"
+    sent = gpt.recorded[-1]
+    assert sent.tool_result == "sunny"
+    tool_messages = [m for m in sent.body["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == [use.id]
+
+
+async def test_an_image_is_translated_to_an_openai_image_part(
+    proxy: RunningProxy, to_openai: Tenant, gpt: MockUpstream
+) -> None:
+    await sdk(proxy, to_openai).messages.create(
+        model="gpt-4o",
+        max_tokens=10,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                    },
+                    {"type": "text", "text": "What is it?"},
+                ],
+            }
+        ],
+    )
+    sent = gpt.recorded[-1]
+    assert sent.has_image
+    (part,) = [p for p in sent.body["messages"][-1]["content"] if p["type"] == "image_url"]
+    assert part["image_url"]["url"] == f"data:image/png;base64,{PNG}"
+
+
+async def test_max_tokens_stops_map_to_anthropics_reason(
+    proxy: RunningProxy, to_openai: Tenant, gpt: MockUpstream
+) -> None:
+    message = await sdk(proxy, to_openai).messages.create(
+        model="gpt-4o-long", max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert message.stop_reason == "max_tokens"
+    assert (
+        gpt.recorded[-1].body.get("max_tokens", gpt.recorded[-1].body.get("max_completion_tokens"))
+        == 5
+    )
+
+
+async def test_an_openai_error_reaches_the_sdk_in_anthropics_shape(
+    proxy: RunningProxy, to_openai: Tenant
+) -> None:
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        await sdk(proxy, to_openai).messages.create(
+            model="gpt-4o-ratelimited", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert caught.value.body == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Rate limit reached"},
+    }
+
+
+async def test_a_cut_openai_stream_ends_with_anthropics_error_event(
+    proxy: RunningProxy, to_openai: Tenant
+) -> None:
+    seen: list[str] = []
+    with pytest.raises(anthropic.APIError) as caught:
+        async with asyncio.timeout(15):
+            async with sdk(proxy, to_openai).messages.stream(
+                model="gpt-4o-cut", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+            ) as stream:
+                async for text in stream.text_stream:
+                    seen.append(text)
+    assert seen[:1] == ["Hello"]
+    assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "error"
+
+
+async def test_a_raw_translated_stream_is_anthropics_event_sequence(
+    proxy: RunningProxy, to_openai: Tenant
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(
+            f"{proxy.url}/{to_openai.consumers['app'].slug}/v1/messages",
+            json={
+                "model": "gpt-4o",
+                "max_tokens": 10,
+                "stream": True,
+                "messages": [{"role": "user", "content": "Hi"}],
+            },
+            headers={"X-AG-Gateway-Slug": to_openai.slug, "x-api-key": to_openai.keys["app"]},
+        )
+        assert resp.status == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        data = await resp.read()
+    events = []
+    for raw in data.split(b"\n\n"):
+        if not raw.strip():
+            continue
+        lines = dict(line.split(b": ", 1) for line in raw.split(b"\n"))
+        doc = orjson.loads(lines[b"data"])
+        assert lines[b"event"].decode() == doc["type"]
+        events.append(doc["type"])
+    assert events[0] == "message_start"
+    assert [e for e in events if e != "ping"][1:] == [
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
