@@ -1,7 +1,9 @@
 """A closed-loop HTTP/1.1 load generator for chat completions (asyncio + httptools).
 
 ``-c`` keep-alive connections each send the request, wait for the whole answer, check it
-(2xx, and a ``"choices"`` body or an SSE stream ending in ``[DONE]``) and send the next,
+(2xx, and a ``"choices"`` body or an SSE stream ending in ``[DONE]``; with ``--format
+anthropic`` a Messages request, a ``"content"`` body or a stream ending in
+``message_stop``) and send the next,
 for ``-d`` seconds after ``--warmup``. Prints one JSON line: req/s, latency percentiles,
 errors. It costs far more CPU than wrk (use wrk if you have it); pin it away from the
 gateway.
@@ -20,19 +22,32 @@ from urllib.parse import urlsplit
 import httptools
 import orjson
 
+QUESTION = "Why does an API gateway help with LLM providers?"
+SYSTEM = "You are a helpful assistant."
 
-def build_request(url: str, headers: list[str], model: str, stream: bool) -> bytes:
+
+def build_request(
+    url: str, headers: list[str], model: str, stream: bool, fmt: str = "openai"
+) -> bytes:
     parts = urlsplit(url)
-    body = orjson.dumps(
-        {
+    if fmt == "anthropic":  # Anthropic Messages (/v1/messages)
+        doc = {
+            "model": model,
+            "max_tokens": 256,
+            "system": SYSTEM,
+            "messages": [{"role": "user", "content": QUESTION}],
+            "stream": stream,
+        }
+    else:
+        doc = {
             "model": model,
             "messages": [
-                {"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": "Why does an API gateway help with LLM providers?"},
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": QUESTION},
             ],
             "stream": stream,
         }
-    )
+    body = orjson.dumps(doc)
     lines = [
         f"POST {parts.path or '/'} HTTP/1.1",
         f"Host: {parts.netloc}",
@@ -84,16 +99,20 @@ class Conn(asyncio.Protocol):
         latency = time.perf_counter() - self.sent
         body = b"".join(self.body)
         ok = 200 <= self.parser.get_status_code() < 300 and (
-            b"[DONE]" in body[-64:] if self.gen.stream else b'"choices"' in body
+            self.gen.done in body[-64:] if self.gen.stream else self.gen.answer in body
         )
         self.gen.record(latency, ok)
         self.send()
 
 
 class LoadGen:
-    def __init__(self, request: bytes, stream: bool) -> None:
+    def __init__(self, request: bytes, stream: bool, fmt: str = "openai") -> None:
         self.request = request
         self.stream = stream
+        # what a good answer holds: a stream's end marker, a body's content
+        anthropic = fmt == "anthropic"
+        self.done = b'{"type":"message_stop"}' if anthropic else b"[DONE]"
+        self.answer = b'"content"' if anthropic else b'"choices"'
         self.stopping = False
         self.measuring = False
         self.latencies: list[float] = []
@@ -110,7 +129,11 @@ class LoadGen:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     parts = urlsplit(args.url)
-    gen = LoadGen(build_request(args.url, args.header, args.model, args.stream), args.stream)
+    gen = LoadGen(
+        build_request(args.url, args.header, args.model, args.stream, args.format),
+        args.stream,
+        args.format,
+    )
     loop = asyncio.get_running_loop()
     conns = [
         (await loop.create_connection(lambda: Conn(gen), parts.hostname, parts.port or 80))[1]
@@ -150,6 +173,12 @@ def main() -> None:
     parser.add_argument("-H", "--header", action="append", default=[])
     parser.add_argument("--model", default="gpt-4o-mini")
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--format",
+        choices=("openai", "anthropic"),
+        default="openai",
+        help="request/answer format: OpenAI Chat, or Anthropic Messages (/v1/messages)",
+    )
     args = parser.parse_args()
     try:
         import uvloop

@@ -1,10 +1,14 @@
-"""A fast mock LLM upstream in OpenAI's Chat Completions wire format.
+"""A fast mock LLM upstream in OpenAI's Chat Completions and Anthropic's Messages wire
+formats.
 
 Answers any ``POST .../chat/completions`` at once (or after ``--delay-ms``) with a fixed
 ``chat.completion`` JSON body, or, on the SSE port, with 20 ``chat.completion.chunk``
-events, a usage chunk and ``data: [DONE]`` (chunked transfer encoding). ``GET .../models``
-lists one model. Raw asyncio + httptools, so the mock is never the bottleneck of the proxy
-it stands behind.
+events, a usage chunk and ``data: [DONE]`` (chunked transfer encoding). A ``POST
+.../messages`` (Anthropic mode, same ports) gets a fixed Anthropic ``message`` JSON body,
+or on the SSE port the Messages API's event sequence: ``message_start``, a text block
+(``content_block_start``, ``ping``, 16 ``text_delta``s, ``content_block_stop``),
+``message_delta`` and ``message_stop`` (22 events, like the OpenAI stream's 22). ``GET .../models`` lists one model. Raw asyncio + httptools, so the mock is
+never the bottleneck of the proxy it stands behind.
 
     python bench/mock_upstream.py --port 18201            # JSON on 18201, SSE on 18202
     python bench/mock_upstream.py --port 18201 --delay-ms 50
@@ -22,6 +26,13 @@ import orjson
 
 MODEL = "gpt-4o-mini-2024-07-18"
 USAGE = {"prompt_tokens": 42, "completion_tokens": 21, "total_tokens": 63}
+ANTHROPIC_MODEL = "claude-haiku-4-5-20251001"
+ANTHROPIC_USAGE = {
+    "input_tokens": 42,
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 0,
+    "output_tokens": 21,
+}
 
 
 def completion_body() -> bytes:
@@ -83,8 +94,76 @@ def http_response(body: bytes, content_type: bytes, chunked: bool) -> bytes:
     return b"".join(out)
 
 
+def anthropic_message_body() -> bytes:
+    return orjson.dumps(
+        {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": ANTHROPIC_MODEL,
+            "content": [
+                {
+                    "type": "text",
+                    "text": "A gateway gives one place for auth, limits and telemetry.",
+                }
+            ],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": ANTHROPIC_USAGE,
+        }
+    )
+
+
+def anthropic_stream_body(deltas: int = 16) -> bytes:
+    def event(kind: str, doc: dict[str, Any]) -> bytes:
+        return (
+            b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **doc}) + b"\n\n"
+        )
+
+    start: dict[str, Any] = {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": ANTHROPIC_MODEL,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**ANTHROPIC_USAGE, "output_tokens": 1},
+    }
+    parts = [
+        event("message_start", {"message": start}),
+        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        event("ping", {}),
+    ]
+    parts += [
+        event(
+            "content_block_delta",
+            {"index": 0, "delta": {"type": "text_delta", "text": f"word{i} "}},
+        )
+        for i in range(deltas)
+    ]
+    parts.append(event("content_block_stop", {"index": 0}))
+    parts.append(
+        event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": ANTHROPIC_USAGE["output_tokens"]},
+            },
+        )
+    )
+    parts.append(event("message_stop", {}))
+    return b"".join(parts)
+
+
 JSON_RESPONSE = http_response(completion_body(), b"application/json", chunked=False)
 SSE_RESPONSE = http_response(stream_body(), b"text/event-stream", chunked=True)
+ANTHROPIC_JSON_RESPONSE = http_response(
+    anthropic_message_body(), b"application/json", chunked=False
+)
+ANTHROPIC_SSE_RESPONSE = http_response(
+    anthropic_stream_body(), b"text/event-stream; charset=utf-8", chunked=True
+)
 MODELS_RESPONSE = http_response(
     orjson.dumps(
         {
@@ -98,8 +177,9 @@ MODELS_RESPONSE = http_response(
 
 
 class MockProtocol(asyncio.Protocol):
-    def __init__(self, answer: bytes, delay: float) -> None:
+    def __init__(self, answer: bytes, anthropic: bytes, delay: float) -> None:
         self.answer = answer
+        self.anthropic = anthropic
         self.delay = delay
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -119,7 +199,13 @@ class MockProtocol(asyncio.Protocol):
         self.url = url
 
     def on_message_complete(self) -> None:
-        answer = MODELS_RESPONSE if self.url.endswith(b"/models") else self.answer
+        url = self.url.split(b"?", 1)[0]
+        if url.endswith(b"/models"):
+            answer = MODELS_RESPONSE
+        elif url.endswith(b"/messages"):
+            answer = self.anthropic
+        else:
+            answer = self.answer
         keep = self.parser.should_keep_alive()
         if self.delay:
             asyncio.get_running_loop().call_later(self.delay, self._write, answer, keep)
@@ -137,8 +223,12 @@ class MockProtocol(asyncio.Protocol):
 async def serve(host: str, port: int, delay: float) -> None:
     loop = asyncio.get_running_loop()
     servers = [
-        await loop.create_server(lambda: MockProtocol(JSON_RESPONSE, delay), host, port),
-        await loop.create_server(lambda: MockProtocol(SSE_RESPONSE, delay), host, port + 1),
+        await loop.create_server(
+            lambda: MockProtocol(JSON_RESPONSE, ANTHROPIC_JSON_RESPONSE, delay), host, port
+        ),
+        await loop.create_server(
+            lambda: MockProtocol(SSE_RESPONSE, ANTHROPIC_SSE_RESPONSE, delay), host, port + 1
+        ),
     ]
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,8 +7,9 @@ harness with ``loadgen.py`` (or ``wrk`` with ``--wrk``): straight at the mock (`
 and through the proxy. Reports req/s, p50/p99, added latency over direct, the proxy's CPU
 µs per request (from ``/proc``) and its peak RSS.
 
-    .venv/bin/python bench/run.py                 # scenarios a-d, 10 s each
+    .venv/bin/python bench/run.py                 # scenarios a-g, 10 s each
     python bench/run.py --scenarios a,b --duration 5
+    python bench/run.py --scenarios a,e,b,f,c,g   # OpenAI vs Anthropic pass-through
 """
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ SCENARIOS = {  # key: (kind, stream, connections)
     "b": ("json", False, 32),
     "c": ("sse", True, 32),
     "d": ("json_slow", False, 64),
+    # Anthropic Messages passed through to an Anthropic-format upstream (compare with a-c)
+    "e": ("anthropic_json", False, 1),
+    "f": ("anthropic_json", False, 32),
+    "g": ("anthropic_sse", True, 32),
 }
+
+
+def api_path(kind: str) -> tuple[str, str]:
+    """The loadgen format and the API path of a scenario's kind."""
+    if kind.startswith("anthropic"):
+        return "anthropic", "/messages"
+    return "openai", "/chat/completions"
+
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -64,7 +78,13 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 
 def load(
-    url: str, headers: list[str], model: str, stream: bool, conns: int, args: argparse.Namespace
+    url: str,
+    headers: list[str],
+    model: str,
+    stream: bool,
+    conns: int,
+    args: argparse.Namespace,
+    fmt: str = "openai",
 ) -> dict[str, float]:
     if args.wrk:
         raise SystemExit("--wrk: use the shared harness (../shared/bench) for wrk runs")
@@ -80,6 +100,8 @@ def load(
         str(args.warmup),
         "--model",
         model,
+        "--format",
+        fmt,
     ]
     for h in headers:
         argv += ["-H", h]
@@ -93,7 +115,7 @@ def load(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default="a,b,c,d")
+    parser.add_argument("--scenarios", default="a,b,c,d,e,f,g")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--gateway-cpus", default="1")
@@ -137,6 +159,9 @@ def main() -> None:
             "json": f"http://127.0.0.1:{mp}/v1",
             "sse": f"http://127.0.0.1:{mp + 1}/v1",
             "json_slow": f"http://127.0.0.1:{mp + 2}/v1",
+            # the same mock answers /v1/messages in Anthropic's format
+            "anthropic_json": f"http://127.0.0.1:{mp}/v1",
+            "anthropic_sse": f"http://127.0.0.1:{mp + 1}/v1",
         }
         for url in mocks.values():
             wait_http(url + "/models")
@@ -165,15 +190,17 @@ def main() -> None:
         rows = []
         for key in args.scenarios.split(","):
             kind, stream, conns = SCENARIOS[key]
-            direct = load(mocks[kind] + "/chat/completions", [], "gpt-4o-mini", stream, conns, args)
+            fmt, path = api_path(kind)
+            direct = load(mocks[kind] + path, [], "gpt-4o-mini", stream, conns, args, fmt)
             before = cpu_seconds(gateway.pid)
             through = load(
-                f"http://127.0.0.1:{args.port}/bench/v1/chat/completions",
+                f"http://127.0.0.1:{args.port}/bench/v1{path}",
                 ["X-AG-Gateway-Slug: bench", f"X-AG-API-Key: {KEY}"],
                 kind,
                 stream,
                 conns,
                 args,
+                fmt,
             )
             used = cpu_seconds(gateway.pid) - before
             # the loadgen's warm-up also ran through the proxy: count the measured share only

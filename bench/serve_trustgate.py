@@ -3,8 +3,10 @@
 1. starts a private nats-server (JetStream, temporary store) *detached* from this process
    tree, so a harness that measures this process's CPU and memory measures the proxy only;
 2. publishes the config as the admin's outbox would: gateway ``bench``, one
-   ``openai_compatible`` registry per upstream, consumer ``bench`` (slug ``bench``) whose
-   model policies route model ``<kind>`` to the upstream of that kind, and a fixed key;
+   ``openai_compatible`` registry per upstream (``anthropic`` for kinds named
+   ``anthropic…``, whose clients call ``/bench/v1/messages``), consumer ``bench`` (slug
+   ``bench``) whose model policies route model ``<kind>`` to the upstream of that kind,
+   and a fixed key;
 3. runs the proxy in this process (uvloop, httptools) until SIGINT/SIGTERM, then stops
    nats-server.
 
@@ -38,7 +40,7 @@ from trustgate_proxy.testing.tenant import new_tenant
 
 BENCH_KEY = "ag_benchmark-key-0123456789abcdefghijklmnopqrstuv"
 SLUG = "bench"
-KINDS = ("json", "sse", "json_slow", "sse_slow")
+KINDS = ("json", "sse", "json_slow", "sse_slow", "anthropic_json", "anthropic_sse")
 
 
 def start_nats(store: str, cpus: str | None, attached: bool) -> tuple[int, str]:
@@ -66,7 +68,12 @@ async def seed(nats_url: str, upstreams: dict[str, str], secret: str) -> None:
         await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
         tenant = await new_tenant(nc, secret, slug=SLUG)
         for kind, url in upstreams.items():
-            await tenant.add_registry(kind, url, api_key="bench-upstream-key")
+            if kind.startswith("anthropic"):  # Anthropic's Messages API: /v1/messages
+                await tenant.add_registry(
+                    kind, url, provider="anthropic", api_key="bench-upstream-key"
+                )
+            else:
+                await tenant.add_registry(kind, url, api_key="bench-upstream-key")
         await tenant.add_consumer(
             SLUG,
             list(upstreams),
