@@ -1,0 +1,1 @@
+"""TrustGate telemetry: request events fanned out to Kafka and OTLP."""

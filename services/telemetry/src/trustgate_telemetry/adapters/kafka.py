@@ -1,0 +1,198 @@
+"""Kafka: the default exporter (at-least-once). And a JSON-lines file sink for a node
+without Kafka (``trustgate run``), behind the same small port.
+
+The producer uses ``acks="all"`` and idempotence when the broker supports it. Some
+Kafka-protocol brokers (tansu) answer ``InitProducerId`` with an error: the first send then
+fails, and the sink says so once in the log and goes on with a non-idempotent producer
+(still ``acks="all"``; the bus redelivers what was not acknowledged, so duplicates are
+possible either way and readers dedupe on ``trace_id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Protocol
+
+log = logging.getLogger(__name__)
+
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+class EventSink(Protocol):
+    """Where exported events go first; ``send_batch`` returns once every record of the batch
+    is durably accepted, with one result per record (None: accepted, else the error)."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def send_batch(self, records: Sequence[Record]) -> list[BaseException | None]: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+
+class KafkaSink:
+    name = "kafka"
+
+    def __init__(
+        self,
+        bootstrap_servers: list[str],
+        topic: str,
+        *,
+        timeout: float = 10.0,
+        client_id: str = "trustgate-telemetry",
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.timeout = timeout
+        self.client_id = client_id
+        self.idempotent = True
+        self._producer: object | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._producer is not None
+
+    def _make(self) -> object:
+        from aiokafka import AIOKafkaProducer
+
+        timeout_ms = int(self.timeout * 1000)
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=self.idempotent,
+            request_timeout_ms=timeout_ms,
+            retry_backoff_ms=200,
+            linger_ms=5,
+            metadata_max_age_ms=30_000,
+        )
+
+    async def start(self) -> None:
+        """Connect (raises when no broker answers; the caller retries)."""
+        async with self._lock:
+            if self._producer is None:
+                self._producer = await self._started()
+
+    async def _started(self) -> object:
+        producer = self._make()
+        try:
+            await asyncio.wait_for(producer.start(), self.timeout)  # type: ignore[attr-defined]
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()  # type: ignore[attr-defined]
+            raise
+        return producer
+
+    async def stop(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self.timeout)  # type: ignore[attr-defined]
+
+    async def send_batch(self, records: Sequence[Record]) -> list[BaseException | None]:
+        if self._producer is None:
+            await self.start()
+        results = await self._send(records)
+        if self.idempotent and any(_idempotence_refused(r) for r in results):
+            log.warning(
+                "kafka: the broker refused an idempotent producer (InitProducerId); "
+                "continuing with acks=all without idempotence"
+            )
+            self.idempotent = False
+            await self.stop()
+            await self.start()
+            results = await self._send(records)
+        return results
+
+    async def _send(self, records: Sequence[Record]) -> list[BaseException | None]:
+        producer = self._producer
+        assert producer is not None
+        futures: list[asyncio.Future[object] | BaseException] = []
+        for key, value, headers in records:
+            try:
+                fut = await asyncio.wait_for(
+                    producer.send(  # type: ignore[attr-defined]
+                        self.topic, value, key=key, headers=headers or None
+                    ),
+                    self.timeout,
+                )
+                futures.append(fut)
+            except Exception as exc:
+                futures.append(exc)
+        results: list[BaseException | None] = []
+        for fut in futures:
+            if isinstance(fut, BaseException):
+                results.append(fut)
+                continue
+            try:
+                await asyncio.wait_for(fut, self.timeout)
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+
+def _idempotence_refused(error: BaseException | None) -> bool:
+    if error is None:
+        return False
+    from aiokafka import errors
+
+    return isinstance(
+        error,
+        errors.UnknownError
+        | errors.UnsupportedVersionError
+        | errors.ClusterAuthorizationFailedError
+        | errors.TransactionalIdAuthorizationFailed,
+    )
+
+
+class FileSink:
+    """JSON lines to a file (or the log with ``-``): for a node without Kafka."""
+
+    name = "file"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._fh is not None
+
+    async def start(self) -> None:
+        if self._fh is None:
+            self._fh = self._open()
+
+    def _open(self) -> IO[str]:
+        if self.path == "-":
+            return sys.stdout
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        return open(self.path, "a", encoding="utf-8")
+
+    async def send_batch(self, records: Sequence[Record]) -> list[BaseException | None]:
+        if self._fh is None:
+            await self.start()
+        fh = self._fh
+        assert fh is not None
+        try:
+            fh.write("".join(value.decode("utf-8") + "\n" for _, value, _ in records))
+            fh.flush()
+        except OSError as exc:
+            return [exc] * len(records)
+        return [None] * len(records)
+
+    async def stop(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None and fh is not sys.stdout:
+            fh.close()

@@ -1,0 +1,56 @@
+"""What to do with one gateway's events, from its telemetry settings (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trustgate_core.models import Gateway
+from trustgate_core.telemetry.settings import (
+    OtlpDefaults,
+    ResolvedOtlp,
+    read_telemetry,
+    resolve_otlp,
+)
+
+
+@dataclass(frozen=True)
+class GatewayPlan:
+    otlp: tuple[ResolvedOtlp, ...] = ()
+    max_body_bytes: int = 0  # Kafka's cut of captured bodies (0: none captured)
+    unresolved: int = 0  # otlp exporters with no endpoint here nor in the env
+
+
+NO_PLAN = GatewayPlan()
+
+
+def plan_for(gateway: Gateway | None, defaults: OtlpDefaults) -> GatewayPlan:
+    if gateway is None or not gateway.telemetry:
+        return NO_PLAN
+    config = read_telemetry(gateway.telemetry)
+    resolved = [resolve_otlp(spec, defaults) for spec in config.otlp]
+    return GatewayPlan(
+        otlp=tuple(dict.fromkeys(r for r in resolved if r is not None)),
+        max_body_bytes=config.max_body_bytes if config.wants_bodies else 0,
+        unresolved=sum(1 for r in resolved if r is None),
+    )
+
+
+class GatewayPlans:
+    """Plans cached per gateway; a gateway updated on the bus is a new object, so the
+    identity check recomputes its plan."""
+
+    def __init__(self, gateways: dict[object, Gateway], defaults: OtlpDefaults) -> None:
+        self._gateways = gateways
+        self._defaults = defaults
+        self._cache: dict[object, tuple[Gateway | None, GatewayPlan]] = {}
+
+    def get(self, gateway_id: object) -> GatewayPlan:
+        gateway = self._gateways.get(gateway_id)
+        hit = self._cache.get(gateway_id)
+        if hit is not None and hit[0] is gateway:
+            return hit[1]
+        plan = plan_for(gateway, self._defaults)
+        if len(self._cache) > 65_536:
+            self._cache.clear()
+        self._cache[gateway_id] = (gateway, plan)
+        return plan

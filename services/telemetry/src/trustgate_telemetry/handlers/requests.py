@@ -1,0 +1,248 @@
+"""The durable consumer of ``TRUSTGATE_REQUESTS``: Kafka first, ack after Kafka acked.
+
+One durable pull consumer (``telemetry``) is shared by every instance, so instances split
+the work. Each batch fetched is handled by `RequestExporter.handle_batch`:
+
+- undecodable messages are terminated (never redelivered) and counted;
+- every decodable event becomes an `ExportedEvent`, and the whole batch is sent to Kafka
+  (key = gateway id, so one gateway's events keep their order on one partition);
+- a message is acked only after Kafka acknowledged its record; one Kafka refused is nak'ed
+  with a delay (redelivered later: nothing lost, no tight loop) and the loop backs off;
+- for gateways that opted in, one OTLP log record per event is queued (never awaited).
+
+A crash between Kafka's ack and the bus ack redelivers the message: delivery is
+at-least-once and readers dedupe on ``trace_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from pydantic import ValidationError
+
+from trustgate_core.events.requests import RequestEvent, decode_request_event
+from trustgate_core.events.subjects import REQUESTS_SUBJECTS
+from trustgate_core.observability.tracing import Tracing, consumer_span, span_traceparent
+from trustgate_core.telemetry.event import ExportedEvent, export_event
+from trustgate_telemetry.adapters.kafka import EventSink
+from trustgate_telemetry.adapters.otlp import OtlpExporters
+from trustgate_telemetry.domain.plan import GatewayPlans
+from trustgate_telemetry.domain.records import log_attributes, severity_of
+from trustgate_telemetry.metrics import TelemetryMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Ready:
+    msg: Msg
+    event: ExportedEvent
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+_NO_BODIES = {
+    "request_body": None,
+    "response_body": None,
+    "request_body_truncated": False,
+    "response_body_truncated": False,
+}
+
+
+class RequestExporter:
+    def __init__(
+        self,
+        sink: EventSink,
+        otlp: OtlpExporters,
+        plans: GatewayPlans,
+        metrics: TelemetryMetrics,
+        *,
+        tracing: Tracing | None = None,
+        retry_delay: float = 2.0,
+    ) -> None:
+        self.sink = sink
+        self.otlp = otlp
+        self.plans = plans
+        self.metrics = metrics
+        self.tracing = tracing
+        self.retry_delay = retry_delay
+
+    async def handle_batch(self, msgs: Sequence[Msg]) -> bool:
+        """Export one fetched batch; False when Kafka refused some of it (back off)."""
+        self.metrics.consumed.inc(len(msgs))
+        ready: list[_Ready] = []
+        for msg in msgs:
+            prepared = self._prepare(msg)
+            if prepared is None:
+                self.metrics.poison.inc()
+                await _quietly(msg.term())
+            else:
+                ready.append(prepared)
+        if not ready:
+            return True
+        results = await self.sink.send_batch([(r.key, r.value, r.headers) for r in ready])
+        ok = True
+        for item, error in zip(ready, results, strict=True):
+            if error is None:
+                self.metrics.exported.labels(self.sink.name).inc()
+                await _quietly(item.msg.ack())
+                self._to_otlp(item.event)
+            else:
+                ok = False
+                self.metrics.failures.labels(self.sink.name).inc()
+                await _quietly(item.msg.nak(delay=self.retry_delay))
+        if not ok:
+            first = next(e for e in results if e is not None)
+            log.warning(
+                "telemetry: %s refused %d of %d events (%r); they will be redelivered",
+                self.sink.name,
+                sum(e is not None for e in results),
+                len(results),
+                first,
+            )
+        return ok
+
+    def _prepare(self, msg: Msg) -> _Ready | None:
+        """Per-message work: decode, sanitize, encode. The bus ``traceparent`` header is
+        continued here (a CONSUMER span when tracing is on)."""
+        try:
+            event: RequestEvent = decode_request_event(msg.data)
+        except (ValidationError, ValueError) as exc:
+            log.warning(
+                "telemetry: undecodable request event on %s terminated: %s",
+                msg.subject,
+                str(exc)[:200],
+            )
+            return None
+        headers = msg.headers or {}
+        attributes = {
+            "messaging.system": "nats",
+            "messaging.destination.name": msg.subject,
+            "trustgate.trace_id": event.trace_id,
+            "trustgate.gateway_id": str(event.gateway_id),
+        }
+        # --- tracing seam: the consumer side of the proxy's trace ---------------------------
+        with consumer_span(
+            self.tracing, "telemetry export", headers.get("traceparent"), attributes
+        ) as span:
+            plan = self.plans.get(event.gateway_id)
+            if plan.max_body_bytes == 0 and (event.request_body or event.response_body):
+                event = event.model_copy(update=_NO_BODIES)  # the gateway no longer asks
+            exported = export_event(event, max_body_bytes=plan.max_body_bytes or None)
+            traceparent = span_traceparent(span)
+        value = orjson.dumps(exported.model_dump(mode="json"))
+        kafka_headers = [] if traceparent is None else [("traceparent", traceparent.encode())]
+        return _Ready(msg, exported, str(event.gateway_id).encode(), value, kafka_headers)
+
+    def _to_otlp(self, event: ExportedEvent) -> None:
+        plan = self.plans.get(event.gateway_id)
+        if not plan.otlp:
+            return
+        severity = severity_of(event.status.code)
+        timestamp_ns = int(event.timestamp.timestamp() * 1e9)
+        for settings in plan.otlp:
+            record = self.otlp.record(
+                log_attributes(event, settings.max_body_bytes), severity, timestamp_ns
+            )
+            self.otlp.submit(settings, record)
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as exc:  # the bus will redeliver (ack) or already dropped it (term)
+        log.debug("telemetry: ack/nak/term failed: %r", exc)
+
+
+def consumer_config(durable: str, ack_wait: float, batch_size: int) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_deliver=-1,
+        max_ack_pending=max(1000, batch_size * 8),
+        filter_subject=REQUESTS_SUBJECTS,
+    )
+
+
+class ConsumerLoop:
+    """Fetch batches from the durable and hand them to the exporter until cancelled."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str,
+        exporter: RequestExporter,
+        *,
+        durable: str,
+        batch_size: int,
+        fetch_wait: float,
+        ack_wait: float,
+    ) -> None:
+        self.js = js
+        self.stream = stream
+        self.exporter = exporter
+        self.durable = durable
+        self.batch_size = batch_size
+        self.fetch_wait = fetch_wait
+        self.ack_wait = ack_wait
+        self.batches = 0
+        self._last_lag = 0.0
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Leave after the batch in hand (its messages acked or nak'ed)."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        from nats.errors import TimeoutError as NatsTimeout
+
+        sub = await self.js.pull_subscribe(
+            REQUESTS_SUBJECTS,
+            durable=self.durable,
+            stream=self.stream,
+            config=consumer_config(self.durable, self.ack_wait, self.batch_size),
+        )
+        try:
+            while not self._stopping:
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=self.fetch_wait)
+                except NatsTimeout:
+                    msgs = []
+                except Exception as exc:  # bus outage: the client reconnects
+                    log.warning("telemetry: fetch failed (%r); retrying", exc)
+                    await asyncio.sleep(self.exporter.retry_delay)
+                    continue
+                if msgs:
+                    self.batches += 1
+                    if not await self.exporter.handle_batch(msgs):
+                        await asyncio.sleep(self.exporter.retry_delay)
+                await self._update_lag(sub)
+        finally:
+            # a durable consumer outlives us: only our interest goes
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                log.debug("telemetry: unsubscribe failed", exc_info=True)
+
+    async def _update_lag(self, sub: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < 1.0:
+            return
+        self._last_lag = now
+        try:
+            info = await sub.consumer_info()
+            self.exporter.metrics.lag.set(info.num_pending or 0)
+        except Exception:
+            log.debug("telemetry: consumer info failed", exc_info=True)
