@@ -31,8 +31,8 @@ from trustgate_proxy.handlers.request_events import RequestEventPublisher
 from trustgate_proxy.observability.metrics import ProxyMetrics
 from trustgate_proxy.observability.recorder import CallRecorder
 from trustgate_proxy.observability.tracing import CallTracer
-from trustgate_proxy.services.chat import ChatForwarder
 from trustgate_proxy.services.config_view import ConfigView
+from trustgate_proxy.services.forward import Forwarder
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.ports import EventSink, NullSink
 from trustgate_proxy.settings import ProxySettings
@@ -101,7 +101,7 @@ class ProxyRuntime:
             state=self.state,
             view=self.view,
             balancer=self.balancer,
-            forwarder=ChatForwarder(self.session),
+            forwarder=Forwarder(self.session),
             models=ModelLister(self.view, self.session),
             events=self.events,
             is_ready=lambda: self.ready,

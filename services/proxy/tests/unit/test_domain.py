@@ -28,7 +28,7 @@ from trustgate_proxy.domain.call import Call, event_payload
 from trustgate_proxy.domain.discovery import discover_gateway, ensure_active
 from trustgate_proxy.domain.routing import RoundRobin, bindings_of, resolve_routes
 from trustgate_proxy.domain.usage import find_usage
-from trustgate_proxy.services.chat import prepare_body
+from trustgate_proxy.services.forward import prepare_body
 
 NOW = datetime.now(UTC)
 GW = uuid7()
@@ -144,7 +144,7 @@ def test_model_intents() -> None:
 
 
 def test_unsupported_or_disabled_registries_are_not_candidates() -> None:
-    a = registry("a", "anthropic")
+    a = registry("a", "cohere")
     b = registry("b", "openai", enabled=False)
     cons = consumer([a, b])
     assert bindings_of(cons, {a.id: a, b.id: b}, frozenset(BUILDERS)) == ()

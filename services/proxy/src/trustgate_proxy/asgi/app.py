@@ -1,8 +1,13 @@
 """The proxy's HTTP surface: a plain ASGI callable, no framework on the request path.
 
-Routes: ``/{consumer_slug}/v1/chat/completions`` (POST), ``/{consumer_slug}/v1/models``
-(GET), also without ``/v1`` as seed 000's SDK snippet addresses them,
-``/healthz`` and ``/health``, ``/readyz``, ``/metrics``. Anything else → 404.
+Routes under ``/{consumer_slug}``: ``/v1/chat/completions`` (OpenAI Chat),
+``/v1/messages`` (Anthropic Messages) and its ``/count_tokens``, ``/v1/responses`` (OpenAI
+Responses), ``/v1/embeddings`` (OpenAI embeddings), all POST, and ``/v1/models`` (GET);
+each also without ``/v1`` as seed 000's SDK snippet addresses them. And ``/healthz``,
+``/health``, ``/readyz``, ``/metrics``. Anything else → 404.
+
+The route names the client's wire format, the chosen target's ``wire`` the provider's:
+the same → the body passes through; different → it is translated (``services.forward``).
 The request path: discovery → key → consumer → auth → route → upstream → response, then
 one request event handed to the publisher (never awaited).
 """
@@ -30,23 +35,36 @@ from trustgate_core.errors import (
 )
 from trustgate_core.replica import ReplicaState
 from trustgate_proxy import __version__
+from trustgate_proxy.adapters.providers import UpstreamTarget
 from trustgate_proxy.asgi.responses import SECURITY_HEADERS, send_bytes, send_error, send_json
 from trustgate_proxy.asgi.types import Headers, Receive, Scope, Send
 from trustgate_proxy.domain.auth import api_key_from_headers, authenticate
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.discovery import DiscoveryMode, discover_gateway, ensure_active
-from trustgate_proxy.domain.routing import Balancer
-from trustgate_proxy.services.chat import ChatForwarder, prepare_body
+from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat, openai_chat
+from trustgate_proxy.domain.routing import Balancer, Route
 from trustgate_proxy.services.config_view import ConfigView
+from trustgate_proxy.services.forward import Forwarder, prepare_body
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.ports import EventSink
 
 log = logging.getLogger(__name__)
 
 CHAT = "/v1/chat/completions"
+MESSAGES = "/v1/messages"
+COUNT_TOKENS = "/v1/messages/count_tokens"
+RESPONSES = "/v1/responses"
+EMBEDDINGS = "/v1/embeddings"
 MODELS = "/v1/models"
+# The client's wire format, by route.
+INBOUND_FORMAT: dict[str, WireFormat] = {
+    CHAT: "openai_chat",
+    MESSAGES: "anthropic",
+    RESPONSES: "openai_responses",
+}
+POSTS = frozenset({CHAT, MESSAGES, COUNT_TOKENS, RESPONSES, EMBEDDINGS})
 # Seed 000's SDK snippet sets base_url to ``.../{consumer_slug}`` without ``/v1``.
-UNVERSIONED = {"/chat/completions": CHAT, "/models": MODELS}
+UNVERSIONED = {route.removeprefix("/v1"): route for route in (*POSTS, MODELS)}
 
 
 class ClientGone(Exception):
@@ -60,7 +78,7 @@ class ProxyApp:
         state: ReplicaState,
         view: ConfigView,
         balancer: Balancer,
-        forwarder: ChatForwarder,
+        forwarder: Forwarder,
         models: ModelLister,
         events: EventSink,
         is_ready: Callable[[], bool],
@@ -105,7 +123,7 @@ class ProxyApp:
         call = Call(trace_id, method, route, perf_counter(), time())
         headers: Headers = [(b"x-ag-trace-id", trace_id.encode()), *SECURITY_HEADERS]
         try:
-            if route == CHAT:
+            if route in POSTS:
                 if method != "POST":
                     raise MethodNotAllowed("use POST", allow="POST")
             elif route == MODELS:
@@ -203,14 +221,115 @@ class ProxyApp:
         binding = chosen.binding
         call.registry_id = binding.registry.id
         call.provider = binding.provider
-        target = self.view.target(binding.registry)
-        body, sent_model, injected = prepare_body(body, doc, chosen, stream)
-        call.model = sent_model
         out = [*headers, (b"x-selected-provider", binding.provider.encode())]
+        inbound = INBOUND_FORMAT.get(route)
+        if inbound is None:
+            call.stream = False
+            await self._other(call, route, chosen, body, doc, out, receive, send)
+            return
+        target = self.view.target(binding.registry).for_inbound(inbound)
+        if target.wire != inbound:
+            await self._translate(call, inbound, target, chosen, doc, out, receive, send)
+            return
+        body, sent_model, injected = prepare_body(body, doc, chosen, stream, inbound)
+        call.model = sent_model
         if sent_model and sent_model.isprintable():
             out.append((b"x-selected-model", sent_model.encode()))
-        await self.forwarder.forward(
-            call, target, body, sent_model, stream, out, receive, send, hide_usage=injected
+        await self.forwarder.passthrough.forward(
+            call,
+            target,
+            target.generate_url(sent_model, stream),
+            body,
+            stream,
+            out,
+            receive,
+            send,
+            injected,
+            inbound,
+        )
+
+    async def _translate(
+        self,
+        call: Call,
+        inbound: WireFormat,
+        target: UpstreamTarget,
+        chosen: Route,
+        doc: dict[str, Any],
+        headers: Headers,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Client and provider formats differ: decode, encode, call, translate back."""
+        client = INBOUND.get(inbound)
+        provider = OUTBOUND.get(target.wire)
+        if client is None or provider is None:
+            raise InvalidRequest(f"translating {inbound} to {target.wire} is not supported")
+        try:
+            request = client.decode_request(doc)
+            if chosen.model is not None:
+                request.model = chosen.model
+            call.model = request.model or None
+            if request.model.isprintable():
+                headers.append((b"x-selected-model", request.model.encode()))
+            encoder = None
+            if request.stream:
+                encoder = (
+                    openai_chat.INBOUND_CODEC.stream_encoder(
+                        request.model, openai_chat.include_usage(doc)
+                    )
+                    if inbound == "openai_chat"
+                    else client.stream_encoder(request.model)
+                )
+            await self.forwarder.translate.forward(
+                call, target, client, provider, request, encoder, headers, receive, send
+            )
+        except InvalidRequest as err:  # raised before anything was written
+            # in the client's error shape, so its SDK shows why (Untranslatable included)
+            call.status = 400
+            call.error_kind = err.code
+            call.response_bytes = await send_json(
+                send, 400, client.error_body(400, err.message or "invalid request"), headers
+            )
+
+    async def _other(
+        self,
+        call: Call,
+        route: str,
+        chosen: Route,
+        body: bytes,
+        doc: dict[str, Any],
+        headers: Headers,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """``/v1/embeddings`` (OpenAI-format providers) and ``/v1/messages/count_tokens``
+        (Anthropic providers), passed through; other providers get a 400 that says so."""
+        binding = chosen.binding
+        target = self.view.target(binding.registry)
+        url: str | None
+        if route == EMBEDDINGS:
+            body, sent_model, _ = prepare_body(body, doc, chosen, False)
+            url = target.embeddings_url(sent_model) if target.wire == "openai_chat" else None
+            if url is None:
+                raise InvalidRequest(
+                    f"embeddings are offered by OpenAI-format providers; '{binding.provider}'"
+                    " is not one"
+                )
+        else:  # COUNT_TOKENS
+            target = target.for_inbound("anthropic")
+            if target.wire != "anthropic":
+                raise InvalidRequest(
+                    "count_tokens is offered when the route's provider is Anthropic;"
+                    f" '{binding.provider}' is not"
+                )
+            body, sent_model, _ = prepare_body(body, doc, chosen, False, "anthropic")
+            base, sep, query = target.generate_url(sent_model, False).partition("?")
+            url = f"{base}/count_tokens{sep}{query}"
+        call.model = sent_model
+        if sent_model and sent_model.isprintable():
+            headers.append((b"x-selected-model", sent_model.encode()))
+        await self.forwarder.passthrough.forward(
+            call, target, url, body, False, headers, receive, send
         )
 
     async def _read_body(self, receive: Receive, length: bytes | None) -> bytes:

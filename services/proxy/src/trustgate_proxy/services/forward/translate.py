@@ -1,0 +1,204 @@
+"""Different wire formats on the two sides: the client's request, decoded into the
+internal model by the app, is encoded for the provider; the provider's answer is decoded
+and encoded back in the client's format — a stream event by event, each translated chunk
+written as soon as the provider's bytes complete it.
+
+An upstream non-2xx keeps its status; its body is translated (the provider's message in
+the client format's error shape) and ``Retry-After`` kept. A stream the provider breaks
+(an error event, a corrupt frame, a cut connection, no end marker) ends with the client
+format's error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+
+import aiohttp
+import orjson
+
+from trustgate_core.errors import BackendError
+from trustgate_proxy.adapters.providers import UpstreamTarget
+from trustgate_proxy.asgi.types import Headers, Receive, Send
+from trustgate_proxy.domain.call import Call
+from trustgate_proxy.domain.formats import (
+    ChatRequest,
+    InboundCodec,
+    OutboundCodec,
+    StreamEncoder,
+    UpstreamStreamError,
+)
+from trustgate_proxy.domain.formats.model import StreamEnd, Usage, UsageUpdate
+from trustgate_proxy.services.forward.common import (
+    SSE_HEADERS,
+    STREAM_BROKEN,
+    STREAM_ERRORS,
+    DisconnectGuard,
+    client_left,
+    post,
+    read_all,
+    retry_after,
+    send_whole,
+)
+
+_JSON = b"application/json"
+
+
+class Translator:
+    def __init__(
+        self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25
+    ) -> None:
+        self.session = session
+        self.disconnect_check_after = disconnect_check_after
+
+    async def forward(
+        self,
+        call: Call,
+        target: UpstreamTarget,
+        inbound: InboundCodec,
+        outbound: OutboundCodec,
+        request: ChatRequest,
+        encoder: StreamEncoder | None,
+        headers: Headers,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Encode ``request`` for ``target``, call it, answer in the client's format
+        (streamed through ``encoder`` when the request streams). Raises
+        ``InvalidRequest`` (``Untranslatable``) or ``BackendError`` only before anything
+        was written."""
+        body = orjson.dumps(outbound.encode_request(request))
+        stream = encoder is not None
+        url = target.generate_url(request.model, stream)
+        guard = DisconnectGuard(receive, 0.0 if stream else self.disconnect_check_after)
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            resp = await post(self.session, call, target, url, body)
+            if resp.status >= 300:
+                await self._error(call, resp, inbound, outbound, headers, send, guard)
+            elif encoder is not None:
+                await self._stream(call, resp, outbound, encoder, headers, send, guard)
+            else:
+                await self._plain(call, resp, inbound, outbound, headers, send, guard)
+        except asyncio.CancelledError:
+            if not guard.absorb():
+                raise
+            client_left(call, resp)
+        finally:
+            guard.disarm()
+            if resp is not None:
+                resp.release()
+
+    async def _error(
+        self,
+        call: Call,
+        resp: aiohttp.ClientResponse,
+        inbound: InboundCodec,
+        outbound: OutboundCodec,
+        headers: Headers,
+        send: Send,
+        guard: DisconnectGuard,
+    ) -> None:
+        data = await read_all(call, resp)
+        guard.disarm()
+        call.error_kind = "upstream_status"
+        status = resp.status
+        out = orjson.dumps(inbound.error_body(status, outbound.error_message(status, data)))
+        call.response_bytes = len(out)
+        await send_whole(send, status, retry_after(resp, headers), out, _JSON)
+
+    async def _plain(
+        self,
+        call: Call,
+        resp: aiohttp.ClientResponse,
+        inbound: InboundCodec,
+        outbound: OutboundCodec,
+        headers: Headers,
+        send: Send,
+        guard: DisconnectGuard,
+    ) -> None:
+        data = await read_all(call, resp)
+        guard.disarm()
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict):
+            call.error_kind = "upstream_malformed"
+            raise BackendError("the provider's answer is not a JSON object")
+        try:
+            response = outbound.decode_response(doc)
+        except (KeyError, TypeError, ValueError) as exc:
+            call.error_kind = "upstream_malformed"
+            raise BackendError("the provider's answer cannot be read") from exc
+        if response.usage is not None:
+            call.usage = response.usage.as_event()
+        out = orjson.dumps(inbound.encode_response(response))
+        call.response_bytes = len(out)
+        await send_whole(send, resp.status, headers, out, _JSON)
+
+    async def _stream(
+        self,
+        call: Call,
+        resp: aiohttp.ClientResponse,
+        outbound: OutboundCodec,
+        encoder: StreamEncoder,
+        headers: Headers,
+        send: Send,
+        guard: DisconnectGuard,
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": [*headers, *SSE_HEADERS],
+            }
+        )
+        decoder = outbound.stream_decoder()
+        usage: Usage | None = None
+        ended = False
+        broken = STREAM_BROKEN
+        sent = 0
+        try:
+            try:
+                async for chunk in resp.content.iter_any():
+                    events = decoder.feed(chunk)
+                    if not events:
+                        continue
+                    out = b""
+                    for event in events:
+                        if isinstance(event, UsageUpdate):
+                            usage = event.usage
+                        elif isinstance(event, StreamEnd):
+                            ended = True
+                        out += encoder.feed(event)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                        sent += len(out)
+                for event in decoder.close():
+                    if isinstance(event, UsageUpdate):
+                        usage = event.usage
+                    elif isinstance(event, StreamEnd):
+                        ended = True
+                    out = encoder.feed(event)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                        sent += len(out)
+            except UpstreamStreamError as exc:
+                broken = exc.message
+                ended = False
+                call.error_kind = "upstream_stream_error"
+            except STREAM_ERRORS:
+                ended = False
+            call.upstream_end = perf_counter()
+            if ended:
+                end = encoder.finish()
+            else:
+                call.error_kind = call.error_kind or "stream_interrupted"
+                end = encoder.error(broken)
+            guard.disarm()
+            await send({"type": "http.response.body", "body": end, "more_body": False})
+            sent += len(end)
+        finally:
+            call.usage = usage.as_event() if usage is not None else None
+            call.response_bytes = sent
