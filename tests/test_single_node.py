@@ -34,6 +34,7 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
         "SERVER_SECRET_KEY": SECRET,
         "SERVER_ADMIN_PORT": str(admin_port),
         "SERVER_PROXY_PORT": str(proxy_port),
+        "TELEMETRY_PORT": str(free_port()),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -27,6 +27,19 @@ def _proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _telemetry(args: argparse.Namespace) -> int:
+    try:
+        from trustgate_telemetry.main import serve
+    except ImportError:
+        print(
+            "trustgate: the telemetry package (trustgate-telemetry) is not installed",
+            file=sys.stderr,
+        )
+        return 2
+    serve()
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from trustgate.run import run
 
@@ -62,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     proxy = sub.add_parser("proxy", help="the proxy plane (LLM traffic, port 8081)")
     proxy.set_defaults(func=_proxy)
+
+    telemetry = sub.add_parser(
+        "telemetry", help="request events to Kafka and OTLP (health and metrics, port 8083)"
+    )
+    telemetry.set_defaults(func=_telemetry)
 
     run = sub.add_parser("run", help="a single node: embedded NATS and Postgres, all planes")
     run.add_argument("--data-dir", default=None, help="where embedded services keep data")

