@@ -203,6 +203,9 @@ class ProxyApp:
 
         body = await self._read_body(receive, length)
         call.request_bytes = len(body)
+        if gateway.telemetry is not None and self.view.body_limit(gateway):
+            call.body_limit = self.view.body_limit(gateway)
+            call.request_body = body
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -17,6 +17,7 @@ from trustgate_core.events.requests import REQUEST_SCHEMA_VERSION
 class Call:
     __slots__ = (
         "auth_id",
+        "body_limit",
         "consumer_id",
         "ended",
         "error_kind",
@@ -26,8 +27,10 @@ class Call:
         "path",
         "provider",
         "registry_id",
+        "request_body",
         "request_bytes",
         "requested_model",
+        "response_body",
         "response_bytes",
         "started",
         "started_wall",
@@ -67,6 +70,10 @@ class Call:
         self.usage: dict[str, Any] | None = None
         self.request_bytes = 0
         self.response_bytes = 0
+        # body capture, only when the gateway's telemetry asks (then references, cut later)
+        self.body_limit = 0
+        self.request_body: bytes | None = None
+        self.response_body: bytes | None = None
 
 
 def _ms(seconds: float) -> float:
@@ -83,7 +90,7 @@ def event_payload(call: Call) -> dict[str, Any]:
             upstream = max(0.0, call.upstream_end - call.upstream_start)
         if call.upstream_ttfb:
             ttfb = max(0.0, call.upstream_ttfb - call.upstream_start)
-    return {
+    payload = {
         "schema_version": REQUEST_SCHEMA_VERSION,
         "kind": "llm",
         "trace_id": call.trace_id,
@@ -111,3 +118,10 @@ def event_payload(call: Call) -> dict[str, Any]:
         "started_at": datetime.fromtimestamp(call.started_wall, UTC),
         "ended_at": datetime.fromtimestamp(call.started_wall + total, UTC),
     }
+    if call.body_limit:
+        for name, body in (("request", call.request_body), ("response", call.response_body)):
+            if body is not None:
+                cut = len(body) > call.body_limit
+                payload[f"{name}_body"] = body[: call.body_limit].decode("utf-8", "ignore")
+                payload[f"{name}_body_truncated"] = cut
+    return payload

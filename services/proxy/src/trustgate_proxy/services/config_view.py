@@ -13,8 +13,9 @@ from uuid import UUID
 
 from trustgate_core.crypto import SecretBox
 from trustgate_core.errors import ProviderCredentialError
-from trustgate_core.models import Consumer, Registry
+from trustgate_core.models import Consumer, Gateway, Registry
 from trustgate_core.replica import ReplicaState
+from trustgate_core.telemetry.settings import body_capture_limit
 from trustgate_proxy.adapters.providers import BUILDERS, SUPPORTED_PROVIDERS, UpstreamTarget
 from trustgate_proxy.domain.routing import Binding, Candidates, bindings_of, resolve_routes
 
@@ -48,12 +49,21 @@ class ConfigView:
         self._box = box
         self._plans: dict[UUID, ConsumerPlan] = {}
         self._targets: dict[UUID, UpstreamTarget | ProviderCredentialError] = {}
+        self._body_limits: dict[UUID, int] = {}
         self.generation = 0
 
     def invalidate(self, _event: object = None) -> None:
         self._plans = {}
         self._targets = {}
+        self._body_limits = {}
         self.generation += 1
+
+    def body_limit(self, gateway: Gateway) -> int:
+        """Bytes of each body to attach to the gateway's request events (0: none)."""
+        limit = self._body_limits.get(gateway.id)
+        if limit is None:
+            limit = self._body_limits[gateway.id] = body_capture_limit(gateway.telemetry)
+        return limit
 
     def plan(self, consumer: Consumer) -> ConsumerPlan:
         plan = self._plans.get(consumer.id)

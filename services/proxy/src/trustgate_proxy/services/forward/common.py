@@ -152,6 +152,8 @@ async def read_all(call: Call, resp: aiohttp.ClientResponse) -> bytes:
     except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
         raise upstream_failure(call, exc, "upstream connection broken") from exc
     call.upstream_end = perf_counter()
+    if call.body_limit:  # the gateway's telemetry asks for bodies
+        call.response_body = data
     return data
 
 
