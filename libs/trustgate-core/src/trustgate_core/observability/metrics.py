@@ -52,6 +52,15 @@ def _label_count_checked(labelnames: Sequence[str], values: tuple[str, ...]) -> 
         raise ValueError(f"expected {len(labelnames)} label values, got {len(values)}")
 
 
+class Cell:
+    """One counter value; hold on to it to count without a lookup."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+
 class CappedCounter:
     """A counter per label set (values as a tuple in ``labelnames`` order)."""
 
@@ -65,37 +74,55 @@ class CappedCounter:
         self.labelnames = tuple(labelnames)
         self.max_series = max_series
         self.overflow = (OTHER,) * len(self.labelnames)
-        self.values: dict[tuple[str, ...], float] = {}
+        self._cells: dict[tuple[str, ...], Cell] = {}
+
+    def cell(self, labels: tuple[str, ...]) -> Cell:
+        """The value counted under ``labels`` (the overflow one beyond the cap)."""
+        cells = self._cells
+        cell = cells.get(labels)
+        if cell is None:
+            _label_count_checked(self.labelnames, labels)
+            if len(cells) >= self.max_series:
+                labels = self.overflow
+                cell = cells.get(labels)
+            if cell is None:
+                cell = cells[labels] = Cell()
+        return cell
 
     def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
-        values = self.values
-        current = values.get(labels)
-        if current is None:
-            _label_count_checked(self.labelnames, labels)
-            if len(values) >= self.max_series:
-                labels = self.overflow
-                current = values.get(labels, 0.0)
-            else:
-                current = 0.0
-        values[labels] = current + amount
+        cell = self._cells.get(labels) or self.cell(labels)
+        cell.value += amount
+
+    @property
+    def values(self) -> dict[tuple[str, ...], float]:
+        return {labels: cell.value for labels, cell in self._cells.items()}
 
     def get(self, labels: tuple[str, ...]) -> float:
-        return self.values.get(labels, 0.0)
+        cell = self._cells.get(labels)
+        return 0.0 if cell is None else cell.value
 
     def collect(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for labels, value in self.values.items():
-            family.add_metric(labels, value)
+        for labels, cell in self._cells.items():
+            family.add_metric(labels, cell.value)
         return family
 
 
-class _Series:
-    __slots__ = ("buckets", "count", "sum")
+class Series:
+    """One histogram's counts; hold on to it to observe without a lookup."""
 
-    def __init__(self, size: int) -> None:
-        self.buckets = [0] * size  # non-cumulative; the last is +Inf
+    __slots__ = ("bounds", "buckets", "count", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * (len(bounds) + 1)  # non-cumulative; the last is +Inf
         self.count = 0
         self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.buckets[bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.sum += value
 
 
 class CappedHistogram:
@@ -118,9 +145,10 @@ class CappedHistogram:
         self.bounds = tuple(bounds)
         self.max_series = max_series
         self.overflow = (OTHER,) * len(self.labelnames)
-        self.series: dict[tuple[str, ...], _Series] = {}
+        self.series: dict[tuple[str, ...], Series] = {}
 
-    def observe(self, labels: tuple[str, ...], value: float) -> None:
+    def series_for(self, labels: tuple[str, ...]) -> Series:
+        """The series observed under ``labels`` (the overflow one beyond the cap)."""
         series = self.series.get(labels)
         if series is None:
             _label_count_checked(self.labelnames, labels)
@@ -128,10 +156,11 @@ class CappedHistogram:
                 labels = self.overflow
                 series = self.series.get(labels)
             if series is None:
-                series = self.series[labels] = _Series(len(self.bounds) + 1)
-        series.buckets[bisect_left(self.bounds, value)] += 1
-        series.count += 1
-        series.sum += value
+                series = self.series[labels] = Series(self.bounds)
+        return series
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        (self.series.get(labels) or self.series_for(labels)).observe(value)
 
     def count(self, labels: tuple[str, ...] | None = None) -> int:
         """Observations under ``labels``, or under every label set."""

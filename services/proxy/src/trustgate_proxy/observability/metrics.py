@@ -27,12 +27,48 @@ from trustgate_core.observability.metrics import (
     Aggregates,
     CappedCounter,
     CappedHistogram,
+    Cell,
+    Series,
     render,
 )
 from trustgate_proxy.domain.call import Call
 
 _CALL_LABELS = ("gateway_id", "consumer_id", "model")
-_STATUS = {code: str(code) for code in range(100, 600)}
+_MAX_SLOTS = 8192
+
+
+class _Slot:
+    """What one (gateway, consumer, model, status) updates, resolved once; the upstream
+    and token series on first use (a call that never reached an upstream adds none)."""
+
+    __slots__ = (
+        "by_call",
+        "by_model",
+        "cached_tokens",
+        "duration",
+        "input_tokens",
+        "output_tokens",
+        "overhead",
+        "requests",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        by_call: tuple[str, str, str],
+        by_model: tuple[str, str],
+        requests: Cell,
+        duration: Series,
+    ) -> None:
+        self.by_call = by_call
+        self.by_model = by_model
+        self.requests = requests
+        self.duration = duration
+        self.upstream: Series | None = None
+        self.overhead: Series | None = None
+        self.input_tokens: Cell | None = None
+        self.output_tokens: Cell | None = None
+        self.cached_tokens: Cell | None = None
 
 
 class ProxyMetrics:
@@ -95,18 +131,11 @@ class ProxyMetrics:
         )
         self.max_models = max_models
         self._models: dict[str, str] = {}
-        self._ids: dict[UUID, str] = {}
+        self._slots: dict[tuple[UUID | None, UUID | None, str | None, int], _Slot] = {}
         self.registry.register(a)
 
     def _id(self, value: UUID | None) -> str:
-        if value is None:
-            return ""
-        text = self._ids.get(value)
-        if text is None:
-            if len(self._ids) > 8192:
-                self._ids.clear()
-            text = self._ids[value] = str(value)
-        return text
+        return "" if value is None else str(value)
 
     def _model(self, model: str | None) -> str:
         if not model:
@@ -118,37 +147,64 @@ class ProxyMetrics:
                 self._models[model] = label
         return label
 
+    def _slot(self, key: tuple[UUID | None, UUID | None, str | None, int]) -> _Slot:
+        gateway_id, consumer_id, model_name, status = key
+        gateway, consumer = self._id(gateway_id), self._id(consumer_id)
+        model = self._model(model_name)
+        by_model = (gateway, model)
+        slot = _Slot(
+            (gateway, consumer, model),
+            by_model,
+            self.requests.cell((gateway, consumer, model, str(status))),
+            self.duration.series_for(by_model),
+        )
+        if len(self._slots) >= _MAX_SLOTS:
+            self._slots.clear()
+        self._slots[key] = slot
+        return slot
+
     def observe(self, call: Call) -> None:
-        gateway = self._id(call.gateway_id)
-        consumer = self._id(call.consumer_id)
-        model = self._model(call.model)
-        status = _STATUS.get(call.status) or str(call.status)
-        self.requests.inc((gateway, consumer, model, status))
+        key = (call.gateway_id, call.consumer_id, call.model, call.status)
+        slot = self._slots.get(key) or self._slot(key)
+        slot.requests.value += 1
         total = call.ended - call.started
         if total < 0.0:
             total = 0.0
-        by_model = (gateway, model)
-        self.duration.observe(by_model, total)
+        slot.duration.observe(total)
         if call.upstream_start:
-            end = call.upstream_end or call.ended
-            upstream = end - call.upstream_start
+            upstream = (call.upstream_end or call.ended) - call.upstream_start
             if upstream < 0.0:
                 upstream = 0.0
-            self.upstream.observe(by_model, upstream)
+            if slot.upstream is None or slot.overhead is None:
+                slot.upstream = self.upstream.series_for(slot.by_model)
+                slot.overhead = self.overhead.series_for(slot.by_model)
+            slot.upstream.observe(upstream)
             overhead = total - upstream
-            self.overhead.observe(by_model, overhead if overhead > 0.0 else 0.0)
+            slot.overhead.observe(overhead if overhead > 0.0 else 0.0)
         usage = call.usage
         if usage:
-            tokens = self.tokens
             n = usage.get("prompt_tokens")
             if n:
-                tokens.inc((gateway, consumer, model, "input"), n)
+                cell = slot.input_tokens or self._tokens(slot, "input")
+                cell.value += n
             n = usage.get("completion_tokens")
             if n:
-                tokens.inc((gateway, consumer, model, "output"), n)
+                cell = slot.output_tokens or self._tokens(slot, "output")
+                cell.value += n
             n = usage.get("cached_input_tokens")
             if n:
-                tokens.inc((gateway, consumer, model, "cached_input"), n)
+                cell = slot.cached_tokens or self._tokens(slot, "cached_input")
+                cell.value += n
+
+    def _tokens(self, slot: _Slot, kind: str) -> Cell:
+        cell = self.tokens.cell((*slot.by_call, kind))
+        if kind == "input":
+            slot.input_tokens = cell
+        elif kind == "output":
+            slot.output_tokens = cell
+        else:
+            slot.cached_tokens = cell
+        return cell
 
     def render(self) -> tuple[bytes, str]:
         return render(self.registry)
