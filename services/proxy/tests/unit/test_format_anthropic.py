@@ -687,12 +687,13 @@ CANONICAL_ANSWER = ChatResponse(
 def test_an_anthropic_answer_decodes_with_usage_cache_reads_and_writes_added_in() -> None:
     assert outbound.decode_response(ANSWER) == CANONICAL_ANSWER
     assert CANONICAL_ANSWER.usage is not None
-    assert CANONICAL_ANSWER.usage.as_event() == {
+    event = CANONICAL_ANSWER.usage.as_event()
+    assert {k: event[k] for k in ("prompt_tokens", "completion_tokens", "cached_input_tokens")} == {
         "prompt_tokens": 13,
         "completion_tokens": 7,
-        "total_tokens": 20,
         "cached_input_tokens": 3,
     }
+    assert event["total_tokens"] == 20
 
 
 def test_a_canonical_answer_encodes_as_an_anthropic_message() -> None:
@@ -1091,6 +1092,19 @@ def test_thinking_streams_as_a_thinking_block_with_its_signature() -> None:
     assert kinds[4][1]["delta"] == {"type": "signature_delta", "signature": "sig"}
     assert kinds[6][1]["index"] == 1
     assert kinds[9][1]["delta"]["stop_reason"] == "end_turn"
+
+
+def test_empty_deltas_open_no_block() -> None:
+    kinds = encode_all([TextDelta(0, ""), ThinkingDelta(0), TextDelta(0, "Hi"), Finish("stop")])
+    assert [k for k, _ in kinds] == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
 
 
 def test_an_empty_stream_still_closes_as_a_whole_message() -> None:

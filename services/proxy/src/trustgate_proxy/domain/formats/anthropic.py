@@ -654,6 +654,8 @@ class AnthropicStreamEncoder:
 
     def feed(self, event: StreamEvent) -> bytes:
         if isinstance(event, TextDelta):
+            if not event.text:
+                return b""  # (an OpenAI stream's opening "content": "")
             out = self._open(event.block, "text", {"type": "text", "text": ""})
             return out + self._delta({"type": "text_delta", "text": event.text})
         if isinstance(event, ToolArgsDelta):
@@ -664,6 +666,8 @@ class AnthropicStreamEncoder:
             block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
             return self._open(event.block, "tool_use", block)
         if isinstance(event, ThinkingDelta):
+            if not event.text and not event.signature:
+                return b""
             block = {"type": "thinking", "thinking": "", "signature": ""}
             out = self._open(event.block, "thinking", block)
             if event.text:
