@@ -143,6 +143,53 @@ def test_model_intents() -> None:
         resolve_routes(cons.id, (), "gpt-4o")
 
 
+def test_a_registry_model_mapping_serves_aliases_as_the_provider_model_id() -> None:
+    openai = registry("openai", "openai")
+    claude = registry(
+        "claude",
+        "anthropic",
+        provider_options={
+            "model_mapping": {
+                "gpt-4o-mini": "claude-3-5-haiku-latest",
+                "fast": "claude-x",
+                "bad": 3,
+            }
+        },
+    )
+    strict = registry(
+        "strict",
+        "bedrock",
+        provider_options={"model_mapping": {"gpt-4o-mini": "amazon.nova-lite-v1:0"}},
+    )
+    cons = consumer(
+        [openai, claude, strict],
+        [
+            ModelPolicy(registry_id=claude.id, allowed=None, default="fast"),
+            ModelPolicy(registry_id=strict.id, allowed=["amazon.nova-pro-v1:0"]),
+        ],
+    )
+    binds = bindings_of(cons, {r.id: r for r in (openai, claude, strict)}, frozenset(BUILDERS))
+    assert binds[1].mapping == {"gpt-4o-mini": "claude-3-5-haiku-latest", "fast": "claude-x"}
+    # a bare alias: every binding that serves it; mapped ones get their provider's id
+    routes = resolve_routes(cons.id, binds, "gpt-4o-mini").routes
+    assert [(r.binding.registry.name, r.model) for r in routes] == [
+        ("openai", None),
+        ("claude", "claude-3-5-haiku-latest"),
+        ("strict", "amazon.nova-lite-v1:0"),  # the alias counts though the allow-list lacks it
+    ]
+    # an unmapped model goes as sent to the bindings whose allow-list permits it
+    routes = resolve_routes(cons.id, binds, "gpt-4o").routes
+    assert [(r.binding.registry.name, r.model) for r in routes] == [
+        ("openai", None),
+        ("claude", None),
+    ]
+    # defaults and pinned names are mapped too
+    routes = resolve_routes(cons.id, binds, "auto").routes
+    assert [(r.binding.registry.name, r.model) for r in routes] == [("claude", "claude-x")]
+    pinned = resolve_routes(cons.id, binds, "@anthropic/gpt-4o-mini").routes
+    assert [(r.model, r.pinned) for r in pinned] == [("claude-3-5-haiku-latest", True)]
+
+
 def test_unsupported_or_disabled_registries_are_not_candidates() -> None:
     a = registry("a", "cohere")
     b = registry("b", "openai", enabled=False)

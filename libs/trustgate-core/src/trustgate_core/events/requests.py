@@ -65,6 +65,7 @@ class RequestUsage(_Frozen):
     total_tokens: int = 0
     cached_input_tokens: int | None = None
     reasoning_output_tokens: int | None = None
+    cache_write_tokens: int | None = None  # prompt tokens written to a cache (Anthropic, Bedrock)
 
 
 class RequestSizes(_Frozen):

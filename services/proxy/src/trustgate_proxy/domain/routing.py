@@ -3,13 +3,20 @@
 The seam for load balancing, health and fallback (a later issue): ``resolve_routes`` gives
 the candidates a request may go to, in the consumer's order; a ``Balancer`` picks one.
 Today the only balancer is round-robin.
+
+A registry's ``provider_options.model_mapping`` (``{alias: provider_model_id}``) lets it
+serve models by other names: a request for ``gpt-4o-mini`` routed to a registry that maps
+it to ``claude-3-5-haiku-latest`` is sent as that id (so Claude or Bedrock can serve an
+OpenAI model name). Aliases count as models the registry serves: a binding whose
+allow-list lacks a model still serves it when its mapping has it. Default models and
+``@provider/model`` names are mapped too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from uuid import UUID
 
 from trustgate_core.errors import InvalidModel, ModelNotAllowed, NoBackendAvailable
@@ -25,9 +32,32 @@ class Binding:
     weight: int = 1
     allowed: frozenset[str] | None = None
     default: str | None = None
+    mapping: Mapping[str, str] = field(default_factory=dict, hash=False)  # alias -> model id
 
     def permits(self, model: str) -> bool:
-        return self.allowed is None or model in self.allowed
+        """Whether the binding serves ``model``: no allow-list, on it, or an alias."""
+        return self.allowed is None or model in self.allowed or model in self.mapping
+
+    def send_as(self, model: str | None) -> str | None:
+        """The id to send for ``model`` (``None``: as the client sent it)."""
+        if model is None:
+            return None
+        return self.mapping.get(model)
+
+    def route(self, model: str | None, pinned: bool = False) -> Route:
+        """A route through this binding for ``model`` (an explicit one, or its default)."""
+        if model is None:
+            return Route(self, None, pinned)
+        return Route(self, self.mapping.get(model, model), pinned)
+
+
+def model_mapping(options: Mapping[str, Any]) -> dict[str, str]:
+    """A registry's ``provider_options.model_mapping``; entries that are not text → text
+    are ignored."""
+    raw = options.get("model_mapping")
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str) and v}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +94,8 @@ def bindings_of(
         policy = policies.get(link.registry_id)
         allowed = frozenset(policy.allowed) if policy and policy.allowed else None
         default = policy.default if policy else None
-        out.append(Binding(registry, provider, link.weight, allowed, default))
+        mapping = model_mapping(registry.provider_options or {})
+        out.append(Binding(registry, provider, link.weight, allowed, default, mapping))
     return tuple(out)
 
 
@@ -76,15 +107,17 @@ def resolve_routes(consumer_id: UUID, bindings: Sequence[Binding], model: str | 
       with an allow-list but no default cannot serve the request;
     - ``auto``: the bindings that have a default model, each with its default;
     - ``@provider/model``: pinned to the first binding of that provider that permits it;
-    - a bare model: every binding whose allow-list (if any) permits it.
+    - a bare model: every binding whose allow-list (if any) or model mapping has it.
+
+    A mapped model (the request's, a default, a pinned name) is sent as its provider id.
     """
     if not bindings:
         raise NoBackendAvailable("no backend available for this consumer")
     routes: list[Route]
     if not model:
-        routes = [Route(b, b.default) for b in bindings if b.default or b.allowed is None]
+        routes = [b.route(b.default) for b in bindings if b.default or b.allowed is None]
     elif model == "auto":
-        routes = [Route(b, b.default) for b in bindings if b.default]
+        routes = [b.route(b.default) for b in bindings if b.default]
         if not routes:
             raise InvalidModel("no registry has a default model for 'auto'")
     elif model[0] == "@":
@@ -95,11 +128,11 @@ def resolve_routes(consumer_id: UUID, bindings: Sequence[Binding], model: str | 
         pinned = [b for b in bindings if b.provider == provider]
         if not pinned:
             raise ModelNotAllowed(f"provider '{provider}' is not bound to this consumer")
-        routes = [Route(b, name, True) for b in pinned if b.permits(name)][:1]
+        routes = [b.route(name, True) for b in pinned if b.permits(name)][:1]
     elif model.startswith("pool:"):
         raise InvalidModel("unknown pool")
     else:
-        routes = [Route(b, None) for b in bindings if b.permits(model)]
+        routes = [Route(b, b.send_as(model)) for b in bindings if b.permits(model)]
     if not routes:
         raise ModelNotAllowed("model not allowed")
     key = (consumer_id, *(r.binding.registry.id for r in routes))

@@ -201,6 +201,8 @@ class Usage:
             out["cached_input_tokens"] = self.cached_input_tokens
         if self.reasoning_tokens is not None:
             out["reasoning_output_tokens"] = self.reasoning_tokens
+        if self.cache_write_tokens is not None:
+            out["cache_write_tokens"] = self.cache_write_tokens
         return out
 
 
