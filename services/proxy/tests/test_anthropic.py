@@ -1,7 +1,9 @@
 """The official ``anthropic`` SDK against the proxy's ``/v1/messages``, routed (a) to an
 ``anthropic`` registry (same format: the body passes through untouched) and (b) to an
-``openai`` registry (translated both ways). The Anthropic mock (``testing.mock_anthropic``)
-speaks the Messages API's JSON and SSE exactly; the OpenAI mock its Chat Completions."""
+``openai`` registry (translated both ways); and (c) the ``openai`` SDK's chat completions
+routed to the ``anthropic`` registry (translated). The Anthropic mock
+(``testing.mock_anthropic``) speaks the Messages API's JSON and SSE exactly and refuses
+what the API refuses; the OpenAI mock speaks Chat Completions."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import anthropic
+import openai
 import orjson
 import pytest
 import pytest_asyncio
@@ -452,3 +455,150 @@ async def test_a_raw_translated_stream_is_anthropics_event_sequence(
         "message_delta",
         "message_stop",
     ]
+
+
+# -- (c) translated: OpenAI Chat clients, an Anthropic provider -----------------------------
+
+
+def openai_sdk(proxy: RunningProxy, tenant: Tenant) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=proxy.base_url(tenant.consumers["app"]),
+        api_key=tenant.keys["app"],
+        max_retries=0,
+        timeout=15,
+        default_headers={"X-AG-Gateway-Slug": tenant.slug},
+    )
+
+
+async def test_an_openai_chat_call_reaches_anthropic_translated(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    completion = await openai_sdk(proxy, to_anthropic).chat.completions.create(
+        model="claude-opus-4-7",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is it?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                ],
+            },
+        ],
+        stop=["END"],
+        user="u-9",
+    )
+    assert completion.choices[0].message.content == "Hello from anthropic"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (11, 7)
+    sent = claude.recorded[-1]
+    assert sent.system == "Be brief."
+    assert sent.has_image
+    assert sent.body["max_tokens"] == 4096  # Anthropic requires one; the client sent none
+    assert sent.body["stop_sequences"] == ["END"]
+    assert sent.body["metadata"] == {"user_id": "u-9"}
+    assert sent.headers["x-api-key"] == ANTHROPIC_KEY
+
+
+async def test_an_anthropic_stream_reaches_an_openai_chat_client_in_deltas(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    stream = await openai_sdk(proxy, to_anthropic).chat.completions.create(
+        model="claude-slow",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = aiter(stream)
+    first = ""
+    while not first:
+        chunk = await asyncio.wait_for(anext(chunks), 10)
+        first = chunk.choices[0].delta.content or "" if chunk.choices else ""
+    assert first == "Hello"
+    assert not claude.finished.is_set()
+    claude.release.set()
+    rest = [c async for c in chunks]
+    text = "".join(c.choices[0].delta.content or "" for c in rest if c.choices)
+    assert text == " from anthropic"
+    finishes = [
+        c.choices[0].finish_reason for c in rest if c.choices and c.choices[0].finish_reason
+    ]
+    assert finishes == ["stop"]
+    usage = [c.usage for c in rest if c.usage is not None]
+    assert usage and (usage[-1].prompt_tokens, usage[-1].completion_tokens) == (11, 7)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_openai_chat_tool_round_trip_through_anthropic(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock, streamed: bool
+) -> None:
+    client = openai_sdk(proxy, to_anthropic)
+    tool: Any = {
+        "type": "function",
+        "function": {"name": "get_weather", "parameters": WEATHER["input_schema"]},
+    }
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    if streamed:
+        stream = await client.chat.completions.create(
+            model="claude-tools", messages=messages, tools=[tool], stream=True
+        )
+        chunks = [c async for c in stream]
+        calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+        call_id = next(tc.id for tc in calls if tc.id)
+        arguments = "".join(tc.function.arguments or "" for tc in calls if tc.function)
+        finish = [
+            c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+        ]
+        assert finish == ["tool_calls"]
+    else:
+        first = await client.chat.completions.create(
+            model="claude-tools", messages=messages, tools=[tool]
+        )
+        assert first.choices[0].finish_reason == "tool_calls"
+        (call,) = first.choices[0].message.tool_calls or []
+        assert call.type == "function"
+        call_id, arguments = call.id, call.function.arguments
+    assert orjson.loads(arguments) == {"city": "Paris"}
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+    ]
+    final = await client.chat.completions.create(
+        model="claude-tools", messages=messages, tools=[tool]
+    )
+    assert final.choices[0].message.content == "The weather is sunny"
+    sent = claude.recorded[-1]
+    assert sent.tool_result == "sunny"
+    assert sent.body["tools"] == [{"name": "get_weather", "input_schema": WEATHER["input_schema"]}]
+
+
+async def test_anthropic_stop_reasons_and_errors_reach_an_openai_client(
+    proxy: RunningProxy, to_anthropic: Tenant
+) -> None:
+    client = openai_sdk(proxy, to_anthropic)
+    long = await client.chat.completions.create(
+        model="claude-long", messages=[{"role": "user", "content": "Hi"}], max_tokens=5
+    )
+    assert long.choices[0].finish_reason == "length"
+    with pytest.raises(openai.RateLimitError) as caught:
+        await client.chat.completions.create(
+            model="claude-ratelimited", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.response.headers["retry-after"] == "7"
+    with pytest.raises(openai.APIError):
+        async with asyncio.timeout(15):
+            stream = await client.chat.completions.create(
+                model="claude-cut", messages=[{"role": "user", "content": "Hi"}], stream=True
+            )
+            _ = [c async for c in stream]
