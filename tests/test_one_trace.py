@@ -1,0 +1,78 @@
+"""Proxy and telemetry together, tracing on: a request handled by the proxy and exported by
+telemetry is one trace at the OTLP collector (the context carried in the request event's
+``traceparent`` NATS header). Telemetry writes to its file sink here: the trace does not
+depend on the sink, and Kafka delivery is tested in services/telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from trustgate_core.bus import connect, ensure_streams
+from trustgate_core.events import CONFIG_STREAM
+from trustgate_core.events.subjects import requests_stream
+from trustgate_core.testing.fixtures import NatsServer, wait_for
+from trustgate_core.testing.otlp import ReceivedSpan, serve_otlp_collector
+from trustgate_proxy.testing.mock_upstream import serve_mock
+from trustgate_proxy.testing.server import run_proxy, until_known
+from trustgate_proxy.testing.tenant import new_tenant
+from trustgate_telemetry.testing import run_telemetry
+
+SERVER, CONSUMER = 2, 5  # OTLP SpanKind values
+
+
+async def test_a_proxied_request_exported_by_telemetry_is_one_trace(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    sink = tmp_path / "events.jsonl"
+    nc = await connect(nats_server.url, name="one-trace-test")
+    await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
+    tenant = await new_tenant(nc)
+    async with serve_otlp_collector() as collector, serve_mock("mock") as upstream:
+        await tenant.add_registry("primary", upstream.url)
+        await tenant.add_consumer("app", ["primary"])
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        async with (
+            run_proxy(nats_server.url, tracing_env=env) as proxy,
+            run_telemetry(
+                nats_server.url, otel_env=env, TELEMETRY_SINK_FILE=str(sink)
+            ) as telemetry,
+        ):
+            async with asyncio.timeout(20):
+                await proxy.runtime.wait_ready()
+            await until_known(proxy, tenant)
+            await wait_for(lambda: telemetry.runtime.ready, timeout=20)
+            async with httpx.AsyncClient(timeout=10) as client:
+                resp = await client.post(
+                    f"{proxy.base_url(tenant.consumers['app'])}/chat/completions",
+                    json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
+                    headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+                )
+            assert resp.status_code == 200
+            trace_id = resp.headers["x-ag-trace-id"]
+
+            def spans_of(service: str) -> list[ReceivedSpan]:
+                return [
+                    s
+                    for s in collector.spans
+                    if s.trace_id == trace_id and s.resource_attributes["service.name"] == service
+                ]
+
+            await wait_for(
+                lambda: spans_of("trustgate-proxy") and spans_of("trustgate-telemetry"),
+                timeout=30,
+                message="the proxy's and telemetry's spans of the request never both arrived",
+            )
+            await wait_for(lambda: sink.exists() and trace_id in sink.read_text(), timeout=30)
+    await nc.close()
+
+    proxy_span = next(s for s in spans_of("trustgate-proxy") if s.span.kind == SERVER)
+    consumer_span = next(s for s in spans_of("trustgate-telemetry") if s.span.kind == CONSUMER)
+    assert proxy_span.parent_span_id == ""  # the trace starts at the proxy
+    assert consumer_span.parent_span_id == proxy_span.span_id  # telemetry continues it
+    assert consumer_span.attributes["trustgate.trace_id"] == trace_id
