@@ -81,7 +81,20 @@ class KafkaSink:
         """Connect (raises when no broker answers; the caller retries)."""
         async with self._lock:
             if self._producer is None:
-                self._producer = await self._started()
+                try:
+                    self._producer = await self._started()
+                except Exception as exc:
+                    if not (self.idempotent and _idempotence_refused(exc)):
+                        raise
+                    self._refuse_idempotence()
+                    self._producer = await self._started()
+
+    def _refuse_idempotence(self) -> None:
+        log.warning(
+            "kafka: the broker refused an idempotent producer (InitProducerId); "
+            "continuing with acks=all without idempotence"
+        )
+        self.idempotent = False
 
     async def _started(self) -> object:
         producer = self._make()
@@ -105,11 +118,7 @@ class KafkaSink:
             await self.start()
         results = await self._send(records)
         if self.idempotent and any(_idempotence_refused(r) for r in results):
-            log.warning(
-                "kafka: the broker refused an idempotent producer (InitProducerId); "
-                "continuing with acks=all without idempotence"
-            )
-            self.idempotent = False
+            self._refuse_idempotence()
             await self.stop()
             await self.start()
             results = await self._send(records)
