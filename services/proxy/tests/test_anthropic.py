@@ -602,3 +602,40 @@ async def test_anthropic_stop_reasons_and_errors_reach_an_openai_client(
                 model="claude-cut", messages=[{"role": "user", "content": "Hi"}], stream=True
             )
             _ = [c async for c in stream]
+
+
+# -- model mapping and count_tokens ---------------------------------------------------------
+
+
+async def test_an_openai_model_name_maps_to_claude_on_an_anthropic_registry(
+    proxy: RunningProxy, tenant: Tenant, claude: AnthropicMock, bus: Any, events: Any
+) -> None:
+    await tenant.add_registry(
+        "claude",
+        "",
+        provider="anthropic",
+        options={"base_url": claude.url, "model_mapping": {"gpt-4o-mini": "claude-haiku-4-5"}},
+        auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
+    )
+    await tenant.add_consumer("app", ["claude"])
+    await until_known(proxy, tenant)
+    async with events(bus, tenant.gateway.id) as log:
+        raw = await openai_sdk(proxy, tenant).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+        await wait_for(lambda: log.events, timeout=10)
+    assert raw.parse().choices[0].message.content == "Hello from anthropic"
+    assert claude.recorded[-1].body["model"] == "claude-haiku-4-5"
+    assert raw.headers["x-selected-model"] == "claude-haiku-4-5"
+    (event,) = log.events
+    assert event.usage is not None and event.usage.cached_input_tokens == 3
+
+
+async def test_count_tokens_passes_through_to_anthropic(
+    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
+) -> None:
+    counted = await sdk(proxy, to_anthropic).messages.count_tokens(
+        model="claude-opus-4-7", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert counted.input_tokens == 11
+    assert claude.recorded[-1].path == "/v1/messages/count_tokens"

@@ -322,6 +322,15 @@ class AnthropicMock:
         return resp
 
     async def count_tokens(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.raw.append(raw)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        self.recorded.append(
+            record(request.path_qs, dict(request.headers), body if isinstance(body, dict) else {})
+        )
         if not authorised(request):
             return _error(401, "authentication_error", "invalid x-api-key")
         return web.json_response({"input_tokens": 11}, headers={"request-id": REQUEST_ID})
