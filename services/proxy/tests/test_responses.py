@@ -13,6 +13,7 @@ provenance); the SDK's own parsers read every answer and stream.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import openai
@@ -219,29 +220,89 @@ async def test_usage_reaches_the_request_event_for_plain_and_streamed_calls(
         assert event.usage.cached_input_tokens == 3
 
 
-async def test_previous_response_id_cannot_cross_to_another_format(
-    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
-) -> None:
-    if passes_through(provider):
-        pytest.skip("the Responses API itself serves previous_response_id")
-    with pytest.raises(openai.BadRequestError) as caught:
-        await sdk(proxy, routed).responses.create(
-            model="gpt-4o-mini", input="And then?", previous_response_id="resp_earlier"
+@asynccontextmanager
+async def routed_to(
+    name: str, tenant: Tenant, proxy: RunningProxy
+) -> AsyncIterator[tuple[ProviderMock, AsyncOpenAI]]:
+    """One mock of ``MOCKS``, the tenant's only registry; the SDK pointed at it."""
+    async with MOCKS[name]() as mock:
+        await tenant.add_registry(
+            name, "", provider=mock.provider, options=mock.options, auth=mock.auth
         )
-    assert "previous_response_id" in str(caught.value)
-    assert provider.requests == []  # refused before reaching the provider
+        await tenant.add_consumer("app", [name])
+        await until_known(proxy, tenant)
+        yield mock, sdk(proxy, tenant)
 
 
-async def test_a_reasoning_item_passes_through(
-    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
+async def test_previous_response_id_cannot_cross_to_another_format(
+    proxy: RunningProxy, tenant: Tenant
 ) -> None:
-    if not passes_through(provider):
-        pytest.skip("Chat Completions answers carry no reasoning")
-    response = await sdk(proxy, routed).responses.create(model="o4-mini-thinking", input="Hi")
+    async with routed_to("openai", tenant, proxy) as (mock, client):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.responses.create(
+                model="gpt-4o-mini", input="And then?", previous_response_id="resp_earlier"
+            )
+        assert "previous_response_id" in str(caught.value)
+        assert mock.requests == []  # refused before reaching the provider
+
+
+async def test_a_built_in_tool_cannot_cross_to_another_format(
+    proxy: RunningProxy, tenant: Tenant
+) -> None:
+    async with routed_to("openai", tenant, proxy) as (mock, client):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.responses.create(
+                model="gpt-4o-mini", input="News?", tools=[{"type": "web_search"}]
+            )
+        assert "web_search" in str(caught.value)
+        assert mock.requests == []
+
+
+async def test_a_reasoning_item_passes_through(proxy: RunningProxy, tenant: Tenant) -> None:
+    async with routed_to("responses", tenant, proxy) as (_mock, client):
+        response = await client.responses.create(model="o4-mini-thinking", input="Hi")
     assert [o.type for o in response.output] == ["reasoning", "message"]
-    assert response.output[0].summary[0].text == "Thinking about it"  # type: ignore[union-attr]
+    reasoning = response.output[0]
+    assert reasoning.type == "reasoning"
+    assert reasoning.summary[0].text == "Thinking about it"
     assert response.usage is not None
     assert response.usage.output_tokens_details.reasoning_tokens == 4
+
+
+async def test_anthropic_thinking_reaches_a_responses_client_and_goes_back_signed(
+    proxy: RunningProxy, tenant: Tenant
+) -> None:
+    async with routed_to("anthropic", tenant, proxy) as (mock, client):
+        first = await client.responses.create(
+            model="claude-sonnet-4-thinking",
+            input="Hi",
+            reasoning={"effort": "low"},
+            max_output_tokens=4096,
+        )
+        reasoning = first.output[0]
+        assert reasoning.type == "reasoning"
+        assert reasoning.summary[0].text == "Let me think. A greeting."
+        assert (reasoning.encrypted_content or "").startswith("trustgate.signature:")
+        async with client.responses.stream(
+            model="claude-sonnet-4-thinking", input="Hi", max_output_tokens=4096
+        ) as stream:
+            streamed = await stream.get_final_response()
+        assert streamed.output[0].type == "reasoning"
+        assert streamed.output[0].encrypted_content == reasoning.encrypted_content
+        # the next turn sends the item back: Anthropic gets its signed thinking block again
+        turn: Any = [
+            {"role": "user", "content": "Hi"},
+            reasoning.model_dump(exclude_none=True),
+            {"role": "assistant", "content": first.output_text},
+            {"role": "user", "content": "And?"},
+        ]
+        await client.responses.create(
+            model="claude-sonnet-4-thinking", input=turn, max_output_tokens=4096
+        )
+        sent = mock.requests[-1].body["messages"][1]["content"][0]
+        assert sent["type"] == "thinking"
+        assert sent["thinking"] == "Let me think. A greeting."
+        assert "trustgate.signature:" + sent["signature"] == reasoning.encrypted_content
 
 
 async def test_an_openai_registry_without_api_serves_responses_clients_by_the_responses_api(
