@@ -527,6 +527,7 @@ def test_converse_answer_becomes_canonical_parts_finish_and_usage() -> None:
         "completion_tokens": 7,
         "total_tokens": 18,
         "cached_input_tokens": 3,
+        "cache_write_tokens": 0,
     }
     assert response.id.startswith("bedrock-")
 
@@ -680,11 +681,25 @@ def test_an_exception_frame_is_an_upstream_stream_error_with_its_message() -> No
         "throttlingException", "Too many tokens, please wait before trying again."
     )
     decoder = CODEC.stream_decoder()
+    assert decoder.feed(data) == [StreamStart()]  # the events before it come first
     with pytest.raises(UpstreamStreamError) as caught:
-        decoder.feed(data)
+        decoder.close()
     assert caught.value.message == (
         "throttlingException: Too many tokens, please wait before trying again."
     )
+
+
+def test_events_before_a_corrupt_frame_in_one_chunk_come_first_then_the_error() -> None:
+    first = event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
+    bad = corrupt(
+        event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x"}})
+    )
+    decoder = CODEC.stream_decoder()
+    assert decoder.feed(first + bad) == [TextDelta(0, "Hi")]
+    with pytest.raises(UpstreamStreamError, match="corrupt event-stream frame"):
+        decoder.feed(_text_stream())
+    with pytest.raises(UpstreamStreamError, match="corrupt event-stream frame"):
+        decoder.close()
 
 
 def test_an_error_frame_is_an_upstream_stream_error() -> None:

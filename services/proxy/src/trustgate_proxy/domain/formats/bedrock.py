@@ -380,14 +380,17 @@ def usage_of(raw: Any) -> Usage | None:
 
 
 class ConverseStreamDecoder:
-    """ConverseStream's event-stream frames, in any chunking, to stream events."""
+    """ConverseStream's event-stream frames, in any chunking, to stream events. A broken
+    frame (corrupt, or an exception) arriving in the same chunk as good ones: the good
+    ones' events are returned first, and the error is raised by the next ``feed`` or by
+    ``close``; once broken, it stays broken."""
 
     __slots__ = ("_blocks", "_broken", "_buffer")
 
     def __init__(self) -> None:
         self._buffer = EventStreamBuffer()
         self._blocks: dict[int, int] = {}  # Bedrock's contentBlockIndex -> our block
-        self._broken = False
+        self._broken: str | None = None
 
     def _block(self, payload: dict[str, Any]) -> int:
         index = payload.get("contentBlockIndex", 0)
@@ -397,16 +400,19 @@ class ConverseStreamDecoder:
         return block
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
-        if self._broken:
-            raise UpstreamStreamError(CORRUPT)
+        if self._broken is not None:
+            raise UpstreamStreamError(self._broken)
         self._buffer.add_data(chunk)
         out: list[StreamEvent] = []
         try:
             for message in self._buffer:
                 self._event(message.headers, message.payload, out)
         except _MALFORMED:
-            self._broken = True
-            raise UpstreamStreamError(CORRUPT) from None
+            self._broken = CORRUPT
+        except UpstreamStreamError as exc:
+            self._broken = exc.message
+        if self._broken is not None and not out:
+            raise UpstreamStreamError(self._broken)
         return out
 
     def _event(self, headers: dict[str, Any], payload: bytes, out: list[StreamEvent]) -> None:
@@ -457,6 +463,8 @@ class ConverseStreamDecoder:
             out.append(StreamEnd())
 
     def close(self) -> list[StreamEvent]:
+        if self._broken is not None:
+            raise UpstreamStreamError(self._broken)
         return []
 
 
