@@ -12,6 +12,7 @@ provenance); the SDK's own parsers read every answer and stream.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,8 @@ import pytest_asyncio
 from openai import AsyncOpenAI
 
 from trustgate_core.testing.fixtures import wait_for
+from trustgate_proxy.testing.mock_responses import RESPONSES_KEY, serve_responses
+from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, serve_mock
 from trustgate_proxy.testing.providers import MOCKS, ProviderMock
 from trustgate_proxy.testing.server import RunningProxy, until_known
 from trustgate_proxy.testing.tenant import Tenant
@@ -102,6 +105,41 @@ async def test_a_streamed_response_arrives_in_deltas(
     final = events[-1].response  # type: ignore[union-attr]
     assert final.output_text == f"Hello from {provider.name}"
     assert final.usage is not None and final.usage.output_tokens == 7
+
+
+@pytest.mark.parametrize("api", ["responses", "completions"])
+async def test_stream_deltas_reach_the_client_before_the_provider_finishes(
+    proxy: RunningProxy, tenant: Tenant, api: str
+) -> None:
+    server = serve_responses() if api == "responses" else serve_mock("openai")
+    key = RESPONSES_KEY if api == "responses" else UPSTREAM_KEY
+    async with server as upstream:
+        await tenant.add_registry(
+            "slow",
+            "",
+            provider="openai",
+            options={"base_url": upstream.url, "api": api},
+            auth={"type": "api_key", "api_key": {"api_key": key}},
+        )
+        await tenant.add_consumer("app", ["slow"])
+        await until_known(proxy, tenant)
+        stream = await sdk(proxy, tenant).responses.create(
+            model="gpt-4o-slow", input="Hi", stream=True
+        )
+        events = aiter(stream)
+        first_text = None
+        async with asyncio.timeout(10):
+            while first_text is None:
+                event = await anext(events)
+                if event.type == "response.output_text.delta":
+                    first_text = event.delta
+        assert first_text == "Hello"
+        assert not upstream.finished.is_set()  # the provider is still holding the rest
+        upstream.release.set()
+        rest = [e async for e in events]
+        text = "".join(e.delta for e in rest if e.type == "response.output_text.delta")
+        assert first_text + text == f"Hello from {upstream.name}"
+        assert rest[-1].type == "response.completed"
 
 
 async def test_the_sdk_stream_helper_gets_the_final_response(

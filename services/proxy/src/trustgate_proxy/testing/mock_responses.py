@@ -27,12 +27,14 @@ By model name (``testing.providers``' contract): ``…-tools`` (a ``get_weather`
 function_call, or with a ``function_call_output`` in the input the text ``The weather is
 <output>``), ``…-long`` (``incomplete``, reason ``max_output_tokens``), ``…-thinking`` (a
 reasoning item with a summary first), ``…-cut`` (stream aborted after the first delta),
+``…-slow`` (a stream held after its first delta until ``MockResponses.release`` is set),
 ``…-ratelimited`` (429 + ``Retry-After: 7``); anything else ``Hello from <name>``. Usage:
 input 11 (3 cached), output 7.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -179,6 +181,8 @@ class MockResponses:
     name: str = "responses"
     url: str = ""
     requests: list[Recorded] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # lets ``-slow`` go on
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # a stream was completed
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -237,16 +241,18 @@ class MockResponses:
                 await self._reasoning(events, index, item)
             elif item["type"] == "function_call":
                 await self._call(events, index, item)
-            elif not await self._text(events, index, item, cut=model.endswith("-cut")):
+            elif not await self._text(events, index, item, model):
                 assert request.transport is not None
                 request.transport.abort()  # no terminal event: a broken stream
                 return resp
         final = "response.incomplete" if status == "incomplete" else "response.completed"
         await events.send(final, response=_response(body, status, output, reasoning_tokens))
+        self.finished.set()
         await resp.write_eof()
         return resp
 
-    async def _text(self, events: _Events, index: int, item: dict[str, Any], cut: bool) -> bool:
+    async def _text(self, events: _Events, index: int, item: dict[str, Any], model: str) -> bool:
+        """A message item's events; ``False`` when ``-cut`` wants the stream broken."""
         ids = {"item_id": item["id"], "output_index": index}
         part = item["content"][0]
         await events.send(
@@ -262,8 +268,10 @@ class MockResponses:
             await events.send(
                 "response.output_text.delta", **ids, content_index=0, delta=word, logprobs=[]
             )
-            if cut and n == 0:
+            if n == 0 and model.endswith("-cut"):
                 return False
+            if n == 0 and model.endswith("-slow"):
+                await self.release.wait()
         await events.send(
             "response.output_text.done", **ids, content_index=0, text=part["text"], logprobs=[]
         )
