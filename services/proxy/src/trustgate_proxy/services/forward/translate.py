@@ -131,6 +131,8 @@ class Translator:
         except (KeyError, TypeError, ValueError) as exc:
             call.error_kind = "upstream_malformed"
             raise BackendError("the provider's answer cannot be read") from exc
+        if not response.model:  # Bedrock's Converse answer names no model
+            response.model = call.model or ""
         if response.usage is not None:
             call.usage = response.usage.as_event()
         out = orjson.dumps(inbound.encode_response(response))
