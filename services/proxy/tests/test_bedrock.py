@@ -17,6 +17,7 @@ from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
 from trustgate_core.testing.fixtures import wait_for
+from trustgate_proxy.testing.mock_bedrock import serve_bedrock
 from trustgate_proxy.testing.providers import MOCKS, ProviderMock
 from trustgate_proxy.testing.server import RunningProxy, until_known
 from trustgate_proxy.testing.tenant import Tenant
@@ -98,6 +99,7 @@ async def test_openai_chat_gets_a_bedrock_answer_with_usage(
         ],
     )
     completion = raw.parse()
+    assert completion.model == MODEL  # Converse names no model: the one sent
     assert completion.choices[0].message.content == "Hello from bedrock"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None
@@ -129,6 +131,29 @@ async def test_openai_chat_stream_arrives_in_deltas(
     usage = [c.usage for c in chunks if c.usage is not None]
     assert usage and usage[-1].prompt_tokens == 11 and usage[-1].completion_tokens == 7
     assert bedrock.requests[-1].path == f"/model/{MODEL}/converse-stream"
+
+
+async def test_openai_chat_stream_reaches_the_client_before_bedrock_finishes(
+    proxy: RunningProxy, tenant: Tenant
+) -> None:
+    async with serve_bedrock("bedrock") as mock:
+        await tenant.add_registry(
+            "held", "", provider="bedrock", options={"base_url": mock.url}, auth=mock.auth()
+        )
+        await tenant.add_consumer("app", ["held"])
+        await until_known(proxy, tenant)
+        stream = await openai_sdk(proxy, tenant).chat.completions.create(
+            model=f"{MODEL}-slow", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        chunks = aiter(stream)
+        first = await asyncio.wait_for(anext(chunks), 10)
+        while not (first.choices and first.choices[0].delta.content):
+            first = await asyncio.wait_for(anext(chunks), 10)
+        assert first.choices[0].delta.content == "Hello"
+        assert not mock.finished.is_set()  # Bedrock is still holding the rest
+        mock.release.set()
+        rest = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+        assert rest == " from bedrock"
 
 
 async def test_openai_chat_tool_round_trip_through_bedrock(
@@ -288,6 +313,7 @@ async def test_anthropic_messages_get_a_bedrock_answer(
         messages=[{"role": "user", "content": "Hello!"}],
     )
     assert [b.text for b in message.content if b.type == "text"] == ["Hello from bedrock"]
+    assert message.model == MODEL
     assert message.stop_reason == "end_turn"
     assert message.usage.output_tokens == 7
     assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) == 11

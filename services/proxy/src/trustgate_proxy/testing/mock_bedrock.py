@@ -28,12 +28,14 @@ Fixtures' provenance:
 By model name (the id in the path): ``…-tools`` (a ``get_weather`` tool call, or the
 answer to its result), ``…-long`` (``max_tokens``), ``…-thinking`` (a reasoning block
 first), ``…-cut`` (stream aborted after the first delta), ``…-badcrc`` (a frame with a
-corrupt CRC after the first delta), ``…-ratelimited`` (429 ``ThrottlingException``);
+corrupt CRC after the first delta), ``…-slow`` (a stream held after the first delta
+until ``release`` is set), ``…-ratelimited`` (429 ``ThrottlingException``);
 anything else answers ``Hello from <name>``. Usage: 8 input + 3 cache-read, 7 output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import struct
 from binascii import crc32
@@ -262,6 +264,8 @@ class BedrockMock:
     secrets: dict[str, str] = field(default_factory=lambda: {ACCESS_KEY_ID: SECRET_ACCESS_KEY})
     session_token: str | None = None
     requests: list[Recorded] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # lets ``-slow`` go on
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # a stream was completed
 
     def auth(self) -> dict[str, Any]:
         """The registry's ``auth`` (in clear) that this mock accepts."""
@@ -381,6 +385,8 @@ class BedrockMock:
             for n, frame in enumerate(_block_frames(index, block)):
                 await resp.write(frame)
                 if index == len(blocks) - 1 and n == 0 and "text" in block:
+                    if model.endswith("-slow"):
+                        await self.release.wait()
                     if model.endswith("-cut"):
                         assert request.transport is not None
                         request.transport.abort()  # no messageStop, no metadata
@@ -396,6 +402,7 @@ class BedrockMock:
             event_frame("metadata", {"usage": self._usage(), "metrics": {"latencyMs": 42}})
         )
         await resp.write_eof()
+        self.finished.set()
         return resp
 
 
