@@ -416,3 +416,35 @@ async def test_anthropic_messages_stream_broken_upstream_ends_with_an_error_even
                     seen.append(text)
     assert seen[:1] == ["Hello"]
     assert " garbled" not in seen
+
+
+# -- openai SDK (responses) ---------------------------------------------------------------
+
+
+async def test_openai_responses_get_a_bedrock_answer(
+    proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
+) -> None:
+    response = await openai_sdk(proxy, routed).responses.create(
+        model=MODEL, instructions="Be brief.", input="Hello!"
+    )
+    assert response.output_text == "Hello from bedrock"
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (11, 7)
+    assert bedrock.requests[-1].system == "Be brief."
+
+
+async def test_openai_responses_stream_and_a_corrupt_frame(
+    proxy: RunningProxy, routed: Tenant
+) -> None:
+    client = openai_sdk(proxy, routed)
+    stream = await client.responses.create(model=MODEL, input="Hi", stream=True)
+    deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+    assert deltas == ["Hello", " from", " bedrock"]
+    broken = await client.responses.create(model=f"{MODEL}-badcrc", input="Hi", stream=True)
+    seen: list[str] = []
+    with pytest.raises(openai.APIError, match="corrupt event-stream frame"):
+        async with asyncio.timeout(15):
+            async for event in broken:
+                if event.type == "response.output_text.delta":
+                    seen.append(event.delta)
+    assert seen == ["Hello"]
