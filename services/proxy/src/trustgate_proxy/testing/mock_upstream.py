@@ -250,6 +250,31 @@ class MockUpstream:
         await resp.write_eof()
         return resp
 
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """OpenAI's embeddings: one 3-dimension vector per input, usage 8 prompt tokens."""
+        body = await request.json()
+        self.recorded.append(Recorded(request.path_qs, dict(request.headers), body))
+        if request.headers.get("Authorization") != f"Bearer {UPSTREAM_KEY}" and (
+            request.headers.get("api-key") != UPSTREAM_KEY
+        ):
+            return web.json_response(
+                {"error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}},
+                status=401,
+            )
+        inputs = body.get("input")
+        count = len(inputs) if isinstance(inputs, list) else 1
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                    for i in range(count)
+                ],
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 8, "total_tokens": 8},
+            }
+        )
+
     async def models(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -265,6 +290,8 @@ async def serve_mock(name: str = "mock") -> AsyncIterator[MockUpstream]:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", mock.chat)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", mock.chat)
+    app.router.add_post("/v1/embeddings", mock.embeddings)
+    app.router.add_post("/openai/deployments/{deployment}/embeddings", mock.embeddings)
     app.router.add_get("/v1/models", mock.models)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
     await runner.setup()
