@@ -11,12 +11,14 @@ from fastapi import Depends, FastAPI
 from trustgate_admin import __version__, bootstrap
 from trustgate_admin.api.deps import require_admin
 from trustgate_admin.api.errors import install_error_handlers
+from trustgate_admin.api.metrics import AdminMetrics, HttpMetricsMiddleware
 from trustgate_admin.api.routes import (
     auths,
     catalogs,
     consumers,
     gateways,
     health,
+    metrics,
     policies,
     registries,
     roles,
@@ -32,6 +34,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await bootstrap.build(settings)
         app.state.container = container
+        relay = container.relay
+        observed.bind_outbox(lambda: float(relay.published), lambda: relay.is_leader)
         try:
             yield
         finally:
@@ -47,7 +51,11 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     install_error_handlers(app)
+    observed = AdminMetrics()
+    app.state.metrics = observed
+    app.add_middleware(HttpMetricsMiddleware, metrics=observed)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     secured = [Depends(require_admin)]
     for module in (gateways, registries, consumers, auths, policies, roles, catalogs):
         app.include_router(module.router, dependencies=secured)

@@ -1,0 +1,106 @@
+"""The admin's Prometheus metrics: HTTP requests by route and status (a pure ASGI
+middleware; the route is the matched path template, so ids never become labels), request
+latency, and the outbox (rows published by this instance's relay, rows waiting, whether
+this instance leads the relay)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from trustgate_core.observability.metrics import (
+    LATENCY_BUCKETS,
+    Aggregates,
+    CappedCounter,
+    CappedHistogram,
+    render,
+)
+
+Scope = dict[str, Any]
+ASGIApp = Callable[..., Any]
+UNMATCHED = "unmatched"
+
+
+class AdminMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.aggregates = Aggregates()
+        self.requests = self.aggregates.add(
+            CappedCounter(
+                "trustgate_admin_http_requests_total",
+                "HTTP requests, by method, route template and status.",
+                ("method", "route", "status"),
+                max_series=1000,
+            )
+        )
+        self.duration = self.aggregates.add(
+            CappedHistogram(
+                "trustgate_admin_http_request_duration_seconds",
+                "HTTP request latency, by method and route template.",
+                ("method", "route"),
+                LATENCY_BUCKETS,
+                max_series=300,
+            )
+        )
+        # set by the composition root once the relay exists; read at scrape time
+        self.outbox_published: Callable[[], float] = lambda: 0.0
+        self.outbox_leader: Callable[[], float] = lambda: 0.0
+        self.outbox_pending = 0.0  # refreshed by the /metrics route before rendering
+        self.aggregates.counter(
+            "trustgate_admin_outbox_published_total",
+            "Outbox rows this instance's relay published to the bus.",
+            lambda: self.outbox_published(),
+        )
+        self.aggregates.gauge(
+            "trustgate_admin_outbox_pending",
+            "Outbox rows not yet published (all instances).",
+            lambda: self.outbox_pending,
+        )
+        self.aggregates.gauge(
+            "trustgate_admin_outbox_leader",
+            "1 while this instance's relay holds the leader lock.",
+            lambda: self.outbox_leader(),
+        )
+        self.registry.register(self.aggregates)
+
+    def bind_outbox(self, published: Callable[[], float], leader: Callable[[], bool]) -> None:
+        """Read the relay's counters at scrape time."""
+        self.outbox_published = published
+        self.outbox_leader = lambda: 1.0 if leader() else 0.0
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.inc((method, route, str(status)))
+        self.duration.observe((method, route), seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        return render(self.registry)
+
+
+class HttpMetricsMiddleware:
+    """Counts every HTTP request once it is answered (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, metrics: AdminMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        status = 500
+
+        async def send_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            self.metrics.observe(scope["method"], route, status, perf_counter() - started)
