@@ -22,17 +22,18 @@ from trustgate_proxy.asgi.types import Headers, Receive, Send
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import INBOUND, USAGE, WireFormat
 from trustgate_proxy.domain.routing import Route
+from trustgate_proxy.domain.usage import find_usage
 from trustgate_proxy.services.forward.common import (
     SSE_HEADERS,
     STREAM_BROKEN,
     STREAM_ERRORS,
     DisconnectGuard,
     client_left,
-    post,
     read_all,
     relayed,
     retry_after,
     send_whole,
+    upstream_failure,
 )
 
 STREAM_ERROR_EVENT = (
@@ -101,8 +102,18 @@ class PassThrough:
         guard = DisconnectGuard(receive, 0.0 if stream else self.disconnect_check_after)
         resp: aiohttp.ClientResponse | None = None
         try:
-            resp = await post(self.session, call, target, url, body)
-            status = resp.status
+            call.upstream_start = perf_counter()
+            try:
+                headers_out = (
+                    await target.authorize("POST", url, body)
+                    if target.needs_authorize
+                    else target.headers
+                )
+                resp = await self.session.post(url, data=body, headers=headers_out)
+            except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+                raise upstream_failure(call, exc, "upstream unreachable") from exc
+            call.upstream_ttfb = perf_counter()
+            status = call.status = resp.status
             if status >= 300:
                 await self._relay_error(call, resp, headers, send, guard)
             elif stream and resp.content_type == "text/event-stream":
@@ -129,11 +140,26 @@ class PassThrough:
     ) -> None:
         data = await read_all(call, resp)
         guard.disarm()
-        usage = USAGE[wire].from_body(data)
-        call.usage = usage.as_event() if usage is not None else None
+        if wire == "openai_chat":  # the hot path: the usage dict straight from the bytes
+            call.usage = find_usage(data)
+        else:
+            usage = USAGE[wire].from_body(data)
+            call.usage = usage.as_event() if usage is not None else None
         call.response_bytes = len(data)
         ctype = resp.headers.get("Content-Type", "application/json").encode()
-        await send_whole(send, resp.status, [*headers, *relayed(resp.raw_headers)], data, ctype)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": [
+                    *headers,
+                    *relayed(resp.raw_headers),
+                    (b"content-type", ctype),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
 
     async def _relay_error(
         self,
@@ -216,6 +242,9 @@ class PassThrough:
             await send({"type": "http.response.body", "body": end, "more_body": False})
             sent += len(end)
         finally:
-            usage = reader.from_stream(head, tail)
-            call.usage = usage.as_event() if usage is not None else None
+            if wire == "openai_chat":
+                call.usage = find_usage(tail)
+            else:
+                usage = reader.from_stream(head, tail)
+                call.usage = usage.as_event() if usage is not None else None
             call.response_bytes = sent
