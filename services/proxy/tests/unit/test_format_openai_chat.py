@@ -556,3 +556,11 @@ def test_pass_through_usage_and_clean_ends_are_read_from_the_bytes() -> None:
     assert USAGE_READER.from_stream(b"", PROVIDER_STREAM[-300:]) == Usage(11, 7)
     assert USAGE_READER.stream_complete(PROVIDER_STREAM[-100:])
     assert not USAGE_READER.stream_complete(_chunk({"content": "x"}))
+
+
+def test_an_error_finish_which_chat_lacks_is_sent_as_stop() -> None:
+    answer = ChatResponse(id="x", model="m", parts=[Text("a")], finish="error")
+    assert IN.encode_response(answer)["choices"][0]["finish_reason"] == "stop"
+    encoder = IN.stream_encoder("m")
+    raw = encoder.feed(TextDelta(0, "a")) + encoder.feed(Finish("error")) + encoder.finish()
+    assert _frames(raw)[-2]["choices"][0]["finish_reason"] == "stop"

@@ -359,6 +359,11 @@ def _usage_doc(usage: Usage) -> dict[str, Any]:
     return doc
 
 
+def _client_finish(reason: FinishReason) -> str:
+    """Chat's word for a finish: its own, except ``error``, which it lacks (→ ``stop``)."""
+    return "stop" if reason == "error" else reason
+
+
 def _chat_id(raw: str | None) -> str:
     if not raw:
         return f"chatcmpl-{int(time() * 1000):x}"
@@ -447,7 +452,7 @@ class ChatStreamEncoder:
     def finish(self) -> bytes:
         out = b"" if self._started else self._start(None)
         finish = self._finish or ("tool_calls" if self._calls else "stop")
-        out += self._delta({}, finish)
+        out += self._delta({}, "stop" if finish == "error" else finish)
         if self._include_usage:
             doc = {
                 "id": self._id,
@@ -541,7 +546,7 @@ class OpenAIChatInbound:
                     "index": 0,
                     "message": message,
                     "logprobs": None,
-                    "finish_reason": response.finish,
+                    "finish_reason": _client_finish(response.finish),
                 }
             ],
         }
