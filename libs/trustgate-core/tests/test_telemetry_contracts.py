@@ -27,6 +27,10 @@ def _otlp(**settings: Any) -> dict[str, Any]:
     return {"exporters": [{"name": "otlp", "settings": settings}]}
 
 
+def _kafka(**settings: Any) -> dict[str, Any]:
+    return {"exporters": [{"name": "kafka", "settings": settings}]}
+
+
 @pytest.mark.parametrize(
     ("telemetry", "field"),
     [
@@ -50,6 +54,11 @@ def _otlp(**settings: Any) -> dict[str, Any]:
         ({"exporters": [{"type": "otlp", "class": "full"}]}, "telemetry.exporters[0].class"),
         ({"exporters": {}}, "telemetry.exporters"),
         ({"max_body_bytes": "lots"}, "telemetry.max_body_bytes"),
+        (_kafka(brokers="k:9092", topic="t"), "telemetry.exporters[0].settings.brokers"),
+        (_kafka(topic="bad topic"), "telemetry.exporters[0].settings.topic"),
+        (_kafka(topic=".."), "telemetry.exporters[0].settings.topic"),
+        (_kafka(topic=7), "telemetry.exporters[0].settings.topic"),
+        (_kafka(partition=1), "telemetry.exporters[0].settings.partition"),
     ],
 )
 def test_invalid_exporter_settings_name_the_field(telemetry: dict[str, Any], field: str) -> None:
@@ -57,6 +66,18 @@ def test_invalid_exporter_settings_name_the_field(telemetry: dict[str, Any], fie
         validate_telemetry(telemetry)
     assert caught.value.message.startswith(f"{field}: ")
     assert caught.value.status == 422
+
+
+def test_a_kafka_exporter_names_the_gateways_own_topic_and_no_brokers() -> None:
+    assert validate_telemetry(_kafka(topic=" tenant-a.requests ")).kafka_topic == (
+        "tenant-a.requests"
+    )
+    assert validate_telemetry(_kafka()).kafka_topic is None
+    assert validate_telemetry({"exporters": [{"name": "kafka"}]}).kafka_topic is None
+    off = {"exporters": [{"name": "kafka", "enabled": False, "settings": {"topic": "t"}}]}
+    assert validate_telemetry(off).kafka_topic is None
+    with pytest.raises(ValidationFailed, match="process-wide: set KAFKA_BROKERS"):
+        validate_telemetry(_kafka(brokers=["k:9092"]))
 
 
 def test_the_seed_example_is_valid_and_keeps_every_setting() -> None:

@@ -19,6 +19,14 @@ INVALID = [
     (_otlp(insecure=True, tls={"ca_file": "/ca.pem"}), "telemetry.exporters[0].settings.insecure"),
     (_otlp(timeout="0s"), "telemetry.exporters[0].settings.timeout"),
     (_otlp(timeout=-1), "telemetry.exporters[0].settings.timeout"),
+    (
+        {"exporters": [{"name": "kafka", "settings": {"brokers": "k:9092", "topic": "t"}}]},
+        "telemetry.exporters[0].settings.brokers",
+    ),
+    (
+        {"exporters": [{"name": "kafka", "settings": {"topic": "no spaces"}}]},
+        "telemetry.exporters[0].settings.topic",
+    ),
 ]
 
 

@@ -31,6 +31,12 @@ class TelemetryMetrics:
             "OTLP records dropped because a pipeline's queue was full (or left at shutdown).",
             registry=r,
         )
+        self.otlp_unresolved = Counter(
+            "trustgate_telemetry_otlp_unresolved",
+            "OTLP records not sent because the gateway's otlp exporter has no endpoint (neither "
+            "in its settings nor OTEL_EXPORTER_OTLP_ENDPOINT).",
+            registry=r,
+        )
         self.poison = Counter(
             "trustgate_telemetry_poison_messages",
             "Bus messages that could not be decoded, terminated (never redelivered).",

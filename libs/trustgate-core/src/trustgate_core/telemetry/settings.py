@@ -18,8 +18,10 @@ Shape (seed 000, "Telemetry exporters"; the reference's ``type`` and ``class`` a
 
 ``name`` or ``type`` says which exporter (``type`` wins when both are given; ``otel`` is an
 alias of ``otlp``); names must be unique. ``kafka`` is the default exporter and always on
-when the telemetry service has brokers: listing it is allowed and changes nothing. Bodies
-are captured when ``capture_bodies`` is true or any exporter has ``class: raw``.
+when the telemetry service has brokers: listing it is allowed; its one setting, ``topic``,
+sends the gateway's events to that topic instead of ``TELEMETRY_KAFKA_TOPIC`` (the brokers
+are process-wide, ``KAFKA_BROKERS``: a ``brokers`` setting is refused). Bodies are captured
+when ``capture_bodies`` is true or any exporter has ``class: raw``.
 
 OTLP settings (any key left out falls back to ``OTEL_EXPORTER_OTLP_*``, see `OtlpDefaults`):
 ``endpoint`` (host:port or URL), ``protocol`` (``grpc`` | ``http/protobuf``), ``signal``
@@ -67,6 +69,7 @@ _OTLP_KEYS = {
     "max_body_bytes",
 }
 _TLS_KEYS = {"ca_file", "cert_file", "key_file", "skip_verify"}
+_KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule for topic names
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT = {
     "ns": 1e-9,
@@ -110,6 +113,7 @@ class ExporterSpec:
     name: str
     cls: ExporterClass = "metadata"
     otlp: OtlpSettings | None = None
+    topic: str | None = None  # kafka: the gateway's own topic (None: TELEMETRY_KAFKA_TOPIC)
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,11 @@ class TelemetryConfig:
     @property
     def otlp(self) -> tuple[ExporterSpec, ...]:
         return tuple(e for e in self.exporters if e.type == "otlp")
+
+    @property
+    def kafka_topic(self) -> str | None:
+        """The gateway's own Kafka topic, when its ``kafka`` exporter names one."""
+        return next((e.topic for e in self.exporters if e.type == "kafka" and e.topic), None)
 
     @property
     def wants_bodies(self) -> bool:
@@ -332,12 +341,28 @@ def _exporter(path: str, raw: object) -> ExporterSpec:
     if raw.get("enabled") is not None:
         _bool(f"{path}.enabled", raw["enabled"])
     otlp = _otlp(f"{path}.settings", raw.get("settings")) if chosen == "otlp" else None
-    if chosen == "kafka" and raw.get("settings") is not None:
-        settings = raw["settings"]
-        if not isinstance(settings, Mapping):
-            raise _fail(f"{path}.settings", "must be an object")
-        _unknown(f"{path}.settings", settings, {"topic", "brokers"})
-    return ExporterSpec(type=chosen, name=str(name or chosen), cls=cls, otlp=otlp)
+    topic = _kafka(f"{path}.settings", raw.get("settings")) if chosen == "kafka" else None
+    return ExporterSpec(type=chosen, name=str(name or chosen), cls=cls, otlp=otlp, topic=topic)
+
+
+def _kafka(path: str, raw: object) -> str | None:
+    """A ``kafka`` exporter's settings: only ``topic``; the brokers are the service's."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise _fail(path, "must be an object")
+    if raw.get("brokers") is not None:
+        raise _fail(
+            f"{path}.brokers",
+            "the Kafka brokers are process-wide: set KAFKA_BROKERS on the telemetry service",
+        )
+    _unknown(path, raw, {"topic", "brokers"})
+    if raw.get("topic") is None:
+        return None
+    topic = _str(f"{path}.topic", raw["topic"]).strip()
+    if not _KAFKA_TOPIC.fullmatch(topic) or topic in (".", ".."):
+        raise _fail(f"{path}.topic", "must be 1-249 characters of A-Z a-z 0-9 . _ -")
+    return topic
 
 
 def validate_telemetry(

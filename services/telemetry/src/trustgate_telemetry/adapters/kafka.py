@@ -2,10 +2,14 @@
 without Kafka (``trustgate run``), behind the same small port.
 
 The producer uses ``acks="all"`` and idempotence when the broker supports it. Some
-Kafka-protocol brokers (tansu) answer ``InitProducerId`` with an error: the first send then
-fails, and the sink says so once in the log and goes on with a non-idempotent producer
-(still ``acks="all"``; the bus redelivers what was not acknowledged, so duplicates are
-possible either way and readers dedupe on ``trace_id``).
+Kafka-protocol brokers (tansu) answer ``InitProducerId`` with an error, which aiokafka
+raises from ``start()`` (older brokers: from the first send): either way the sink says so
+once in the log and goes on with a non-idempotent producer (still ``acks="all"``; the bus
+redelivers what was not acknowledged, so duplicates are possible either way and readers
+dedupe on ``trace_id``).
+
+A record goes to its own ``topic`` when it names one (a gateway's ``kafka`` exporter
+setting), else to the sink's (``TELEMETRY_KAFKA_TOPIC``); one producer serves them all.
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
-Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+class Record(NamedTuple):
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    topic: str | None = None  # None: the sink's own topic
 
 
 class EventSink(Protocol):
@@ -128,11 +137,11 @@ class KafkaSink:
         producer = self._producer
         assert producer is not None
         futures: list[asyncio.Future[object] | BaseException] = []
-        for key, value, headers in records:
+        for key, value, headers, topic in records:
             try:
                 fut = await asyncio.wait_for(
                     producer.send(  # type: ignore[attr-defined]
-                        self.topic, value, key=key, headers=headers or None
+                        topic or self.topic, value, key=key, headers=headers or None
                     ),
                     self.timeout,
                 )
@@ -195,7 +204,7 @@ class FileSink:
         fh = self._fh
         assert fh is not None
         try:
-            fh.write("".join(value.decode("utf-8") + "\n" for _, value, _ in records))
+            fh.write("".join(r.value.decode("utf-8") + "\n" for r in records))
             fh.flush()
         except OSError as exc:
             return [exc] * len(records)

@@ -18,6 +18,7 @@ class GatewayPlan:
     otlp: tuple[ResolvedOtlp, ...] = ()
     max_body_bytes: int = 0  # Kafka's cut of captured bodies (0: none captured)
     unresolved: int = 0  # otlp exporters with no endpoint here nor in the env
+    kafka_topic: str | None = None  # the gateway's own topic (None: TELEMETRY_KAFKA_TOPIC)
 
 
 NO_PLAN = GatewayPlan()
@@ -32,6 +33,7 @@ def plan_for(gateway: Gateway | None, defaults: OtlpDefaults) -> GatewayPlan:
         otlp=tuple(dict.fromkeys(r for r in resolved if r is not None)),
         max_body_bytes=config.max_body_bytes if config.wants_bodies else 0,
         unresolved=sum(1 for r in resolved if r is None),
+        kafka_topic=config.kafka_topic,
     )
 
 

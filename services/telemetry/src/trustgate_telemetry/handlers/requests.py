@@ -8,7 +8,9 @@ the work. Each batch fetched is handled by `RequestExporter.handle_batch`:
   (key = gateway id, so one gateway's events keep their order on one partition);
 - a message is acked only after Kafka acknowledged its record; one Kafka refused is nak'ed
   with a delay (redelivered later: nothing lost, no tight loop) and the loop backs off;
-- for gateways that opted in, one OTLP log record per event is queued (never awaited).
+- for gateways that opted in, one OTLP log record per event is queued (never awaited); an
+  otlp exporter with no endpoint anywhere is counted (``otlp_unresolved``) and logged once
+  per gateway.
 
 A crash between Kafka's ack and the bus ack redelivers the message: delivery is
 at-least-once and readers dedupe on ``trace_id``.
@@ -33,7 +35,7 @@ from trustgate_core.events.requests import RequestEvent, decode_request_event
 from trustgate_core.events.subjects import REQUESTS_SUBJECTS
 from trustgate_core.observability.tracing import Tracing, consumer_span, span_traceparent
 from trustgate_core.telemetry.event import ExportedEvent, export_event
-from trustgate_telemetry.adapters.kafka import EventSink
+from trustgate_telemetry.adapters.kafka import EventSink, Record
 from trustgate_telemetry.adapters.otlp import OtlpExporters
 from trustgate_telemetry.domain.plan import GatewayPlans
 from trustgate_telemetry.domain.records import log_attributes, severity_of
@@ -49,6 +51,7 @@ class _Ready:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+    topic: str | None
 
 
 _NO_BODIES = {
@@ -76,6 +79,7 @@ class RequestExporter:
         self.metrics = metrics
         self.tracing = tracing
         self.retry_delay = retry_delay
+        self._unresolved_logged: set[object] = set()
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> bool:
         """Export one fetched batch; False when Kafka refused some of it (back off)."""
@@ -90,7 +94,9 @@ class RequestExporter:
                 ready.append(prepared)
         if not ready:
             return True
-        results = await self.sink.send_batch([(r.key, r.value, r.headers) for r in ready])
+        results = await self.sink.send_batch(
+            [Record(r.key, r.value, r.headers, r.topic) for r in ready]
+        )
         ok = True
         for item, error in zip(ready, results, strict=True):
             if error is None:
@@ -142,10 +148,13 @@ class RequestExporter:
             traceparent = span_traceparent(span)
         value = orjson.dumps(exported.model_dump(mode="json"))
         kafka_headers = [] if traceparent is None else [("traceparent", traceparent.encode())]
-        return _Ready(msg, exported, str(event.gateway_id).encode(), value, kafka_headers)
+        key = str(event.gateway_id).encode()
+        return _Ready(msg, exported, key, value, kafka_headers, plan.kafka_topic)
 
     def _to_otlp(self, event: ExportedEvent) -> None:
         plan = self.plans.get(event.gateway_id)
+        if plan.unresolved:
+            self._unresolved(event.gateway_id, plan.unresolved)
         if not plan.otlp:
             return
         severity = severity_of(event.status.code)
@@ -155,6 +164,20 @@ class RequestExporter:
                 log_attributes(event, settings.max_body_bytes), severity, timestamp_ns
             )
             self.otlp.submit(settings, record)
+
+    def _unresolved(self, gateway_id: object, count: int) -> None:
+        self.metrics.otlp_unresolved.inc(count)
+        if gateway_id in self._unresolved_logged:
+            return
+        if len(self._unresolved_logged) > 65_536:
+            self._unresolved_logged.clear()
+        self._unresolved_logged.add(gateway_id)
+        log.warning(
+            "telemetry: gateway %s has %d otlp exporter(s) with no endpoint (none in its "
+            "settings, no OTEL_EXPORTER_OTLP_ENDPOINT): their records are not sent",
+            gateway_id,
+            count,
+        )
 
 
 async def _quietly(awaitable: Any) -> None:
