@@ -35,6 +35,16 @@ import orjson
 
 from trustgate_core.errors import InvalidRequest
 from trustgate_proxy.domain.formats.base import UpstreamStreamError, WireFormat
+from trustgate_proxy.domain.formats.common import (
+    arguments_json,
+    as_int,
+    as_number,
+    data_url,
+    error_message,
+    json_object_after,
+    note,
+    tool_arguments,
+)
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -62,6 +72,7 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.domain.formats.sse import SSEReader, sse_event
 
 DEFAULT_MAX_TOKENS = 4096
 # An OpenAI-style reasoning effort as an Anthropic thinking budget (and back: the nearest).
@@ -124,25 +135,20 @@ def error_type(status: int) -> str:
     return "api_error" if status >= 500 else "invalid_request_error"
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _num(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    number = as_number(value)
+    if number is None and value is not None:
         raise InvalidRequest(f"{name}: a number is expected")
-    return float(value)
+    return number
 
 
 def usage_from(raw: Mapping[str, Any]) -> Usage:
     """Anthropic's usage (input excludes cache reads/writes) normalised."""
-    read = _int(raw.get("cache_read_input_tokens"))
-    write = _int(raw.get("cache_creation_input_tokens"))
+    read = as_int(raw.get("cache_read_input_tokens"))
+    write = as_int(raw.get("cache_creation_input_tokens"))
     return Usage(
-        input_tokens=(_int(raw.get("input_tokens")) or 0) + (read or 0) + (write or 0),
-        output_tokens=_int(raw.get("output_tokens")) or 0,
+        input_tokens=(as_int(raw.get("input_tokens")) or 0) + (read or 0) + (write or 0),
+        output_tokens=as_int(raw.get("output_tokens")) or 0,
         cached_input_tokens=read,
         cache_write_tokens=write,
     )
@@ -165,19 +171,8 @@ def usage_to(usage: Usage | None) -> dict[str, Any]:
     return out
 
 
-def _arguments(value: Any) -> str:
-    return orjson.dumps(value if value is not None else {}).decode()
-
-
-def _input(call: ToolCall) -> Any:
-    text = call.arguments.strip() or "{}"
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise Untranslatable(f"tool call '{call.id}': its arguments are not JSON") from exc
-    if not isinstance(value, dict):
-        raise Untranslatable(f"tool call '{call.id}': its arguments are not a JSON object")
-    return value
+def _input(call: ToolCall) -> dict[str, Any]:
+    return tool_arguments(call, "Anthropic")
 
 
 def _finish(stop_reason: Any) -> FinishReason:
@@ -187,17 +182,12 @@ def _finish(stop_reason: Any) -> FinishReason:
 # -- content blocks ------------------------------------------------------------------------
 
 
-def _note(dropped: list[str], name: str) -> None:
-    if name not in dropped:
-        dropped.append(name)
-
-
 def _decode_image(block: Mapping[str, Any], dropped: list[str]) -> Image:
     source = block.get("source")
     if not isinstance(source, Mapping):
         raise InvalidRequest("image: a source is required")
     if block.get("cache_control") is not None:
-        _note(dropped, "cache_control")
+        note(dropped, "cache_control")
     kind = source.get("type")
     if kind == "base64":
         data, media = source.get("data"), source.get("media_type")
@@ -217,9 +207,9 @@ def _decode_text(block: Mapping[str, Any], dropped: list[str]) -> Text:
     if not isinstance(text, str):
         raise InvalidRequest("text block: text must be a string")
     if block.get("cache_control") is not None:
-        _note(dropped, "cache_control")
+        note(dropped, "cache_control")
     if block.get("citations"):
-        _note(dropped, "citations")
+        note(dropped, "citations")
     return Text(text)
 
 
@@ -255,14 +245,14 @@ def _decode_block(block: Any, dropped: list[str]) -> Part:
         if not isinstance(call_id, str) or not isinstance(name, str):
             raise InvalidRequest("tool_use: id and name are required")
         if block.get("cache_control") is not None:
-            _note(dropped, "cache_control")
-        return ToolCall(call_id, name, _arguments(block.get("input")))
+            note(dropped, "cache_control")
+        return ToolCall(call_id, name, arguments_json(block.get("input")))
     if kind == "tool_result":
         call_id = block.get("tool_use_id")
         if not isinstance(call_id, str):
             raise InvalidRequest("tool_result: tool_use_id is required")
         if block.get("cache_control") is not None:
-            _note(dropped, "cache_control")
+            note(dropped, "cache_control")
         return ToolResult(
             call_id,
             _decode_result_content(block.get("content"), dropped),
@@ -282,7 +272,7 @@ def _decode_block(block: Any, dropped: list[str]) -> Part:
 
 def _encode_image(image: Image, dropped: list[str]) -> dict[str, Any]:
     if image.detail is not None:
-        _note(dropped, "image.detail")
+        note(dropped, "image.detail")
     if image.data is not None:
         source: dict[str, Any] = {
             "type": "base64",
@@ -290,11 +280,10 @@ def _encode_image(image: Image, dropped: list[str]) -> dict[str, Any]:
             "data": image.data,
         }
     elif image.url is not None and image.url.startswith("data:"):
-        head, sep, data = image.url[5:].partition(",")
-        media, _, encoding = head.partition(";")
-        if not sep or encoding != "base64":
+        inline = data_url(image.url)
+        if inline is None:
             raise Untranslatable("image: only base64 data URLs can be translated")
-        source = {"type": "base64", "media_type": media or "image/png", "data": data}
+        source = {"type": "base64", "media_type": inline[0] or "image/png", "data": inline[1]}
     elif image.url is not None:
         source = {"type": "url", "url": image.url}
     else:
@@ -331,7 +320,7 @@ def _encode_part(part: Part, dropped: list[str]) -> dict[str, Any] | None:
             return None
         return {"type": "redacted_thinking", "data": part.data}
     if part.signature is None:
-        _note(dropped, "thinking (unsigned)")
+        note(dropped, "thinking (unsigned)")
         return None
     return {"type": "thinking", "thinking": part.text, "signature": part.signature}
 
@@ -372,7 +361,7 @@ def _response_parts(content: Any) -> list[Part]:
                 ToolCall(
                     str(block.get("id", "")),
                     str(block.get("name", "")),
-                    _arguments(block.get("input")),
+                    arguments_json(block.get("input")),
                 )
             )
         elif kind == "thinking":
@@ -417,10 +406,6 @@ def _message_id(value: str | None) -> str:
     return f"msg_{value}" if value else f"msg_{time.time_ns():x}"
 
 
-def _sse(event: bytes, doc: dict[str, Any]) -> bytes:
-    return b"event: " + event + b"\ndata: " + orjson.dumps(doc) + b"\n\n"
-
-
 # -- inbound: clients speaking Anthropic Messages -------------------------------------------
 
 
@@ -454,15 +439,15 @@ class AnthropicInbound:
                     part.name = req.tool_name(part.tool_call_id)
         self._tools(doc, req, dropped)
         max_tokens = doc.get("max_tokens")
-        if max_tokens is not None and _int(max_tokens) is None:
+        if max_tokens is not None and as_int(max_tokens) is None:
             raise InvalidRequest("max_tokens: an integer is required")
-        req.max_tokens = _int(max_tokens)
+        req.max_tokens = as_int(max_tokens)
         req.temperature = _num(doc.get("temperature"), "temperature")
         req.top_p = _num(doc.get("top_p"), "top_p")
         top_k = doc.get("top_k")
-        if top_k is not None and _int(top_k) is None:
+        if top_k is not None and as_int(top_k) is None:
             raise InvalidRequest("top_k: an integer is required")
-        req.top_k = _int(top_k)
+        req.top_k = as_int(top_k)
         stop = doc.get("stop_sequences")
         if stop is not None:
             if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
@@ -474,7 +459,7 @@ class AnthropicInbound:
             if isinstance(metadata.get("user_id"), str):
                 req.user = metadata["user_id"]
             if any(k != "user_id" for k in metadata):
-                _note(dropped, "metadata")
+                note(dropped, "metadata")
         return req
 
     @staticmethod
@@ -511,7 +496,7 @@ class AnthropicInbound:
                     raise InvalidRequest(f"tool '{tool['name']}': input_schema is required")
                 for extra in tool:
                     if extra not in ("name", "description", "input_schema", "type", "strict"):
-                        _note(dropped, f"tools.{extra}")
+                        note(dropped, f"tools.{extra}")
                 description = tool.get("description")
                 strict = tool.get("strict")
                 req.tools.append(
@@ -547,14 +532,14 @@ class AnthropicInbound:
         if isinstance(thinking, Mapping):
             kind = thinking.get("type")
             if kind == "enabled":
-                budget = _int(thinking.get("budget_tokens"))
+                budget = as_int(thinking.get("budget_tokens"))
                 if budget is None:
                     raise InvalidRequest("thinking: budget_tokens is required")
                 req.reasoning = Reasoning(budget_tokens=budget)
             elif kind == "adaptive":
                 req.reasoning = Reasoning(effort="medium")
             if thinking.get("display") is not None:
-                _note(dropped, "thinking.display")
+                note(dropped, "thinking.display")
         config = doc.get("output_config")
         if not isinstance(config, Mapping):
             return
@@ -572,7 +557,7 @@ class AnthropicInbound:
             )
         for extra in config:
             if extra not in ("effort", "format"):
-                _note(dropped, f"output_config.{extra}")
+                note(dropped, f"output_config.{extra}")
 
     def encode_response(self, response: ChatResponse) -> dict[str, Any]:
         return {
@@ -624,7 +609,7 @@ class AnthropicStreamEncoder:
             if self._usage
             else {"input_tokens": 0, "output_tokens": 0},
         }
-        return _sse(b"message_start", {"type": "message_start", "message": message}) + (
+        return sse_event(b"message_start", {"type": "message_start", "message": message}) + (
             b'event: ping\ndata: {"type":"ping"}\n\n'
         )
 
@@ -632,7 +617,9 @@ class AnthropicStreamEncoder:
         if self._block is None:
             return b""
         self._block = self._kind = None
-        return _sse(b"content_block_stop", {"type": "content_block_stop", "index": self._index})
+        return sse_event(
+            b"content_block_stop", {"type": "content_block_stop", "index": self._index}
+        )
 
     def _open(self, block: int, kind: str, content_block: dict[str, Any]) -> bytes:
         out = b"" if self._started else self._start()
@@ -641,13 +628,13 @@ class AnthropicStreamEncoder:
         out += self._close()
         self._index += 1
         self._block, self._kind = block, kind
-        return out + _sse(
+        return out + sse_event(
             b"content_block_start",
             {"type": "content_block_start", "index": self._index, "content_block": content_block},
         )
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
-        return _sse(
+        return sse_event(
             b"content_block_delta",
             {"type": "content_block_delta", "index": self._index, "delta": delta},
         )
@@ -693,7 +680,7 @@ class AnthropicStreamEncoder:
         out = b"" if self._started else self._start()
         out += self._close()
         usage = usage_to(self._usage)
-        out += _sse(
+        out += sse_event(
             b"message_delta",
             {
                 "type": "message_delta",
@@ -704,7 +691,9 @@ class AnthropicStreamEncoder:
         return out + b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
     def error(self, message: str) -> bytes:
-        return _sse(b"error", {"type": "error", "error": {"type": "api_error", "message": message}})
+        return sse_event(
+            b"error", {"type": "error", "error": {"type": "api_error", "message": message}}
+        )
 
 
 # -- outbound: providers speaking Anthropic Messages ----------------------------------------
@@ -739,18 +728,18 @@ class AnthropicOutbound:
             if choice is not None:
                 doc["tool_choice"] = choice
         elif request.tool_choice is not None and request.tool_choice.mode != "none":
-            _note(dropped, "tool_choice")
+            note(dropped, "tool_choice")
         thinking = self._thinking(request, doc)
         if request.temperature is not None:
             if thinking and request.temperature != 1:
-                _note(dropped, "temperature")
+                note(dropped, "temperature")
             else:
                 doc["temperature"] = request.temperature
         if request.top_p is not None:
             doc["top_p"] = request.top_p
         if request.top_k is not None:
             if thinking:
-                _note(dropped, "top_k")
+                note(dropped, "top_k")
             else:
                 doc["top_k"] = request.top_k
         if request.stop:
@@ -758,10 +747,10 @@ class AnthropicOutbound:
         if request.user:
             doc["metadata"] = {"user_id": request.user}
         if request.metadata:
-            _note(dropped, "metadata")
+            note(dropped, "metadata")
         for name in ("seed", "presence_penalty", "frequency_penalty"):
             if getattr(request, name) is not None:
-                _note(dropped, name)
+                note(dropped, name)
         fmt = request.response_format
         if fmt is not None and fmt.type == "json_schema" and fmt.schema is not None:
             doc.setdefault("output_config", {})["format"] = {
@@ -769,7 +758,7 @@ class AnthropicOutbound:
                 "schema": fmt.schema,
             }
         elif fmt is not None and fmt.type != "text":
-            _note(dropped, "response_format")
+            note(dropped, "response_format")
         if request.stream:
             doc["stream"] = True
         return doc
@@ -809,7 +798,7 @@ class AnthropicOutbound:
             elif doc["max_tokens"] > MIN_THINKING_BUDGET:
                 budget = doc["max_tokens"] - 1
             else:
-                _note(request.dropped, "reasoning")
+                note(request.dropped, "reasoning")
                 return False
         doc["thinking"] = {"type": "enabled", "budget_tokens": budget}
         return True
@@ -832,12 +821,9 @@ class AnthropicOutbound:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
             doc = None
-        if isinstance(doc, Mapping):
-            error = doc.get("error")
-            if isinstance(error, Mapping) and isinstance(error.get("message"), str):
-                return str(error["message"])
-            if isinstance(doc.get("message"), str):
-                return str(doc["message"])
+        message = error_message(doc)
+        if message is not None:
+            return message
         text = body.decode("utf-8", "replace").strip()
         return text[:500] if text else f"upstream error {status}"
 
@@ -845,49 +831,31 @@ class AnthropicOutbound:
 class AnthropicStreamDecoder:
     """Anthropic's SSE stream, in any chunking, to canonical events."""
 
-    __slots__ = ("_blocks", "_buf", "_usage")
+    __slots__ = ("_blocks", "_sse", "_usage")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._sse = SSEReader()
         self._blocks: dict[int, int] = {}  # Anthropic index -> canonical block
         self._usage: dict[str, Any] = {}
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
         out: list[StreamEvent] = []
-        start = 0
-        while True:
-            end = buf.find(b"\n\n", start)
-            if end < 0:
-                break
-            self._event(buf[start:end], out)
-            start = end + 2
-        self._buf = buf[start:]
+        for data in self._sse.feed(chunk):
+            self._event(data, out)
         return out
 
     def close(self) -> list[StreamEvent]:
-        self._buf = b""  # an event without its blank line is incomplete: dropped (SSE)
+        # an event without its blank line is incomplete: dropped (SSE), not read
         return []
 
-    def _event(self, raw: bytes, out: list[StreamEvent]) -> None:
-        data: list[bytes] = []
-        name = b""
-        for line in raw.split(b"\n"):
-            if line.startswith(b"data:"):
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
-            elif line.startswith(b"event:"):
-                name = line[6:].strip()
-        if not data:
-            return
+    def _event(self, data: bytes, out: list[StreamEvent]) -> None:
         try:
-            doc = orjson.loads(b"\n".join(data))
+            doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise UpstreamStreamError("malformed event in the provider's stream") from exc
         if not isinstance(doc, dict):
             raise UpstreamStreamError("malformed event in the provider's stream")
-        kind = doc.get("type") or name.decode()
+        kind = doc.get("type")
         if kind == "content_block_delta":
             self._delta(doc, out)
         elif kind == "content_block_start":
@@ -966,41 +934,6 @@ class AnthropicStreamDecoder:
 # -- pass-through usage ---------------------------------------------------------------------
 
 _USAGE_KEY = b'"usage"'
-_WS = b" \t\r\n"
-
-
-def _usage_object(buf: bytes, last: bool) -> dict[str, Any] | None:
-    """The first (or last) ``"usage": {...}`` object in ``buf``; orjson finds its end by
-    trying each following ``}`` (a usage block nests a level or two)."""
-    lo, hi = 0, len(buf)
-    while True:
-        at = buf.rfind(_USAGE_KEY, 0, hi) if last else buf.find(_USAGE_KEY, lo)
-        if at < 0:
-            return None
-        i = at + len(_USAGE_KEY)
-        n = len(buf)
-        while i < n and buf[i] in _WS:
-            i += 1
-        if i < n and buf[i] == 0x3A:  # ':'
-            i += 1
-            while i < n and buf[i] in _WS:
-                i += 1
-            if i < n and buf[i] == 0x7B:  # '{'
-                close = i
-                for _ in range(8):
-                    close = buf.find(b"}", close + 1)
-                    if close < 0:
-                        return None
-                    try:
-                        raw = orjson.loads(buf[i : close + 1])
-                    except orjson.JSONDecodeError:
-                        continue
-                    return raw if isinstance(raw, dict) else None
-                return None
-        if last:
-            hi = at
-        else:
-            lo = at + 1
 
 
 class AnthropicUsage:
@@ -1010,12 +943,12 @@ class AnthropicUsage:
     arrived."""
 
     def from_body(self, body: bytes) -> Usage | None:
-        raw = _usage_object(body, last=True)
+        raw = json_object_after(body, _USAGE_KEY, last=True)
         return usage_from(raw) if raw is not None else None
 
     def from_stream(self, head: bytes, tail: bytes) -> Usage | None:
-        start = _usage_object(head, last=False)
-        end = _usage_object(tail, last=True)
+        start = json_object_after(head, _USAGE_KEY, last=False)
+        end = json_object_after(tail, _USAGE_KEY, last=True)
         if start is None and end is None:
             return None
         merged: dict[str, Any] = dict(start or {})

@@ -45,6 +45,13 @@ import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from trustgate_proxy.domain.formats.base import StreamDecoder, UpstreamStreamError, WireFormat
+from trustgate_proxy.domain.formats.common import (
+    arguments_json,
+    as_int,
+    data_url,
+    note,
+    tool_arguments,
+)
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -111,10 +118,10 @@ def model_family(model: str) -> str:
 def _image_block(image: Image) -> dict[str, Any]:
     data, media_type = image.data, image.media_type
     if data is None and image.url and image.url.startswith("data:"):
-        header, _, data = image.url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if encoding != "base64":
+        inline = data_url(image.url)
+        if inline is None:
             raise Untranslatable("a data: image URL must be base64 encoded")
+        media_type, data = inline
     if data is None:
         raise Untranslatable(
             "Bedrock takes images as bytes, not URLs: send the image inline (base64)"
@@ -123,19 +130,6 @@ def _image_block(image: Image) -> dict[str, Any]:
     if fmt is None:
         raise Untranslatable(f"Bedrock accepts png, jpeg, gif or webp images, not {media_type}")
     return {"image": {"format": fmt, "source": {"bytes": data}}}
-
-
-def _tool_input(call: ToolCall) -> dict[str, Any]:
-    text = call.arguments.strip()
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise Untranslatable(f"tool call {call.id}: arguments are not valid JSON") from None
-    if not isinstance(value, dict):
-        raise Untranslatable(f"tool call {call.id}: arguments must be a JSON object")
-    return value
 
 
 def _tool_result(result: ToolResult) -> dict[str, Any]:
@@ -160,12 +154,18 @@ def _blocks(message: Message, dropped: list[str]) -> list[dict[str, Any]]:
             if part.text:
                 out.append({"text": part.text})
         elif isinstance(part, Image):
-            if part.detail is not None and "image.detail" not in dropped:
-                dropped.append("image.detail")
+            if part.detail is not None:
+                note(dropped, "image.detail")
             out.append(_image_block(part))
         elif isinstance(part, ToolCall):
             out.append(
-                {"toolUse": {"toolUseId": part.id, "name": part.name, "input": _tool_input(part)}}
+                {
+                    "toolUse": {
+                        "toolUseId": part.id,
+                        "name": part.name,
+                        "input": tool_arguments(part, "Bedrock"),
+                    }
+                }
             )
         elif isinstance(part, ToolResult):
             out.append(_tool_result(part))
@@ -180,8 +180,8 @@ def _blocks(message: Message, dropped: list[str]) -> list[dict[str, Any]]:
                         }
                     }
                 )
-            elif "thinking (unsigned)" not in dropped:
-                dropped.append("thinking (unsigned)")
+            else:
+                note(dropped, "thinking (unsigned)")
     return out
 
 
@@ -321,7 +321,7 @@ class BedrockCodec:
                     ToolCall(
                         use.get("toolUseId", ""),
                         use.get("name", ""),
-                        orjson.dumps(use.get("input") or {}).decode(),
+                        arguments_json(use.get("input")),
                     )
                 )
             elif "reasoningContent" in block:
@@ -358,7 +358,7 @@ def _thinking(content: dict[str, Any]) -> Thinking:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return as_int(value) or 0
 
 
 def usage_of(raw: Any) -> Usage | None:

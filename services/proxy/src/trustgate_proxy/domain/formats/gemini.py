@@ -54,6 +54,7 @@ from typing import Any
 import orjson
 
 from trustgate_proxy.domain.formats.base import UpstreamStreamError, WireFormat
+from trustgate_proxy.domain.formats.common import arguments_json, data_url, tool_arguments
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -78,6 +79,7 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.domain.formats.sse import SSEReader
 
 # An effort (OpenAI's vocabulary) as a thinking budget in tokens.
 EFFORT_BUDGET = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
@@ -210,11 +212,10 @@ def _image(image: Image) -> dict[str, Any]:
         return {"inlineData": {"mimeType": image.media_type or "image/png", "data": image.data}}
     url = image.url or ""
     if url.startswith("data:"):
-        head, _, data = url.partition(",")
-        media = head[5:].split(";", 1)[0] or "image/png"
-        if ";base64" not in head:
+        inline = data_url(url)
+        if inline is None:
             raise Untranslatable("Gemini needs base64 image data; the data: URL is not base64")
-        return {"inlineData": {"mimeType": media, "data": data}}
+        return {"inlineData": {"mimeType": inline[0] or "image/png", "data": inline[1]}}
     if _FILE_URI.match(url):
         media = image.media_type or mimetypes.guess_type(url)[0] or "image/jpeg"
         return {"fileData": {"mimeType": media, "fileUri": url}}
@@ -226,18 +227,6 @@ def _image(image: Image) -> dict[str, Any]:
 
 def _text_of(parts: list[Text | Image]) -> str:
     return "".join(p.text for p in parts if isinstance(p, Text))
-
-
-def _function_args(call: ToolCall) -> dict[str, Any]:
-    try:
-        args = orjson.loads(call.arguments or "{}")
-    except orjson.JSONDecodeError:
-        raise Untranslatable(
-            f"the arguments of tool call {call.id!r} are not valid JSON; Gemini needs an object"
-        ) from None
-    if not isinstance(args, dict):
-        raise Untranslatable(f"the arguments of tool call {call.id!r} are not a JSON object")
-    return args
 
 
 def _tool_name(request: ChatRequest, upto: int, call_id: str) -> str | None:
@@ -263,7 +252,7 @@ def _parts(request: ChatRequest, index: int, message: Message, dropped: set[str]
                 dropped.add("image.detail")
             item = _image(part)
         elif isinstance(part, ToolCall):
-            item = {"functionCall": {"name": part.name, "args": _function_args(part)}}
+            item = {"functionCall": {"name": part.name, "args": tool_arguments(part, "Gemini")}}
         elif isinstance(part, ToolResult):
             name = part.name or _tool_name(request, index, part.tool_call_id)
             if name is None:
@@ -495,11 +484,10 @@ def _call_id(call: dict[str, Any], response_id: str, n: int) -> str:
 
 
 def _tool_call(call: dict[str, Any], response_id: str, n: int) -> ToolCall:
-    args = call.get("args")
     return ToolCall(
         id=_call_id(call, response_id, n),
         name=str(call.get("name") or ""),
-        arguments=orjson.dumps(args if isinstance(args, dict) else {}).decode(),
+        arguments=arguments_json(call.get("args")),
     )
 
 
@@ -523,11 +511,10 @@ def usage_of(meta: Any) -> Usage | None:
 class GeminiStreamDecoder:
     """``data: {GenerateContentResponse}`` SSE events (any chunking) → stream events."""
 
-    __slots__ = ("_block", "_buf", "_calls", "_data", "_finished", "_kind", "_started", "_usage")
+    __slots__ = ("_block", "_calls", "_finished", "_kind", "_sse", "_started", "_usage")
 
     def __init__(self) -> None:
-        self._buf = b""
-        self._data: list[bytes] = []
+        self._sse = SSEReader()
         self._started = False
         self._finished = False
         self._block = -1
@@ -536,41 +523,19 @@ class GeminiStreamDecoder:
         self._usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
-        buf = self._buf + chunk if self._buf else chunk
         events: list[StreamEvent] = []
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            line = buf[start:nl]
-            start = nl + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self._data:
-                    self._event(b"\n".join(self._data), events)
-                    self._data = []
-            elif line.startswith(b"data:"):
-                self._data.append(line[6:] if line[5:6] == b" " else line[5:])
-            # comments, ``event:``/``id:`` lines: nothing Gemini sends that matters
-        self._buf = buf[start:]
+        for data in self._sse.feed(chunk):
+            self._event(data, events)
         return events
 
     def close(self) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        tail = self._buf[:-1] if self._buf.endswith(b"\r") else self._buf
-        if tail.startswith(b"data:"):
-            self._data.append(tail[6:] if tail[5:6] == b" " else tail[5:])
-        self._buf = b""
-        if self._data:
-            data, self._data = b"\n".join(self._data), []
+        for data in self._sse.close():
             try:
                 orjson.loads(data)
             except orjson.JSONDecodeError:
-                data = b""  # an event cut short: the stream was interrupted (or is over)
-            if data:
-                self._event(data, events)
+                continue  # an event cut short: the stream was interrupted (or is over)
+            self._event(data, events)
         if self._finished:
             events.append(StreamEnd())
         return events

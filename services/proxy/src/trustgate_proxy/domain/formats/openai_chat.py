@@ -21,7 +21,6 @@ Choices made (the docs' table lists them):
 
 from __future__ import annotations
 
-import re
 from time import time
 from typing import Any
 
@@ -29,6 +28,14 @@ import orjson
 
 from trustgate_core.errors import InvalidRequest
 from trustgate_proxy.domain.formats.base import UpstreamStreamError, WireFormat
+from trustgate_proxy.domain.formats.common import (
+    as_int,
+    as_number,
+    data_url,
+    error_message,
+    image_url,
+    note,
+)
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -56,6 +63,7 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.domain.formats.sse import SSEReader, sse_data
 from trustgate_proxy.domain.usage import find_usage
 
 # Request fields the internal model carries (everything else is dropped by name).
@@ -99,31 +107,14 @@ _ERROR_TYPES = {
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
-_DATA_URL = re.compile(r"^data:([^;,]+);base64,(.*)$", re.S)
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _image_url(image: Image) -> str:
-    if image.url:
-        return image.url
-    return f"data:{image.media_type or 'image/png'};base64,{image.data or ''}"
 
 
 def image_from_url(url: str, detail: str | None = None) -> Image:
     """An ``image_url``'s URL as an ``Image``: a ``data:`` URL is split into its media type
     and base64 data (what providers with inline images need), other URLs are kept."""
-    match = _DATA_URL.match(url)
-    if match:
-        return Image(data=match.group(2), media_type=match.group(1), detail=detail)
+    inline = data_url(url)
+    if inline is not None and inline[0]:
+        return Image(data=inline[1], media_type=inline[0], detail=detail)
     return Image(url=url, detail=detail)
 
 
@@ -164,7 +155,7 @@ def _user_parts(content: Any, where: str, dropped: list[str]) -> list[Part]:
             detail = raw.get("detail") if isinstance(raw, dict) else None
             parts.append(image_from_url(url, detail if isinstance(detail, str) else None))
         elif isinstance(kind, str):
-            _drop(dropped, f"messages[].content[].{kind}")
+            note(dropped, f"messages[].content[].{kind}")
         else:
             raise InvalidRequest(f"{where}: a content part needs a 'type'")
     return parts
@@ -187,7 +178,7 @@ def _assistant_parts(msg: dict[str, Any], where: str, dropped: list[str]) -> lis
             elif kind == "refusal":
                 parts.append(Text(str(part.get("refusal") or "")))
             else:
-                _drop(dropped, f"messages[].content[].{kind}")
+                note(dropped, f"messages[].content[].{kind}")
     elif content is not None:
         raise InvalidRequest(f"{where}: 'content' must be a string, a list of parts or null")
     calls = msg.get("tool_calls")
@@ -207,15 +198,10 @@ def _assistant_parts(msg: dict[str, Any], where: str, dropped: list[str]) -> lis
                 )
             )
     if msg.get("function_call") is not None:
-        _drop(dropped, "messages[].function_call")
+        note(dropped, "messages[].function_call")
     if msg.get("audio") is not None:
-        _drop(dropped, "messages[].audio")
+        note(dropped, "messages[].audio")
     return parts
-
-
-def _drop(dropped: list[str], name: str) -> None:
-    if name not in dropped:
-        dropped.append(name)
 
 
 def _messages(raw: Any, request: ChatRequest) -> None:
@@ -229,7 +215,7 @@ def _messages(raw: Any, request: ChatRequest) -> None:
             raise InvalidRequest(f"{where} must be an object")
         role = msg.get("role")
         if msg.get("name") is not None:
-            _drop(dropped, "messages[].name")
+            note(dropped, "messages[].name")
         if role in ("system", "developer"):
             request.system.append(_text_of(msg.get("content"), where))
         elif role == "user":
@@ -271,7 +257,7 @@ def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
         if not isinstance(tool, dict):
             raise InvalidRequest("a tool must be an object")
         if tool.get("type", "function") != "function":
-            _drop(dropped, f"tools[].{tool.get('type')}")
+            note(dropped, f"tools[].{tool.get('type')}")
             continue
         fn = tool.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
@@ -462,7 +448,7 @@ class ChatStreamEncoder:
                 "choices": [],
                 "usage": _usage_doc(self._usage or Usage()),
             }
-            out += b"data: " + orjson.dumps(doc) + b"\n\n"
+            out += sse_data(doc)
         return out + b"data: [DONE]\n\n"
 
     def error(self, message: str) -> bytes:
@@ -471,11 +457,7 @@ class ChatStreamEncoder:
 
 def error_event(message: str) -> bytes:
     """The reference's mid-stream error event (the OpenAI SDK raises ``APIError`` on it)."""
-    return (
-        b"data: "
-        + orjson.dumps({"error": {"message": message, "type": "upstream_error"}})
-        + b"\n\n"
-    )
+    return sse_data({"error": {"message": message, "type": "upstream_error"}})
 
 
 class OpenAIChatInbound:
@@ -494,13 +476,13 @@ class OpenAIChatInbound:
         ptc = doc.get("parallel_tool_calls")
         request.parallel_tool_calls = ptc if isinstance(ptc, bool) else None
         limit = doc.get("max_completion_tokens")
-        request.max_tokens = _int(limit if limit is not None else doc.get("max_tokens"))
-        request.temperature = _num(doc.get("temperature"))
-        request.top_p = _num(doc.get("top_p"))
+        request.max_tokens = as_int(limit if limit is not None else doc.get("max_tokens"))
+        request.temperature = as_number(doc.get("temperature"))
+        request.top_p = as_number(doc.get("top_p"))
         request.stop = _stop(doc.get("stop"))
-        request.seed = _int(doc.get("seed"))
-        request.presence_penalty = _num(doc.get("presence_penalty"))
-        request.frequency_penalty = _num(doc.get("frequency_penalty"))
+        request.seed = as_int(doc.get("seed"))
+        request.presence_penalty = as_number(doc.get("presence_penalty"))
+        request.frequency_penalty = as_number(doc.get("frequency_penalty"))
         request.response_format = _response_format(doc.get("response_format"))
         effort = doc.get("reasoning_effort")
         if isinstance(effort, str):
@@ -512,7 +494,7 @@ class OpenAIChatInbound:
         request.stream = doc.get("stream") is True
         for key in doc:
             if key not in _HANDLED:
-                _drop(dropped, key)
+                note(dropped, key)
         return request
 
     def encode_response(self, response: ChatResponse) -> dict[str, Any]:
@@ -587,7 +569,7 @@ def _content(parts: list[Text | Image]) -> str | list[dict[str, Any]]:
         if isinstance(part, Text):
             out.append({"type": "text", "text": part.text})
         else:
-            image: dict[str, Any] = {"url": _image_url(part)}
+            image: dict[str, Any] = {"url": image_url(part)}
             if part.detail:
                 image["detail"] = part.detail
             out.append({"type": "image_url", "image_url": image})
@@ -604,9 +586,9 @@ def _out_messages(request: ChatRequest) -> list[dict[str, Any]]:
                 if isinstance(part, ToolResult):
                     result = [p.text for p in part.content if isinstance(p, Text)]
                     if len(result) < len(part.content):
-                        _drop(dropped, "tool_result.image")
+                        note(dropped, "tool_result.image")
                     if part.is_error:
-                        _drop(dropped, "tool_result.is_error")
+                        note(dropped, "tool_result.is_error")
                     out.append(
                         {
                             "role": "tool",
@@ -617,7 +599,7 @@ def _out_messages(request: ChatRequest) -> list[dict[str, Any]]:
                 elif isinstance(part, (Text, Image)):
                     run.append(part)
                 else:
-                    _drop(dropped, f"user.{type(part).__name__.lower()}")
+                    note(dropped, f"user.{type(part).__name__.lower()}")
             if run:
                 out.append({"role": "user", "content": _content(run)})
             continue
@@ -635,9 +617,9 @@ def _out_messages(request: ChatRequest) -> list[dict[str, Any]]:
                     }
                 )
             elif isinstance(part, Thinking):
-                _drop(dropped, "assistant.thinking")
+                note(dropped, "assistant.thinking")
             else:
-                _drop(dropped, f"assistant.{type(part).__name__.lower()}")
+                note(dropped, f"assistant.{type(part).__name__.lower()}")
         doc: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
         if calls:
             doc["tool_calls"] = calls
@@ -676,15 +658,15 @@ def usage_of(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     usage = Usage(
-        input_tokens=_int(raw.get("prompt_tokens")) or 0,
-        output_tokens=_int(raw.get("completion_tokens")) or 0,
+        input_tokens=as_int(raw.get("prompt_tokens")) or 0,
+        output_tokens=as_int(raw.get("completion_tokens")) or 0,
     )
     details = raw.get("prompt_tokens_details")
     if isinstance(details, dict):
-        usage.cached_input_tokens = _int(details.get("cached_tokens"))
+        usage.cached_input_tokens = as_int(details.get("cached_tokens"))
     details = raw.get("completion_tokens_details")
     if isinstance(details, dict):
-        usage.reasoning_tokens = _int(details.get("reasoning_tokens"))
+        usage.reasoning_tokens = as_int(details.get("reasoning_tokens"))
     return usage
 
 
@@ -704,54 +686,7 @@ def _reasoning_text(delta: dict[str, Any]) -> str | None:
 
 
 def _error_text(doc: Any, default: str) -> str:
-    if isinstance(doc, dict):
-        err = doc.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-        if isinstance(doc.get("message"), str):
-            return str(doc["message"])
-    return default
-
-
-class _SSE:
-    """SSE framing: the ``data`` of each complete event, whatever the chunking."""
-
-    __slots__ = ("_buf", "_data")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._data: list[bytes] = []
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf + chunk if self._buf else chunk
-        out: list[bytes] = []
-        start = 0
-        while True:
-            end = buf.find(b"\n", start)
-            if end < 0:
-                break
-            line = buf[start:end]
-            start = end + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self._data:
-                    out.append(b"\n".join(self._data))
-                    self._data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value.startswith(b" ") else value)
-        self._buf = buf[start:]
-        return out
-
-    def close(self) -> list[bytes]:
-        out = self.feed(b"\n\n") if self._buf else []
-        if self._data:
-            out.append(b"\n".join(self._data))
-            self._data = []
-        return out
+    return error_message(doc) or default
 
 
 class ChatStreamDecoder:
@@ -760,7 +695,7 @@ class ChatStreamDecoder:
     __slots__ = ("_blocks", "_calls", "_ended", "_kind", "_sse", "_started")
 
     def __init__(self) -> None:
-        self._sse = _SSE()
+        self._sse = SSEReader()
         self._started = False
         self._ended = False
         self._blocks = 0  # blocks opened so far
@@ -830,7 +765,7 @@ class ChatStreamDecoder:
         for call in calls:
             if not isinstance(call, dict):
                 continue
-            index = _int(call.get("index")) or 0
+            index = as_int(call.get("index")) or 0
             raw = call.get("function")
             fn: dict[str, Any] = raw if isinstance(raw, dict) else {}
             block = self._calls.get(index)
@@ -876,7 +811,7 @@ class OpenAIChatOutbound:
             if value is not None:
                 doc[key] = value
         if request.top_k is not None:
-            _drop(request.dropped, "top_k")
+            note(request.dropped, "top_k")
         if request.stop:
             doc["stop"] = request.stop
         if request.response_format is not None:
@@ -885,7 +820,7 @@ class OpenAIChatOutbound:
             if all(isinstance(v, str) for v in request.metadata.values()):
                 doc["metadata"] = request.metadata
             else:
-                _drop(request.dropped, "metadata")
+                note(request.dropped, "metadata")
         if request.stream:
             doc["stream"] = True
             doc["stream_options"] = {"include_usage": True}
@@ -917,7 +852,7 @@ class OpenAIChatOutbound:
                             args if isinstance(args, str) and args else "{}",
                         )
                     )
-        created = _int(doc.get("created"))
+        created = as_int(doc.get("created"))
         return ChatResponse(
             id=str(doc.get("id") or ""),
             model=str(doc.get("model") or ""),

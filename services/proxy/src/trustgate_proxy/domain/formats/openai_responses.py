@@ -24,6 +24,14 @@ from typing import Any
 import orjson
 
 from trustgate_proxy.domain.formats.base import UpstreamStreamError, WireFormat
+from trustgate_proxy.domain.formats.common import (
+    as_int,
+    as_number,
+    data_url,
+    error_message,
+    image_url,
+    json_object_after,
+)
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -51,6 +59,7 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.domain.formats.sse import SSEReader, sse_event
 
 FORMAT: WireFormat = "openai_responses"
 
@@ -87,46 +96,20 @@ _STATELESS_HINT = (
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _data_url(url: str) -> tuple[str, str] | None:
-    """``(media_type, base64 data)`` of a base64 ``data:`` URL."""
-    if not url.startswith("data:"):
-        return None
-    head, sep, data = url[5:].partition(",")
-    if not sep or not head.endswith(";base64"):
-        return None
-    return head[: -len(";base64")] or "application/octet-stream", data
-
-
-def _image_url(image: Image) -> str:
-    if image.data is not None:
-        return f"data:{image.media_type or 'image/png'};base64,{image.data}"
-    return image.url or ""
-
-
 def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     usage = Usage(
-        input_tokens=_int(raw.get("input_tokens")) or 0,
-        output_tokens=_int(raw.get("output_tokens")) or 0,
+        input_tokens=as_int(raw.get("input_tokens")) or 0,
+        output_tokens=as_int(raw.get("output_tokens")) or 0,
     )
     details = raw.get("input_tokens_details")
     if isinstance(details, dict):
-        usage.cached_input_tokens = _int(details.get("cached_tokens"))
-        usage.cache_write_tokens = _int(details.get("cache_write_tokens"))
+        usage.cached_input_tokens = as_int(details.get("cached_tokens"))
+        usage.cache_write_tokens = as_int(details.get("cache_write_tokens"))
     details = raw.get("output_tokens_details")
     if isinstance(details, dict):
-        usage.reasoning_tokens = _int(details.get("reasoning_tokens"))
+        usage.reasoning_tokens = as_int(details.get("reasoning_tokens"))
     return usage
 
 
@@ -193,13 +176,7 @@ def _thinking(item: dict[str, Any]) -> Thinking:
 def _error_message(doc: Any, default: str) -> str:
     """The message of an ``error`` event or a failed response's ``error`` (flat as the API
     reference documents it, or nested under ``error`` as the live API sends it)."""
-    if isinstance(doc, dict):
-        nested = doc.get("error")
-        if isinstance(nested, dict) and isinstance(nested.get("message"), str):
-            return str(nested["message"])
-        if isinstance(doc.get("message"), str):
-            return str(doc["message"])
-    return default
+    return error_message(doc) or default
 
 
 # -- request: Responses -> model ------------------------------------------------------------
@@ -301,9 +278,10 @@ class _InputReader:
                 )
             detail = part.get("detail")
             detail = detail if isinstance(detail, str) and detail != "auto" else None
-            inline = _data_url(url)
+            inline = data_url(url)
             if inline is not None:
-                return Image(data=inline[1], media_type=inline[0], detail=detail)
+                media = inline[0] or "application/octet-stream"
+                return Image(data=inline[1], media_type=media, detail=detail)
             return Image(url=url, detail=detail)
         raise Untranslatable(f"content parts of type '{kind}' cannot be sent to another provider")
 
@@ -411,7 +389,7 @@ def _effort(reasoning: Reasoning) -> str | None:
 def _input_part(part: Text | Image) -> dict[str, Any]:
     if isinstance(part, Text):
         return {"type": "input_text", "text": part.text}
-    return {"type": "input_image", "image_url": _image_url(part), "detail": part.detail or "auto"}
+    return {"type": "input_image", "image_url": image_url(part), "detail": part.detail or "auto"}
 
 
 def _flush(items: list[dict[str, Any]], role: str, run: list[dict[str, Any]]) -> None:
@@ -642,50 +620,11 @@ def _decode_output(doc: dict[str, Any]) -> tuple[list[Part], bool]:
 # -- streams --------------------------------------------------------------------------------
 
 
-class _SSELines:
-    """SSE framing: the ``data`` of each complete event, whatever the chunking."""
-
-    __slots__ = ("_buf", "_data")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._data: list[bytes] = []
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf + chunk if self._buf else chunk
-        out: list[bytes] = []
-        start = 0
-        while True:
-            end = buf.find(b"\n", start)
-            if end < 0:
-                break
-            line = buf[start:end]
-            start = end + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self._data:
-                    out.append(b"\n".join(self._data))
-                    self._data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value.startswith(b" ") else value)
-        self._buf = buf[start:]
-        return out
-
-    def close(self) -> list[bytes]:
-        out = self.feed(b"\n\n") if self._buf else []
-        if self._data:
-            out.append(b"\n".join(self._data))
-            self._data = []
-        return out
-
-
 class ResponsesStreamDecoder:
     """The Responses API's SSE events to stream events."""
 
     def __init__(self) -> None:
-        self._sse = _SSELines()
+        self._sse = SSEReader()
         self._blocks: dict[tuple[int, int, str], int] = {}  # (output, part, kind) -> block
         self._seen: set[int] = set()  # blocks that got a delta
         self._calls = False
@@ -720,9 +659,9 @@ class ResponsesStreamDecoder:
         if not isinstance(doc, dict):
             return
         kind = doc.get("type")
-        output = _int(doc.get("output_index")) or 0
+        output = as_int(doc.get("output_index")) or 0
         if kind == "response.output_text.delta" or kind == "response.refusal.delta":
-            block, _ = self._block((output, _int(doc.get("content_index")) or 0, "text"))
+            block, _ = self._block((output, as_int(doc.get("content_index")) or 0, "text"))
             self._seen.add(block)
             out.append(TextDelta(block, str(doc.get("delta") or "")))
         elif kind == "response.function_call_arguments.delta":
@@ -730,7 +669,7 @@ class ResponsesStreamDecoder:
             self._seen.add(block)
             out.append(ToolArgsDelta(block, str(doc.get("delta") or "")))
         elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
-            index = _int(doc.get("summary_index")) or _int(doc.get("content_index")) or 0
+            index = as_int(doc.get("summary_index")) or as_int(doc.get("content_index")) or 0
             block, _ = self._block((output, index, "thinking"))
             self._seen.add(block)
             out.append(ThinkingDelta(block, str(doc.get("delta") or "")))
@@ -739,7 +678,7 @@ class ResponsesStreamDecoder:
             if isinstance(item, dict) and item.get("type") == "function_call":
                 self._call_start(output, item, out)
         elif kind == "response.output_text.done":
-            self._late_text(output, _int(doc.get("content_index")) or 0, doc.get("text"), out)
+            self._late_text(output, as_int(doc.get("content_index")) or 0, doc.get("text"), out)
         elif kind == "response.function_call_arguments.done":
             block, _ = self._block((output, 0, "call"))
             if block not in self._seen and isinstance(doc.get("arguments"), str):
@@ -837,7 +776,7 @@ class ResponsesStreamEncoder:
     def _frame(self, kind: str, fields: dict[str, Any]) -> bytes:
         doc = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(doc) + b"\n\n"
+        return sse_event(kind.encode(), doc)
 
     def _response(self, status: str) -> dict[str, Any]:
         assert self._id is not None
@@ -1049,9 +988,9 @@ class ResponsesInbound:
         request.tool_choice = _tool_choice(doc.get("tool_choice"), dropped)
         parallel = doc.get("parallel_tool_calls")
         request.parallel_tool_calls = parallel if isinstance(parallel, bool) else None
-        request.max_tokens = _int(doc.get("max_output_tokens"))
-        request.temperature = _num(doc.get("temperature"))
-        request.top_p = _num(doc.get("top_p"))
+        request.max_tokens = as_int(doc.get("max_output_tokens"))
+        request.temperature = as_number(doc.get("temperature"))
+        request.top_p = as_number(doc.get("top_p"))
         request.response_format = _response_format(doc.get("text"), dropped)
         request.reasoning = _reasoning(doc.get("reasoning"), dropped)
         user = doc.get("user")
@@ -1161,7 +1100,7 @@ class ResponsesOutbound:
             finish = "error"
         else:
             finish = "tool_calls" if calls else "stop"
-        created = _num(doc.get("created_at"))
+        created = as_number(doc.get("created_at"))
         return ChatResponse(
             id=str(doc.get("id") or ""),
             model=str(doc.get("model") or ""),
@@ -1202,25 +1141,7 @@ _TERMINAL = (
 
 def _last_usage(buf: bytes) -> Usage | None:
     """The last non-null ``"usage": {...}`` object in ``buf`` (decoding only that)."""
-    end = len(buf)
-    while True:
-        at = buf.rfind(_USAGE_KEY, 0, end)
-        if at < 0:
-            return None
-        start = buf.find(b"{", at)
-        colon = buf.find(b":", at)
-        if start > 0 and colon > 0 and buf[colon + 1 : start].strip() == b"":
-            close = start
-            for _ in range(8):  # a usage object nests two levels: try each '}'
-                close = buf.find(b"}", close + 1)
-                if close < 0:
-                    break
-                try:
-                    raw = orjson.loads(buf[start : close + 1])
-                except orjson.JSONDecodeError:
-                    continue
-                return _usage(raw)
-        end = at
+    return _usage(json_object_after(buf, _USAGE_KEY, last=True))
 
 
 class ResponsesUsage:
