@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from openai import AsyncOpenAI
 
@@ -29,7 +30,11 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
     admin_port, proxy_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))} | {
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DB_", "DATABASE_URL", "KAFKA_BROKERS", "TELEMETRY_SINK_FILE"))
+    } | {
         "NATS_URL": nats_server.url,
         "SERVER_SECRET_KEY": SECRET,
         "SERVER_ADMIN_PORT": str(admin_port),
@@ -109,8 +114,26 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
             client = AsyncOpenAI(
                 base_url=f"{proxy}/{con['slug']}/v1", api_key="unused", default_headers=headers
             )
-            resp = await client.chat.completions.create(**body)
-            assert resp.choices[0].message.content
+            raw = await client.chat.completions.with_raw_response.create(**body)
+            assert raw.parse().choices[0].message.content
+
+            # no KAFKA_BROKERS: telemetry writes the exported events to the data dir
+            events = tmp_path / "data" / "telemetry" / "events.jsonl"
+            trace_id = raw.headers["x-ag-trace-id"]
+
+            def exported() -> bool:
+                if not events.is_file():
+                    return False
+                lines = events.read_text(encoding="utf-8").splitlines()
+                return any(orjson.loads(line)["trace_id"] == trace_id for line in lines if line)
+
+            await wait_for(exported, timeout=30, message="the call's event not in events.jsonl")
+            doc = next(
+                d
+                for d in map(orjson.loads, events.read_text(encoding="utf-8").splitlines())
+                if d["trace_id"] == trace_id
+            )
+            assert doc["gateway_id"] == gw["id"] and doc["schema_version"] == 1
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
