@@ -35,9 +35,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from trustgate_proxy.testing.mock_base import (
+    Modes,
+    abort,
+    answer_text,
+    read_json,
+    record_request,
+    serve_app,
+    sse,
+    words,
+)
 from trustgate_proxy.testing.providers import ProviderMock, Recorded
 
 ANTHROPIC_KEY = "sk-ant-api03-mock-0123456789"
@@ -174,7 +183,7 @@ def invalid(body: Any) -> str | None:
 
 
 def _sse(kind: str, doc: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: ".encode() + orjson.dumps({"type": kind, **doc}) + b"\n\n"
+    return sse({"type": kind, **doc}, kind)
 
 
 @dataclass
@@ -190,12 +199,13 @@ class AnthropicMock:
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # a stream was completed
 
     def _answer(self, model: str, answered: str | None) -> tuple[list[dict[str, Any]], str]:
-        if model.endswith("-tools") and answered is None:
+        modes = Modes.of(model)
+        if modes.tools and answered is None:
             call = {"type": "tool_use", "id": TOOL_USE_ID, "name": "get_weather"}
             return [{**call, "input": {"city": "Paris"}}], "tool_use"
-        text = f"Hello from {self.name}" if answered is None else f"The weather is {answered}"
+        text = answer_text(self.name, answered)
         content: list[dict[str, Any]] = []
-        if model.endswith("-thinking"):
+        if modes.thinking:
             content.append(
                 {
                     "type": "thinking",
@@ -204,19 +214,12 @@ class AnthropicMock:
                 }
             )
         content.append({"type": "text", "text": text, "citations": None})
-        return content, "max_tokens" if model.endswith("-long") else "end_turn"
+        return content, "max_tokens" if modes.long else "end_turn"
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
+        raw, body = await read_json(request)
         self.raw.append(raw)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        headers = dict(request.headers)
-        self.recorded.append(
-            record(request.path_qs, headers, body if isinstance(body, dict) else {})
-        )
+        seen = record_request(self.recorded, request, body, record)
         if not authorised(request):
             return _error(401, "authentication_error", "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
@@ -225,7 +228,7 @@ class AnthropicMock:
         if problem is not None:
             return _error(400, "invalid_request_error", problem)
         model: str = body["model"]
-        if model.endswith("-ratelimited"):
+        if Modes.of(model).ratelimited:
             return _error(
                 429,
                 "rate_limit_error",
@@ -233,7 +236,7 @@ class AnthropicMock:
                 "requests per minute.",
                 **{"retry-after": "7"},
             )
-        content, stop = self._answer(model, self.recorded[-1].tool_result)
+        content, stop = self._answer(model, seen.tool_result)
         if body.get("stream") is not True:
             return web.json_response(
                 {
@@ -272,15 +275,12 @@ class AnthropicMock:
             "usage": START_USAGE,
         }
         await resp.write(_sse("message_start", {"message": message}))
-        cut, slow = model.endswith("-cut"), model.endswith("-slow")
+        modes = Modes.of(model)
         for index, block in enumerate(content):
             kind = block["type"]
             if kind == "text":
                 start: dict[str, Any] = {"type": "text", "text": ""}
-                first, *rest = block["text"].split(" ")
-                deltas = [
-                    {"type": "text_delta", "text": w} for w in [first, *(f" {r}" for r in rest)]
-                ]
+                deltas = [{"type": "text_delta", "text": w} for w in words(block["text"])]
             elif kind == "tool_use":
                 start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
                 deltas = [
@@ -300,11 +300,10 @@ class AnthropicMock:
                 await resp.write(_sse("ping", {}))
             for n, delta in enumerate(deltas):
                 await resp.write(_sse("content_block_delta", {"index": index, "delta": delta}))
-                if cut and n == 0:
-                    assert request.transport is not None
-                    request.transport.abort()  # no message_stop: a broken stream
+                if modes.cut and n == 0:
+                    abort(request)  # no message_stop
                     return resp
-                if slow and n == 0 and index == len(content) - 1:
+                if modes.slow and n == 0 and index == len(content) - 1:
                     await self.release.wait()
             await resp.write(_sse("content_block_stop", {"index": index}))
         await resp.write(
@@ -322,15 +321,9 @@ class AnthropicMock:
         return resp
 
     async def count_tokens(self, request: web.Request) -> web.Response:
-        raw = await request.read()
+        raw, body = await read_json(request)
         self.raw.append(raw)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        self.recorded.append(
-            record(request.path_qs, dict(request.headers), body if isinstance(body, dict) else {})
-        )
+        record_request(self.recorded, request, body, record)
         if not authorised(request):
             return _error(401, "authentication_error", "invalid x-api-key")
         return web.json_response({"input_tokens": 11}, headers={"request-id": REQUEST_ID})
@@ -358,16 +351,9 @@ async def serve_anthropic(name: str = "anthropic") -> AsyncIterator[AnthropicMoc
     app.router.add_post("/v1/messages", mock.messages)
     app.router.add_post("/v1/messages/count_tokens", mock.count_tokens)
     app.router.add_get("/v1/models", mock.models)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    mock.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_app(app) as url:
+        mock.url = url
         yield mock
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager

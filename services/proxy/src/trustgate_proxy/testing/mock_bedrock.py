@@ -53,6 +53,14 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from trustgate_proxy.testing.mock_base import (
+    Modes,
+    abort,
+    answer_text,
+    read_json,
+    serve_app,
+    words,
+)
 from trustgate_proxy.testing.providers import ProviderMock, Recorded
 
 ACCESS_KEY_ID = "AKIAMOCKBEDROCK00001"
@@ -281,7 +289,7 @@ class BedrockMock:
     async def _accept(
         self, request: web.Request
     ) -> tuple[Recorded, None] | tuple[None, web.Response]:
-        raw = await request.read()
+        raw, body = await read_json(request)
         url = f"{request.scheme}://{request.host}{request.raw_path}"
         refused = verify_sigv4(
             request.method,
@@ -294,10 +302,6 @@ class BedrockMock:
         if refused is not None:
             status, kind, message = refused
             return None, _error(status, kind, message)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
         problem = _validation(body)
         if problem is not None:
             return None, _error(400, "ValidationException", problem)
@@ -311,7 +315,7 @@ class BedrockMock:
             tool_result=_tool_result_of(body),
         )
         self.requests.append(seen)
-        if _model(seen).endswith("-ratelimited"):
+        if Modes.of(_model(seen)).ratelimited:
             return None, _error(
                 429,
                 "ThrottlingException",
@@ -322,14 +326,14 @@ class BedrockMock:
 
     def _answer(self, seen: Recorded) -> tuple[list[dict[str, Any]], str]:
         """The answer's content blocks and stop reason."""
-        model = _model(seen)
-        if model.endswith("-tools"):
+        modes = Modes.of(_model(seen))
+        if modes.tools:
             if seen.tool_result is None:
                 use = {"toolUseId": "tooluse_mock0001", "name": "get_weather"}
                 return [{"toolUse": {**use, "input": {"city": "Paris"}}}], "tool_use"
-            return [{"text": f"The weather is {seen.tool_result}"}], "end_turn"
+            return [{"text": answer_text(self.name, seen.tool_result)}], "end_turn"
         blocks: list[dict[str, Any]] = []
-        if model.endswith("-thinking"):
+        if modes.thinking:
             blocks.append(
                 {
                     "reasoningContent": {
@@ -337,8 +341,8 @@ class BedrockMock:
                     }
                 }
             )
-        blocks.append({"text": f"Hello from {self.name}"})
-        return blocks, "max_tokens" if model.endswith("-long") else "end_turn"
+        blocks.append({"text": answer_text(self.name, None)})
+        return blocks, "max_tokens" if modes.long else "end_turn"
 
     @staticmethod
     def _usage() -> dict[str, int]:
@@ -381,15 +385,15 @@ class BedrockMock:
         await resp.prepare(request)
         await resp.write(event_frame("messageStart", {"role": "assistant"}))
         model = _model(seen)
+        modes = Modes.of(model)
         for index, block in enumerate(blocks):
             for n, frame in enumerate(_block_frames(index, block)):
                 await resp.write(frame)
                 if index == len(blocks) - 1 and n == 0 and "text" in block:
-                    if model.endswith("-slow"):
+                    if modes.slow:
                         await self.release.wait()
-                    if model.endswith("-cut"):
-                        assert request.transport is not None
-                        request.transport.abort()  # no messageStop, no metadata
+                    if modes.cut:
+                        abort(request)  # no messageStop, no metadata
                         return resp
                     if model.endswith("-badcrc"):
                         bad = event_frame(
@@ -416,9 +420,8 @@ def _block_frames(index: int, block: dict[str, Any]) -> list[bytes]:
         )
 
     if "text" in block:
-        words = block["text"].split(" ")
-        for i, word in enumerate(words):
-            delta({"text": word if i == 0 else " " + word})
+        for word in words(block["text"]):
+            delta({"text": word})
     elif "toolUse" in block:
         use = block["toolUse"]
         start = {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}
@@ -446,16 +449,9 @@ async def serve_bedrock(
     app = web.Application()
     app.router.add_post("/model/{model_id:.+}/converse", mock.converse)
     app.router.add_post("/model/{model_id:.+}/converse-stream", mock.converse_stream)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    mock.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_app(app) as url:
+        mock.url = url
         yield mock
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager

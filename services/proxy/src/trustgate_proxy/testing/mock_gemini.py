@@ -62,6 +62,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from trustgate_proxy.testing.mock_base import Modes, abort, bearer, serve_app, sse, words
 from trustgate_proxy.testing.providers import ProviderMock, Recorded
 
 GEMINI_KEY = "AIzaSyMockGeminiKey-0123456789abcdef"
@@ -178,7 +179,7 @@ def _usage(model: str, output: int = 7) -> dict[str, Any]:
         "cachedContentTokenCount": 3,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 11}],
     }
-    if model.endswith("-thinking"):
+    if Modes.of(model).thinking:
         usage["candidatesTokenCount"] = output - 3
         usage["thoughtsTokenCount"] = 3
     return usage
@@ -199,7 +200,7 @@ def _response(
 
 
 def _sse(doc: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(doc) + b"\r\n\r\n"
+    return sse(doc, crlf=True)
 
 
 @dataclass
@@ -248,11 +249,8 @@ class GeminiMock:
         return await self._generate(request, self.recorded)
 
     async def vertex(self, request: web.Request) -> web.StreamResponse:
-        auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ")
-        if not auth.startswith("Bearer ") or (
-            token not in self.google_tokens and token != VERTEX_STATIC_TOKEN
-        ):
+        token = bearer(request)
+        if token is None or (token not in self.google_tokens and token != VERTEX_STATIC_TOKEN):
             return google_error(
                 401,
                 "UNAUTHENTICATED",
@@ -290,7 +288,8 @@ class GeminiMock:
             )
         if action not in ("generateContent", "streamGenerateContent"):
             return google_error(404, "NOT_FOUND", f"Method {action} not found.")
-        if model.endswith("-ratelimited"):
+        modes = Modes.of(model)
+        if modes.ratelimited:
             limited = google_error(
                 429,
                 "RESOURCE_EXHAUSTED",
@@ -319,28 +318,24 @@ class GeminiMock:
             partial = {"promptTokenCount": 11, "totalTokenCount": 11}
             usage = _usage(model) if done else partial
             await resp.write(_sse(_response(model, [piece], finish if done else None, usage)))
-            if i == 0 and model.endswith("-cut"):
-                assert request.transport is not None
-                request.transport.abort()  # no finishReason: a broken stream
+            if i == 0 and modes.cut:
+                abort(request)  # no finishReason
                 return resp
         await resp.write_eof()
         return resp
 
     def _answer(self, model: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         result = record("", {}, body).tool_result
-        if model.endswith("-tools") and result is None:
+        modes = Modes.of(model)
+        if modes.tools and result is None:
             call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
             return [call], "STOP"
-        if model.endswith("-tools"):
+        if modes.tools:
             return [{"text": "The weather is "}, {"text": result or ""}], "STOP"
-        pieces: list[dict[str, Any]] = [
-            {"text": "Hello"},
-            {"text": " from"},
-            {"text": f" {self.name}"},
-        ]
-        if model.endswith("-thinking"):
+        pieces: list[dict[str, Any]] = [{"text": w} for w in words(f"Hello from {self.name}")]
+        if modes.thinking:
             pieces.insert(0, {"text": "Thinking about a greeting.", "thought": True})
-        if model.endswith("-long"):
+        if modes.long:
             return pieces[:-1], "MAX_TOKENS"
         return pieces, "STOP"
 
@@ -499,17 +494,10 @@ async def serve_google_mock(name: str = "gemini") -> AsyncIterator[GeminiMock]:
     )
     app.router.add_post("/token", mock.google_token)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", mock.entra_token)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    mock.url = f"http://127.0.0.1:{port}"
-    mock.sa_info, mock.public_key = service_account(f"{mock.url}/token")
-    try:
+    async with serve_app(app) as url:
+        mock.url = url
+        mock.sa_info, mock.public_key = service_account(f"{mock.url}/token")
         yield mock
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager

@@ -40,9 +40,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from trustgate_proxy.testing.mock_base import (
+    Modes,
+    abort,
+    answer_text,
+    bearer,
+    record_request,
+    serve_app,
+    sse,
+    words,
+)
 from trustgate_proxy.testing.providers import ProviderMock, Recorded
 
 RESPONSES_KEY = "sk-responses-test-0123456789"
@@ -173,7 +182,7 @@ class _Events:
     async def send(self, kind: str, **fields: Any) -> None:
         doc = {"type": kind, "sequence_number": self.seq, **fields}
         self.seq += 1
-        await self.resp.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(doc) + b"\n\n")
+        await self.resp.write(sse(doc, kind))
 
 
 @dataclass
@@ -186,9 +195,8 @@ class MockResponses:
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        recorded = record(request.path_qs, dict(request.headers), body)
-        self.requests.append(recorded)
-        if request.headers.get("Authorization") != f"Bearer {RESPONSES_KEY}":
+        recorded = record_request(self.requests, request, body, record)
+        if bearer(request) != RESPONSES_KEY:
             return web.json_response(
                 {
                     "error": {
@@ -202,7 +210,8 @@ class MockResponses:
                 status=401,
             )
         model = str(body.get("model") or "")
-        if model.endswith("-ratelimited"):
+        modes = Modes.of(model)
+        if modes.ratelimited:
             return web.json_response(
                 {
                     "error": {
@@ -216,10 +225,10 @@ class MockResponses:
                 headers={"Retry-After": "7", "x-request-id": "req_upstream"},
             )
         answered = recorded.tool_result
-        call = model.endswith("-tools") and answered is None
-        text = f"Hello from {self.name}" if answered is None else f"The weather is {answered}"
-        status = "incomplete" if model.endswith("-long") else "completed"
-        thinking = model.endswith("-thinking")
+        call = modes.tools and answered is None
+        text = answer_text(self.name, answered)
+        status = "incomplete" if modes.long else "completed"
+        thinking = modes.thinking
         output: list[dict[str, Any]] = [_reasoning()] if thinking else []
         output.append(_function_call() if call else _message(text, status))
         reasoning_tokens = 4 if thinking else 0
@@ -241,9 +250,8 @@ class MockResponses:
                 await self._reasoning(events, index, item)
             elif item["type"] == "function_call":
                 await self._call(events, index, item)
-            elif not await self._text(events, index, item, model):
-                assert request.transport is not None
-                request.transport.abort()  # no terminal event: a broken stream
+            elif not await self._text(events, index, item, modes):
+                abort(request)  # no terminal event
                 return resp
         final = "response.incomplete" if status == "incomplete" else "response.completed"
         await events.send(final, response=_response(body, status, output, reasoning_tokens))
@@ -251,7 +259,7 @@ class MockResponses:
         await resp.write_eof()
         return resp
 
-    async def _text(self, events: _Events, index: int, item: dict[str, Any], model: str) -> bool:
+    async def _text(self, events: _Events, index: int, item: dict[str, Any], modes: Modes) -> bool:
         """A message item's events; ``False`` when ``-cut`` wants the stream broken."""
         ids = {"item_id": item["id"], "output_index": index}
         part = item["content"][0]
@@ -263,14 +271,13 @@ class MockResponses:
         await events.send(
             "response.content_part.added", **ids, content_index=0, part={**part, "text": ""}
         )
-        first, *rest = part["text"].split(" ")
-        for n, word in enumerate([first, *(f" {w}" for w in rest)]):
+        for n, word in enumerate(words(part["text"])):
             await events.send(
                 "response.output_text.delta", **ids, content_index=0, delta=word, logprobs=[]
             )
-            if n == 0 and model.endswith("-cut"):
+            if n == 0 and modes.cut:
                 return False
-            if n == 0 and model.endswith("-slow"):
+            if n == 0 and modes.slow:
                 await self.release.wait()
         await events.send(
             "response.output_text.done", **ids, content_index=0, text=part["text"], logprobs=[]
@@ -323,16 +330,9 @@ async def serve_responses(name: str = "responses") -> AsyncIterator[MockResponse
     mock = MockResponses(name)
     app = web.Application()
     app.router.add_post("/v1/responses", mock.responses)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    mock.url = f"http://127.0.0.1:{port}/v1"
-    try:
+    async with serve_app(app) as url:
+        mock.url = f"{url}/v1"
         yield mock
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager

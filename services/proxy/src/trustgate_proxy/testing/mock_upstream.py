@@ -20,9 +20,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from trustgate_proxy.testing.mock_base import (
+    Modes,
+    abort,
+    answer_text,
+    bearer,
+    serve_app,
+    sse,
+    words,
+)
 from trustgate_proxy.testing.providers import ProviderMock, Recorded
 
 UPSTREAM_KEY = "sk-upstream-test-0123456789"
@@ -58,7 +66,7 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> byte
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         "usage": None,
     }
-    return b"data: " + orjson.dumps(doc) + b"\n\n"
+    return sse(doc)
 
 
 def _usage_chunk(model: str) -> bytes:
@@ -70,7 +78,7 @@ def _usage_chunk(model: str) -> bytes:
         "choices": [],
         "usage": USAGE,
     }
-    return b"data: " + orjson.dumps(doc) + b"\n\n"
+    return sse(doc)
 
 
 TOOL_CALL = {
@@ -140,8 +148,9 @@ class MockUpstream:
         self.recorded.append(record(request.path_qs, dict(request.headers), body))
         azure = "deployment" in request.match_info
         if azure:
-            bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            ok = request.headers.get("api-key") == UPSTREAM_KEY or bearer in self.entra_tokens
+            ok = request.headers.get("api-key") == UPSTREAM_KEY or (
+                bearer(request) in self.entra_tokens
+            )
         else:
             presented = (
                 request.headers.get("Authorization") or f"Bearer {request.headers.get('api-key')}"
@@ -174,7 +183,8 @@ class MockUpstream:
         model: str = body.get("model") or "none"
         if azure:
             model = request.match_info["deployment"]
-        if model.endswith("-ratelimited"):
+        modes = Modes.of(model)
+        if modes.ratelimited:
             return web.json_response(
                 {
                     "error": {
@@ -187,9 +197,9 @@ class MockUpstream:
                 headers={"Retry-After": "7", "x-request-id": "req_upstream"},
             )
         answered = self.recorded[-1].tool_result
-        tools = model.endswith("-tools") and answered is None
-        text = f"Hello from {self.name}" if answered is None else f"The weather is {answered}"
-        finish = "tool_calls" if tools else "length" if model.endswith("-long") else "stop"
+        tools = modes.tools and answered is None
+        text = answer_text(self.name, answered)
+        finish = "tool_calls" if tools else "length" if modes.long else "stop"
         if not body.get("stream") and model.endswith("-hang"):
             # never answers; notices when the caller hangs up
             while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
@@ -218,14 +228,13 @@ class MockUpstream:
                 await resp.write(_chunk(model, {"tool_calls": [args]}))
             await resp.write(_chunk(model, {}, "tool_calls"))
         else:
-            first, *rest = text.split(" ")
+            first, *rest = words(text)
             await resp.write(_chunk(model, {"role": "assistant", "content": first}))
-            if model.endswith("-slow"):
+            if modes.slow:
                 await self.release.wait()
-            if model.endswith("-cut"):
+            if modes.cut:
                 await resp.write(_chunk(model, {"content": " wor"}))
-                assert request.transport is not None
-                request.transport.abort()  # no terminating chunk: a broken stream
+                abort(request)
                 return resp
             if model.endswith("-stall"):  # one chunk, then silence (until the caller leaves)
                 while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
@@ -241,7 +250,7 @@ class MockUpstream:
                     self.client_gone.set()
                     return resp
             for word in rest:
-                await resp.write(_chunk(model, {"content": f" {word}"}))
+                await resp.write(_chunk(model, {"content": word}))
             await resp.write(_chunk(model, {}, finish))
         if (body.get("stream_options") or {}).get("include_usage"):
             await resp.write(_usage_chunk(model))
@@ -293,16 +302,9 @@ async def serve_mock(name: str = "mock") -> AsyncIterator[MockUpstream]:
     app.router.add_post("/v1/embeddings", mock.embeddings)
     app.router.add_post("/openai/deployments/{deployment}/embeddings", mock.embeddings)
     app.router.add_get("/v1/models", mock.models)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    mock.url = f"http://127.0.0.1:{port}/v1"
-    try:
+    async with serve_app(app) as url:
+        mock.url = f"{url}/v1"
         yield mock
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager
