@@ -9,10 +9,12 @@ import asyncio
 from pathlib import Path
 
 import httpx
+from nats.aio.msg import Msg
 
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM
-from trustgate_core.events.subjects import requests_stream
+from trustgate_core.events.subjects import REQUESTS_SUBJECTS, requests_stream
+from trustgate_core.observability.tracing import parse_traceparent
 from trustgate_core.testing.fixtures import NatsServer, wait_for
 from trustgate_core.testing.otlp import ReceivedSpan, serve_otlp_collector
 from trustgate_proxy.testing.mock_upstream import serve_mock
@@ -76,3 +78,57 @@ async def test_a_proxied_request_exported_by_telemetry_is_one_trace(
     assert proxy_span.parent_span_id == ""  # the trace starts at the proxy
     assert consumer_span.parent_span_id == proxy_span.span_id  # telemetry continues it
     assert consumer_span.attributes["trustgate.trace_id"] == trace_id
+
+
+async def test_the_request_events_traceparent_flag_follows_the_proxys_sampling_decision(
+    nats_server: NatsServer,
+) -> None:
+    nc = await connect(nats_server.url, name="sampled-flag-test")
+    await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
+    flags: dict[str, bool] = {}
+
+    async def seen(msg: Msg) -> None:
+        parent = parse_traceparent((msg.headers or {}).get("traceparent"))
+        assert parent is not None
+        flags[parent.trace_id] = parent.sampled
+
+    await nc.subscribe(REQUESTS_SUBJECTS, cb=seen)
+    tenant = await new_tenant(nc)
+    n = 16
+    async with serve_otlp_collector() as collector, serve_mock("mock") as upstream:
+        await tenant.add_registry("primary", upstream.url)
+        await tenant.add_consumer("app", ["primary"])
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_TRACES_SAMPLER": "traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.5",
+        }
+        async with run_proxy(nats_server.url, tracing_env=env) as proxy:
+            async with asyncio.timeout(20):
+                await proxy.runtime.wait_ready()
+            await until_known(proxy, tenant)
+            trace_ids = []
+            async with httpx.AsyncClient(timeout=10) as client:
+                for _ in range(n):
+                    resp = await client.post(
+                        f"{proxy.base_url(tenant.consumers['app'])}/chat/completions",
+                        json={"model": "m", "messages": [{"role": "user", "content": "Hi"}]},
+                        headers={
+                            "X-AG-Gateway-Slug": tenant.slug,
+                            "X-AG-API-Key": tenant.keys["app"],
+                        },
+                    )
+                    assert resp.status_code == 200
+                    trace_ids.append(resp.headers["x-ag-trace-id"])
+            await wait_for(lambda: set(trace_ids) <= set(flags), timeout=20)
+            sampled = {t for t in trace_ids if flags[t]}
+
+            def traced() -> set[str]:
+                return {s.trace_id for s in collector.spans if s.span.kind == SERVER}
+
+            await wait_for(lambda: sampled <= traced(), timeout=30, message="sampled spans")
+            await asyncio.to_thread(proxy.runtime.tracing.force_flush)  # type: ignore[union-attr]
+    await nc.close()
+    assert traced() & set(trace_ids) == sampled  # an unsampled flag: no proxy span exported
+    assert 0 < len(sampled) < n  # the ratio kept some and dropped some (p ~ 3e-5 to fail)

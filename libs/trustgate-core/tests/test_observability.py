@@ -134,11 +134,16 @@ def test_headers_insecure_timeout_compression_and_service_name_come_from_env() -
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
         ("OTEL_BSP_SCHEDULE_DELAY", "-1"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_TRACES_SAMPLER_ARG", "half"),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_variable(name: str, value: str) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", name: value}
+    if name == "OTEL_TRACES_SAMPLER_ARG":
+        env["OTEL_TRACES_SAMPLER"] = "traceidratio"
     with pytest.raises(ValueError, match=name):
-        trace_config_from_env("svc", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", name: value})
+        trace_config_from_env("svc", env)
 
 
 # -- spans ----------------------------------------------------------------------------------
@@ -232,6 +237,41 @@ def test_a_recorded_span_keeps_its_ids_and_times_and_parents_its_children(
     assert child.kind is SpanKind.CLIENT and child.context.trace_id == server.context.trace_id
     assert child.status.status_code is StatusCode.ERROR
     assert f"{spans['unrelated'].context.trace_id:032x}" != TRACE
+
+
+def test_a_ratio_sampler_from_env_is_told_before_recording_and_record_span_agrees() -> None:
+    exporter = InMemorySpanExporter()
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://unused:4318",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.5",
+    }
+    tracing = setup_tracing("svc", env, exporter=exporter)
+    assert tracing is not None
+    try:
+        decisions: dict[str, bool] = {}
+        now = time.time_ns()
+        for i in range(64):
+            trace_id = f"{(i + 1) * 0x9E3779B97F4A7C15 % (1 << 128):032x}"
+            told = tracing.is_sampled(trace_id, "POST /v1/chat/completions")
+            recorded = tracing.record_span(
+                "POST /v1/chat/completions",
+                trace_id=trace_id,
+                span_id=SPAN,
+                start_ns=now - 1000,
+                end_ns=now,
+            )
+            assert told == recorded
+            decisions[trace_id] = told
+        tracing.force_flush()
+        exported = {f"{s.context.trace_id:032x}" for s in exporter.get_finished_spans()}
+    finally:
+        tracing.shutdown()
+    assert exported == {t for t, sampled in decisions.items() if sampled}
+    assert 0 < len(exported) < len(decisions)  # some sampled, some dropped
+    # a sampled parent wins over the ratio (parentbased), an unsampled one too
+    assert tracing.is_sampled(TRACE, "x", "consumer", parent=f"00-{TRACE}-{SPAN}-01")
+    assert not tracing.is_sampled(TRACE, "x", "consumer", parent=f"00-{TRACE}-{SPAN}-00")
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])

@@ -113,7 +113,9 @@ class ProxyRuntime:
         )
         self.tracing = setup_tracing(self.SERVICE_NAME, self.tracing_env)
         if self.tracing is not None:
-            self.recorder.tracer = CallTracer(self.tracing)
+            tracer = CallTracer(self.tracing)
+            self.recorder.tracer = tracer
+            self.publisher.sampled = tracer.sampled  # the event's traceparent flag
         self.recorder.start()
         self.publisher.start()
         self._boot = asyncio.create_task(self._connect(), name="proxy-boot")

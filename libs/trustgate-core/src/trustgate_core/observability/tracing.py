@@ -19,6 +19,11 @@ Configuration (the OpenTelemetry exporter specification's variables; the signal-
 - ``_HEADERS`` (``k=v,k2=v2``, values URL-encoded), ``_INSECURE`` (gRPC, ``true``/``false``),
   ``_TIMEOUT`` (integer milliseconds), ``_COMPRESSION`` (``gzip`` or ``none``).
 - ``OTEL_SERVICE_NAME`` overrides the service name given to `setup_tracing`.
+- ``OTEL_TRACES_SAMPLER`` (``parentbased_always_on`` by default, ``always_on``,
+  ``always_off``, ``traceidratio``, ``parentbased_traceidratio``, ``parentbased_always_off``)
+  and ``OTEL_TRACES_SAMPLER_ARG`` (the ratio, 0..1), read from the same ``env``.
+  `Tracing.is_sampled` tells a span's sampling decision before it is recorded (a trace-id
+  ratio is decided by the trace id alone), e.g. to set a ``traceparent``'s flag.
 - ``OTEL_BSP_SCHEDULE_DELAY`` (ms, default 5000) and ``OTEL_BSP_MAX_QUEUE_SIZE`` (default
   2048): how often the batch processor exports, and how many spans it holds.
 
@@ -100,6 +105,8 @@ class TraceExportConfig:
     service_name: str = "trustgate"
     schedule_delay_ms: int | None = None  # the batch processor's export interval
     max_queue_size: int | None = None  # spans held before new ones are dropped
+    sampler: str = "parentbased_always_on"  # OTEL_TRACES_SAMPLER
+    sampler_ratio: float = 1.0  # OTEL_TRACES_SAMPLER_ARG, for the ratio samplers
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -173,7 +180,23 @@ def trace_config_from_env(
     compression: Literal["gzip", "none"] | None = (
         "gzip" if compression_raw == "gzip" else "none" if compression_raw == "none" else None
     )
+    sampler = (_first(env, "OTEL_TRACES_SAMPLER") or "parentbased_always_on").lower()
+    if sampler not in _SAMPLERS:
+        raise ValueError(f"OTEL_TRACES_SAMPLER: unknown sampler {sampler!r}")
+    ratio_raw = _first(env, "OTEL_TRACES_SAMPLER_ARG")
+    ratio = 1.0
+    if ratio_raw is not None and "traceidratio" in sampler:
+        try:
+            ratio = float(ratio_raw)
+        except ValueError:
+            raise ValueError(
+                f"OTEL_TRACES_SAMPLER_ARG: a ratio between 0 and 1 expected, got {ratio_raw!r}"
+            ) from None
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError("OTEL_TRACES_SAMPLER_ARG must be between 0 and 1")
     return TraceExportConfig(
+        sampler=sampler,
+        sampler_ratio=ratio,
         schedule_delay_ms=_positive_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
         max_queue_size=_positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
         endpoint=raw,
@@ -184,6 +207,27 @@ def trace_config_from_env(
         compression=compression,
         service_name=_first(env, "OTEL_SERVICE_NAME") or service_name,
     )
+
+
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+def _sampler(config: TraceExportConfig) -> Any:
+    from opentelemetry.sdk.trace import sampling
+
+    root = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "traceidratio": sampling.TraceIdRatioBased(config.sampler_ratio),
+    }[config.sampler.removeprefix("parentbased_")]
+    return sampling.ParentBased(root) if config.sampler.startswith("parentbased_") else root
 
 
 # -- the tracer --------------------------------------------------------------------------
@@ -211,7 +255,8 @@ class Tracing:
 
         self.config = config
         self.provider: TracerProvider = TracerProvider(
-            resource=Resource.create({"service.name": config.service_name})
+            resource=Resource.create({"service.name": config.service_name}),
+            sampler=_sampler(config),
         )
         self.exporter = exporter if exporter is not None else _exporter(config)
         self._processor = BatchSpanProcessor(
@@ -268,6 +313,26 @@ class Tracing:
         ) as span:
             yield span
 
+    def is_sampled(
+        self,
+        trace_id: str,
+        name: str,
+        kind: SpanKindName = "server",
+        parent: str | bytes | None = None,
+    ) -> bool:
+        """Whether a span of ``trace_id`` (the child of ``parent``, a ``traceparent``) would
+        be sampled: the decision `record_span` takes for it. Deterministic for the standard
+        samplers (a ratio looks only at the trace id), so it can be asked before the span is
+        recorded, e.g. to set the sampled flag of a ``traceparent`` sent on."""
+        from opentelemetry.sdk.trace.sampling import Decision
+
+        remote = parse_traceparent(parent)
+        tid = int(remote.trace_id if remote is not None else trace_id, 16)
+        sampling = self.provider.sampler.should_sample(
+            self._context(parent), tid, name, self._kinds[kind]
+        )
+        return sampling.decision is Decision.RECORD_AND_SAMPLE
+
     def record_span(
         self,
         name: str,
@@ -289,19 +354,15 @@ class Tracing:
         # Spans built as finished ``ReadableSpan``s and handed to the batch processor: a
         # tenth of what starting and ending them through the tracer costs.
         from opentelemetry.sdk.trace import ReadableSpan
-        from opentelemetry.sdk.trace.sampling import Decision
 
+        if not self.is_sampled(trace_id, name, kind, parent):
+            return False
         t = self._trace
         remote = parse_traceparent(parent)
         if remote is not None:
             trace_id = remote.trace_id  # a child joins its parent's trace
         tid = int(trace_id, 16)
         span_kind = self._kinds[kind]
-        sampling = self.provider.sampler.should_sample(
-            self._context(parent), tid, name, span_kind, attributes
-        )
-        if sampling.decision is not Decision.RECORD_AND_SAMPLE:
-            return False
         parent_ctx = None
         if remote is not None:
             parent_ctx = t.SpanContext(

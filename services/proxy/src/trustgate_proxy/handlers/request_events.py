@@ -4,6 +4,9 @@
 task encodes and publishes. When the buffer is full the event is dropped and counted.
 While NATS is unreachable the task waits, the buffer holds what fits (the rest is dropped
 and counted), and publishing resumes when the connection is back.
+
+Each event's ``traceparent`` names the call's proxy span; its sampled flag is ``sampled``'s
+answer (the tracer's decision, set when tracing is on), asked here in the background task.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -35,6 +39,7 @@ class RequestEventPublisher:
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
         self._subjects: dict[object, str] = {}
+        self.sampled: Callable[[Call], bool] | None = None  # None: tracing off
         self.published = 0
         self.dropped = 0
         self.failed = 0
@@ -125,6 +130,8 @@ class RequestEventPublisher:
         headers = {
             "Nats-Msg-Id": call.trace_id,
             # the proxy's span of this call as parent: telemetry's span joins its trace
-            "traceparent": call_traceparent(call.trace_id),
+            "traceparent": call_traceparent(
+                call.trace_id, self.sampled is None or self.sampled(call)
+            ),
         }
         await nc.publish(subject, payload, headers=headers)

@@ -5,6 +5,11 @@ One ``SERVER`` span per call (``POST /v1/chat/completions``), its trace id the c
 of it, so the request event's ``traceparent`` (which names the same span) makes the
 telemetry service's consumer span its child: one trace across services. A call that
 reached an upstream also gets a ``CLIENT`` child span for the upstream exchange.
+
+The ``traceparent``'s sampled flag is the tracer's decision for the call's span
+(`CallTracer.sampled`, asked by the event publisher off the request path; a trace-id
+ratio decides by the trace id alone, so both agree). With tracing off the flag says
+sampled: no proxy span exists, and a downstream service that traces may still do so.
 """
 
 from __future__ import annotations
@@ -22,18 +27,26 @@ def server_span_id(trace_id: str) -> str:
     return digest if digest != "0000000000000000" else "0000000000000001"
 
 
-def call_traceparent(trace_id: str) -> str:
+def call_traceparent(trace_id: str, sampled: bool = True) -> str:
     """The ``traceparent`` a call's request event carries: the proxy span as parent."""
-    return format_traceparent(trace_id, server_span_id(trace_id))
+    return format_traceparent(trace_id, server_span_id(trace_id), sampled)
 
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
+def _span_name(call: Call) -> str:
+    return f"{call.method} {call.path}"
+
+
 class CallTracer:
     def __init__(self, tracing: Tracing) -> None:
         self.tracing = tracing
+
+    def sampled(self, call: Call) -> bool:
+        """Whether `record` will export this call's span (the same sampler decision)."""
+        return self.tracing.is_sampled(call.trace_id, _span_name(call))
 
     def record(self, call: Call) -> None:
         start = _ns(call.started_wall)  # the wall clock at ``call.started``
@@ -86,7 +99,7 @@ class CallTracer:
                 )
             )
         self.tracing.record_span(
-            f"{call.method} {call.path}",
+            _span_name(call),
             trace_id=call.trace_id,
             span_id=server_span_id(call.trace_id),
             start_ns=start,
