@@ -47,6 +47,15 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.testing import mock_base
+from trustgate_proxy.testing.format_checks import (
+    chunks_of,
+    decode_chunks,
+    encode_events,
+    feed_bytewise,
+    random_chunks,
+    sse_frames,
+)
 
 inbound = AnthropicInbound()
 outbound = AnthropicOutbound()
@@ -803,7 +812,7 @@ def test_the_message_of_an_anthropic_error_body_is_read() -> None:
 
 
 def sse(kind: str, doc: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: ".encode() + orjson.dumps({"type": kind, **doc}) + b"\n\n"
+    return mock_base.sse({"type": kind, **doc}, kind)
 
 
 START: dict[str, Any] = {
@@ -909,11 +918,7 @@ STREAM_EVENTS: list[StreamEvent] = [
 
 
 def decode_all(chunks: list[bytes]) -> list[StreamEvent]:
-    decoder = outbound.stream_decoder()
-    events: list[StreamEvent] = []
-    for chunk in chunks:
-        events += decoder.feed(chunk)
-    return events + decoder.close()
+    return decode_chunks(outbound.stream_decoder(), chunks)
 
 
 def test_a_stream_decodes_whole() -> None:
@@ -921,16 +926,14 @@ def test_a_stream_decodes_whole() -> None:
 
 
 def test_a_stream_decodes_fed_byte_by_byte() -> None:
-    assert decode_all([STREAM[i : i + 1] for i in range(len(STREAM))]) == STREAM_EVENTS
+    assert decode_all(chunks_of(STREAM, 1)) == STREAM_EVENTS
 
 
 def test_a_stream_decodes_in_any_chunking_and_with_crlf_lines() -> None:
     rng = random.Random(5)
     for data in (STREAM, STREAM.replace(b"\n", b"\r\n")):
         for _ in range(20):
-            cuts = sorted(rng.sample(range(1, len(data)), 12))
-            chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
-            assert decode_all(chunks) == STREAM_EVENTS
+            assert decode_all(random_chunks(data, rng, 12)) == STREAM_EVENTS
 
 
 def test_a_stream_without_message_stop_has_no_end() -> None:
@@ -947,8 +950,7 @@ def test_an_error_event_raises_with_its_message() -> None:
     decoder.feed(sse("message_start", START))
     error = sse("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
     with pytest.raises(UpstreamStreamError) as caught:
-        for i in range(len(error)):
-            decoder.feed(error[i : i + 1])
+        feed_bytewise(decoder, error)
     assert caught.value.message == "Overloaded"
 
 
@@ -960,17 +962,8 @@ def test_a_malformed_event_is_a_stream_error() -> None:
 def encode_all(
     events: list[StreamEvent], model: str = "claude-x"
 ) -> list[tuple[str, dict[str, Any]]]:
-    encoder = inbound.stream_encoder(model)
-    data = b"".join(encoder.feed(e) for e in events) + encoder.finish()
-    out = []
-    for raw in data.split(b"\n\n")[:-1]:
-        name, payload = raw.split(b"\n")
-        assert name.startswith(b"event: ") and payload.startswith(b"data: ")
-        doc = orjson.loads(payload[6:])
-        assert doc["type"] == name[7:].decode()
-        out.append((doc["type"], doc))
-    assert data.endswith(b"\n\n")
-    return out
+    data = encode_events(inbound.stream_encoder(model), events)
+    return [(doc["type"], doc) for doc in sse_frames(data, named=True)]
 
 
 def test_the_stream_encoder_writes_anthropics_event_sequence() -> None:
@@ -1132,8 +1125,7 @@ def test_a_stream_encoded_then_decoded_gives_back_its_events() -> None:
 
 
 def encode_all_bytes(events: list[StreamEvent]) -> bytes:
-    encoder = inbound.stream_encoder("m")
-    return b"".join(encoder.feed(e) for e in events) + encoder.finish()
+    return encode_events(inbound.stream_encoder("m"), events)
 
 
 # -- pass-through usage ---------------------------------------------------------------------

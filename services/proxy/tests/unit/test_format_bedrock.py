@@ -59,6 +59,7 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.testing.format_checks import chunks_of, decode_chunks, feed_bytewise
 from trustgate_proxy.testing.mock_bedrock import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
@@ -583,11 +584,7 @@ TEXT_EVENTS: list[StreamEvent] = [
 
 
 def _decode(data: bytes, step: int) -> list[StreamEvent]:
-    decoder = CODEC.stream_decoder()
-    events: list[StreamEvent] = []
-    for i in range(0, len(data), step):
-        events.extend(decoder.feed(data[i : i + step]))
-    return events + decoder.close()
+    return decode_chunks(CODEC.stream_decoder(), chunks_of(data, step))
 
 
 @pytest.mark.parametrize("step", [1, 7, 64, 100_000])
@@ -660,8 +657,7 @@ def test_a_frame_with_a_bad_crc_is_an_upstream_stream_error(where: str) -> None:
     head = event_frame("messageStart", {"role": "assistant"})
     assert decoder.feed(head) == [StreamStart()]
     with pytest.raises(UpstreamStreamError) as caught:
-        for byte in range(len(bad)):
-            decoder.feed(bad[byte : byte + 1])
+        feed_bytewise(decoder, bad)
     assert caught.value.message == "corrupt event-stream frame"
     with pytest.raises(UpstreamStreamError):  # stays broken
         decoder.feed(_text_stream())

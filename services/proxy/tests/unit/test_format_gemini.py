@@ -48,6 +48,7 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.testing.format_checks import chunks_of, decode_chunks, transcode
 from trustgate_proxy.testing.mock_gemini import (
     ENTRA_CLIENT_ID,
     ENTRA_SECRET,
@@ -588,12 +589,7 @@ STREAM_EVENTS: list[StreamEvent] = [
 
 
 def _decode(data: bytes, size: int) -> list[StreamEvent]:
-    decoder = CODEC.stream_decoder()
-    events: list[StreamEvent] = []
-    for i in range(0, len(data), size):
-        events.extend(decoder.feed(data[i : i + size]))
-    events.extend(decoder.close())
-    return events
+    return decode_chunks(CODEC.stream_decoder(), chunks_of(data, size))
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 64, 10_000])
@@ -969,16 +965,7 @@ def test_a_gemini_stream_reencodes_for_anthropic_clients() -> None:
     from trustgate_proxy.domain.formats import INBOUND
 
     encoder = INBOUND["anthropic"].stream_encoder("g")
-    decoder = CODEC.stream_decoder()
-    out = b""
-    for i in range(0, len(STREAM), 3):
-        for event in decoder.feed(STREAM[i : i + 3]):
-            out += encoder.feed(event)
-    events = decoder.close()
-    assert isinstance(events[-1], StreamEnd)
-    for event in events[:-1]:
-        out += encoder.feed(event)
-    out += encoder.finish()
+    out = transcode(CODEC.stream_decoder(), encoder, chunks_of(STREAM, 3))
     text = out.decode()
     assert "event: message_start" in text and text.rstrip().endswith("}")
     assert '"stop_reason":"tool_use"' in text.replace(" ", "")

@@ -45,6 +45,12 @@ from trustgate_proxy.domain.formats.model import (
     UsageUpdate,
 )
 from trustgate_proxy.domain.formats.openai_chat import ChatStreamEncoder
+from trustgate_proxy.testing.format_checks import (
+    chunks_of,
+    decode_chunks,
+    encode_events,
+    sse_frames,
+)
 
 IN = INBOUND["openai_chat"]
 OUT = OUTBOUND["openai_chat"]
@@ -456,11 +462,7 @@ STREAM_EVENTS: list[StreamEvent] = [
 
 @pytest.mark.parametrize("size", [1, 7, 64, len(PROVIDER_STREAM)])
 def test_a_provider_stream_decodes_in_any_chunking(size: int) -> None:
-    decoder = OUT.stream_decoder()
-    events: list[StreamEvent] = []
-    for i in range(0, len(PROVIDER_STREAM), size):
-        events += decoder.feed(PROVIDER_STREAM[i : i + size])
-    events += decoder.close()
+    events = decode_chunks(OUT.stream_decoder(), chunks_of(PROVIDER_STREAM, size))
     assert events == STREAM_EVENTS
 
 
@@ -475,18 +477,11 @@ def test_a_stream_without_done_has_no_end_and_an_error_event_raises() -> None:
 
 
 def _frames(raw: bytes) -> list[Any]:
-    out: list[Any] = []
-    for event in raw.split(b"\n\n"):
-        if event:
-            assert event.startswith(b"data: ")
-            data = event[6:]
-            out.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
-    return out
+    return sse_frames(raw, named=False)
 
 
 def test_stream_events_encode_into_chunks_the_sdk_parses() -> None:
-    encoder = ChatStreamEncoder("gpt-4o-mini", include_usage=True)
-    raw = b"".join(encoder.feed(e) for e in STREAM_EVENTS) + encoder.finish()
+    raw = encode_events(ChatStreamEncoder("gpt-4o-mini", include_usage=True), STREAM_EVENTS)
     frames = _frames(raw)
     assert frames[-1] == "[DONE]"
     chunks = [ChatCompletionChunk.model_validate(f) for f in frames[:-1]]

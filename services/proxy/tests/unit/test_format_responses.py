@@ -56,6 +56,14 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
+from trustgate_proxy.testing import mock_base
+from trustgate_proxy.testing.format_checks import (
+    chunks_of,
+    decode_chunks,
+    encode_events,
+    sse_frames,
+    transcode,
+)
 
 INBOUND_CODEC = INBOUND["openai_responses"]
 OUTBOUND_CODEC = OUTBOUND["openai_responses"]
@@ -608,11 +616,10 @@ def test_error_bodies_are_openais() -> None:
 
 
 def sse(*events: dict[str, Any]) -> bytes:
-    out = b""
-    for n, doc in enumerate(events):
-        doc = {"type": doc["type"], "sequence_number": n, **doc}
-        out += b"event: " + doc["type"].encode() + b"\ndata: " + orjson.dumps(doc) + b"\n\n"
-    return out
+    return b"".join(
+        mock_base.sse({"type": doc["type"], "sequence_number": n, **doc}, doc["type"])
+        for n, doc in enumerate(events)
+    )
 
 
 RESPONSE = {
@@ -661,11 +668,7 @@ STREAM_EVENTS: list[StreamEvent] = [
 
 
 def decode(chunks: list[bytes]) -> list[StreamEvent]:
-    decoder = OUTBOUND_CODEC.stream_decoder()
-    events: list[StreamEvent] = []
-    for chunk in chunks:
-        events += decoder.feed(chunk)
-    return events + decoder.close()
+    return decode_chunks(OUTBOUND_CODEC.stream_decoder(), chunks)
 
 
 def test_a_responses_stream_decodes_in_one_chunk() -> None:
@@ -673,9 +676,7 @@ def test_a_responses_stream_decodes_in_one_chunk() -> None:
 
 
 def test_a_responses_stream_decodes_byte_by_byte() -> None:
-    assert (
-        decode([PROVIDER_STREAM[i : i + 1] for i in range(len(PROVIDER_STREAM))]) == STREAM_EVENTS
-    )
+    assert decode(chunks_of(PROVIDER_STREAM, 1)) == STREAM_EVENTS
 
 
 def test_a_responses_stream_decodes_in_any_chunking_and_with_crlf() -> None:
@@ -753,14 +754,7 @@ _EVENT_CLASSES = {
 
 def parse_frames(data: bytes) -> list[dict[str, Any]]:
     """The SSE frames, each checked: ``event:`` names the ``type`` of its ``data``."""
-    docs = []
-    for frame in data.split(b"\n\n"):
-        if not frame:
-            continue
-        event, payload = frame.split(b"\n")
-        doc = orjson.loads(payload.removeprefix(b"data: "))
-        assert event == b"event: " + doc["type"].encode()
-        docs.append(doc)
+    docs: list[dict[str, Any]] = sse_frames(data, named=True)
     return docs
 
 
@@ -778,8 +772,7 @@ def sdk_accumulates(docs: list[dict[str, Any]]) -> Any:
 
 def encode(events: list[StreamEvent], model: str = "gpt-4o-mini") -> bytes:
     encoder = INBOUND_CODEC.stream_encoder(model)
-    data = b"".join(encoder.feed(e) for e in events if not isinstance(e, StreamEnd))
-    return data + encoder.finish()
+    return encode_events(encoder, [e for e in events if not isinstance(e, StreamEnd)])
 
 
 def test_the_stream_encoder_emits_the_apis_event_sequence_and_the_sdk_accepts_it() -> None:
@@ -1021,16 +1014,8 @@ def test_a_chat_completions_stream_reaches_a_responses_client_as_the_api_streams
     )  # fmt: skip
     decoder = OUTBOUND["openai_chat"].stream_decoder()
     encoder = INBOUND_CODEC.stream_encoder("gpt-4o-mini")
-    data = b""
-    ended = False
-    for i in range(len(upstream)):  # byte by byte, as a slow network would give them
-        for event in decoder.feed(upstream[i : i + 1]):
-            if isinstance(event, StreamEnd):
-                ended = True
-            else:
-                data += encoder.feed(event)
-    assert ended
-    data += encoder.finish()
+    # byte by byte, as a slow network would give them
+    data = transcode(decoder, encoder, chunks_of(upstream, 1))
     final = sdk_accumulates(parse_frames(data))
     assert final.status == "completed"
     assert final.output_text == "Let me check."
