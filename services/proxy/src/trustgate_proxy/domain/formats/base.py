@@ -1,7 +1,8 @@
 """The codec ports: what a wire format must provide to be spoken by clients (inbound) or
-to providers (outbound). One module per format implements them (``openai_chat.py``,
-``anthropic.py``, ``openai_responses.py``, ``gemini.py``, ``bedrock.py``) and registers
-an instance in ``trustgate_proxy.domain.formats.INBOUND`` / ``OUTBOUND``.
+to providers (outbound). One package per format implements them (``openai_chat/``,
+``anthropic/``, ``openai_responses/``, ``gemini/``, ``bedrock/``: inbound, outbound, stream,
+pass-through usage, ...; shared pieces in ``sse.py`` and ``common.py``) and registers an
+instance in ``trustgate_proxy.domain.formats.INBOUND`` / ``OUTBOUND``.
 
 Pure: codecs parse and build documents and stream frames; they never do I/O. Documents are
 the ``dict`` orjson gives and takes; a stream is bytes in (provider) and bytes out (client).

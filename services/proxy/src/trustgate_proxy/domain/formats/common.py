@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from trustgate_proxy.domain.formats.model import Image, ToolCall, Untranslatable
+from trustgate_proxy.domain.formats.model import Image, Tool, ToolCall, Untranslatable
 
 _WS = b" \t\r\n"
 _MAX_CLOSES = 8  # a usage object nests a level or two: try this many ``}`` as its end
@@ -33,6 +33,31 @@ def note(dropped: list[str], name: str) -> None:
     """Name a dropped field once."""
     if name not in dropped:
         dropped.append(name)
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, content: list[Any]) -> None:
+    """Add a turn to a conversation whose roles must alternate (Anthropic, Converse): a
+    turn of the same role as the last one is merged into it."""
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(content)
+    else:
+        turns.append({"role": role, "content": content})
+
+
+def function_tool(name: str, spec: dict[str, Any]) -> Tool:
+    """A function tool from an OpenAI-style spec (``description``, ``parameters`` JSON
+    Schema, ``strict``); values of the wrong type are left out."""
+    description, params, strict = (
+        spec.get("description"),
+        spec.get("parameters"),
+        spec.get("strict"),
+    )
+    return Tool(
+        name=name,
+        description=description if isinstance(description, str) else None,
+        parameters=params if isinstance(params, dict) else {"type": "object"},
+        strict=strict if isinstance(strict, bool) else None,
+    )
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -101,6 +126,18 @@ def error_message(doc: Any) -> str | None:
     if isinstance(doc.get("message"), str):
         return str(doc["message"])
     return None
+
+
+def upstream_message(body: bytes, default: str) -> str:
+    """The human message of a provider's error body: its JSON error message, else the body
+    as text (cut to 500 characters), else ``default``."""
+    try:
+        message = error_message(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        message = None
+    if message:
+        return message
+    return body.decode("utf-8", "replace").strip()[:500] or default
 
 
 # -- usage in raw bytes ---------------------------------------------------------------------

@@ -9,7 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from trustgate_core.errors import InvalidRequest
-from trustgate_proxy.domain.formats.common import arguments_json, data_url, note, tool_arguments
+from trustgate_proxy.domain.formats.common import (
+    append_turn,
+    arguments_json,
+    data_url,
+    note,
+    tool_arguments,
+)
 from trustgate_proxy.domain.formats.model import (
     Image,
     Message,
@@ -177,10 +183,7 @@ def encode_messages(messages: list[Message], dropped: list[str]) -> list[dict[st
         blocks = [b for p in message.parts if (b := _encode_part(p, dropped)) is not None]
         if not blocks:
             continue
-        if out and out[-1]["role"] == message.role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": message.role, "content": blocks})
+        append_turn(out, message.role, blocks)
     for turn in out:
         content = turn["content"]
         if turn["role"] == "user" and any(b["type"] == "tool_result" for b in content):

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from trustgate_proxy.domain.formats.anthropic.content import encode_messages, response_parts
 from trustgate_proxy.domain.formats.anthropic.stream import AnthropicStreamDecoder
 from trustgate_proxy.domain.formats.anthropic.wire import (
@@ -19,7 +17,7 @@ from trustgate_proxy.domain.formats.anthropic.wire import (
     usage_from,
 )
 from trustgate_proxy.domain.formats.base import WireFormat
-from trustgate_proxy.domain.formats.common import error_message, note
+from trustgate_proxy.domain.formats.common import note, upstream_message
 from trustgate_proxy.domain.formats.model import ChatRequest, ChatResponse
 
 
@@ -141,12 +139,4 @@ class AnthropicOutbound:
         return AnthropicStreamDecoder()
 
     def error_message(self, status: int, body: bytes) -> str:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            doc = None
-        message = error_message(doc)
-        if message is not None:
-            return message
-        text = body.decode("utf-8", "replace").strip()
-        return text[:500] if text else f"upstream error {status}"
+        return upstream_message(body, f"upstream error {status}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trustgate_proxy.domain.formats.common import data_url, note, tool_arguments
+from trustgate_proxy.domain.formats.common import append_turn, data_url, note, tool_arguments
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     Image,
@@ -126,10 +126,7 @@ def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], set[str]]:
                 used.add(part.name)
         if not content:
             continue
-        if out and out[-1]["role"] == message.role:
-            out[-1]["content"].extend(content)
-        else:
-            out.append({"role": message.role, "content": content})
+        append_turn(out, message.role, content)
     return out, used
 
 

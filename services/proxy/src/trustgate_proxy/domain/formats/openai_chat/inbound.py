@@ -10,7 +10,7 @@ from typing import Any
 
 from trustgate_core.errors import InvalidRequest
 from trustgate_proxy.domain.formats.base import WireFormat
-from trustgate_proxy.domain.formats.common import as_int, as_number, note
+from trustgate_proxy.domain.formats.common import as_int, as_number, function_tool, note
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -31,6 +31,7 @@ from trustgate_proxy.domain.formats.openai_chat.wire import (
     chat_id,
     client_finish,
     image_from_url,
+    tool_call_doc,
     usage_doc,
 )
 
@@ -213,18 +214,7 @@ def _tools(raw: Any, dropped: list[str]) -> list[Tool]:
         fn = tool.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise InvalidRequest("a function tool needs function.name")
-        params = fn.get("parameters")
-        strict = fn.get("strict")
-        tools.append(
-            Tool(
-                name=fn["name"],
-                description=fn.get("description")
-                if isinstance(fn.get("description"), str)
-                else None,
-                parameters=params if isinstance(params, dict) else {"type": "object"},
-                strict=strict if isinstance(strict, bool) else None,
-            )
-        )
+        tools.append(function_tool(fn["name"], fn))
     return tools
 
 
@@ -324,13 +314,7 @@ class OpenAIChatInbound:
             if isinstance(part, Text):
                 texts.append(part.text)
             elif isinstance(part, ToolCall):
-                calls.append(
-                    {
-                        "id": part.id,
-                        "type": "function",
-                        "function": {"name": part.name, "arguments": part.arguments},
-                    }
-                )
+                calls.append(tool_call_doc(part))
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(texts) if texts or not calls else None,

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from trustgate_proxy.domain.formats.base import WireFormat
-from trustgate_proxy.domain.formats.common import as_int, image_url, note
+from trustgate_proxy.domain.formats.common import as_int, image_url, note, upstream_message
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -26,9 +24,9 @@ from trustgate_proxy.domain.formats.model import (
 )
 from trustgate_proxy.domain.formats.openai_chat.stream import ChatStreamDecoder
 from trustgate_proxy.domain.formats.openai_chat.wire import (
-    error_text,
     finish_reason,
     reasoning_text,
+    tool_call_doc,
     usage_of,
 )
 
@@ -95,13 +93,7 @@ def _out_messages(request: ChatRequest) -> list[dict[str, Any]]:
             if isinstance(part, Text):
                 texts.append(part.text)
             elif isinstance(part, ToolCall):
-                calls.append(
-                    {
-                        "id": part.id,
-                        "type": "function",
-                        "function": {"name": part.name, "arguments": part.arguments},
-                    }
-                )
+                calls.append(tool_call_doc(part))
             elif isinstance(part, Thinking):
                 note(dropped, "assistant.thinking")
             else:
@@ -221,9 +213,4 @@ class OpenAIChatOutbound:
         return ChatStreamDecoder()
 
     def error_message(self, status: int, body: bytes) -> str:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            text = body.decode("utf-8", "replace").strip()
-            return text[:500] or f"the provider answered {status}"
-        return error_text(doc, f"the provider answered {status}")
+        return upstream_message(body, f"the provider answered {status}")

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from trustgate_proxy.domain.formats.base import UpstreamStreamError
-from trustgate_proxy.domain.formats.common import as_int
+from trustgate_proxy.domain.formats.common import as_int, error_message
 from trustgate_proxy.domain.formats.model import (
     Finish,
     FinishReason,
@@ -27,7 +27,6 @@ from trustgate_proxy.domain.formats.model import (
 )
 from trustgate_proxy.domain.formats.openai_chat.wire import (
     chat_id,
-    error_text,
     finish_reason,
     reasoning_text,
     usage_doc,
@@ -185,7 +184,7 @@ class ChatStreamDecoder:
         if not isinstance(doc, dict):
             raise UpstreamStreamError("the provider sent a malformed stream event")
         if doc.get("error") is not None:
-            raise UpstreamStreamError(error_text(doc, "the provider reported an error"))
+            raise UpstreamStreamError(error_message(doc) or "the provider reported an error")
         if not self._started:
             self._started = True
             model = doc.get("model")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from time import time
 from typing import Any
 
-from trustgate_proxy.domain.formats.common import as_int, data_url, error_message
-from trustgate_proxy.domain.formats.model import FinishReason, Image, Usage
+from trustgate_proxy.domain.formats.common import as_int, data_url
+from trustgate_proxy.domain.formats.model import FinishReason, Image, ToolCall, Usage
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -52,6 +52,15 @@ def chat_id(raw: str | None) -> str:
     return raw
 
 
+def tool_call_doc(call: ToolCall) -> dict[str, Any]:
+    """A tool call as an assistant message's ``tool_calls`` entry."""
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
 def usage_of(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
@@ -81,7 +90,3 @@ def reasoning_text(delta: dict[str, Any]) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
-
-
-def error_text(doc: Any, default: str) -> str:
-    return error_message(doc) or default

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from trustgate_proxy.domain.formats.base import WireFormat
-from trustgate_proxy.domain.formats.common import as_int, as_number
+from trustgate_proxy.domain.formats.common import as_int, as_number, function_tool
 from trustgate_proxy.domain.formats.model import (
     ChatRequest,
     ChatResponse,
@@ -69,14 +69,7 @@ def _tool(raw: Any) -> Tool:
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise Untranslatable("a function tool needs a name")
-    params = raw.get("parameters")
-    strict = raw.get("strict")
-    return Tool(
-        name=name,
-        description=raw.get("description") if isinstance(raw.get("description"), str) else None,
-        parameters=params if isinstance(params, dict) else {"type": "object"},
-        strict=strict if isinstance(strict, bool) else None,
-    )
+    return function_tool(name, raw)
 
 
 def _tool_choice(raw: Any, dropped: list[str]) -> ToolChoice | None:

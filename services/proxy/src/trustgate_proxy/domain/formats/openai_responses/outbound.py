@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from trustgate_proxy.domain.formats.base import WireFormat
-from trustgate_proxy.domain.formats.common import as_number
+from trustgate_proxy.domain.formats.common import as_number, upstream_message
 from trustgate_proxy.domain.formats.model import ChatRequest, ChatResponse, FinishReason, Reasoning
 from trustgate_proxy.domain.formats.openai_responses.items import decode_output, input_items
 from trustgate_proxy.domain.formats.openai_responses.stream import ResponsesStreamDecoder
 from trustgate_proxy.domain.formats.openai_responses.wire import (
     FORMAT,
-    error_text,
     incomplete_finish,
     usage_from,
 )
@@ -126,9 +123,4 @@ class ResponsesOutbound:
         return ResponsesStreamDecoder()
 
     def error_message(self, status: int, body: bytes) -> str:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            text = body.decode("utf-8", "replace").strip()
-            return text[:500] or f"the provider answered {status}"
-        return error_text(doc, f"the provider answered {status}")
+        return upstream_message(body, f"the provider answered {status}")

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from trustgate_proxy.domain.formats.base import UpstreamStreamError
-from trustgate_proxy.domain.formats.common import as_int
+from trustgate_proxy.domain.formats.common import as_int, error_message
 from trustgate_proxy.domain.formats.model import (
     Finish,
     FinishReason,
@@ -26,7 +26,6 @@ from trustgate_proxy.domain.formats.model import (
 )
 from trustgate_proxy.domain.formats.openai_responses.wire import (
     SIGNED,
-    error_text,
     incomplete_finish,
     item_id_for,
     reasoning_item,
@@ -124,10 +123,10 @@ class ResponsesStreamDecoder:
             self._ended = True
         elif kind == "response.failed":
             raise UpstreamStreamError(
-                error_text(doc.get("response"), "the provider's response failed")
+                error_message(doc.get("response")) or "the provider's response failed"
             )
         elif kind == "error":
-            raise UpstreamStreamError(error_text(doc, "the provider's stream failed"))
+            raise UpstreamStreamError(error_message(doc) or "the provider's stream failed")
 
     def _call_start(self, output: int, item: dict[str, Any], out: list[StreamEvent]) -> None:
         block, new = self._block((output, 0, "call"))

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from trustgate_proxy.domain.formats.base import WireFormat
-from trustgate_proxy.domain.formats.common import as_int, error_message
+from trustgate_proxy.domain.formats.common import as_int
 from trustgate_proxy.domain.formats.model import FinishReason, Thinking, Usage
 
 FORMAT: WireFormat = "openai_responses"
@@ -98,12 +98,6 @@ def thinking_of(item: dict[str, Any]) -> Thinking:
     if encrypted.startswith(_REDACTED):
         return Thinking(redacted=True, data=encrypted[len(_REDACTED) :], id=item_id)
     return Thinking(text, data=encrypted, id=item_id)
-
-
-def error_text(doc: Any, default: str) -> str:
-    """The message of an ``error`` event or a failed response's ``error`` (flat as the API
-    reference documents it, or nested under ``error`` as the live API sends it)."""
-    return error_message(doc) or default
 
 
 def response_id_of(raw: str | None) -> str:
