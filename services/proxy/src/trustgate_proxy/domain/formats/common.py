@@ -17,6 +17,15 @@ _WS = b" \t\r\n"
 _MAX_CLOSES = 8  # a usage object nests a level or two: try this many ``}`` as its end
 
 
+def json_object(data: bytes) -> dict[str, Any] | None:
+    """``data`` decoded if it is a JSON object, else ``None`` (not JSON, or another value)."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def as_int(value: Any) -> int | None:
     """``value`` if it is a JSON integer (not a bool), else ``None``."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from trustgate_proxy.domain.formats.model import StreamEvent
+
 
 class SSEReader:
     """SSE framing: the ``data`` of each complete event (its ``data:`` lines joined by
@@ -55,6 +57,33 @@ class SSEReader:
             out.append(b"\n".join(self._data))
             self._data = []
         return out
+
+
+class SSEDecoder:
+    """The framing half of an SSE provider stream's decoder: bytes in any chunking become
+    the data of whole events, each handed to ``_event``, which appends the canonical events
+    it makes to ``out``. ``close`` hands over an event the stream left open at its end; a
+    format whose events must be whole overrides it."""
+
+    __slots__ = ("_sse",)
+
+    def __init__(self) -> None:
+        self._sse = SSEReader()
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for data in self._sse.feed(chunk):
+            self._event(data, out)
+        return out
+
+    def close(self) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for data in self._sse.close():
+            self._event(data, out)
+        return out
+
+    def _event(self, data: bytes, out: list[StreamEvent]) -> None:
+        raise NotImplementedError
 
 
 def sse_event(name: bytes, doc: Any) -> bytes:

@@ -31,7 +31,7 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
-from trustgate_proxy.domain.formats.sse import SSEReader, sse_event
+from trustgate_proxy.domain.formats.sse import SSEDecoder, sse_event
 
 
 class AnthropicStreamEncoder:
@@ -152,21 +152,15 @@ class AnthropicStreamEncoder:
         )
 
 
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(SSEDecoder):
     """Anthropic's SSE stream, in any chunking, to canonical events."""
 
-    __slots__ = ("_blocks", "_sse", "_usage")
+    __slots__ = ("_blocks", "_usage")
 
     def __init__(self) -> None:
-        self._sse = SSEReader()
+        super().__init__()
         self._blocks: dict[int, int] = {}  # Anthropic index -> canonical block
         self._usage: dict[str, Any] = {}
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for data in self._sse.feed(chunk):
-            self._event(data, out)
-        return out
 
     def close(self) -> list[StreamEvent]:
         # an event without its blank line is incomplete: dropped (SSE), not read

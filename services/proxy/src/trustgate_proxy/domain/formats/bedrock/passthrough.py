@@ -8,11 +8,11 @@ import struct
 from binascii import crc32
 from typing import Any
 
-import orjson
 from botocore.eventstream import EventStreamBuffer
 
 from trustgate_proxy.domain.formats.bedrock.response import usage_of
 from trustgate_proxy.domain.formats.bedrock.stream import MALFORMED
+from trustgate_proxy.domain.formats.common import json_object
 from trustgate_proxy.domain.formats.model import Usage
 
 _PRELUDE = struct.Struct(">III")
@@ -41,21 +41,15 @@ class BedrockUsage:
     """Usage and completeness of a Converse exchange without decoding all of it."""
 
     def from_body(self, body: bytes) -> Usage | None:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return None
-        return usage_of(doc.get("usage")) if isinstance(doc, dict) else None
+        doc = json_object(body)
+        return usage_of(doc.get("usage")) if doc is not None else None
 
     def from_stream(self, head: bytes, tail: bytes) -> Usage | None:
         frame = _last_frame(tail)
         if frame is None or frame[0].get(":event-type") != "metadata":
             return None
-        try:
-            doc = orjson.loads(frame[1])
-        except orjson.JSONDecodeError:
-            return None
-        return usage_of(doc.get("usage")) if isinstance(doc, dict) else None
+        doc = json_object(frame[1])
+        return usage_of(doc.get("usage")) if doc is not None else None
 
     def stream_complete(self, tail: bytes) -> bool:
         frame = _last_frame(tail)

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from trustgate_proxy.domain.formats.base import WireFormat
+from trustgate_proxy.domain.formats.common import json_object
 from trustgate_proxy.domain.formats.gemini.request import encode_request
 from trustgate_proxy.domain.formats.gemini.response import decode_response, error_message, usage_of
 from trustgate_proxy.domain.formats.gemini.stream import GeminiStreamDecoder
@@ -35,11 +36,8 @@ class GeminiCodec:
     # -- UsageReader -----------------------------------------------------------------------
 
     def from_body(self, body: bytes) -> Usage | None:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return None
-        return usage_of(doc.get("usageMetadata")) if isinstance(doc, dict) else None
+        doc = json_object(body)
+        return usage_of(doc.get("usageMetadata")) if doc is not None else None
 
     def from_stream(self, head: bytes, tail: bytes) -> Usage | None:
         for line in reversed(tail.splitlines()):

@@ -27,28 +27,22 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
-from trustgate_proxy.domain.formats.sse import SSEReader
+from trustgate_proxy.domain.formats.sse import SSEDecoder
 
 
-class GeminiStreamDecoder:
+class GeminiStreamDecoder(SSEDecoder):
     """``data: {GenerateContentResponse}`` SSE events (any chunking) → stream events."""
 
-    __slots__ = ("_block", "_calls", "_finished", "_kind", "_sse", "_started", "_usage")
+    __slots__ = ("_block", "_calls", "_finished", "_kind", "_started", "_usage")
 
     def __init__(self) -> None:
-        self._sse = SSEReader()
+        super().__init__()
         self._started = False
         self._finished = False
         self._block = -1
         self._kind = ""  # the open block's kind: text | thinking | tool
         self._calls = 0
         self._usage: Usage | None = None
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for data in self._sse.feed(chunk):
-            self._event(data, events)
-        return events
 
     def close(self) -> list[StreamEvent]:
         events: list[StreamEvent] = []

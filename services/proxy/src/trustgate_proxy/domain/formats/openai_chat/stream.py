@@ -32,7 +32,7 @@ from trustgate_proxy.domain.formats.openai_chat.wire import (
     usage_doc,
     usage_of,
 )
-from trustgate_proxy.domain.formats.sse import SSEReader, sse_data
+from trustgate_proxy.domain.formats.sse import SSEDecoder, sse_data
 
 
 class ChatStreamEncoder:
@@ -139,30 +139,18 @@ def error_event(message: str) -> bytes:
     return sse_data({"error": {"message": message, "type": "upstream_error"}})
 
 
-class ChatStreamDecoder:
+class ChatStreamDecoder(SSEDecoder):
     """``chat.completion.chunk`` events to stream events. ``[DONE]`` is the end marker."""
 
-    __slots__ = ("_blocks", "_calls", "_ended", "_kind", "_sse", "_started")
+    __slots__ = ("_blocks", "_calls", "_ended", "_kind", "_started")
 
     def __init__(self) -> None:
-        self._sse = SSEReader()
+        super().__init__()
         self._started = False
         self._ended = False
         self._blocks = 0  # blocks opened so far
         self._kind: str | None = None  # the open block: "text", "thinking", "tool"
         self._calls: dict[int, int] = {}  # tool call index -> block
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for data in self._sse.feed(chunk):
-            self._event(data, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for data in self._sse.close():
-            self._event(data, out)
-        return out
 
     def _open(self, kind: str) -> int:
         if self._kind != kind or kind == "tool":

@@ -35,14 +35,14 @@ from trustgate_proxy.domain.formats.openai_responses.wire import (
     text_part,
     usage_from,
 )
-from trustgate_proxy.domain.formats.sse import SSEReader, sse_event
+from trustgate_proxy.domain.formats.sse import SSEDecoder, sse_event
 
 
-class ResponsesStreamDecoder:
+class ResponsesStreamDecoder(SSEDecoder):
     """The Responses API's SSE events to stream events."""
 
     def __init__(self) -> None:
-        self._sse = SSEReader()
+        super().__init__()
         self._blocks: dict[tuple[int, int, str], int] = {}  # (output, part, kind) -> block
         self._seen: set[int] = set()  # blocks that got a delta
         self._calls = False
@@ -54,18 +54,6 @@ class ResponsesStreamDecoder:
             block = self._blocks[key] = len(self._blocks)
             return block, True
         return block, False
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for data in self._sse.feed(chunk):
-            self._event(data, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for data in self._sse.close():
-            self._event(data, out)
-        return out
 
     def _event(self, data: bytes, out: list[StreamEvent]) -> None:
         if self._ended or data == b"[DONE]":
