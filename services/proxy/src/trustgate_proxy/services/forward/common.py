@@ -1,5 +1,5 @@
-"""What both forwarders share: relayed headers, SSE response headers, the disconnect guard,
-recording an upstream failure, and writing a whole JSON answer."""
+"""What both forwarders share: their session (`Relay`), relayed headers, SSE response
+headers, the disconnect guard, recording an upstream failure, reading a whole answer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import aiohttp
 
 from trustgate_core.errors import BackendError
 from trustgate_proxy.adapters.providers import UpstreamTarget
-from trustgate_proxy.asgi.types import Headers, Message, Receive, Send
+from trustgate_proxy.asgi.types import Headers, Message, Receive
 from trustgate_proxy.domain.call import Call
 
 STREAM_BROKEN = "upstream stream terminated unexpectedly"
@@ -52,6 +52,17 @@ STREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 def relayed(raw: Any) -> Headers:
     """The upstream's response headers a client may see."""
     return [(k, v) for k, v in raw if k.lower() not in _DROP]
+
+
+class Relay:
+    """What both forwarders hold: the upstream session, and how long a plain call runs
+    before a client disconnect is watched for."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25
+    ) -> None:
+        self.session = session
+        self.disconnect_check_after = disconnect_check_after
 
 
 class DisconnectGuard:
@@ -155,23 +166,6 @@ async def read_all(call: Call, resp: aiohttp.ClientResponse) -> bytes:
     if call.body_limit:  # the gateway's telemetry asks for bodies
         call.response_body = data
     return data
-
-
-async def send_whole(
-    send: Send, status: int, headers: Headers, data: bytes, content_type: bytes
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *headers,
-                (b"content-type", content_type),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
 
 
 def retry_after(resp: aiohttp.ClientResponse, headers: Headers) -> Headers:

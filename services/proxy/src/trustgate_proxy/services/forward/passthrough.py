@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 
 from trustgate_proxy.adapters.providers import UpstreamTarget
+from trustgate_proxy.asgi.responses import send_bytes
 from trustgate_proxy.asgi.types import Headers, Receive, Send
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import INBOUND, USAGE, WireFormat
@@ -28,11 +29,11 @@ from trustgate_proxy.services.forward.common import (
     STREAM_BROKEN,
     STREAM_ERRORS,
     DisconnectGuard,
+    Relay,
     client_left,
     read_all,
     relayed,
     retry_after,
-    send_whole,
     upstream_failure,
 )
 
@@ -77,13 +78,7 @@ def _without_usage_chunks(chunk: bytes) -> bytes:
     return b"\n\n".join(kept)
 
 
-class PassThrough:
-    def __init__(
-        self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25
-    ) -> None:
-        self.session = session
-        self.disconnect_check_after = disconnect_check_after
-
+class PassThrough(Relay):
     async def forward(
         self,
         call: Call,
@@ -114,12 +109,10 @@ class PassThrough:
                 raise upstream_failure(call, exc, "upstream unreachable") from exc
             call.upstream_ttfb = perf_counter()
             status = call.status = resp.status
-            if status >= 300:
-                await self._relay_error(call, resp, headers, send, guard)
-            elif stream and resp.content_type == "text/event-stream":
+            if status < 300 and stream and resp.content_type == "text/event-stream":
                 await self._relay_stream(call, resp, headers, send, guard, hide_usage, wire)
             else:
-                await self._relay_json(call, resp, headers, send, guard, wire)
+                await self._relay_whole(call, resp, headers, send, guard, wire)
         except asyncio.CancelledError:
             if not guard.absorb():
                 raise
@@ -129,7 +122,7 @@ class PassThrough:
             if resp is not None:
                 resp.release()
 
-    async def _relay_json(
+    async def _relay_whole(
         self,
         call: Call,
         resp: aiohttp.ClientResponse,
@@ -138,14 +131,20 @@ class PassThrough:
         guard: DisconnectGuard,
         wire: WireFormat,
     ) -> None:
+        """A whole answer. Upstream non-2xx: status and body verbatim, as JSON, with
+        ``Retry-After`` when the upstream sent it."""
         data = await read_all(call, resp)
         guard.disarm()
+        call.response_bytes = len(data)
+        if resp.status >= 300:
+            call.error_kind = "upstream_status"
+            await send_bytes(send, resp.status, data, retry_after(resp, headers))
+            return
         if wire == "openai_chat":  # the hot path: the usage dict straight from the bytes
             call.usage = find_usage(data)
         else:
             usage = USAGE[wire].from_body(data)
             call.usage = usage.as_event() if usage is not None else None
-        call.response_bytes = len(data)
         ctype = resp.headers.get("Content-Type", "application/json").encode()
         await send(
             {
@@ -160,21 +159,6 @@ class PassThrough:
             }
         )
         await send({"type": "http.response.body", "body": data})
-
-    async def _relay_error(
-        self,
-        call: Call,
-        resp: aiohttp.ClientResponse,
-        headers: Headers,
-        send: Send,
-        guard: DisconnectGuard,
-    ) -> None:
-        """Status and body verbatim, as JSON, with ``Retry-After`` when the upstream sent it."""
-        data = await read_all(call, resp)
-        guard.disarm()
-        call.error_kind = "upstream_status"
-        call.response_bytes = len(data)
-        await send_whole(send, resp.status, retry_after(resp, headers), data, b"application/json")
 
     async def _relay_stream(
         self,

@@ -12,6 +12,8 @@ format's error event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
 from time import perf_counter
 
 import aiohttp
@@ -19,38 +21,32 @@ import orjson
 
 from trustgate_core.errors import BackendError
 from trustgate_proxy.adapters.providers import UpstreamTarget
+from trustgate_proxy.asgi.responses import send_bytes
 from trustgate_proxy.asgi.types import Headers, Receive, Send
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import (
     ChatRequest,
     InboundCodec,
     OutboundCodec,
+    StreamDecoder,
     StreamEncoder,
     UpstreamStreamError,
 )
-from trustgate_proxy.domain.formats.model import StreamEnd, Usage, UsageUpdate
+from trustgate_proxy.domain.formats.model import StreamEnd, StreamEvent, Usage, UsageUpdate
 from trustgate_proxy.services.forward.common import (
     SSE_HEADERS,
     STREAM_BROKEN,
     STREAM_ERRORS,
     DisconnectGuard,
+    Relay,
     client_left,
     post,
     read_all,
     retry_after,
-    send_whole,
 )
 
-_JSON = b"application/json"
 
-
-class Translator:
-    def __init__(
-        self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25
-    ) -> None:
-        self.session = session
-        self.disconnect_check_after = disconnect_check_after
-
+class Translator(Relay):
     async def forward(
         self,
         call: Call,
@@ -74,12 +70,10 @@ class Translator:
         resp: aiohttp.ClientResponse | None = None
         try:
             resp = await post(self.session, call, target, url, body)
-            if resp.status >= 300:
-                await self._error(call, resp, inbound, outbound, headers, send, guard)
-            elif encoder is not None:
+            if resp.status < 300 and encoder is not None:
                 await self._stream(call, resp, outbound, encoder, headers, send, guard)
             else:
-                await self._plain(call, resp, inbound, outbound, headers, send, guard)
+                await self._whole(call, resp, inbound, outbound, headers, send, guard)
         except asyncio.CancelledError:
             if not guard.absorb():
                 raise
@@ -89,7 +83,7 @@ class Translator:
             if resp is not None:
                 resp.release()
 
-    async def _error(
+    async def _whole(
         self,
         call: Call,
         resp: aiohttp.ClientResponse,
@@ -99,26 +93,16 @@ class Translator:
         send: Send,
         guard: DisconnectGuard,
     ) -> None:
+        """A whole answer translated; an upstream non-2xx as the client format's error."""
         data = await read_all(call, resp)
         guard.disarm()
-        call.error_kind = "upstream_status"
         status = resp.status
-        out = orjson.dumps(inbound.error_body(status, outbound.error_message(status, data)))
-        call.response_bytes = len(out)
-        await send_whole(send, status, retry_after(resp, headers), out, _JSON)
-
-    async def _plain(
-        self,
-        call: Call,
-        resp: aiohttp.ClientResponse,
-        inbound: InboundCodec,
-        outbound: OutboundCodec,
-        headers: Headers,
-        send: Send,
-        guard: DisconnectGuard,
-    ) -> None:
-        data = await read_all(call, resp)
-        guard.disarm()
+        if status >= 300:
+            call.error_kind = "upstream_status"
+            out = orjson.dumps(inbound.error_body(status, outbound.error_message(status, data)))
+            call.response_bytes = len(out)
+            await send_bytes(send, status, out, retry_after(resp, headers))
+            return
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -137,7 +121,7 @@ class Translator:
             call.usage = response.usage.as_event()
         out = orjson.dumps(inbound.encode_response(response))
         call.response_bytes = len(out)
-        await send_whole(send, resp.status, headers, out, _JSON)
+        await send_bytes(send, status, out, headers)
 
     async def _stream(
         self,
@@ -163,29 +147,20 @@ class Translator:
         sent = 0
         try:
             try:
-                async for chunk in resp.content.iter_any():
-                    events = decoder.feed(chunk)
-                    if not events:
-                        continue
-                    out = b""
-                    for event in events:
-                        if isinstance(event, UsageUpdate):
-                            usage = event.usage
-                        elif isinstance(event, StreamEnd):
-                            ended = True
-                        out += encoder.feed(event)
-                    if out:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
-                        sent += len(out)
-                for event in decoder.close():
-                    if isinstance(event, UsageUpdate):
-                        usage = event.usage
-                    elif isinstance(event, StreamEnd):
-                        ended = True
-                    out = encoder.feed(event)
-                    if out:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
-                        sent += len(out)
+                async with contextlib.aclosing(_decoded(decoder, resp.content)) as batches:
+                    async for events in batches:
+                        out = b""
+                        for event in events:
+                            if isinstance(event, UsageUpdate):
+                                usage = event.usage
+                            elif isinstance(event, StreamEnd):
+                                ended = True
+                            out += encoder.feed(event)
+                        if out:
+                            await send(
+                                {"type": "http.response.body", "body": out, "more_body": True}
+                            )
+                            sent += len(out)
             except UpstreamStreamError as exc:
                 broken = exc.message
                 ended = False
@@ -204,3 +179,15 @@ class Translator:
         finally:
             call.usage = usage.as_event() if usage is not None else None
             call.response_bytes = sent
+
+
+async def _decoded(
+    decoder: StreamDecoder, content: aiohttp.StreamReader
+) -> AsyncGenerator[list[StreamEvent], None]:
+    """The provider's stream as batches of events: one per chunk that completes any, then
+    what closing the decoder yields (a corrupt frame or a stream error raises)."""
+    async for chunk in content.iter_any():
+        events = decoder.feed(chunk)
+        if events:
+            yield events
+    yield decoder.close()
