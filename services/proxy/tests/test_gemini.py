@@ -15,8 +15,6 @@ import anthropic
 import openai
 import pytest
 import pytest_asyncio
-from anthropic import AsyncAnthropic
-from openai import AsyncOpenAI
 
 from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.mock_gemini import (
@@ -30,6 +28,7 @@ from trustgate_proxy.testing.mock_gemini import (
 )
 from trustgate_proxy.testing.mock_upstream import serve_mock
 from trustgate_proxy.testing.providers import MOCKS, ProviderMock
+from trustgate_proxy.testing.sdk_clients import anthropic_sdk, openai_sdk, route_to
 from trustgate_proxy.testing.server import RunningProxy, until_known
 from trustgate_proxy.testing.tenant import Tenant
 
@@ -63,36 +62,7 @@ async def google(request: pytest.FixtureRequest) -> AsyncIterator[ProviderMock]:
 
 @pytest_asyncio.fixture
 async def routed(tenant: Tenant, google: ProviderMock, proxy: RunningProxy) -> Tenant:
-    await tenant.add_registry(
-        "google", "", provider=google.provider, options=google.options, auth=google.auth
-    )
-    await tenant.add_consumer("app", ["google"])
-    await until_known(proxy, tenant)
-    return tenant
-
-
-def _headers(tenant: Tenant) -> dict[str, str]:
-    return {"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]}
-
-
-def openai_sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(tenant.consumers["app"]),
-        api_key="unused",
-        max_retries=0,
-        timeout=15,
-        default_headers=_headers(tenant),
-    )
-
-
-def anthropic_sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncAnthropic:
-    return AsyncAnthropic(
-        base_url=f"{proxy.url}/{tenant.consumers['app'].slug}",
-        api_key="unused",
-        max_retries=0,
-        timeout=15,
-        default_headers=_headers(tenant),
-    )
+    return await route_to(proxy, tenant, google, "google")
 
 
 def _path(mock: ProviderMock, model: str, action: str) -> str:
@@ -257,23 +227,6 @@ async def test_openai_chat_image_by_url_is_refused_with_a_reason(
     assert google.requests == []
 
 
-async def test_openai_chat_max_tokens_stop_is_length(proxy: RunningProxy, routed: Tenant) -> None:
-    completion = await openai_sdk(proxy, routed).chat.completions.create(
-        model=f"{MODEL}-long", messages=[{"role": "user", "content": "Hi"}], max_tokens=5
-    )
-    assert completion.choices[0].finish_reason == "length"
-
-
-async def test_openai_chat_rate_limited_gemini_is_a_429(
-    proxy: RunningProxy, routed: Tenant
-) -> None:
-    with pytest.raises(openai.RateLimitError) as caught:
-        await openai_sdk(proxy, routed).chat.completions.create(
-            model=f"{MODEL}-ratelimited", messages=[{"role": "user", "content": "Hi"}]
-        )
-    assert caught.value.response.headers.get("retry-after") == "7"
-
-
 async def test_openai_chat_stream_cut_upstream_ends_with_an_error(
     proxy: RunningProxy, routed: Tenant
 ) -> None:
@@ -333,44 +286,6 @@ async def test_anthropic_messages_get_a_gemini_answer(
     assert sent.body["generationConfig"] == {"maxOutputTokens": 100, "stopSequences": ["END"]}
 
 
-async def test_anthropic_messages_stream_arrives_in_deltas(
-    proxy: RunningProxy, routed: Tenant, google: ProviderMock
-) -> None:
-    async with anthropic_sdk(proxy, routed).messages.stream(
-        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
-    ) as stream:
-        texts = [t async for t in stream.text_stream]
-        final = await stream.get_final_message()
-    assert texts == ["Hello", " from", f" {google.name}"]
-    assert final.stop_reason == "end_turn"
-    assert final.usage.output_tokens == 7
-
-
-async def test_anthropic_messages_tool_round_trip_through_gemini(
-    proxy: RunningProxy, routed: Tenant, google: ProviderMock
-) -> None:
-    client = anthropic_sdk(proxy, routed)
-    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
-    first = await client.messages.create(
-        model=f"{MODEL}-tools", max_tokens=100, messages=messages, tools=[WEATHER_ANTHROPIC]
-    )
-    assert first.stop_reason == "tool_use"
-    (use,) = [b for b in first.content if b.type == "tool_use"]
-    assert use.name == "get_weather" and use.input == {"city": "Paris"}
-    messages += [
-        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
-        {
-            "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
-        },
-    ]
-    final = await client.messages.create(
-        model=f"{MODEL}-tools", max_tokens=100, messages=messages, tools=[WEATHER_ANTHROPIC]
-    )
-    assert [b.text for b in final.content if b.type == "text"] == ["The weather is sunny"]
-    assert google.requests[-1].tool_result == "sunny"
-
-
 async def test_anthropic_messages_image_and_thinking_through_gemini(
     proxy: RunningProxy, routed: Tenant, google: ProviderMock
 ) -> None:
@@ -400,13 +315,6 @@ async def test_anthropic_messages_image_and_thinking_through_gemini(
         "includeThoughts": True,
         "thinkingBudget": 1024,
     }
-
-
-async def test_anthropic_messages_max_tokens_stop(proxy: RunningProxy, routed: Tenant) -> None:
-    message = await anthropic_sdk(proxy, routed).messages.create(
-        model=f"{MODEL}-long", max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
-    )
-    assert message.stop_reason == "max_tokens"
 
 
 async def test_anthropic_messages_stream_cut_upstream_ends_with_an_error_event(

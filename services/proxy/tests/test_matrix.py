@@ -22,12 +22,11 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from anthropic import AsyncAnthropic
-from openai import AsyncOpenAI
 
 from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.providers import MOCKS, ProviderMock
-from trustgate_proxy.testing.server import RunningProxy, until_known
+from trustgate_proxy.testing.sdk_clients import anthropic_sdk, openai_sdk, route_to
+from trustgate_proxy.testing.server import RunningProxy
 from trustgate_proxy.testing.tenant import Tenant
 
 # The provider model ids the registries map ``gpt-4o-mini`` to (the mocks answer by suffix).
@@ -57,6 +56,7 @@ CLIENTS = ("chat", "responses", "messages")
 class Answer:
     text: str = ""
     deltas: int = 0  # text deltas seen by a stream's iterator
+    pieces: list[str] = field(default_factory=list)  # those deltas' texts
     stop: str | None = None  # the format's own stop reason / status
     input_tokens: int | None = None  # every prompt token, cached ones included
     output_tokens: int | None = None
@@ -75,10 +75,7 @@ class Client:
     length_stop: str
 
     def __init__(self, proxy: RunningProxy, tenant: Tenant) -> None:
-        consumer = tenant.consumers["app"]
-        self.headers = {"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]}
-        self.base_url = proxy.base_url(consumer)  # …/{slug}/v1
-        self.root_url = f"{proxy.url}/{consumer.slug}"
+        raise NotImplementedError
 
     async def ask(
         self, model: str, *, stream: bool, image: bool = False, max_tokens: int = 200
@@ -104,14 +101,7 @@ class ChatClient(Client):
     natural, tool_stop, length_stop = "stop", "tool_calls", "length"
 
     def __init__(self, proxy: RunningProxy, tenant: Tenant) -> None:
-        super().__init__(proxy, tenant)
-        self.sdk = AsyncOpenAI(
-            base_url=self.base_url,
-            api_key="unused",
-            max_retries=0,
-            timeout=20,
-            default_headers=self.headers,
-        )
+        self.sdk = openai_sdk(proxy, tenant, timeout=20)
 
     def _messages(self, image: bool) -> list[Any]:
         content: Any = "Hi"
@@ -149,6 +139,7 @@ class ChatClient(Client):
             choice = chunk.choices[0]
             if choice.delta.content:
                 answer.text += choice.delta.content
+                answer.pieces.append(choice.delta.content)
                 answer.deltas += 1
             for d in choice.delta.tool_calls or []:
                 slot = calls.setdefault(d.index, ["", "", ""])
@@ -252,6 +243,7 @@ class ResponsesClient(ChatClient):
         async for event in events:
             if event.type == "response.output_text.delta":
                 answer.text += event.delta
+                answer.pieces.append(event.delta)
                 answer.deltas += 1
             elif event.type == "response.function_call_arguments.delta":
                 answer.args_deltas += 1
@@ -312,14 +304,7 @@ class MessagesClient(Client):
     natural, tool_stop, length_stop = "end_turn", "tool_use", "max_tokens"
 
     def __init__(self, proxy: RunningProxy, tenant: Tenant) -> None:
-        super().__init__(proxy, tenant)
-        self.sdk = AsyncAnthropic(
-            base_url=self.root_url,
-            api_key="unused",
-            max_retries=0,
-            timeout=20,
-            default_headers=self.headers,
-        )
+        self.sdk = anthropic_sdk(proxy, tenant, timeout=20)
 
     def _messages(self, image: bool) -> list[Any]:
         content: Any = "Hi"
@@ -369,6 +354,7 @@ class MessagesClient(Client):
             elif event.type == "content_block_delta":
                 if event.delta.type == "text_delta":
                     answer.text += event.delta.text
+                    answer.pieces.append(event.delta.text)
                     answer.deltas += 1
                 elif event.delta.type == "input_json_delta":
                     calls[event.index][2] += event.delta.partial_json
@@ -460,12 +446,7 @@ async def provider(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, P
 async def _routed(proxy: RunningProxy, tenant: Tenant, name: str, mock: ProviderMock) -> str:
     """A registry for the mock with ``gpt-4o-mini`` mapped to its model id; the id."""
     model = PROVIDER_MODEL.get(name, "gpt-4o")
-    options = {**mock.options, "model_mapping": {"gpt-4o-mini": model}}
-    await tenant.add_registry(
-        "upstream", "", provider=mock.provider, options=options, auth=mock.auth
-    )
-    await tenant.add_consumer("app", ["upstream"])
-    await until_known(proxy, tenant)
+    await route_to(proxy, tenant, mock, options={"model_mapping": {"gpt-4o-mini": model}})
     return model
 
 
@@ -491,16 +472,18 @@ async def test_every_client_format_reaches_every_provider(
         assert answer.text == f"Hello from {mock.name}"
         assert answer.stop == client.natural
         assert (answer.input_tokens, answer.output_tokens) == (11, 7)
-        if stream:
-            assert answer.deltas >= 2  # incremental, through the SDK's own iterator
+        if stream:  # incremental, through the SDK's own iterator, as the provider sent it
+            assert answer.deltas >= 2
+            assert answer.pieces == ["Hello", " from", f" {mock.name}"]
         sent = mock.requests[-1]
         assert sent.system is not None and SYSTEM in sent.system
         assert not sent.has_image
 
         if mock.supports_images:
-            await client.ask(model, stream=stream, image=True)
+            answer = await client.ask(model, stream=stream, image=True)
             calls += 1
             assert mock.requests[-1].has_image
+            assert answer.text == f"Hello from {mock.name}"
 
         # a tool call round trip
         answer = await client.tool_round(f"{model}-tools", stream=stream)

@@ -26,6 +26,7 @@ from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.mock_responses import RESPONSES_KEY, serve_responses
 from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, serve_mock
 from trustgate_proxy.testing.providers import MOCKS, ProviderMock
+from trustgate_proxy.testing.sdk_clients import openai_sdk, route_to
 from trustgate_proxy.testing.server import RunningProxy, until_known
 from trustgate_proxy.testing.tenant import Tenant
 
@@ -47,22 +48,7 @@ async def provider(request: pytest.FixtureRequest) -> AsyncIterator[ProviderMock
 
 @pytest_asyncio.fixture
 async def routed(tenant: Tenant, provider: ProviderMock, proxy: RunningProxy) -> Tenant:
-    await tenant.add_registry(
-        "primary", "", provider=provider.provider, options=provider.options, auth=provider.auth
-    )
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
-    return tenant
-
-
-def sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(tenant.consumers["app"]),
-        api_key="unused",
-        max_retries=0,
-        timeout=15,
-        default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
-    )
+    return await route_to(proxy, tenant, provider, "primary")
 
 
 def passes_through(provider: ProviderMock) -> bool:
@@ -72,7 +58,7 @@ def passes_through(provider: ProviderMock) -> bool:
 async def test_a_response_with_instructions_and_usage(
     proxy: RunningProxy, routed: Tenant, provider: ProviderMock
 ) -> None:
-    raw = await sdk(proxy, routed).responses.with_raw_response.create(
+    raw = await openai_sdk(proxy, routed).responses.with_raw_response.create(
         model="gpt-4o-mini", instructions="Be brief.", input="Hello!"
     )
     response = raw.parse()
@@ -91,7 +77,7 @@ async def test_a_response_with_instructions_and_usage(
 async def test_a_streamed_response_arrives_in_deltas(
     proxy: RunningProxy, routed: Tenant, provider: ProviderMock
 ) -> None:
-    stream = await sdk(proxy, routed).responses.create(
+    stream = await openai_sdk(proxy, routed).responses.create(
         model="gpt-4o-mini", input="Hello!", stream=True
     )
     events = [e async for e in stream]
@@ -123,7 +109,7 @@ async def test_stream_deltas_reach_the_client_before_the_provider_finishes(
         )
         await tenant.add_consumer("app", ["slow"])
         await until_known(proxy, tenant)
-        stream = await sdk(proxy, tenant).responses.create(
+        stream = await openai_sdk(proxy, tenant).responses.create(
             model="gpt-4o-slow", input="Hi", stream=True
         )
         events = aiter(stream)
@@ -145,7 +131,9 @@ async def test_stream_deltas_reach_the_client_before_the_provider_finishes(
 async def test_the_sdk_stream_helper_gets_the_final_response(
     proxy: RunningProxy, routed: Tenant, provider: ProviderMock
 ) -> None:
-    async with sdk(proxy, routed).responses.stream(model="gpt-4o-mini", input="Hi") as stream:
+    async with openai_sdk(proxy, routed).responses.stream(
+        model="gpt-4o-mini", input="Hi"
+    ) as stream:
         texts = [e.delta async for e in stream if e.type == "response.output_text.delta"]
         final = await stream.get_final_response()
     assert "".join(texts) == final.output_text == f"Hello from {provider.name}"
@@ -154,7 +142,7 @@ async def test_the_sdk_stream_helper_gets_the_final_response(
 async def test_a_tool_call_round_trip(
     proxy: RunningProxy, routed: Tenant, provider: ProviderMock
 ) -> None:
-    client = sdk(proxy, routed)
+    client = openai_sdk(proxy, routed)
     first = await client.responses.create(
         model="gpt-4o-tools", input="Weather in Paris?", tools=[WEATHER]
     )
@@ -179,7 +167,7 @@ async def test_a_tool_call_round_trip(
 async def test_a_streamed_tool_call_arrives_in_argument_deltas(
     proxy: RunningProxy, routed: Tenant
 ) -> None:
-    async with sdk(proxy, routed).responses.stream(
+    async with openai_sdk(proxy, routed).responses.stream(
         model="gpt-4o-tools", input="Weather in Paris?", tools=[WEATHER]
     ) as stream:
         deltas = [
@@ -193,22 +181,8 @@ async def test_a_streamed_tool_call_arrives_in_argument_deltas(
     assert (call.name, call.arguments) == ("get_weather", '{"city":"Paris"}')
 
 
-async def test_an_image_reaches_the_provider(
-    proxy: RunningProxy, routed: Tenant, provider: ProviderMock
-) -> None:
-    content: Any = [
-        {"type": "input_text", "text": "What is this?"},
-        {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "auto"},
-    ]
-    response = await sdk(proxy, routed).responses.create(
-        model="gpt-4o-mini", input=[{"role": "user", "content": content}]
-    )
-    assert response.output_text == f"Hello from {provider.name}"
-    assert provider.requests[-1].has_image
-
-
 async def test_max_tokens_ends_the_response_incomplete(proxy: RunningProxy, routed: Tenant) -> None:
-    client = sdk(proxy, routed)
+    client = openai_sdk(proxy, routed)
     response = await client.responses.create(model="gpt-4o-long", input="Hi")
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
@@ -224,13 +198,15 @@ async def test_a_rate_limited_provider_is_a_429_with_retry_after(
     proxy: RunningProxy, routed: Tenant
 ) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
-        await sdk(proxy, routed).responses.create(model="gpt-4o-ratelimited", input="Hi")
+        await openai_sdk(proxy, routed).responses.create(model="gpt-4o-ratelimited", input="Hi")
     assert caught.value.response.headers["retry-after"] == "7"
     assert "Rate limit" in caught.value.message
 
 
 async def test_a_stream_cut_mid_way_raises_in_the_sdk(proxy: RunningProxy, routed: Tenant) -> None:
-    stream = await sdk(proxy, routed).responses.create(model="gpt-4o-cut", input="Hi", stream=True)
+    stream = await openai_sdk(proxy, routed).responses.create(
+        model="gpt-4o-cut", input="Hi", stream=True
+    )
     seen: list[str] = []
     with pytest.raises(openai.APIError):
         async for event in stream:
@@ -242,7 +218,7 @@ async def test_a_stream_cut_mid_way_raises_in_the_sdk(proxy: RunningProxy, route
 async def test_usage_reaches_the_request_event_for_plain_and_streamed_calls(
     proxy: RunningProxy, routed: Tenant, bus: Any, events: Any
 ) -> None:
-    client = sdk(proxy, routed)
+    client = openai_sdk(proxy, routed)
     async with events(bus, routed.gateway.id) as log:
         plain = await client.responses.with_raw_response.create(model="gpt-4o-mini", input="Hi")
         streamed = await client.responses.with_raw_response.create(
@@ -269,7 +245,7 @@ async def routed_to(
         )
         await tenant.add_consumer("app", [name])
         await until_known(proxy, tenant)
-        yield mock, sdk(proxy, tenant)
+        yield mock, openai_sdk(proxy, tenant)
 
 
 async def test_previous_response_id_cannot_cross_to_another_format(
@@ -351,7 +327,7 @@ async def test_an_openai_registry_without_api_serves_responses_clients_by_the_re
         await tenant.add_registry("auto", "", provider="openai", options=options, auth=mock.auth)
         await tenant.add_consumer("app", ["auto"])
         await until_known(proxy, tenant)
-        response = await sdk(proxy, tenant).responses.create(
+        response = await openai_sdk(proxy, tenant).responses.create(
             model="gpt-4o-mini", input="Hi", store=False, include=["reasoning.encrypted_content"]
         )
         assert response.output_text == "Hello from responses"
