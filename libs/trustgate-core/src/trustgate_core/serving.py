@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 
 import uvicorn
 
@@ -36,3 +37,15 @@ async def serve_until_cancelled(
         with contextlib.suppress(Exception):
             await serving
         raise
+
+
+async def until_signalled(main: Awaitable[None]) -> None:
+    """Await ``main`` (a service's ``run_server``) in a process of its own until SIGINT or
+    SIGTERM cancels it; it then stops gracefully and this returns."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await main

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-import signal
 import socket
 from collections.abc import Callable
 
 import uvicorn
 
-from trustgate_core.serving import serve_until_cancelled
+from trustgate_core.serving import serve_until_cancelled, until_signalled
 from trustgate_proxy.bootstrap import ProxyRuntime
 from trustgate_proxy.settings import ProxySettings
 
@@ -47,16 +45,6 @@ async def run_server(
         await serve_until_cancelled(server_config(runtime, settings), sockets)
 
 
-async def _main(settings: ProxySettings) -> None:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await run_server(settings)
-
-
 def serve() -> None:
     """``trustgate proxy``: one proxy process on ``SERVER_PROXY_PORT`` (uvloop, httptools)."""
     serve_settings(ProxySettings())
@@ -78,4 +66,4 @@ def serve_settings(settings: ProxySettings) -> None:
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(_main(settings))
+        runner.run(until_signalled(run_server(settings)))

@@ -4,14 +4,12 @@ for ``trustgate run``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import socket
 
 import uvicorn
 
-from trustgate_core.serving import serve_until_cancelled
+from trustgate_core.serving import serve_until_cancelled, until_signalled
 from trustgate_telemetry.bootstrap import TelemetryRuntime
 from trustgate_telemetry.settings import TelemetrySettings
 
@@ -40,19 +38,9 @@ async def run_server(
         await serve_until_cancelled(server_config(runtime, settings), sockets)
 
 
-async def _main(settings: TelemetrySettings) -> None:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await run_server(settings)
-
-
 def serve() -> None:
     settings = TelemetrySettings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(_main(settings))
+    asyncio.run(until_signalled(run_server(settings)))

@@ -433,13 +433,7 @@ def _exporter(config: TraceExportConfig) -> Any:
             insecure=config.insecure,
             headers=config.headers or None,
             timeout=config.timeout,
-            compression=(
-                None
-                if config.compression is None
-                else GrpcCompression.Gzip
-                if config.compression == "gzip"
-                else GrpcCompression.NoCompression
-            ),
+            compression=_compression(config, GrpcCompression),
         )
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
@@ -450,14 +444,15 @@ def _exporter(config: TraceExportConfig) -> Any:
         endpoint=config.endpoint,
         headers=config.headers or None,
         timeout=config.timeout,
-        compression=(
-            None
-            if config.compression is None
-            else HttpCompression.Gzip
-            if config.compression == "gzip"
-            else HttpCompression.NoCompression
-        ),
+        compression=_compression(config, HttpCompression),
     )
+
+
+def _compression(config: TraceExportConfig, kinds: Any) -> Any:
+    """The exporter's own compression value (gRPC's and HTTP's enums name them alike)."""
+    if config.compression is None:
+        return None
+    return kinds.Gzip if config.compression == "gzip" else kinds.NoCompression
 
 
 def setup_tracing(

@@ -41,6 +41,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from trustgate_core.errors import ValidationFailed
+from trustgate_core.plugins.base import parse_duration as parse_go_duration
 
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 Compression = Literal["gzip", "none"]
@@ -70,16 +71,6 @@ _OTLP_KEYS = {
 }
 _TLS_KEYS = {"ca_file", "cert_file", "key_file", "skip_verify"}
 _KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule for topic names
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
 
 
 # --- values -----------------------------------------------------------------------------
@@ -168,12 +159,8 @@ def parse_duration(value: object, *, number_unit: float = 1e-3) -> float:
     text = value.strip()
     if re.fullmatch(r"-?\d+(\.\d+)?", text):
         return float(text) * number_unit
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    parts = _DURATION_PART.findall(body)
-    if not body or "".join(n + u for n, u in parts) != body:
-        raise ValueError(f"not a duration: {value!r} (e.g. 10s, 250ms)")
-    return sign * sum(float(n) * _UNIT[u] for n, u in parts)
+    sign = -1.0 if text.startswith("-") else 1.0  # a negative one is refused by the caller
+    return sign * parse_go_duration(text.lstrip("+-"))
 
 
 def _fail(path: str, message: str) -> ValidationFailed:

@@ -30,7 +30,7 @@ import contextlib
 import gzip
 import socket
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,18 +167,12 @@ class OtlpCollector:
 
         request = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
         await self._hold()
-        for resource_logs in request.resource_logs:
-            for scope_logs in resource_logs.scope_logs:
-                for record in scope_logs.log_records:
-                    self.logs.append(
-                        ReceivedLog(
-                            record=record,
-                            resource=resource_logs.resource,
-                            scope=scope_logs.scope,
-                            transport=transport,
-                            headers=headers,
-                        )
-                    )
+        self.logs += [
+            ReceivedLog(
+                record=item, resource=res, scope=scope, transport=transport, headers=headers
+            )
+            for res, scope, item in _unpack(request.resource_logs, "scope_logs", "log_records")
+        ]
         self.requests += 1
         return bytes(logs_service_pb2.ExportLogsServiceResponse().SerializeToString())
 
@@ -187,18 +181,10 @@ class OtlpCollector:
 
         request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
         await self._hold()
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self.spans.append(
-                        ReceivedSpan(
-                            span=span,
-                            resource=resource_spans.resource,
-                            scope=scope_spans.scope,
-                            transport=transport,
-                            headers=headers,
-                        )
-                    )
+        self.spans += [
+            ReceivedSpan(span=item, resource=res, scope=scope, transport=transport, headers=headers)
+            for res, scope, item in _unpack(request.resource_spans, "scope_spans", "spans")
+        ]
         self.requests += 1
         return bytes(trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
 
@@ -258,6 +244,14 @@ class OtlpCollector:
             await _respond(send, 400, str(exc).encode(), "text/plain")
             return
         await _respond(send, 200, answer, "application/x-protobuf")
+
+
+def _unpack(resources: Any, scopes: str, items: str) -> Iterator[tuple[Any, Any, Any]]:
+    """(resource, scope, item) for every log record or span of an export request."""
+    for resource in resources:
+        for scope in getattr(resource, scopes):
+            for item in getattr(scope, items):
+                yield resource.resource, scope.scope, item
 
 
 async def _respond(send: Any, status: int, body: bytes, content_type: str) -> None:
