@@ -18,7 +18,7 @@ COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 
 INFRA_PORTS = {"postgres": 5432, "nats": 4222, "redis": 6379, "kafka": 9092}
-PLANE_PORTS = {"admin": 8080, "proxy": 8081}
+PLANE_PORTS = {"admin": 8080, "proxy": 8081, "telemetry": 8083}
 
 # Modules that may hold settings classes; those not installed (yet) are skipped.
 SETTINGS_MODULES = [
@@ -31,9 +31,9 @@ SETTINGS_MODULES = [
 ]
 
 # Variables the compose file sets for planes that are not written yet: Redis is for the
-# proxy's shared counters and policy-cache, Kafka for telemetry (architecture §4-§6).
+# proxy's shared counters and policy-cache (architecture §4, §6).
 # Remove a name here once a settings class reads it.
-PENDING_SETTINGS = {"REDIS_HOST", "KAFKA_BROKERS"}
+PENDING_SETTINGS = {"REDIS_HOST"}
 
 
 def _aliases(field: Any) -> set[str]:
@@ -136,6 +136,9 @@ def test_planes_get_the_settings_they_need(compose: dict[str, Any]) -> None:
     for name in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"):
         assert name in admin
     assert "REDIS_HOST" in proxy and "KAFKA_BROKERS" in proxy
+    telemetry = _environment(compose["services"]["telemetry"])
+    for name in ("NATS_URL", "KAFKA_BROKERS", "TELEMETRY_KAFKA_TOPIC"):
+        assert name in telemetry
 
 
 def test_every_variable_the_planes_set_is_a_real_setting(compose: dict[str, Any]) -> None:
