@@ -18,20 +18,13 @@ import orjson
 import pytest
 import pytest_asyncio
 from anthropic import AsyncAnthropic
-from anthropic.types import ToolParam
 
 from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
 from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
+from trustgate_proxy.testing.sdk_clients import MESSAGES_WEATHER_TOOL, PNG
 from trustgate_proxy.testing.server import RunningProxy, until_known
 from trustgate_proxy.testing.tenant import Tenant
-
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-WEATHER: ToolParam = {
-    "name": "get_weather",
-    "description": "Weather of a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
-}
 
 
 @pytest_asyncio.fixture
@@ -159,32 +152,6 @@ async def test_a_stream_passes_through_in_deltas_before_anthropic_finishes(
     assert (final.usage.input_tokens, final.usage.output_tokens) == (8, 7)
 
 
-async def test_a_tool_round_trip_passes_through_to_anthropic(
-    proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
-) -> None:
-    client = sdk(proxy, to_anthropic)
-    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
-    async with client.messages.stream(
-        model="claude-tools", max_tokens=100, messages=messages, tools=[WEATHER]
-    ) as stream:
-        first = await stream.get_final_message()
-    assert first.stop_reason == "tool_use"
-    (use,) = [b for b in first.content if b.type == "tool_use"]
-    assert (use.name, use.input) == ("get_weather", {"city": "Paris"})
-    messages += [
-        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
-        {
-            "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
-        },
-    ]
-    final = await client.messages.create(
-        model="claude-tools", max_tokens=100, messages=messages, tools=[WEATHER]
-    )
-    assert texts(final) == ["The weather is sunny"]
-    assert claude.recorded[-1].tool_result == "sunny"
-
-
 async def test_thinking_and_images_pass_through_to_anthropic(
     proxy: RunningProxy, to_anthropic: Tenant, claude: AnthropicMock
 ) -> None:
@@ -234,31 +201,6 @@ async def test_a_cut_anthropic_stream_ends_with_an_error_the_sdk_raises(
                 async for text in stream.text_stream:
                     seen.append(text)
     assert seen == ["Hello"]
-
-
-async def test_request_events_carry_anthropic_usage_normalised(
-    proxy: RunningProxy, to_anthropic: Tenant, bus: Any, events: Any
-) -> None:
-    client = sdk(proxy, to_anthropic)
-    async with events(bus, to_anthropic.gateway.id) as log:
-        plain = await client.messages.with_raw_response.create(
-            model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
-        )
-        streamed = await client.messages.with_raw_response.create(
-            model="claude-x",
-            max_tokens=10,
-            messages=[{"role": "user", "content": "Hi"}],
-            stream=True,
-        )
-        _ = [e async for e in await streamed.parse()]
-        await wait_for(lambda: len(log.events) >= 2, timeout=10)
-    by_trace = {e.trace_id: e for e in log.events}
-    for raw in (plain, streamed):
-        event = by_trace[raw.headers["x-ag-trace-id"]]
-        assert event.provider == "anthropic" and event.status == 200
-        assert event.usage is not None
-        assert (event.usage.prompt_tokens, event.usage.completion_tokens) == (11, 7)
-        assert event.usage.cached_input_tokens == 3
 
 
 # -- (b) translated: Anthropic clients, an OpenAI Chat provider ------------------------------
@@ -322,19 +264,19 @@ async def test_a_tool_round_trip_is_translated_to_openai_chat(
     first: anthropic.types.Message
     if streamed:
         async with client.messages.stream(
-            model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+            model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[MESSAGES_WEATHER_TOOL]
         ) as stream:
             first = await stream.get_final_message()
     else:
         first = await client.messages.create(
-            model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+            model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[MESSAGES_WEATHER_TOOL]
         )
     assert first.stop_reason == "tool_use"
     (use,) = [b for b in first.content if b.type == "tool_use"]
     assert (use.name, use.input) == ("get_weather", {"city": "Paris"})
     tools_sent = gpt.recorded[-1].body["tools"]
     assert tools_sent[0]["function"]["name"] == "get_weather"
-    assert tools_sent[0]["function"]["parameters"] == WEATHER["input_schema"]
+    assert tools_sent[0]["function"]["parameters"] == MESSAGES_WEATHER_TOOL["input_schema"]
     messages += [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
         {
@@ -343,7 +285,7 @@ async def test_a_tool_round_trip_is_translated_to_openai_chat(
         },
     ]
     final = await client.messages.create(
-        model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[WEATHER]
+        model="gpt-4o-tools", max_tokens=100, messages=messages, tools=[MESSAGES_WEATHER_TOOL]
     )
     assert texts(final) == ["The weather is sunny"]
     assert final.stop_reason == "end_turn"
@@ -536,7 +478,7 @@ async def test_an_openai_chat_tool_round_trip_through_anthropic(
     client = openai_sdk(proxy, to_anthropic)
     tool: Any = {
         "type": "function",
-        "function": {"name": "get_weather", "parameters": WEATHER["input_schema"]},
+        "function": {"name": "get_weather", "parameters": MESSAGES_WEATHER_TOOL["input_schema"]},
     }
     messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
     if streamed:
@@ -580,7 +522,9 @@ async def test_an_openai_chat_tool_round_trip_through_anthropic(
     assert final.choices[0].message.content == "The weather is sunny"
     sent = claude.recorded[-1]
     assert sent.tool_result == "sunny"
-    assert sent.body["tools"] == [{"name": "get_weather", "input_schema": WEATHER["input_schema"]}]
+    assert sent.body["tools"] == [
+        {"name": "get_weather", "input_schema": MESSAGES_WEATHER_TOOL["input_schema"]}
+    ]
 
 
 # -- model mapping and count_tokens ---------------------------------------------------------

@@ -3,11 +3,14 @@
 registered in ``trustgate_proxy.testing.providers.MOCKS`` (each speaks its provider's exact
 wire format; see the mocks' docstrings for the fixtures' provenance).
 
-Per combination: plain or streamed text (a stream's text arrives in several deltas through
-the SDK's own iterator), the system prompt and an image part reaching the provider, a tool
-call round trip (call → tool result → final answer), stop reasons mapped (natural, tool use,
-max tokens), a 429 translated with its ``Retry-After``, usage in the SDK's answer and in
-every request event, and a stream cut mid-way surfacing as an error from the SDK's parser.
+Per combination: plain or streamed text (a stream's text arrives through the SDK's own
+iterator in the provider's deltas, ``Hello`` / `` from`` / `` <name>``), the system prompt
+and an image part reaching the provider, a tool call round trip (call → tool result →
+final answer), stop reasons mapped (natural, tool use, max tokens), a 429 translated with
+its ``Retry-After``, usage in the SDK's answer and in every request event (cached 3 too),
+and a stream cut mid-way surfacing as an error from the SDK's parser. The per-provider SDK
+files (test_anthropic/bedrock/gemini/responses.py) keep only what is specific to their
+provider; add generic checks here.
 The registry maps ``gpt-4o-mini`` to the provider's own model id (model mapping).
 """
 
@@ -520,6 +523,7 @@ async def test_every_client_format_reaches_every_provider(
         if event.status == 200 and event.error_kind is None:
             assert event.usage is not None, event
             assert (event.usage.prompt_tokens, event.usage.completion_tokens) == (11, 7)
+            assert event.usage.cached_input_tokens == 3
         else:
             assert event.error_kind in (
                 "upstream_status",

@@ -69,3 +69,31 @@ async def route_to(
     await tenant.add_consumer(consumer, [registry])
     await until_known(proxy, tenant)
     return tenant
+
+
+# -- what the SDK tests send ---------------------------------------------------------------
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+"""A 1x1 PNG, base64."""
+
+WEATHER_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {"city": {"type": "string"}}}
+CHAT_WEATHER_TOOL: Any = {  # the ``openai`` SDK's chat completions shape
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": WEATHER_PARAMETERS,
+    },
+}
+MESSAGES_WEATHER_TOOL: Any = {  # the ``anthropic`` SDK's messages shape
+    "name": "get_weather",
+    "description": "Weather of a city",
+    "input_schema": WEATHER_PARAMETERS,
+}
+RESPONSES_WEATHER_TOOL: Any = {  # the ``openai`` SDK's responses shape
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather of a city",
+    "parameters": WEATHER_PARAMETERS,
+    "strict": False,
+}
