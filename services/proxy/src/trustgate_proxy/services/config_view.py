@@ -48,14 +48,21 @@ class ConfigView:
         self.state = state
         self._box = box
         self._plans: dict[UUID, ConsumerPlan] = {}
-        self._targets: dict[UUID, UpstreamTarget | ProviderCredentialError] = {}
+        # registry id -> (the registry it was built from, its target or why it has none)
+        self._targets: dict[UUID, tuple[Registry, UpstreamTarget | ProviderCredentialError]] = {}
         self._body_limits: dict[UUID, int] = {}
         self.generation = 0
 
     def invalidate(self, _event: object = None) -> None:
+        """After any config change: plans and body limits are recompiled on next use; a
+        target is kept while its registry is unchanged, so the tokens it holds (Entra,
+        Vertex) survive changes elsewhere in the cluster and are not minted again."""
         self._plans = {}
-        self._targets = {}
         self._body_limits = {}
+        registries = self.state.registries
+        self._targets = {
+            rid: entry for rid, entry in self._targets.items() if registries.get(rid) is entry[0]
+        }
         self.generation += 1
 
     def body_limit(self, gateway: Gateway) -> int:
@@ -75,10 +82,10 @@ class ConfigView:
         return plan
 
     def target(self, registry: Registry) -> UpstreamTarget:
-        target = self._targets.get(registry.id)
-        if target is None:
-            target = self._build_target(registry)
-            self._targets[registry.id] = target
+        entry = self._targets.get(registry.id)
+        if entry is None or entry[0] is not registry:
+            entry = self._targets[registry.id] = (registry, self._build_target(registry))
+        target = entry[1]
         if isinstance(target, ProviderCredentialError):
             raise ProviderCredentialError(target.message)  # fresh: no traceback pile-up
         return target
