@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -159,3 +160,21 @@ def test_exported_asyncapi_document_matches_the_code() -> None:
     assert yaml.safe_load(exported.read_text()) == yaml.safe_load(render("yaml")), (
         "run `trustgate asyncapi --out deploy/asyncapi.yaml`"
     )
+
+
+def test_a_request_event_naming_an_error_kind_unknown_to_this_version_still_decodes() -> None:
+    from trustgate_core.events import decode_request_event
+
+    doc = {
+        "trace_id": "0" * 32,
+        "gateway_id": "01a23405-4071-7345-8333-ac82cc49a266",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "status": 502,
+        "error_kind": "a_kind_from_a_newer_proxy",
+        "timings": {"total_ms": 1.0, "gateway_ms": 1.0},
+        "started_at": "2026-12-01T00:00:00Z",
+        "ended_at": "2026-12-01T00:00:01Z",
+    }
+    event = decode_request_event(json.dumps(doc))
+    assert event.error_kind == "a_kind_from_a_newer_proxy" and not event.ok

@@ -38,10 +38,18 @@ ErrorKind = Literal[
     "upstream_connect",  # no connection, or it broke before the answer's headers
     "upstream_timeout",
     "stream_interrupted",  # the upstream stream broke after the first byte
+    "upstream_stream_error",  # the upstream's stream reported an error, or was corrupt
+    "upstream_malformed",  # a 2xx answer that is not the provider's format (translated calls)
+    "backend_error",  # any other upstream failure before the answer
     # the client went away
     "client_disconnected",
     "internal_error",
 ]
+
+
+# The kinds this version emits. Readers must accept others: a newer proxy may add kinds,
+# and an event is never refused (and so never lost by a consumer) for naming one.
+ERROR_KINDS: frozenset[str] = frozenset(ErrorKind.__args__)  # type: ignore[attr-defined]
 
 
 class _Frozen(BaseModel):
@@ -89,7 +97,7 @@ class RequestEvent(_Frozen):
     model: str | None = None
     status: int
     stream: bool = False
-    error_kind: ErrorKind | None = None
+    error_kind: ErrorKind | str | None = None  # one of ERROR_KINDS, or a newer kind
     timings: RequestTimings
     usage: RequestUsage | None = None
     sizes: RequestSizes = RequestSizes()
