@@ -23,13 +23,15 @@ output 7; ``…-tools`` a ``get_weather`` ``tool_use`` (arguments in two
 ``input_json_delta``s, ``stop_reason: tool_use``) or, answering a tool result, ``The
 weather is <result>``; ``…-long`` ``stop_reason: max_tokens``; ``…-cut`` a stream aborted
 after its first delta; ``…-slow`` a stream held after its first text delta until
-``release`` is set; ``…-ratelimited`` 429 ``rate_limit_error`` with ``retry-after: 7``;
+``release`` is set (``client_gone`` is set if the caller leaves meanwhile);
+``…-ratelimited`` 429 ``rate_limit_error`` with ``retry-after: 7``;
 ``…-thinking`` a thinking block (thinking deltas and a ``signature_delta``) before the text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -197,6 +199,7 @@ class AnthropicMock:
     raw: list[bytes] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)  # lets ``-slow`` go on
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # a stream was completed
+    client_gone: asyncio.Event = field(default_factory=asyncio.Event)  # left a held stream
 
     def _answer(self, model: str, answered: str | None) -> tuple[list[dict[str, Any]], str]:
         modes = Modes.of(model)
@@ -304,7 +307,8 @@ class AnthropicMock:
                     abort(request)  # no message_stop
                     return resp
                 if modes.slow and n == 0 and index == len(content) - 1:
-                    await self.release.wait()
+                    if not await self._hold(request):
+                        return resp
             await resp.write(_sse("content_block_stop", {"index": index}))
         await resp.write(
             _sse(
@@ -319,6 +323,17 @@ class AnthropicMock:
         self.finished.set()
         await resp.write_eof()
         return resp
+
+    async def _hold(self, request: web.Request) -> bool:
+        """Until ``release`` is set (``True``) or the caller hangs up (``False``, and
+        ``client_gone`` is set)."""
+        while not self.release.is_set():
+            if request.transport is None or request.transport.is_closing():
+                self.client_gone.set()
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), 0.02)
+        return True
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         raw, body = await read_json(request)

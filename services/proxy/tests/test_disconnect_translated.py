@@ -1,0 +1,104 @@
+"""A client that disconnects during a translated call (client and provider speak different
+wire formats): the upstream connection is dropped with it and the request event records
+499 ``client_disconnected``, for streams and plain calls alike."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+
+from trustgate_core.testing.fixtures import wait_for
+from trustgate_proxy.testing.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
+from trustgate_proxy.testing.mock_upstream import MockUpstream
+from trustgate_proxy.testing.sdk_clients import gateway_headers, openai_sdk
+from trustgate_proxy.testing.server import RunningProxy, until_known
+from trustgate_proxy.testing.tenant import Tenant
+
+MESSAGES_BODY: dict[str, Any] = {"max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+async def test_openai_client_leaving_a_translated_anthropic_stream_drops_the_upstream(
+    proxy: RunningProxy, tenant: Tenant, bus: Any, events: Any
+) -> None:
+    async with serve_anthropic("anthropic") as claude:
+        await tenant.add_registry(
+            "claude",
+            "",
+            provider="anthropic",
+            options={"base_url": claude.url},
+            auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
+        )
+        await tenant.add_consumer("app", ["claude"])
+        await until_known(proxy, tenant)
+        async with events(bus, tenant.gateway.id) as log:
+            client = openai_sdk(proxy, tenant)
+            stream = await client.chat.completions.create(
+                model="claude-opus-4-7-slow",
+                messages=[{"role": "user", "content": "Hi"}],
+                stream=True,
+            )
+            chunks = aiter(stream)
+            first = ""
+            while not first:  # the role chunk may come before the first text
+                chunk = await asyncio.wait_for(anext(chunks), 10)
+                first = (chunk.choices[0].delta.content or "") if chunk.choices else ""
+            assert first == "Hello"
+            await stream.close()  # the client goes away while Anthropic holds the stream
+            await client.close()
+            await asyncio.wait_for(claude.client_gone.wait(), 10)
+            await wait_for(lambda: log.events, timeout=10)
+        assert not claude.finished.is_set()
+    (event,) = log.events
+    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", True)
+
+
+async def test_anthropic_client_leaving_a_translated_openai_stream_drops_the_upstream(
+    proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream, bus: Any, events: Any
+) -> None:
+    await tenant.add_registry("primary", upstream.url)
+    await tenant.add_consumer("app", ["primary"])
+    await until_known(proxy, tenant)
+    async with events(bus, tenant.gateway.id) as log:
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(
+                f"{proxy.url}/{tenant.consumers['app'].slug}/v1/messages",
+                json={**MESSAGES_BODY, "model": "gpt-4o-hang", "stream": True},
+                headers=gateway_headers(tenant),
+            )
+            assert resp.status == 200
+            seen = b""
+            while b"content_block_delta" not in seen:  # the first text delta arrived
+                seen += await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 10)
+            resp.close()  # the client goes away mid-stream
+        await asyncio.wait_for(upstream.client_gone.wait(), 10)
+        await wait_for(lambda: log.events, timeout=10)
+    (event,) = log.events
+    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", True)
+
+
+async def test_anthropic_client_leaving_a_translated_plain_call_drops_the_upstream(
+    proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream, bus: Any, events: Any
+) -> None:
+    await tenant.add_registry("primary", upstream.url)
+    await tenant.add_consumer("app", ["primary"])
+    await until_known(proxy, tenant)
+    async with events(bus, tenant.gateway.id) as log:
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.ensure_future(
+                session.post(
+                    f"{proxy.url}/{tenant.consumers['app'].slug}/v1/messages",
+                    json={**MESSAGES_BODY, "model": "gpt-4o-hang"},
+                    headers=gateway_headers(tenant),
+                )
+            )
+            await wait_for(lambda: upstream.requests, timeout=10)  # the upstream is working
+            request.cancel()  # the client gives up and closes its connection
+            with contextlib.suppress(asyncio.CancelledError):
+                await request
+        await asyncio.wait_for(upstream.client_gone.wait(), 10)
+        await wait_for(lambda: log.events, timeout=10)
+    (event,) = log.events
+    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", False)
