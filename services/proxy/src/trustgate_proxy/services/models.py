@@ -1,7 +1,10 @@
 """``GET /{consumer_slug}/v1/models``: the models a consumer may use, in OpenAI's list shape.
 
 A binding with a model policy lists its allowed models (or its default); a binding without
-one lists what its upstream's ``/models`` reports (best effort, short timeout).
+one lists what its upstream's models list reports (best effort, short timeout), in the
+upstream's own shape (``UpstreamTarget.model_names``: OpenAI's and Anthropic's
+``data[].id``, Google's ``models[].name``); a target needing per-request credentials gets
+them from ``authorize`` (and is skipped when they cannot be had).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from trustgate_core.errors import TrustGateError
+from trustgate_proxy.adapters.providers import UpstreamTarget
 from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
 
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -39,9 +44,7 @@ class ModelLister:
                 continue
             url = target.models_url()
             if url is not None:
-                probes.append(
-                    (binding.provider, asyncio.create_task(self._fetch(url, target.headers)))
-                )
+                probes.append((binding.provider, asyncio.create_task(self._fetch(target, url))))
         for provider, probe in probes:
             for name in await probe:
                 seen.setdefault(name, provider)
@@ -53,15 +56,25 @@ class ModelLister:
             ],
         }
 
-    async def _fetch(self, url: str, headers: dict[str, str]) -> list[str]:
+    async def _fetch(self, target: UpstreamTarget, url: str) -> list[str]:
+        """The names ``target`` lists at ``url`` (its own shape, ``model_names``); nothing
+        when the list cannot be had (no credentials minted, an error, a bad answer)."""
         try:
+            headers = (
+                await target.authorize("GET", url, b"")
+                if target.needs_authorize
+                else target.headers
+            )
             async with self.session.get(url, headers=headers, timeout=_TIMEOUT) as resp:
                 if resp.status != 200:
                     return []
                 doc = orjson.loads(await resp.read())
-        except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError):
+        except (
+            TrustGateError,
+            TimeoutError,
+            aiohttp.ClientError,
+            OSError,
+            orjson.JSONDecodeError,
+        ):
             return []
-        data = doc.get("data") if isinstance(doc, dict) else None
-        if not isinstance(data, list):
-            return []
-        return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        return target.model_names(doc)

@@ -80,6 +80,14 @@ class UpstreamTarget:
             return None
         return f"{self.base_url}/models{self.query}"
 
+    def model_names(self, doc: Any) -> list[str]:
+        """The model names in the answer of ``models_url()`` (OpenAI's shape,
+        ``{"data":[{"id":…}]}``, which Anthropic's list shares)."""
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(data, list):
+            return []
+        return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
 
 class TargetBuilder(Protocol):
     def __call__(self, registry: Registry, auth: Mapping[str, Any] | None) -> UpstreamTarget: ...
