@@ -41,7 +41,7 @@ from trustgate_proxy.asgi.types import Headers, Receive, Scope, Send
 from trustgate_proxy.domain.auth import api_key_from_headers, authenticate
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.discovery import DiscoveryMode, discover_gateway, ensure_active
-from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat, openai_chat
+from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat
 from trustgate_proxy.domain.routing import Balancer, Route
 from trustgate_proxy.services.config_view import ConfigView
 from trustgate_proxy.services.forward import Forwarder, prepare_body
@@ -203,9 +203,10 @@ class ProxyApp:
 
         body = await self._read_body(receive, length)
         call.request_bytes = len(body)
-        if gateway.telemetry is not None and self.view.body_limit(gateway):
+        if gateway.telemetry is not None:
             call.body_limit = self.view.body_limit(gateway)
-            call.request_body = body
+            if call.body_limit:
+                call.request_body = body
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -274,15 +275,11 @@ class ProxyApp:
             call.model = request.model or None
             if request.model.isprintable():
                 headers.append((b"x-selected-model", request.model.encode()))
-            encoder = None
-            if request.stream:
-                encoder = (
-                    openai_chat.INBOUND_CODEC.stream_encoder(
-                        request.model, openai_chat.include_usage(doc)
-                    )
-                    if inbound == "openai_chat"
-                    else client.stream_encoder(request.model)
-                )
+            encoder = (
+                client.stream_encoder(request.model, request.stream_usage)
+                if request.stream
+                else None
+            )
             await self.forwarder.translate.forward(
                 call, target, client, provider, request, encoder, headers, receive, send
             )

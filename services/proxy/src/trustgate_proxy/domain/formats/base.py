@@ -67,7 +67,10 @@ class InboundCodec(Protocol):
 
     def encode_response(self, response: ChatResponse) -> dict[str, Any]: ...
 
-    def stream_encoder(self, model: str) -> StreamEncoder: ...
+    def stream_encoder(self, model: str, include_usage: bool = True) -> StreamEncoder:
+        """The client's stream; ``include_usage`` is ``ChatRequest.stream_usage`` (formats
+        that always report usage ignore it)."""
+        ...
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         """A provider's error (``status``, its message) in this format's error shape."""

@@ -158,6 +158,9 @@ class ChatRequest:
     user: str | None = None
     metadata: dict[str, Any] | None = None
     stream: bool = False
+    # Whether the client wants usage in its stream (OpenAI Chat only with
+    # ``stream_options.include_usage``; the other formats always carry it).
+    stream_usage: bool = True
     # Fields of the client's format with no place in this model (names, for the event and
     # the docs); and those the provider's codec had to drop.
     dropped: list[str] = field(default_factory=list)

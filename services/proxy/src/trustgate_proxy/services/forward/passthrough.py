@@ -31,16 +31,12 @@ from trustgate_proxy.services.forward.common import (
     DisconnectGuard,
     Relay,
     client_left,
+    post,
     read_all,
     relayed,
     retry_after,
-    upstream_failure,
 )
 
-STREAM_ERROR_EVENT = (
-    b'data: {"error":{"message":"upstream stream terminated unexpectedly",'
-    b'"type":"upstream_error"}}\n\n'
-)
 _USAGE_ONLY = b'"choices":[]'
 _USAGE_ONLY_SPACED = b'"choices": []'
 _TAIL = 8192
@@ -97,19 +93,8 @@ class PassThrough(Relay):
         guard = DisconnectGuard(receive, 0.0 if stream else self.disconnect_check_after)
         resp: aiohttp.ClientResponse | None = None
         try:
-            call.upstream_start = perf_counter()
-            try:
-                headers_out = (
-                    await target.authorize("POST", url, body)
-                    if target.needs_authorize
-                    else target.headers
-                )
-                resp = await self.session.post(url, data=body, headers=headers_out)
-            except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
-                raise upstream_failure(call, exc, "upstream unreachable") from exc
-            call.upstream_ttfb = perf_counter()
-            status = call.status = resp.status
-            if status < 300 and stream and resp.content_type == "text/event-stream":
+            resp = await post(self.session, call, target, url, body)
+            if resp.status < 300 and stream and resp.content_type == "text/event-stream":
                 await self._relay_stream(call, resp, headers, send, guard, hide_usage, wire)
             else:
                 await self._relay_whole(call, resp, headers, send, guard, wire)
@@ -217,11 +202,9 @@ class PassThrough(Relay):
             else:
                 call.error_kind = "stream_interrupted"
                 # finish the event in flight (its lines are complete) before the error event
-                end = (b"" if last.endswith(b"\n\n") else b"\n") + (
-                    STREAM_ERROR_EVENT
-                    if wire == "openai_chat"
-                    else INBOUND[wire].stream_encoder(call.model or "").error(STREAM_BROKEN)
-                )
+                end = (b"" if last.endswith(b"\n\n") else b"\n") + INBOUND[wire].stream_encoder(
+                    call.model or ""
+                ).error(STREAM_BROKEN)
             guard.disarm()
             await send({"type": "http.response.body", "body": end, "more_body": False})
             sent += len(end)

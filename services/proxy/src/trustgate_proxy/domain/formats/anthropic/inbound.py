@@ -226,7 +226,9 @@ class AnthropicInbound:
             "usage": usage_to(response.usage),
         }
 
-    def stream_encoder(self, model: str) -> AnthropicStreamEncoder:
+    def stream_encoder(
+        self, model: str, include_usage: bool = True
+    ) -> AnthropicStreamEncoder:  # usage always travels in message_delta
         return AnthropicStreamEncoder(model)
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:

@@ -302,6 +302,7 @@ class OpenAIChatInbound:
         metadata = doc.get("metadata")
         request.metadata = metadata if isinstance(metadata, dict) else None
         request.stream = doc.get("stream") is True
+        request.stream_usage = include_usage(doc)
         for key in doc:
             if key not in _HANDLED:
                 note(dropped, key)

@@ -182,7 +182,9 @@ class ResponsesInbound:
             incomplete,
         )
 
-    def stream_encoder(self, model: str) -> ResponsesStreamEncoder:
+    def stream_encoder(
+        self, model: str, include_usage: bool = True
+    ) -> ResponsesStreamEncoder:  # usage always travels in response.completed
         return ResponsesStreamEncoder(model)
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
