@@ -5,15 +5,19 @@ wire formats): the upstream connection is dropped with it and the request event 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import aiohttp
 
-from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
 from trustgate_proxy.testing.mock_upstream import MockUpstream
-from trustgate_proxy.testing.sdk_clients import gateway_headers, openai_sdk
+from trustgate_proxy.testing.sdk_clients import (
+    abandon_plain_call,
+    assert_one_client_disconnected,
+    gateway_headers,
+    openai_sdk,
+    until_client_left,
+)
 from trustgate_proxy.testing.server import RunningProxy, until_known
 from trustgate_proxy.testing.tenant import Tenant
 
@@ -48,11 +52,9 @@ async def test_openai_client_leaving_a_translated_anthropic_stream_drops_the_ups
             assert first == "Hello"
             await stream.close()  # the client goes away while Anthropic holds the stream
             await client.close()
-            await asyncio.wait_for(claude.client_gone.wait(), 10)
-            await wait_for(lambda: log.events, timeout=10)
+            await until_client_left(claude.client_gone, log, within=10)
         assert not claude.finished.is_set()
-    (event,) = log.events
-    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", True)
+    assert_one_client_disconnected(log, stream=True)
 
 
 async def test_anthropic_client_leaving_a_translated_openai_stream_drops_the_upstream(
@@ -73,10 +75,8 @@ async def test_anthropic_client_leaving_a_translated_openai_stream_drops_the_ups
             while b"content_block_delta" not in seen:  # the first text delta arrived
                 seen += await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 10)
             resp.close()  # the client goes away mid-stream
-        await asyncio.wait_for(upstream.client_gone.wait(), 10)
-        await wait_for(lambda: log.events, timeout=10)
-    (event,) = log.events
-    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", True)
+        await until_client_left(upstream.client_gone, log, within=10)
+    assert_one_client_disconnected(log, stream=True)
 
 
 async def test_anthropic_client_leaving_a_translated_plain_call_drops_the_upstream(
@@ -87,18 +87,13 @@ async def test_anthropic_client_leaving_a_translated_plain_call_drops_the_upstre
     await until_known(proxy, tenant)
     async with events(bus, tenant.gateway.id) as log:
         async with aiohttp.ClientSession() as session:
-            request = asyncio.ensure_future(
-                session.post(
-                    f"{proxy.url}/{tenant.consumers['app'].slug}/v1/messages",
-                    json={**MESSAGES_BODY, "model": "gpt-4o-hang"},
-                    headers=gateway_headers(tenant),
-                )
+            await abandon_plain_call(
+                session,
+                f"{proxy.url}/{tenant.consumers['app'].slug}/v1/messages",
+                json={**MESSAGES_BODY, "model": "gpt-4o-hang"},
+                headers=gateway_headers(tenant),
+                started=lambda: upstream.requests,
+                within=10,
             )
-            await wait_for(lambda: upstream.requests, timeout=10)  # the upstream is working
-            request.cancel()  # the client gives up and closes its connection
-            with contextlib.suppress(asyncio.CancelledError):
-                await request
-        await asyncio.wait_for(upstream.client_gone.wait(), 10)
-        await wait_for(lambda: log.events, timeout=10)
-    (event,) = log.events
-    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", False)
+        await until_client_left(upstream.client_gone, log, within=10)
+    assert_one_client_disconnected(log, stream=False)

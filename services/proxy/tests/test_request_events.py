@@ -3,8 +3,6 @@ blocking; buffered within bounds (the rest dropped and counted) while NATS is do
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import aiohttp
@@ -14,6 +12,11 @@ from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM, decode_request_event, requests_subject
 from trustgate_core.events.subjects import requests_stream
 from trustgate_core.testing.fixtures import wait_for
+from trustgate_proxy.testing.sdk_clients import (
+    abandon_plain_call,
+    assert_one_client_disconnected,
+    until_client_left,
+)
 from trustgate_proxy.testing.server import run_proxy, until_known
 from trustgate_proxy.testing.tenant import new_tenant
 
@@ -138,10 +141,8 @@ async def test_client_disconnect_cancels_the_upstream_stream(
             first = await resp.content.readuntil(b"\n\n")
             assert first.startswith(b"data: {")
             resp.close()  # the client goes away mid-stream
-        await asyncio.wait_for(upstream.client_gone.wait(), 5)
-        await wait_for(lambda: log.events, timeout=5)
-    (event,) = log.events
-    assert (event.status, event.error_kind) == (499, "client_disconnected")
+        await until_client_left(upstream.client_gone, log, within=5)
+    assert_one_client_disconnected(log)
 
 
 async def test_nats_outage_keeps_serving_buffers_within_bounds_then_resumes_events_and_config(
@@ -228,21 +229,13 @@ async def test_client_disconnect_cancels_a_slow_plain_completion(
     await until_known(proxy, tenant)
     async with events(bus, tenant.gateway.id) as log:
         async with aiohttp.ClientSession() as session:
-            request = asyncio.ensure_future(
-                session.post(
-                    f"{proxy.base_url(tenant.consumers['app'])}/chat/completions",
-                    json=body("gpt-4o-hang"),
-                    headers={
-                        "X-AG-Gateway-Slug": tenant.slug,
-                        "X-AG-API-Key": tenant.keys["app"],
-                    },
-                )
+            await abandon_plain_call(
+                session,
+                f"{proxy.base_url(tenant.consumers['app'])}/chat/completions",
+                json=body("gpt-4o-hang"),
+                headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+                started=lambda: upstream.requests,
+                within=5,
             )
-            await wait_for(lambda: upstream.requests, timeout=5)  # the upstream is working
-            request.cancel()  # the client gives up and closes its connection
-            with contextlib.suppress(asyncio.CancelledError):
-                await request
-        await asyncio.wait_for(upstream.client_gone.wait(), 5)
-        await wait_for(lambda: log.events, timeout=5)
-    (event,) = log.events
-    assert (event.status, event.error_kind, event.stream) == (499, "client_disconnected", False)
+        await until_client_left(upstream.client_gone, log, within=5)
+    assert_one_client_disconnected(log, stream=False)

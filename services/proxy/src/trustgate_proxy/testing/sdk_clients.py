@@ -7,11 +7,18 @@ Needs the ``openai`` and ``anthropic`` SDKs (the workspace's dev dependencies).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
+import aiohttp
+import anthropic
+import openai
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
+from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.providers import ProviderMock
 from trustgate_proxy.testing.server import RunningProxy, until_known
 from trustgate_proxy.testing.tenant import Tenant
@@ -97,3 +104,92 @@ RESPONSES_WEATHER_TOOL: Any = {  # the ``openai`` SDK's responses shape
     "parameters": WEATHER_PARAMETERS,
     "strict": False,
 }
+
+
+# -- what the SDK tests check --------------------------------------------------------------
+
+
+async def refused_image_url(client: AsyncOpenAI, model: str) -> str:
+    """The error text of a chat completion with an image by URL, which must be refused (400)."""
+    try:
+        await client.chat.completions.create(
+            model=model,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+                    ],
+                }
+            ],
+        )
+    except openai.BadRequestError as error:
+        return str(error)
+    raise AssertionError("an image by URL was not refused")
+
+
+async def stream_text_until_error(stream: Any) -> list[str]:
+    """The text deltas of an ``openai`` chat completion stream that must end in an
+    ``openai.APIError`` (within 15 s)."""
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(15):
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    seen.append(chunk.choices[0].delta.content)
+    except openai.APIError:
+        return seen
+    raise AssertionError("the stream ended without an APIError")
+
+
+async def messages_text_until_error(client: AsyncAnthropic, model: str) -> list[str]:
+    """The text deltas of an ``anthropic`` messages stream ("Hi", 100 tokens) that must end
+    in an ``anthropic.APIError`` (within 15 s)."""
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(15):
+            async with client.messages.stream(
+                model=model, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+            ) as stream:
+                async for text in stream.text_stream:
+                    seen.append(text)
+    except anthropic.APIError:
+        return seen
+    raise AssertionError("the stream ended without an APIError")
+
+
+# -- a client that leaves ------------------------------------------------------------------
+
+
+async def abandon_plain_call(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    json: dict[str, Any],
+    headers: dict[str, str],
+    started: Callable[[], object],
+    within: float,
+) -> None:
+    """POST, wait until ``started()`` (the upstream is working), then give up: the client
+    cancels and closes its connection."""
+    request = asyncio.ensure_future(session.post(url, json=json, headers=headers))
+    await wait_for(started, timeout=within)
+    request.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+
+
+async def until_client_left(client_gone: asyncio.Event, log: Any, *, within: float) -> None:
+    """Wait until the upstream noticed the client left and a request event arrived in
+    ``log`` (from the ``events`` fixture)."""
+    await asyncio.wait_for(client_gone.wait(), within)
+    await wait_for(lambda: log.events, timeout=within)
+
+
+def assert_one_client_disconnected(log: Any, *, stream: bool | None = None) -> None:
+    """``log`` holds exactly one request event: 499 ``client_disconnected`` (and, unless
+    ``stream`` is None, for a stream or not)."""
+    (event,) = log.events
+    assert (event.status, event.error_kind) == (499, "client_disconnected")
+    if stream is not None:
+        assert event.stream == stream
