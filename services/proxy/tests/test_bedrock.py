@@ -19,6 +19,7 @@ from trustgate_proxy.testing.sdk_clients import (
     CHAT_WEATHER_TOOL,
     PNG,
     anthropic_sdk,
+    ask_about_png,
     messages_text_until_error,
     openai_sdk,
     refused_image_url,
@@ -172,18 +173,7 @@ async def test_openai_chat_streamed_tool_call_arrives_in_argument_deltas(
 async def test_openai_chat_image_reaches_bedrock_as_bytes(
     proxy: RunningProxy, routed: Tenant, bedrock: ProviderMock
 ) -> None:
-    await openai_sdk(proxy, routed).chat.completions.create(
-        model=MODEL,
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "What is it?"},
-                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-                ],
-            }
-        ],
-    )
+    await ask_about_png(openai_sdk(proxy, routed), MODEL)
     sent = bedrock.requests[-1]
     assert sent.has_image
     image = sent.body["messages"][0]["content"][1]["image"]

@@ -27,6 +27,7 @@ from trustgate_proxy.testing.providers import MOCKS, ProviderMock
 from trustgate_proxy.testing.sdk_clients import (
     PNG,
     anthropic_sdk,
+    ask_about_png,
     messages_text_until_error,
     openai_sdk,
     refused_image_url,
@@ -187,18 +188,7 @@ async def test_openai_chat_streamed_tool_call(proxy: RunningProxy, routed: Tenan
 async def test_openai_chat_image_reaches_gemini_inline(
     proxy: RunningProxy, routed: Tenant, google: ProviderMock
 ) -> None:
-    await openai_sdk(proxy, routed).chat.completions.create(
-        model=MODEL,
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "What is it?"},
-                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-                ],
-            }
-        ],
-    )
+    await ask_about_png(openai_sdk(proxy, routed), MODEL)
     sent = google.requests[-1]
     assert sent.has_image
     assert sent.body["contents"][0]["parts"][1] == {

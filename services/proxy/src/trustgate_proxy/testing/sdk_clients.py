@@ -109,6 +109,22 @@ RESPONSES_WEATHER_TOOL: Any = {  # the ``openai`` SDK's responses shape
 # -- what the SDK tests check --------------------------------------------------------------
 
 
+async def ask_about_png(client: AsyncOpenAI, model: str) -> None:
+    """A chat completion with a text part and the :data:`PNG` as a data URL."""
+    await client.chat.completions.create(
+        model=model,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is it?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                ],
+            }
+        ],
+    )
+
+
 async def refused_image_url(client: AsyncOpenAI, model: str) -> str:
     """The error text of a chat completion with an image by URL, which must be refused (400)."""
     try:
