@@ -16,6 +16,7 @@ from trustgate_proxy.testing.sdk_clients import (
     assert_one_client_disconnected,
     gateway_headers,
     openai_sdk,
+    route_to_url,
     until_client_left,
 )
 from trustgate_proxy.testing.server import RunningProxy, until_known
@@ -60,9 +61,7 @@ async def test_openai_client_leaving_a_translated_anthropic_stream_drops_the_ups
 async def test_anthropic_client_leaving_a_translated_openai_stream_drops_the_upstream(
     proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream, bus: Any, events: Any
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
+    await route_to_url(proxy, tenant, upstream.url)
     async with events(bus, tenant.gateway.id) as log:
         async with aiohttp.ClientSession() as session:
             resp = await session.post(
@@ -82,9 +81,7 @@ async def test_anthropic_client_leaving_a_translated_openai_stream_drops_the_ups
 async def test_anthropic_client_leaving_a_translated_plain_call_drops_the_upstream(
     proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream, bus: Any, events: Any
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
+    await route_to_url(proxy, tenant, upstream.url)
     async with events(bus, tenant.gateway.id) as log:
         async with aiohttp.ClientSession() as session:
             await abandon_plain_call(

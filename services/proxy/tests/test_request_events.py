@@ -15,6 +15,7 @@ from trustgate_core.testing.fixtures import wait_for
 from trustgate_proxy.testing.sdk_clients import (
     abandon_plain_call,
     assert_one_client_disconnected,
+    route_to_url,
     until_client_left,
 )
 from trustgate_proxy.testing.server import run_proxy, until_known
@@ -42,9 +43,7 @@ async def post(
 async def test_every_request_yields_exactly_one_event_with_usage_and_timings(
     proxy: Any, tenant: Any, upstream: Any, bus: Any, events: Any
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
+    await route_to_url(proxy, tenant, upstream.url)
     async with events(bus, tenant.gateway.id) as log:
         plain = await post(proxy, tenant, body("gpt-4o-mini"))
         streamed = await post(proxy, tenant, body("gpt-4o-mini", stream=True))
@@ -107,9 +106,7 @@ async def test_every_request_yields_exactly_one_event_with_usage_and_timings(
 async def test_upstream_cut_mid_stream_sends_the_error_event_and_records_the_failure(
     proxy: Any, tenant: Any, upstream: Any, bus: Any, events: Any
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
+    await route_to_url(proxy, tenant, upstream.url)
     async with events(bus, tenant.gateway.id) as log:
         resp = await post(proxy, tenant, body("gpt-4o-cut", stream=True))
         await wait_for(lambda: log.events, timeout=5)
@@ -128,9 +125,7 @@ async def test_upstream_cut_mid_stream_sends_the_error_event_and_records_the_fai
 async def test_client_disconnect_cancels_the_upstream_stream(
     proxy: Any, tenant: Any, upstream: Any, bus: Any, events: Any
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
+    await route_to_url(proxy, tenant, upstream.url)
     async with events(bus, tenant.gateway.id) as log:
         async with aiohttp.ClientSession() as session:
             resp = await session.post(
@@ -199,9 +194,7 @@ async def test_nats_outage_keeps_serving_buffers_within_bounds_then_resumes_even
 async def test_refused_requests_on_a_known_gateway_are_recorded(
     proxy: Any, tenant: Any, upstream: Any, bus: Any, events: Any
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
+    await route_to_url(proxy, tenant, upstream.url)
     async with events(bus, tenant.gateway.id) as log:
         async with httpx.AsyncClient(timeout=5) as client:
             unknown = await client.post(
@@ -224,9 +217,7 @@ async def test_refused_requests_on_a_known_gateway_are_recorded(
 async def test_client_disconnect_cancels_a_slow_plain_completion(
     proxy: Any, tenant: Any, upstream: Any, bus: Any, events: Any
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    await until_known(proxy, tenant)
+    await route_to_url(proxy, tenant, upstream.url)
     async with events(bus, tenant.gateway.id) as log:
         async with aiohttp.ClientSession() as session:
             await abandon_plain_call(

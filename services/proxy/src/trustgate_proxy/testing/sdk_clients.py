@@ -78,6 +78,17 @@ async def route_to(
     return tenant
 
 
+async def route_to_url(
+    proxy: RunningProxy, tenant: Tenant, url: str, registry: str = "primary", consumer: str = "app"
+) -> Tenant:
+    """A registry for the OpenAI-compatible upstream at ``url`` and a consumer bound to it,
+    known to the proxy."""
+    await tenant.add_registry(registry, url)
+    await tenant.add_consumer(consumer, [registry])
+    await until_known(proxy, tenant)
+    return tenant
+
+
 # -- what the SDK tests send ---------------------------------------------------------------
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
