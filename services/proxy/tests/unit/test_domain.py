@@ -23,9 +23,9 @@ from trustgate_core.models import Consumer, Gateway, ModelPolicy, Registry, Regi
 from trustgate_core.replica import ReplicaState
 from trustgate_proxy.adapters.providers import BUILDERS
 from trustgate_proxy.adapters.providers.base import normalise_base_url
-from trustgate_proxy.domain.auth import api_key_from_headers
+from trustgate_core.access import api_key_from_headers
 from trustgate_proxy.domain.call import Call, event_payload
-from trustgate_proxy.domain.discovery import discover_gateway, ensure_active
+from trustgate_core.access import discover_gateway, ensure_active
 from trustgate_proxy.domain.routing import RoundRobin, bindings_of, resolve_routes
 from trustgate_proxy.domain.usage import find_usage
 from trustgate_proxy.services.forward import prepare_body

@@ -38,9 +38,9 @@ from trustgate_proxy import __version__
 from trustgate_proxy.adapters.providers import UpstreamTarget
 from trustgate_proxy.asgi.responses import SECURITY_HEADERS, send_bytes, send_error, send_json
 from trustgate_proxy.asgi.types import Headers, Receive, Scope, Send
-from trustgate_proxy.domain.auth import api_key_from_headers, authenticate
+from trustgate_core.access import api_key_from_headers, authenticate
 from trustgate_proxy.domain.call import Call
-from trustgate_proxy.domain.discovery import DiscoveryMode, discover_gateway, ensure_active
+from trustgate_core.access import DiscoveryMode, discover_gateway, ensure_active
 from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat
 from trustgate_proxy.domain.routing import Balancer, Route
 from trustgate_proxy.services.config_view import ConfigView
