@@ -12,6 +12,15 @@ from trustgate_core.models.gateway import Gateway
 from trustgate_core.models.policy import Policy
 from trustgate_core.models.registry import Registry
 from trustgate_core.models.role import Role
+from trustgate_core.models.routing import (
+    Fallback,
+    FallbackBudget,
+    HealthChecks,
+    LbConfig,
+    LbMember,
+    SmartRouting,
+    SmartRoutingTier,
+)
 
 __all__ = [
     "Auth",
@@ -19,10 +28,17 @@ __all__ = [
     "Consumer",
     "Entity",
     "EntityKind",
+    "Fallback",
+    "FallbackBudget",
     "Gateway",
+    "HealthChecks",
+    "LbConfig",
+    "LbMember",
     "ModelPolicy",
     "Policy",
     "Registry",
     "RegistryBinding",
     "Role",
+    "SmartRouting",
+    "SmartRoutingTier",
 ]

@@ -6,6 +6,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from trustgate_core.models.base import Entity
+from trustgate_core.models.routing import Fallback, LbConfig
 
 
 class ModelPolicy(BaseModel):
@@ -35,8 +36,8 @@ class Consumer(Entity):
     active: bool = True
     registries: list[RegistryBinding] = []
     model_policies: list[ModelPolicy] = []
-    lb_config: dict[str, Any] | None = None
-    fallback: dict[str, Any] | None = None
+    lb_config: LbConfig | None = None
+    fallback: Fallback | None = None
     headers: dict[str, str] = {}
     auth_ids: list[UUID] = []
     role_ids: list[UUID] = []

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from trustgate_core.models.base import Entity
+from trustgate_core.models.routing import HealthChecks
 
 
 class Registry(Entity):
@@ -19,5 +20,5 @@ class Registry(Entity):
     provider: str | None = None
     provider_options: dict[str, Any] = {}
     auth: dict[str, Any] | None = None
-    health_checks: dict[str, Any] | None = None
+    health_checks: HealthChecks | None = None
     mcp_target: dict[str, Any] | None = None
