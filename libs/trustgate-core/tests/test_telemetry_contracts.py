@@ -17,7 +17,6 @@ from trustgate_core.telemetry import (
     export_event,
     exported_event_json_schema,
     generate_json_schema,
-    parse_duration,
     resolve_otlp,
     validate_telemetry,
 )
@@ -110,14 +109,26 @@ def test_type_and_class_are_accepted_and_raw_asks_for_bodies() -> None:
     assert body_capture_limit(None) == 0
 
 
-def test_durations_accept_go_strings_and_milliseconds() -> None:
-    assert parse_duration("10s") == 10.0
-    assert parse_duration("1m30s") == 90.0
-    assert parse_duration("250ms") == 0.25
-    assert parse_duration(10000) == 10.0
-    assert parse_duration("10000") == 10.0
-    with pytest.raises(ValueError):
-        parse_duration("10 parsecs")
+def _timeout(value: object) -> float | None:
+    otlp = validate_telemetry(_otlp(endpoint="collector:4317", timeout=value)).otlp[0].otlp
+    assert otlp is not None
+    return otlp.timeout
+
+
+def test_otlp_timeouts_accept_go_strings_and_read_bare_numbers_as_milliseconds() -> None:
+    assert _timeout("10s") == 10.0
+    assert _timeout("1m30s") == 90.0
+    assert _timeout("250ms") == 0.25
+    assert _timeout(10000) == 10.0
+    assert _timeout("10000") == 10.0
+    assert OtlpDefaults.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500"}).timeout == 2.5
+    assert OtlpDefaults.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "3s"}).timeout == 3.0
+    with pytest.raises(ValidationFailed, match=r"settings\.timeout: must be a duration"):
+        _timeout("10 parsecs")
+    with pytest.raises(ValidationFailed, match=r"settings\.timeout: must be > 0"):
+        _timeout("-5s")
+    with pytest.raises(ValidationFailed, match="OTEL_EXPORTER_OTLP_TIMEOUT: must be > 0"):
+        OtlpDefaults.from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "-1"})
 
 
 def test_gateway_settings_win_over_env_fallbacks_key_by_key() -> None:

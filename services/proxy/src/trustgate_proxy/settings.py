@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
+from trustgate_core.durations import parse_duration
 from trustgate_core.settings import CoreSettings
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a Go-style duration (`250ms`, `60s`, `5m`, `1h`)."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r}")
-    return float(match.group(1)) * _UNIT[match.group(2)]
 
 
 class ProxySettings(CoreSettings):
@@ -44,5 +31,6 @@ class ProxySettings(CoreSettings):
         mode="before",
     )
     @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
+    def _duration(cls, v: str | float) -> float:
+        """A number of seconds (``120``) or a Go-style duration (``250ms``, ``2m``)."""
+        return parse_duration(v, bare="s")

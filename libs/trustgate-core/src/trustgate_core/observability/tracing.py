@@ -46,11 +46,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import unquote, urlparse
 
+from trustgate_core.telemetry.settings import Compression, OtlpProtocol
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
-Protocol = Literal["grpc", "http/protobuf"]
 SpanKindName = Literal["internal", "server", "client", "producer", "consumer"]
 Attributes = Mapping[str, str | bool | int | float | Sequence[str]]
 
@@ -97,11 +98,11 @@ class TraceExportConfig:
     """Where and how spans go, as read from the environment."""
 
     endpoint: str  # the exporter's endpoint: a full URL for HTTP, host:port or URL for gRPC
-    protocol: Protocol = "http/protobuf"
+    protocol: OtlpProtocol = "http/protobuf"
     headers: dict[str, str] = field(default_factory=dict)
     insecure: bool | None = None  # gRPC only; None: from the endpoint's scheme
     timeout: float | None = None  # seconds
-    compression: Literal["gzip", "none"] | None = None
+    compression: Compression | None = None
     service_name: str = "trustgate"
     schedule_delay_ms: int | None = None  # the batch processor's export interval
     max_queue_size: int | None = None  # spans held before new ones are dropped
@@ -154,7 +155,7 @@ def trace_config_from_env(
     protocol_raw = _first(env, t + "PROTOCOL", g + "PROTOCOL")
     if protocol_raw is None:
         port = urlparse(raw if "://" in raw else f"//{raw}").port
-        protocol: Protocol = "grpc" if port == GRPC_PORT else "http/protobuf"
+        protocol: OtlpProtocol = "grpc" if port == GRPC_PORT else "http/protobuf"
     elif protocol_raw in ("grpc", "http/protobuf"):
         protocol = protocol_raw  # type: ignore[assignment]
     else:
@@ -177,7 +178,7 @@ def trace_config_from_env(
         if timeout <= 0:
             raise ValueError("OTEL_EXPORTER_OTLP_TIMEOUT must be > 0")
     compression_raw = (_first(env, t + "COMPRESSION", g + "COMPRESSION") or "").lower()
-    compression: Literal["gzip", "none"] | None = (
+    compression: Compression | None = (
         "gzip" if compression_raw == "gzip" else "none" if compression_raw == "none" else None
     )
     sampler = (_first(env, "OTEL_TRACES_SAMPLER") or "parentbased_always_on").lower()

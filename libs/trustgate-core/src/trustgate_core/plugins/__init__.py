@@ -6,24 +6,21 @@ README (``ratelimit``, ``tokenratelimit``, ``requestsize``, ``semanticcache``) r
 their plugin; a policy keeps the slug the user sent.
 """
 
+from trustgate_core.models.policy import Mode, Stage
 from trustgate_core.plugins.base import (
     CATEGORIES,
     MODES,
-    PROTOCOLS,
+    PLANES,
     STAGES,
     Category,
-    Mode,
+    Plane,
     PluginSettings,
     PluginSpec,
-    Protocol,
-    Stage,
     ValidatedPolicy,
     glob_match,
-    parse_duration,
 )
 from trustgate_core.plugins.registry import (
     PLUGINS,
-    all_plugins,
     policies_catalog,
     resolve_plugin,
     validate_policy,
@@ -32,19 +29,17 @@ from trustgate_core.plugins.registry import (
 __all__ = [
     "CATEGORIES",
     "MODES",
+    "PLANES",
     "PLUGINS",
-    "PROTOCOLS",
     "STAGES",
     "Category",
     "Mode",
+    "Plane",
     "PluginSettings",
     "PluginSpec",
-    "Protocol",
     "Stage",
     "ValidatedPolicy",
-    "all_plugins",
     "glob_match",
-    "parse_duration",
     "policies_catalog",
     "resolve_plugin",
     "validate_policy",

@@ -14,16 +14,18 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-Stage = Literal["pre_request", "post_request", "pre_response", "post_response"]
-Mode = Literal["enforce", "throttle", "observe"]
-Protocol = Literal["LLM", "MCP"]
+from trustgate_core.durations import DURATION_HINT, DURATION_PATTERN, parse_duration
+from trustgate_core.models.policy import Mode, Stage
+
+#: The traffic a policy or a plugin applies to: LLM calls or MCP tool calls.
+Plane = Literal["LLM", "MCP"]
 Category = Literal["traffic", "cost", "caching", "security", "transformation"]
 Capability = Literal["request_body", "response_body", "metadata"]
 
 #: Canonical stage order; effective stages are always reported in this order.
 STAGES: Final[tuple[Stage, ...]] = ("pre_request", "post_request", "pre_response", "post_response")
 MODES: Final[tuple[Mode, ...]] = ("enforce", "throttle", "observe")
-PROTOCOLS: Final[tuple[Protocol, ...]] = ("LLM", "MCP")
+PLANES: Final[tuple[Plane, ...]] = ("LLM", "MCP")
 #: Catalog group order.
 CATEGORIES: Final[tuple[Category, ...]] = (
     "traffic",
@@ -63,7 +65,7 @@ class PluginSpec:
     stages: tuple[Stage, ...]
     mandatory_stages: tuple[Stage, ...]
     default_stages: tuple[Stage, ...]
-    protocols: tuple[Protocol, ...]
+    protocols: tuple[Plane, ...]
     modes: tuple[Mode, ...]
     settings_model: type[PluginSettings]
     aliases: tuple[str, ...] = ()
@@ -73,7 +75,7 @@ class PluginSpec:
         default=None, compare=False
     )
     #: Extra checks that depend on the protocol the policy is used with.
-    protocol_check: Callable[[PluginSettings, Protocol], None] | None = field(
+    protocol_check: Callable[[PluginSettings, Plane], None] | None = field(
         default=None, compare=False
     )
 
@@ -94,51 +96,11 @@ class ValidatedPolicy:
 
 # --------------------------------------------------------------------------- durations
 
-_DURATION_UNITS: Final[dict[str, float]] = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
-DURATION_PATTERN: Final[str] = r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d))+$"
-DURATION_HINT: Final[str] = 'must be a duration such as "30s", "1m", "1h" or "1d"'
-
-
-def parse_duration(value: str | int | float) -> float:
-    """Return the length of a duration in seconds.
-
-    Accepts Go-style durations (``"1h30m"``, ``"500ms"``, ``"1.5h"``) plus a ``d`` (day)
-    unit, and plain numbers taken as seconds. Negative or malformed values raise
-    ``ValueError``.
-    """
-    if isinstance(value, bool):
-        raise ValueError(DURATION_HINT)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("must not be negative")
-        return float(value)
-    text = value.strip()
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            raise ValueError(DURATION_HINT)
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos == 0 or pos != len(text):
-        raise ValueError(DURATION_HINT)
-    return total
-
 
 def require_duration(value: str, *, minimum: float = 0.0, maximum: float | None = None) -> float:
-    """Parse ``value`` and check its bounds; the errors name no field (the caller does)."""
-    seconds = parse_duration(value)
+    """Parse ``value`` (a unit is required) and check its bounds; the errors name no field
+    (the caller does)."""
+    seconds = parse_duration(value, bare=None)
     if seconds < minimum:
         raise ValueError(f"must be at least {_fmt_seconds(minimum)}")
     if maximum is not None and seconds > maximum:
@@ -199,7 +161,7 @@ def _non_blank(value: object) -> object:
 def _duration(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError(DURATION_HINT)
-    parse_duration(value)
+    parse_duration(value, bare=None)
     return value.strip()
 
 

@@ -7,13 +7,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from trustgate_core.durations import parse_duration
 from trustgate_core.plugins.base import (
     Duration,
     NonBlankStr,
     PluginSettings,
     PluginSpec,
     PositiveInt,
-    parse_duration,
     require_duration,
 )
 
@@ -66,7 +66,7 @@ class SemanticCacheSettings(PluginSettings):
     def _fill_ttl_seconds(self) -> SemanticCacheSettings:
         if self.ttl_seconds is None:
             self.ttl_seconds = (
-                math.ceil(parse_duration(self.ttl)) if self.ttl else DEFAULT_TTL_SECONDS
+                math.ceil(parse_duration(self.ttl, bare=None)) if self.ttl else DEFAULT_TTL_SECONDS
             )
         return self
 

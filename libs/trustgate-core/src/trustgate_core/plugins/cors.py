@@ -7,12 +7,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from trustgate_core.durations import parse_duration
 from trustgate_core.plugins.base import (
     NonBlankStr,
     PluginSettings,
     PluginSpec,
     SettingsError,
-    parse_duration,
 )
 
 HTTP_METHODS: Final[tuple[str, ...]] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -64,7 +64,7 @@ class CorsSettings(PluginSettings):
     def _max_age_seconds(cls, value: object) -> object:
         if isinstance(value, str):
             try:
-                return int(parse_duration(value))
+                return int(parse_duration(value, bare=None))
             except ValueError:
                 raise ValueError('must be seconds >= 0 or a duration such as "1h"') from None
         if isinstance(value, bool) or (value is not None and not isinstance(value, int)):

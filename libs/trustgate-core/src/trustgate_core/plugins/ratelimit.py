@@ -7,16 +7,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from trustgate_core.durations import parse_duration
 from trustgate_core.plugins.base import (
     Duration,
     NonBlankStr,
+    Plane,
     PluginSettings,
     PluginSpec,
     PositiveInt,
-    Protocol,
     Scope,
     SettingsError,
-    parse_duration,
     require_duration,
 )
 
@@ -54,7 +54,7 @@ class RateLimiterSettings(PluginSettings):
     @model_validator(mode="after")
     def _default_retry_after(self) -> RateLimiterSettings:
         if self.retry_after is None:
-            self.retry_after = str(math.ceil(parse_duration(self.window)))
+            self.retry_after = str(math.ceil(parse_duration(self.window, bare=None)))
         return self
 
 
@@ -88,7 +88,7 @@ class PerToolRateLimiterSettings(PluginSettings):
     behavior_default: ToolBehavior = "reject_response"
 
 
-def _per_tool_protocol_check(settings: PluginSettings, protocol: Protocol) -> None:
+def _per_tool_protocol_check(settings: PluginSettings, protocol: Plane) -> None:
     """Only the LLM path can rewrite an exchange; over MCP a limit can only reject."""
     assert isinstance(settings, PerToolRateLimiterSettings)
     if protocol != "MCP":

@@ -12,17 +12,16 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from trustgate_core.errors import ValidationFailed
+from trustgate_core.models.policy import Mode, Stage
 from trustgate_core.plugins.base import (
     CATEGORIES,
     MODES,
-    PROTOCOLS,
+    PLANES,
     STAGES,
-    Mode,
+    Plane,
     PluginSettings,
     PluginSpec,
-    Protocol,
     SettingsError,
-    Stage,
     ValidatedPolicy,
 )
 from trustgate_core.plugins.cache import SEMANTIC_CACHE
@@ -68,10 +67,6 @@ PLUGINS: Final[tuple[PluginSpec, ...]] = (
 _BY_SLUG: Final[dict[str, PluginSpec]] = {
     slug: spec for spec in PLUGINS for slug in (spec.id, *spec.aliases)
 }
-
-
-def all_plugins() -> tuple[PluginSpec, ...]:
-    return PLUGINS
 
 
 def resolve_plugin(slug: str) -> PluginSpec | None:
@@ -121,10 +116,10 @@ def policies_catalog() -> dict[str, Any]:
 # --------------------------------------------------------------------------- internals
 
 
-def _check_protocol(spec: PluginSpec, protocol: str) -> Protocol:
+def _check_protocol(spec: PluginSpec, protocol: str) -> Plane:
     wire = protocol.upper()
-    if wire not in PROTOCOLS:
-        raise ValidationFailed(f"protocol: must be one of {', '.join(PROTOCOLS)}")
+    if wire not in PLANES:
+        raise ValidationFailed(f"protocol: must be one of {', '.join(PLANES)}")
     if wire not in spec.protocols:
         raise ValidationFailed(
             f"slug: plugin {spec.id!r} does not support {wire} consumers "

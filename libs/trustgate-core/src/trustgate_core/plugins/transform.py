@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from trustgate_core.models.policy import Stage
 from trustgate_core.plugins.base import (
     NonBlankStr,
     NonNegativeInt,
@@ -15,7 +16,6 @@ from trustgate_core.plugins.base import (
     PositiveInt,
     Scope,
     SettingsError,
-    Stage,
 )
 
 # --------------------------------------------------------------------------- prompt_template

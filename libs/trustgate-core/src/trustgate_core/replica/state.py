@@ -39,7 +39,6 @@ class ReplicaState:
             EntityKind.policy: self.policies,  # type: ignore[dict-item]
             EntityKind.role: self.roles,  # type: ignore[dict-item]
         }
-        self.max_revision = 0
 
     # -- applying ------------------------------------------------------------------
     def apply(self, event: AnyConfigEvent) -> bool:
@@ -48,7 +47,6 @@ class ReplicaState:
         if event.revision <= self.revisions.get(key, 0):
             return False
         self.revisions[key] = event.revision
-        self.max_revision = max(self.max_revision, event.revision)
         table = self._tables[event.kind]
         old = table.pop(event.entity_id, None)
         if old is not None:

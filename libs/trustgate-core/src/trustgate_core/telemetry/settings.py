@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from trustgate_core.durations import parse_duration
 from trustgate_core.errors import ValidationFailed
-from trustgate_core.plugins.base import parse_duration as parse_go_duration
 
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 Compression = Literal["gzip", "none"]
@@ -146,23 +146,6 @@ NO_TELEMETRY = TelemetryConfig()
 # --- parsing ----------------------------------------------------------------------------
 
 
-def parse_duration(value: object, *, number_unit: float = 1e-3) -> float:
-    """Seconds from a Go duration string (``10s``, ``250ms``, ``1m30s``) or a number, which
-    counts ``number_unit`` seconds (milliseconds by default, as ``OTEL_EXPORTER_OTLP_TIMEOUT``
-    does). A string of digits is a number. Raises ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration")
-    if isinstance(value, int | float):
-        return float(value) * number_unit
-    if not isinstance(value, str):
-        raise ValueError("must be a duration")
-    text = value.strip()
-    if re.fullmatch(r"-?\d+(\.\d+)?", text):
-        return float(text) * number_unit
-    sign = -1.0 if text.startswith("-") else 1.0  # a negative one is refused by the caller
-    return sign * parse_go_duration(text.lstrip("+-"))
-
-
 def _fail(path: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{path}: {message}")
 
@@ -259,7 +242,9 @@ def _otlp(path: str, raw: object) -> OtlpSettings:
     timeout: float | None = None
     if raw.get("timeout") is not None:
         try:
-            timeout = parse_duration(raw["timeout"])
+            # a number counts milliseconds, as OTEL_EXPORTER_OTLP_TIMEOUT does; a sign is
+            # read so that a negative timeout is refused below as "must be > 0"
+            timeout = parse_duration(raw["timeout"], bare="ms", signed=True)
         except ValueError as exc:
             raise _fail(f"{path}.timeout", str(exc)) from None
         if timeout <= 0:
@@ -476,7 +461,7 @@ class OtlpDefaults:
         timeout: float | None = None
         if (raw_timeout := get("TIMEOUT")) is not None:
             try:
-                timeout = parse_duration(raw_timeout)
+                timeout = parse_duration(raw_timeout, bare="ms", signed=True)
             except ValueError as exc:
                 raise _fail("OTEL_EXPORTER_OTLP_TIMEOUT", str(exc)) from None
             if timeout <= 0:
