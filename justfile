@@ -17,6 +17,13 @@ lint:
 services:
     python3 scripts/services.py ensure
 
+# the container image (as docker-compose.yml names it), with the commit and build date
+# that GET /__/version reports
+image tag="trustgate:local":
+    docker build -f deploy/Dockerfile -t {{tag}} \
+        --build-arg TRUSTGATE_COMMIT=$(git rev-parse HEAD) \
+        --build-arg TRUSTGATE_BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) .
+
 # write the bus's AsyncAPI document
 asyncapi:
     python3 scripts/dev.py install

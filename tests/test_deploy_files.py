@@ -187,3 +187,15 @@ def test_dockerfile_installs_every_package_and_runs_unprivileged() -> None:
     assert "pip install" in run
     users = [rest for keyword, rest in instructions if keyword == "USER"]
     assert users and users[-1] not in ("root", "0")
+
+
+def test_the_image_bakes_in_the_commit_and_build_date_that_version_reports(
+    compose: dict[str, Any],
+) -> None:
+    instructions = _dockerfile_instructions()
+    args = " ".join(rest for keyword, rest in instructions if keyword == "ARG")
+    env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
+    build_args = compose["x-trustgate-image"]["build"]["args"]
+    for name in ("TRUSTGATE_COMMIT", "TRUSTGATE_BUILD_DATE"):
+        assert name in args and f"{name}=${{{name}}}" in env
+        assert name in build_args

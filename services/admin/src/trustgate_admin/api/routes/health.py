@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from trustgate_admin import __version__
 from trustgate_admin.api.deps import ContainerDep
+from trustgate_core.buildinfo import build_info
 
 router = APIRouter(tags=["health"])
 
@@ -45,11 +46,12 @@ async def readyz(c: ContainerDep) -> JSONResponse:
 
 @router.get("/__/version")
 async def version() -> dict[str, str]:
+    build = await asyncio.to_thread(build_info)  # git may run, once: not on the loop
     return {
         "app_name": "trustgate-admin",
         "version": __version__,
-        "commit": "",
-        "build_date": "",
+        "commit": build["commit"],
+        "build_date": build["build_date"],
         "python_version": platform.python_version(),
         "platform": f"{platform.system().lower()}/{platform.machine()}",
     }
