@@ -1,15 +1,14 @@
 """The composition root: builds the proxy's parts and owns their lifecycle.
 
-The HTTP app is usable at once (``/healthz`` answers, ``/readyz`` says not ready); a
-background task connects to NATS (retrying), makes sure the streams exist, and starts the
-config replica. The proxy serves traffic once the replica has caught up, and keeps serving
-from it if NATS goes away.
+The HTTP app is usable at once (``/healthz`` answers, ``/readyz`` says not ready); the
+replica runner (core's) connects to NATS (retrying), makes sure the streams exist, and starts
+the config replica. The proxy serves traffic once the replica has caught up, and keeps
+serving from it if NATS goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import Mapping
@@ -18,28 +17,30 @@ from types import TracebackType
 import aiohttp
 from nats.aio.client import Client as NATS
 
-from trustgate_core.bus import ensure_streams, keep_connecting
+from trustgate_core.bus import RequestEventPublisher
 from trustgate_core.crypto import SecretBox
 from trustgate_core.events.subjects import CONFIG_STREAM, requests_stream
 from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.replica import ConfigReplica, ReplicaState
+from trustgate_core.service import HealthApp, ReplicaRunner
+from trustgate_proxy import __version__
+from trustgate_proxy.adapters.providers import BUILDERS
 from trustgate_proxy.adapters.upstream import make_session
 from trustgate_proxy.asgi.app import ProxyApp
-from trustgate_proxy.domain.routing import Balancer, RoundRobin
-from trustgate_proxy.handlers.config import follow_config
-from trustgate_proxy.handlers.request_events import RequestEventPublisher
+from trustgate_proxy.domain.call import Call, event_payload
+from trustgate_proxy.domain.routing import RoundRobin
+from trustgate_proxy.handlers.config import config_listeners
 from trustgate_proxy.observability.metrics import ProxyMetrics
 from trustgate_proxy.observability.recorder import CallRecorder
-from trustgate_proxy.observability.tracing import CallTracer
-from trustgate_proxy.services.config_view import ConfigView
-from trustgate_proxy.services.forward import Forwarder
+from trustgate_proxy.observability.tracing import CallTracer, call_traceparent
+from trustgate_proxy.services.config_view import ConfigView, RouterFactory
+from trustgate_proxy.services.forward import Forwarders
 from trustgate_proxy.services.models import ModelLister
-from trustgate_proxy.services.ports import EventSink, NullSink
+from trustgate_proxy.services.pipeline import Pipeline
+from trustgate_proxy.services.ports import CallSink, NullSink
 from trustgate_proxy.settings import ProxySettings
 
 log = logging.getLogger(__name__)
-
-_RETRY_MIN, _RETRY_MAX = 0.2, 5.0
 
 
 class ProxyRuntime:
@@ -55,28 +56,38 @@ class ProxyRuntime:
         self,
         settings: ProxySettings,
         *,
-        balancer: Balancer | None = None,
+        router: RouterFactory = RoundRobin,
         tracing_env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.tracing_env = tracing_env
         self.tracing: Tracing | None = None
         self.state = ReplicaState()
-        self.view = ConfigView(self.state, SecretBox(settings.secrets_material))
-        self.publisher = RequestEventPublisher(settings.event_queue_size)
-        sink: EventSink = self.publisher if settings.telemetry_enabled else NullSink()
+        self.view = ConfigView(
+            self.state, SecretBox(settings.secrets_material), BUILDERS, router=router
+        )
+        self.publisher: RequestEventPublisher[Call] = RequestEventPublisher(
+            event_payload, call_traceparent, settings.event_queue_size
+        )
+        sink: CallSink = self.publisher if settings.telemetry_enabled else NullSink()
         self.observed = ProxyMetrics(before_collect=self._drain_recorder)
         # metrics and spans are taken from each finished call in the background
         self.recorder = CallRecorder(sink, self.observed)
-        self.events: EventSink = self.recorder
+        self.events: CallSink = self.recorder
         self._register_readings()
-        self.balancer: Balancer = balancer or RoundRobin()
-        self.nc: NATS | None = None
-        self.replica: ConfigReplica | None = None
+        self.runner = ReplicaRunner(
+            settings.nats_url,
+            name=self.SERVICE_NAME,
+            state=self.state,
+            streams=[
+                CONFIG_STREAM,
+                requests_stream(settings.requests_max_age_seconds, settings.requests_max_bytes),
+            ],
+            listeners=config_listeners(self.view),
+            on_ready=_freeze_startup_objects,
+        )
         self.session: aiohttp.ClientSession | None = None
-        self._boot: asyncio.Task[None] | None = None
         self._app: ProxyApp | None = None
-        self._replica_set = asyncio.Event()
 
     @property
     def app(self) -> ProxyApp:
@@ -85,8 +96,16 @@ class ProxyRuntime:
         return self._app
 
     @property
+    def nc(self) -> NATS | None:
+        return self.runner.nc
+
+    @property
+    def replica(self) -> ConfigReplica | None:
+        return self.runner.replica
+
+    @property
     def ready(self) -> bool:
-        return self.replica is not None and self.replica.ready
+        return self.runner.ready
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,20 +116,24 @@ class ProxyRuntime:
             connect_timeout=s.provider_connect_timeout,
             read_timeout=s.provider_request_timeout,
         )
-        self._app = ProxyApp(
-            state=self.state,
-            view=self.view,
-            balancer=self.balancer,
-            forwarder=Forwarder(self.session),
-            models=ModelLister(self.view, self.session),
-            events=self.events,
+        self.health = HealthApp(
+            self.SERVICE_NAME,
+            __version__,
             is_ready=lambda: self.ready,
             dependencies=self.dependencies,
             metrics=self.observed.render,
+        )
+        self.pipeline = Pipeline(
+            state=self.state,
+            view=self.view,
+            forwarders=Forwarders(self.session),
+            models=ModelLister(self.view, self.session),
+            is_ready=lambda: self.ready,
             discovery_mode=s.discovery_mode,
             base_domain=s.gateway_base_domain,
             max_body_bytes=s.max_body_bytes,
         )
+        self._app = ProxyApp(pipeline=self.pipeline, events=self.events, system=self.health)
         self.tracing = setup_tracing(self.SERVICE_NAME, self.tracing_env)
         if self.tracing is not None:
             tracer = CallTracer(self.tracing)
@@ -118,29 +141,20 @@ class ProxyRuntime:
             self.publisher.sampled = tracer.sampled  # the event's traceparent flag
         self.recorder.start()
         self.publisher.start()
-        self._boot = asyncio.create_task(self._connect(), name="proxy-boot")
+        await self.runner.start()
+        assert self.runner.nc is not None
+        self.publisher.attach(self.runner.nc)  # it publishes once the connection is up
 
     async def wait_ready(self) -> None:
         """Until the replica has caught up (wrap in ``asyncio.timeout``)."""
-        await self._replica_set.wait()
-        assert self.replica is not None
-        await self.replica.wait_ready()
+        await self.runner.wait_ready()
 
     async def stop(self) -> None:
-        if self._boot is not None:
-            self._boot.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._boot
-            self._boot = None
         await self.recorder.stop()
-        await self.publisher.stop()
+        await self.publisher.stop()  # flushes what is buffered while the connection is up
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
-        if self.replica is not None:
-            await self.replica.stop()
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.close()
+        await self.runner.stop()
         if self.session is not None:
             await self.session.close()
 
@@ -156,52 +170,9 @@ class ProxyRuntime:
     ) -> None:
         await self.stop()
 
-    async def _connect(self) -> None:
-        s = self.settings
-        self.nc = NATS()
-        await keep_connecting(
-            self.nc, s.nats_url, name="trustgate-proxy", on_reconnect=self._on_reconnect
-        )
-        self.publisher.attach(self.nc)
-        delay = _RETRY_MIN
-        while True:
-            replica = ConfigReplica(self.nc, state=self.state)
-            follow_config(replica, self.view)
-            try:
-                await ensure_streams(
-                    self.nc.jetstream(),
-                    [
-                        CONFIG_STREAM,
-                        requests_stream(s.requests_max_age_seconds, s.requests_max_bytes),
-                    ],
-                )
-                await replica.start()
-            except Exception as exc:
-                log.warning("proxy: config replica not started (%s); retrying", exc)
-                await replica.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
-                continue
-            self.replica = replica
-            self._replica_set.set()
-            await replica.wait_ready()
-            # What exists now (modules, config) lives as long as the process: keep it out of
-            # the collector's way, so full collections stay short on the request path.
-            gc.collect()
-            gc.freeze()
-            return
-
-    def _on_reconnect(self) -> None:
-        """After a reconnect, changes made during the outage arrive at once."""
-        if self.replica is not None:
-            self.replica.resync()
-
     # -- observability --------------------------------------------------------------------
     def dependencies(self) -> dict[str, str]:
-        return {
-            "nats": "ok" if self.nc is not None and self.nc.is_connected else "unavailable",
-            "config": "ok" if self.ready else "unavailable",
-        }
+        return self.runner.dependencies()
 
     def _drain_recorder(self) -> None:
         self.recorder.drain()
@@ -238,10 +209,18 @@ class ProxyRuntime:
         a.counter(
             "trustgate_proxy_config_events_applied_total",
             "Config events applied to the replica.",
-            lambda: self.replica.applied if self.replica else 0,
+            lambda: self.runner.applied,
         )
         a.gauge(
             "trustgate_proxy_config_ready",
             "1 once the config replica has caught up with the bus.",
             lambda: 1 if self.ready else 0,
         )
+
+
+def _freeze_startup_objects() -> None:
+    """Once the replica has caught up: what exists now (modules, config) lives as long as
+    the process, so keep it out of the collector's way and full collections stay short on
+    the request path."""
+    gc.collect()
+    gc.freeze()

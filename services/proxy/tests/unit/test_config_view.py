@@ -11,6 +11,7 @@ from trustgate_core.ids import uuid7
 from trustgate_core.models import Gateway, Registry
 from trustgate_core.replica import ReplicaState
 from trustgate_core.settings import DEV_SECRET_KEY
+from trustgate_proxy.adapters.providers import BUILDERS
 from trustgate_proxy.services.config_view import ConfigView
 
 NOW = datetime.now(UTC)
@@ -55,7 +56,7 @@ def test_a_registrys_target_survives_changes_to_other_entities_and_is_rebuilt_wh
     None
 ):
     state = ReplicaState()
-    view = ConfigView(state, BOX)
+    view = ConfigView(state, BOX, BUILDERS)
     gateway = _gateway()
     registry = _registry(gateway, "primary")
     _apply(state, view, GatewayEvent(**_envelope(gateway.id, gateway.id, 1), entity=gateway))
@@ -82,7 +83,7 @@ def test_a_registrys_target_survives_changes_to_other_entities_and_is_rebuilt_wh
 
 def test_a_deleted_registrys_target_is_dropped() -> None:
     state = ReplicaState()
-    view = ConfigView(state, BOX)
+    view = ConfigView(state, BOX, BUILDERS)
     gateway = _gateway()
     registry = _registry(gateway, "primary")
     _apply(state, view, RegistryEvent(**_envelope(gateway.id, registry.id, 1), entity=registry))

@@ -27,7 +27,7 @@ from trustgate_core.access import api_key_from_headers
 from trustgate_proxy.domain.call import Call, event_payload
 from trustgate_core.access import discover_gateway, ensure_active
 from trustgate_proxy.domain.routing import RoundRobin, bindings_of, resolve_routes
-from trustgate_proxy.domain.usage import find_usage
+from trustgate_proxy.domain.formats import USAGE
 from trustgate_proxy.services.forward import prepare_body
 
 NOW = datetime.now(UTC)
@@ -210,7 +210,12 @@ def test_usage_from_json_body_and_stream_tail() -> None:
             },
         }
     )
-    assert find_usage(body) == {
+    reader = USAGE["openai_chat"]
+
+    def event(usage: Any) -> Any:
+        return usage.as_event() if usage is not None else None
+
+    assert event(reader.from_body(body)) == {
         "prompt_tokens": 5,
         "completion_tokens": 2,
         "total_tokens": 7,
@@ -222,9 +227,13 @@ def test_usage_from_json_body_and_stream_tail() -> None:
         b'data: {"choices":[],"usage": {"prompt_tokens": 3, "completion_tokens": 4}}\n\n'
         b"data: [DONE]\n\n"
     )
-    assert find_usage(tail) == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
-    assert find_usage(b'data: {"usage":null}\n\n') is None
-    assert find_usage(b"no usage here") is None
+    assert event(reader.from_stream(b"", tail)) == {
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "total_tokens": 7,
+    }
+    assert reader.from_stream(b"", b'data: {"usage":null}\n\n') is None
+    assert reader.from_body(b"no usage here") is None
 
 
 def test_stream_requests_ask_for_usage_and_keep_other_options() -> None:

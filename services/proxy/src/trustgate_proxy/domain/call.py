@@ -14,8 +14,33 @@ from uuid import UUID
 from trustgate_core.events.requests import REQUEST_SCHEMA_VERSION
 
 
+class AttemptRecord:
+    """One upstream attempt of a call, in order: where it went, how it ended
+    (``success`` | ``retryable`` | ``terminal``), the upstream status (0: no answer) and
+    how long it took. The routing issue publishes these in the request event."""
+
+    __slots__ = ("latency", "model", "outcome", "provider", "registry_id", "status")
+
+    def __init__(
+        self,
+        registry_id: UUID,
+        provider: str,
+        model: str | None,
+        outcome: str,
+        status: int,
+        latency: float,
+    ) -> None:
+        self.registry_id = registry_id
+        self.provider = provider
+        self.model = model
+        self.outcome = outcome
+        self.status = status
+        self.latency = latency  # seconds
+
+
 class Call:
     __slots__ = (
+        "attempts",
         "auth_id",
         "body_limit",
         "consumer_id",
@@ -68,6 +93,7 @@ class Call:
         self.upstream_ttfb = 0.0
         self.upstream_end = 0.0
         self.usage: dict[str, Any] | None = None
+        self.attempts: list[AttemptRecord] = []
         self.request_bytes = 0
         self.response_bytes = 0
         # body capture, only when the gateway's telemetry asks (then references, cut later)

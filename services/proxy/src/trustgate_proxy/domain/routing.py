@@ -1,8 +1,9 @@
-"""Choosing a registry for a request: the candidate set by model, and a balancer.
+"""Choosing where a request goes: the candidate set by model, and a ``Router``.
 
-The seam for load balancing, health and fallback (a later issue): ``resolve_routes`` gives
-the candidates a request may go to, in the consumer's order; a ``Balancer`` picks one.
-Today the only balancer is round-robin.
+``resolve_routes`` gives the candidates a request may go to, in the consumer's order; a
+consumer's ``Router`` orders them into attempts (``attempts``) and learns how each went
+(``report``), which is where strategies, shared health, retries and the fallback chain
+plug in. Today the only strategy is round-robin, one attempt per request.
 
 A registry's ``provider_options.model_mapping`` (``{alias: provider_model_id}``) lets it
 serve models by other names: a request for ``gpt-4o-mini`` routed to a registry that maps
@@ -14,13 +15,36 @@ allow-list lacks a model still serves it when its mapping has it. Default models
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from uuid import UUID
 
-from trustgate_core.errors import InvalidModel, ModelNotAllowed, NoBackendAvailable
-from trustgate_core.models import Consumer, Registry
+from trustgate_core.errors import InvalidModel, ModelNotAllowed, NoBackendAvailable, TrustGateError
+from trustgate_core.models import Consumer, Fallback, LbConfig, Registry
+from trustgate_proxy.domain.exchange import Exchange
+
+# How an attempt ended (reference §5): ``success`` (relay it), ``retryable`` (a transport
+# error, 5xx, 429, 408: another attempt may serve the request), ``terminal`` (any other
+# answer or error: relay it as it is).
+SUCCESS: Final = "success"
+RETRYABLE: Final = "retryable"
+TERMINAL: Final = "terminal"
+_RETRYABLE_STATUS = frozenset({408, 429})
+
+
+def outcome_of_status(status: int) -> str:
+    if status < 300:
+        return SUCCESS
+    if status >= 500 or status in _RETRYABLE_STATUS:
+        return RETRYABLE
+    return TERMINAL
+
+
+def outcome_of_error(error: TrustGateError) -> str:
+    """An attempt that got no answer: retryable when the error says so (transport
+    failures, timeouts), else terminal (bad credentials, an untranslatable request)."""
+    return RETRYABLE if error.retryable else TERMINAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +163,32 @@ def resolve_routes(consumer_id: UUID, bindings: Sequence[Binding], model: str | 
     return Candidates(key, tuple(routes))
 
 
-class Balancer(Protocol):
-    """Picks one of the candidates. Implementations keep their own state by ``key``."""
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """A consumer's routing settings, typed: its ``lb_config`` and ``fallback``."""
 
-    def pick(self, candidates: Candidates) -> Route: ...
+    lb: LbConfig | None = None
+    fallback: Fallback | None = None
+
+
+class Router(Protocol):
+    """Orders a request's candidates into attempts and learns from their outcomes.
+
+    ``attempts`` yields the routes to try, in order; the pipeline stops taking them once
+    an attempt succeeds, ends terminally, or a byte has reached the client. ``report`` is
+    told every attempt's outcome and latency (seconds)."""
+
+    def attempts(self, candidates: Candidates, exchange: Exchange) -> Iterator[Route]: ...
+
+    def report(self, route: Route, outcome: str, latency: float) -> None: ...
 
 
 class RoundRobin:
-    """Each candidate set in turn. State is per candidate set (bounded by configuration)."""
+    """Each candidate set in turn, one attempt per request. State is per candidate set
+    (bounded by configuration)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: RoutingConfig | None = None) -> None:
+        self.config = config or RoutingConfig()
         self._next: dict[tuple[object, ...], int] = {}
 
     def pick(self, candidates: Candidates) -> Route:
@@ -158,3 +198,9 @@ class RoundRobin:
         n = self._next.get(candidates.key, 0)
         self._next[candidates.key] = n + 1
         return routes[n % len(routes)]
+
+    def attempts(self, candidates: Candidates, exchange: Exchange) -> Iterator[Route]:
+        return iter((self.pick(candidates),))
+
+    def report(self, route: Route, outcome: str, latency: float) -> None:
+        return None

@@ -18,7 +18,7 @@ from collections import deque
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.observability.metrics import ProxyMetrics
 from trustgate_proxy.observability.tracing import CallTracer
-from trustgate_proxy.services.ports import EventSink
+from trustgate_proxy.services.ports import CallSink
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ _SLICE = 128
 class CallRecorder:
     def __init__(
         self,
-        inner: EventSink,
+        inner: CallSink,
         metrics: ProxyMetrics,
         tracer: CallTracer | None = None,
         *,

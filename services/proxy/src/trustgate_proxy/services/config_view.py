@@ -1,13 +1,15 @@
 """The replica's state compiled for the hot path, recompiled lazily after any change.
 
-Config changes are rare and requests many, so each consumer's routable bindings and each
-registry's upstream target (with its credentials opened once) are built on first use and
-all dropped when the replica applies an event (``invalidate``). Lookups are dict hits.
+Config changes are rare and requests many, so each consumer's plan (its routable
+bindings, its router, its policy chain) and each registry's upstream target (with its
+credentials opened once) are built on first use and dropped when the replica applies an
+event (``invalidate``). Lookups are dict hits. How targets, routers and chains are built
+is handed in (the composition root wires the adapters), so this module imports none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -16,21 +18,46 @@ from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Consumer, Gateway, Registry
 from trustgate_core.replica import ReplicaState
 from trustgate_core.telemetry.settings import body_capture_limit
-from trustgate_proxy.adapters.providers import BUILDERS, SUPPORTED_PROVIDERS, UpstreamTarget
-from trustgate_proxy.domain.routing import Binding, Candidates, bindings_of, resolve_routes
+from trustgate_proxy.domain.routing import (
+    Binding,
+    Candidates,
+    RoundRobin,
+    Router,
+    RoutingConfig,
+    bindings_of,
+    resolve_routes,
+)
+from trustgate_proxy.services.ports import (
+    Chain,
+    ChainCompiler,
+    TargetBuilder,
+    Upstream,
+    no_policies,
+)
+
+RouterFactory = Callable[[RoutingConfig], Router]
 
 _MAX_ROUTE_CACHE = 256
 
 
 class ConsumerPlan:
-    """A consumer as the hot path needs it."""
+    """A consumer as the hot path needs it: who may call it, where it routes (its
+    bindings, its router) and its policy chain."""
 
-    __slots__ = ("auth_ids", "bindings", "consumer", "routes")
+    __slots__ = ("auth_ids", "bindings", "chain", "consumer", "router", "routes")
 
-    def __init__(self, consumer: Consumer, bindings: tuple[Binding, ...]) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        bindings: tuple[Binding, ...],
+        router: Router | None = None,
+        chain: Chain | None = None,
+    ) -> None:
         self.consumer = consumer
         self.auth_ids: frozenset[object] = frozenset(consumer.auth_ids)
         self.bindings = bindings
+        self.router: Router = router or RoundRobin()
+        self.chain: Chain = chain or no_policies(consumer)
         self.routes: dict[str | None, Candidates] = {}
 
     def candidates(self, model: str | None) -> Candidates:
@@ -44,14 +71,28 @@ class ConsumerPlan:
 
 
 class ConfigView:
-    def __init__(self, state: ReplicaState, box: SecretBox) -> None:
+    def __init__(
+        self,
+        state: ReplicaState,
+        box: SecretBox,
+        builders: Mapping[str, TargetBuilder],
+        *,
+        router: RouterFactory = RoundRobin,
+        chain: ChainCompiler = no_policies,
+    ) -> None:
         self.state = state
         self._box = box
+        self._builders = builders
+        self._supported = frozenset(builders)
+        self._router = router
+        self._chain = chain
         self._plans: dict[UUID, ConsumerPlan] = {}
         # registry id -> (the registry it was built from, its target or why it has none)
-        self._targets: dict[UUID, tuple[Registry, UpstreamTarget | ProviderCredentialError]] = {}
+        self._targets: dict[UUID, tuple[Registry, Upstream | ProviderCredentialError]] = {}
+        # consumer id -> (its routing settings, its router): a router's state (the
+        # round-robin position, later health) survives changes that leave them alone
+        self._routers: dict[UUID, tuple[RoutingConfig, Router]] = {}
         self._body_limits: dict[UUID, int] = {}
-        self.generation = 0
 
     def invalidate(self, _event: object = None) -> None:
         """After any config change: plans and body limits are recompiled on next use; a
@@ -63,7 +104,8 @@ class ConfigView:
         self._targets = {
             rid: entry for rid, entry in self._targets.items() if registries.get(rid) is entry[0]
         }
-        self.generation += 1
+        consumers = self.state.consumers
+        self._routers = {cid: entry for cid, entry in self._routers.items() if cid in consumers}
 
     def body_limit(self, gateway: Gateway) -> int:
         """Bytes of each body to attach to the gateway's request events (0: none)."""
@@ -76,12 +118,22 @@ class ConfigView:
         plan = self._plans.get(consumer.id)
         if plan is None or plan.consumer is not consumer:
             plan = ConsumerPlan(
-                consumer, bindings_of(consumer, self.state.registries, SUPPORTED_PROVIDERS)
+                consumer,
+                bindings_of(consumer, self.state.registries, self._supported),
+                self._router_of(consumer),
+                self._chain(consumer),
             )
             self._plans[consumer.id] = plan
         return plan
 
-    def target(self, registry: Registry) -> UpstreamTarget:
+    def _router_of(self, consumer: Consumer) -> Router:
+        config = RoutingConfig(consumer.lb_config, consumer.fallback)
+        entry = self._routers.get(consumer.id)
+        if entry is None or entry[0] != config:
+            entry = self._routers[consumer.id] = (config, self._router(config))
+        return entry[1]
+
+    def target(self, registry: Registry) -> Upstream:
         entry = self._targets.get(registry.id)
         if entry is None or entry[0] is not registry:
             entry = self._targets[registry.id] = (registry, self._build_target(registry))
@@ -90,8 +142,8 @@ class ConfigView:
             raise ProviderCredentialError(target.message)  # fresh: no traceback pile-up
         return target
 
-    def _build_target(self, registry: Registry) -> UpstreamTarget | ProviderCredentialError:
-        builder = BUILDERS.get((registry.provider or "").lower())
+    def _build_target(self, registry: Registry) -> Upstream | ProviderCredentialError:
+        builder = self._builders.get((registry.provider or "").lower())
         if builder is None:
             return ProviderCredentialError(f"provider '{registry.provider}' is not supported")
         try:

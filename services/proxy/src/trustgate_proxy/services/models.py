@@ -16,8 +16,8 @@ import aiohttp
 import orjson
 
 from trustgate_core.errors import TrustGateError
-from trustgate_proxy.adapters.providers import UpstreamTarget
 from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
+from trustgate_proxy.services.ports import Upstream
 
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -56,7 +56,7 @@ class ModelLister:
             ],
         }
 
-    async def _fetch(self, target: UpstreamTarget, url: str) -> list[str]:
+    async def _fetch(self, target: Upstream, url: str) -> list[str]:
         """The names ``target`` lists at ``url`` (its own shape, ``model_names``); nothing
         when the list cannot be had (no credentials minted, an error, a bad answer)."""
         try:

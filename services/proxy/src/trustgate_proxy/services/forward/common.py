@@ -1,5 +1,11 @@
-"""What both forwarders share: their session (`Relay`), relayed headers, SSE response
-headers, the disconnect guard, recording an upstream failure, reading a whole answer."""
+"""What both forwarders share: an ``Attempt`` (one prepared upstream request), the
+``UpstreamReply`` that ``open`` gives back, the ``Forwarder`` base that opens an attempt
+(sends it, reads the status and headers, and a whole answer's body, writing nothing to
+the client), relayed headers, SSE response headers, the disconnect guard, recording an
+upstream failure.
+
+Splitting *open* from *relay* is what lets the pipeline retry or fall back: until
+``relay`` writes the first byte, a reply can be dropped and another attempt opened."""
 
 from __future__ import annotations
 
@@ -9,10 +15,11 @@ from typing import Any
 
 import aiohttp
 
-from trustgate_core.errors import BackendError
-from trustgate_proxy.adapters.providers import UpstreamTarget
-from trustgate_proxy.asgi.types import Headers, Message, Receive
+from trustgate_core.errors import BackendError, TrustGateError
 from trustgate_proxy.domain.call import Call
+from trustgate_proxy.domain.formats import InboundCodec, OutboundCodec, StreamEncoder, WireFormat
+from trustgate_proxy.domain.routing import SUCCESS, Route, outcome_of_error, outcome_of_status
+from trustgate_proxy.services.ports import Headers, Message, Receive, Send, Upstream
 
 STREAM_BROKEN = "upstream stream terminated unexpectedly"
 SSE_HEADERS: Headers = [
@@ -54,15 +61,118 @@ def relayed(raw: Any) -> Headers:
     return [(k, v) for k, v in raw if k.lower() not in _DROP]
 
 
-class Relay:
-    """What both forwarders hold: the upstream session, and how long a plain call runs
-    before a client disconnect is watched for."""
+class Attempt:
+    """One upstream request, ready to send: the route it takes, its target, URL and body,
+    and what its forwarder needs to answer the client (response ``headers`` so far, the
+    client's ``wire`` format; when translating, the two codecs and the stream encoder)."""
+
+    __slots__ = (
+        "body",
+        "call",
+        "client",
+        "encoder",
+        "forwarder",
+        "headers",
+        "hide_usage",
+        "provider",
+        "route",
+        "stream",
+        "target",
+        "url",
+        "wire",
+    )
 
     def __init__(
-        self, session: aiohttp.ClientSession, disconnect_check_after: float = 0.25
+        self,
+        forwarder: Forwarder,
+        call: Call,
+        route: Route,
+        target: Upstream,
+        url: str,
+        body: bytes,
+        stream: bool,
+        headers: Headers,
+        wire: WireFormat = "openai_chat",
     ) -> None:
+        self.forwarder = forwarder
+        self.call = call
+        self.route = route
+        self.target = target
+        self.url = url
+        self.body = body
+        self.stream = stream
+        self.headers = headers
+        self.wire = wire  # the client's format (pass-through: the provider's too)
+        self.hide_usage = False  # usage was asked for on the client's behalf: hide it
+        self.client: InboundCodec | None = None  # translating: the client's codec
+        self.provider: OutboundCodec | None = None  # translating: the provider's codec
+        self.encoder: StreamEncoder | None = None  # translating a stream
+
+
+class UpstreamReply:
+    """What ``open`` got: the upstream's response (status and headers read; a whole
+    answer's body read into ``data``, a stream's left to relay), how the attempt ended,
+    or the ``error`` when no answer came."""
+
+    __slots__ = ("attempt", "data", "error", "outcome", "resp", "status")
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        resp: aiohttp.ClientResponse | None,
+        outcome: str,
+        data: bytes | None = None,
+        error: TrustGateError | None = None,
+    ) -> None:
+        self.attempt = attempt
+        self.resp = resp
+        self.status = resp.status if resp is not None else 0
+        self.outcome = outcome
+        self.data = data
+        self.error = error
+
+    def release(self) -> None:
+        """Give the connection back (or drop it, mid-stream)."""
+        if self.resp is not None:
+            self.resp.release()
+
+
+class Forwarder:
+    """Opens attempts over the upstream session; subclasses relay the reply to the client
+    (``PassThrough`` in the same format, ``Translator`` across formats)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
-        self.disconnect_check_after = disconnect_check_after
+
+    def streams(self, attempt: Attempt, resp: aiohttp.ClientResponse) -> bool:
+        """Whether a 2xx answer to ``attempt`` is relayed as a stream."""
+        return attempt.stream
+
+    async def open(self, attempt: Attempt) -> UpstreamReply:
+        """Send the attempt; read the status and headers (and a whole answer). Writes
+        nothing to the client and raises nothing but cancellation: a failure is the
+        reply's ``error``."""
+        call = attempt.call
+        try:
+            resp = await post(self.session, call, attempt.target, attempt.url, attempt.body)
+        except BackendError as err:
+            return UpstreamReply(attempt, None, outcome_of_error(err), error=err)
+        try:
+            if resp.status < 300 and self.streams(attempt, resp):
+                return UpstreamReply(attempt, resp, SUCCESS)
+            data = await read_all(call, resp)
+        except BackendError as err:
+            resp.close()
+            return UpstreamReply(attempt, None, outcome_of_error(err), error=err)
+        except BaseException:  # cancelled (the client left): drop the connection
+            resp.close()
+            raise
+        return UpstreamReply(attempt, resp, outcome_of_status(resp.status), data)
+
+    async def relay(self, reply: UpstreamReply, send: Send, guard: DisconnectGuard) -> None:
+        """Write the reply to the client (``guard`` is disarmed before the last write).
+        Raises a ``TrustGateError`` only before anything was written."""
+        raise NotImplementedError
 
 
 class DisconnectGuard:
@@ -139,7 +249,7 @@ def client_left(call: Call, resp: aiohttp.ClientResponse | None) -> None:
 async def post(
     session: aiohttp.ClientSession,
     call: Call,
-    target: UpstreamTarget,
+    target: Upstream,
     url: str,
     body: bytes,
 ) -> aiohttp.ClientResponse:

@@ -1,41 +1,34 @@
 """Same wire format on both sides: the body passes through untouched (unknown fields
 survive), unless the route changes the model or an OpenAI Chat stream needs
-``stream_options.include_usage`` (then it is re-encoded once). Upstream non-2xx answers
-are relayed verbatim. Streams are passed on as they arrive, cut only at line boundaries so
-a failure can always be reported as one clean error event of the format.
-
-The OpenAI Chat path is the benchmarked hot path: no decoding of the answer, usage found
-in the stream's tail, a constant error event.
+``stream_options.include_usage`` (then it is re-encoded once; ``prepare_body``). Upstream
+non-2xx answers are relayed verbatim. Streams are passed on as they arrive, cut only at
+line boundaries so a failure can always be reported as one clean error event of the
+format. Usage and a stream's completeness are read from the raw bytes by the format's
+``UsageReader``; nothing of the answer is decoded.
 """
 
 from __future__ import annotations
 
-import asyncio
 from time import perf_counter
 from typing import Any
 
 import aiohttp
 import orjson
 
-from trustgate_proxy.adapters.providers import UpstreamTarget
-from trustgate_proxy.asgi.responses import send_bytes
-from trustgate_proxy.asgi.types import Headers, Receive, Send
-from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import INBOUND, USAGE, WireFormat
 from trustgate_proxy.domain.routing import Route
-from trustgate_proxy.domain.usage import find_usage
 from trustgate_proxy.services.forward.common import (
     SSE_HEADERS,
     STREAM_BROKEN,
     STREAM_ERRORS,
     DisconnectGuard,
-    Relay,
-    client_left,
-    post,
-    read_all,
+    Forwarder,
+    UpstreamReply,
     relayed,
     retry_after,
 )
+from trustgate_proxy.services.ports import Send
+from trustgate_proxy.services.respond import send_bytes
 
 _USAGE_ONLY = b'"choices":[]'
 _USAGE_ONLY_SPACED = b'"choices": []'
@@ -53,14 +46,18 @@ def prepare_body(
     model = doc.get("model")
     changed = injected = False
     if route.model is not None and route.model != model:
-        doc["model"] = model = route.model
+        doc = {**doc, "model": route.model}
+        model = route.model
         changed = True
     if stream and wire == "openai_chat":
         opts = doc.get("stream_options")
         if not isinstance(opts, dict) or opts.get("include_usage") is not True:
-            doc["stream_options"] = {
-                **(opts if isinstance(opts, dict) else {}),
-                "include_usage": True,
+            doc = {
+                **doc,
+                "stream_options": {
+                    **(opts if isinstance(opts, dict) else {}),
+                    "include_usage": True,
+                },
             }
             changed = injected = True
     sent = model if isinstance(model, str) else None
@@ -74,69 +71,40 @@ def _without_usage_chunks(chunk: bytes) -> bytes:
     return b"\n\n".join(kept)
 
 
-class PassThrough(Relay):
-    async def forward(
-        self,
-        call: Call,
-        target: UpstreamTarget,
-        url: str,
-        body: bytes,
-        stream: bool,
-        headers: Headers,
-        receive: Receive,
-        send: Send,
-        hide_usage: bool = False,
-        wire: WireFormat = "openai_chat",
-    ) -> None:
-        """Call the upstream and write its answer. Raises ``BackendError`` only before
-        anything was written. A client that disconnects cancels the upstream call."""
-        guard = DisconnectGuard(receive, 0.0 if stream else self.disconnect_check_after)
-        resp: aiohttp.ClientResponse | None = None
-        try:
-            resp = await post(self.session, call, target, url, body)
-            if resp.status < 300 and stream and resp.content_type == "text/event-stream":
-                await self._relay_stream(call, resp, headers, send, guard, hide_usage, wire)
-            else:
-                await self._relay_whole(call, resp, headers, send, guard, wire)
-        except asyncio.CancelledError:
-            if not guard.absorb():
-                raise
-            client_left(call, resp)
-        finally:
-            guard.disarm()
-            if resp is not None:
-                resp.release()
+class PassThrough(Forwarder):
+    def streams(self, attempt: Any, resp: aiohttp.ClientResponse) -> bool:
+        return bool(attempt.stream) and resp.content_type == "text/event-stream"
+
+    async def relay(self, reply: UpstreamReply, send: Send, guard: DisconnectGuard) -> None:
+        if reply.data is None:
+            await self._relay_stream(reply, send, guard)
+        else:
+            await self._relay_whole(reply, reply.data, send, guard)
 
     async def _relay_whole(
-        self,
-        call: Call,
-        resp: aiohttp.ClientResponse,
-        headers: Headers,
-        send: Send,
-        guard: DisconnectGuard,
-        wire: WireFormat,
+        self, reply: UpstreamReply, data: bytes, send: Send, guard: DisconnectGuard
     ) -> None:
         """A whole answer. Upstream non-2xx: status and body verbatim, as JSON, with
         ``Retry-After`` when the upstream sent it."""
-        data = await read_all(call, resp)
+        attempt = reply.attempt
+        call = attempt.call
+        resp = reply.resp
+        assert resp is not None
         guard.disarm()
         call.response_bytes = len(data)
         if resp.status >= 300:
             call.error_kind = "upstream_status"
-            await send_bytes(send, resp.status, data, retry_after(resp, headers))
+            await send_bytes(send, resp.status, data, retry_after(resp, attempt.headers))
             return
-        if wire == "openai_chat":  # the hot path: the usage dict straight from the bytes
-            call.usage = find_usage(data)
-        else:
-            usage = USAGE[wire].from_body(data)
-            call.usage = usage.as_event() if usage is not None else None
+        usage = USAGE[attempt.wire].from_body(data)
+        call.usage = usage.as_event() if usage is not None else None
         ctype = resp.headers.get("Content-Type", "application/json").encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": resp.status,
                 "headers": [
-                    *headers,
+                    *attempt.headers,
                     *relayed(resp.raw_headers),
                     (b"content-type", ctype),
                     (b"content-length", str(len(data)).encode()),
@@ -145,25 +113,21 @@ class PassThrough(Relay):
         )
         await send({"type": "http.response.body", "body": data})
 
-    async def _relay_stream(
-        self,
-        call: Call,
-        resp: aiohttp.ClientResponse,
-        headers: Headers,
-        send: Send,
-        guard: DisconnectGuard,
-        hide_usage: bool,
-        wire: WireFormat,
-    ) -> None:
+    async def _relay_stream(self, reply: UpstreamReply, send: Send, guard: DisconnectGuard) -> None:
+        attempt = reply.attempt
+        call = attempt.call
+        resp = reply.resp
+        assert resp is not None
+        wire = attempt.wire
+        hide_usage = attempt.hide_usage
         await send(
             {
                 "type": "http.response.start",
                 "status": resp.status,
-                "headers": [*headers, *relayed(resp.raw_headers), *SSE_HEADERS],
+                "headers": [*attempt.headers, *relayed(resp.raw_headers), *SSE_HEADERS],
             }
         )
         reader = USAGE[wire]
-        keep_head = wire != "openai_chat"  # OpenAI Chat's usage is in the tail
         head = b""
         pending = b""
         tail = b""
@@ -184,7 +148,7 @@ class PassThrough(Relay):
                     else:
                         pending = b""
                     tail = chunk if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
-                    if keep_head and len(head) < _HEAD:
+                    if len(head) < _HEAD:
                         head += chunk
                     if hide_usage and (_USAGE_ONLY in chunk or _USAGE_ONLY_SPACED in chunk):
                         chunk = _without_usage_chunks(chunk)
@@ -209,9 +173,6 @@ class PassThrough(Relay):
             await send({"type": "http.response.body", "body": end, "more_body": False})
             sent += len(end)
         finally:
-            if wire == "openai_chat":
-                call.usage = find_usage(tail)
-            else:
-                usage = reader.from_stream(head, tail)
-                call.usage = usage.as_event() if usage is not None else None
+            usage = reader.from_stream(head, tail)
+            call.usage = usage.as_event() if usage is not None else None
             call.response_bytes = sent

@@ -1,5 +1,5 @@
 """Different wire formats on the two sides: the client's request, decoded into the
-internal model by the app, is encoded for the provider; the provider's answer is decoded
+internal model by the pipeline, is encoded for the provider; the provider's answer is decoded
 and encoded back in the client's format — a stream event by event, each translated chunk
 written as soon as the provider's bytes complete it.
 
@@ -11,7 +11,6 @@ format's error event.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from time import perf_counter
@@ -20,12 +19,8 @@ import aiohttp
 import orjson
 
 from trustgate_core.errors import BackendError
-from trustgate_proxy.adapters.providers import UpstreamTarget
-from trustgate_proxy.asgi.responses import send_bytes
-from trustgate_proxy.asgi.types import Headers, Receive, Send
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import (
-    ChatRequest,
     InboundCodec,
     OutboundCodec,
     StreamDecoder,
@@ -38,55 +33,45 @@ from trustgate_proxy.services.forward.common import (
     STREAM_BROKEN,
     STREAM_ERRORS,
     DisconnectGuard,
-    Relay,
-    client_left,
-    post,
-    read_all,
+    Forwarder,
+    UpstreamReply,
     retry_after,
 )
+from trustgate_proxy.services.ports import Headers, Send
+from trustgate_proxy.services.respond import send_bytes
 
 
-class Translator(Relay):
-    async def forward(
-        self,
-        call: Call,
-        target: UpstreamTarget,
-        inbound: InboundCodec,
-        outbound: OutboundCodec,
-        request: ChatRequest,
-        encoder: StreamEncoder | None,
-        headers: Headers,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        """Encode ``request`` for ``target``, call it, answer in the client's format
-        (streamed through ``encoder`` when the request streams). Raises
-        ``InvalidRequest`` (``Untranslatable``) or ``BackendError`` only before anything
-        was written."""
-        body = orjson.dumps(outbound.encode_request(request))
-        stream = encoder is not None
-        url = target.generate_url(request.model, stream)
-        guard = DisconnectGuard(receive, 0.0 if stream else self.disconnect_check_after)
-        resp: aiohttp.ClientResponse | None = None
-        try:
-            resp = await post(self.session, call, target, url, body)
-            if resp.status < 300 and encoder is not None:
-                await self._stream(call, resp, outbound, encoder, headers, send, guard)
-            else:
-                await self._whole(call, resp, inbound, outbound, headers, send, guard)
-        except asyncio.CancelledError:
-            if not guard.absorb():
-                raise
-            client_left(call, resp)
-        finally:
-            guard.disarm()
-            if resp is not None:
-                resp.release()
+class Translator(Forwarder):
+    """Relays a reply in the client's format: the attempt carries the client's codec
+    (``client``), the provider's (``provider``) and, for a stream, the client's encoder."""
+
+    async def relay(self, reply: UpstreamReply, send: Send, guard: DisconnectGuard) -> None:
+        attempt = reply.attempt
+        assert attempt.client is not None and attempt.provider is not None
+        resp = reply.resp
+        assert resp is not None
+        if reply.data is None:
+            assert attempt.encoder is not None
+            await self._stream(
+                attempt.call, resp, attempt.provider, attempt.encoder, attempt.headers, send, guard
+            )
+        else:
+            await self._whole(
+                attempt.call,
+                resp,
+                reply.data,
+                attempt.client,
+                attempt.provider,
+                attempt.headers,
+                send,
+                guard,
+            )
 
     async def _whole(
         self,
         call: Call,
         resp: aiohttp.ClientResponse,
+        data: bytes,
         inbound: InboundCodec,
         outbound: OutboundCodec,
         headers: Headers,
@@ -94,7 +79,6 @@ class Translator(Relay):
         guard: DisconnectGuard,
     ) -> None:
         """A whole answer translated; an upstream non-2xx as the client format's error."""
-        data = await read_all(call, resp)
         guard.disarm()
         status = resp.status
         if status >= 300:

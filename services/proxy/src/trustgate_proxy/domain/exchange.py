@@ -1,0 +1,62 @@
+"""One request as it moves through the pipeline: the ``Call`` being recorded, and what
+policies and the router read or set along the way. Pure data: no I/O.
+
+Policies see the ``Exchange`` at each stage (``pre_request`` … ``post_response``); the
+router sees it when it orders the attempts. There is no second request object: the body,
+its parsed document and the chosen route all hang off this one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from trustgate_core.models import Consumer, Gateway
+from trustgate_proxy.domain.call import Call
+
+
+class Answer:
+    """A response a policy gives instead of the upstream's (a cache hit, a refusal with
+    its own body)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+
+class Exchange:
+    __slots__ = (
+        "answer",
+        "body",
+        "call",
+        "consumer",
+        "doc",
+        "gateway",
+        "metadata",
+        "route",
+        "stream",
+    )
+
+    def __init__(self, call: Call, gateway: Gateway, consumer: Consumer) -> None:
+        self.call = call
+        self.gateway = gateway
+        self.consumer = consumer
+        self.body = b""  # the request body as sent by the client
+        self.doc: dict[str, Any] = {}  # its JSON object
+        self.stream = False
+        self.route: str = call.path  # the inbound route (``/v1/chat/completions`` …)
+        self.answer: Answer | None = None  # set by a pre_request policy: skip the upstream
+        self.metadata: dict[str, Any] | None = None  # what policies pass to later stages
+
+    @property
+    def gateway_id(self) -> UUID:
+        return self.gateway.id
+
+    @property
+    def consumer_id(self) -> UUID:
+        return self.consumer.id

@@ -1,0 +1,412 @@
+"""The proxy's use case: one request, from who it is for to the answer the client gets.
+
+Read ``handle`` top to bottom for the lifecycle (seed 001, "Request lifecycle"):
+
+1. **discover** the gateway (``X-AG-Gateway-Slug`` or the Host), refuse a disabled one;
+2. **authenticate** the consumer's key, find the consumer by its slug and its compiled
+   **plan** (bindings, router, policy chain);
+3. **read** the body (bounded) and parse it;
+4. the chain's **pre_request** stage (it may answer the call itself: a cache hit);
+5. **route**: the router orders the candidates into attempts; each is **opened** (sent,
+   status and headers read, classified) and the next one tried while the outcome is
+   retryable — nothing has reached the client yet;
+6. the chain's **post_request** and **pre_response** stages;
+7. **relay** the reply (streamed chunk by chunk when asked);
+8. the chain's **post_response** stage.
+
+The ASGI layer parses HTTP into a ``ClientRequest``, renders every error raised here, and
+hands the finished ``Call`` to the sink (metrics, traces, the request event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any, Final
+
+import orjson
+
+from trustgate_core.access import (
+    DiscoveryMode,
+    api_key_from_headers,
+    authenticate,
+    discover_gateway,
+    ensure_active,
+)
+from trustgate_core.errors import (
+    InvalidModel,
+    InvalidRequest,
+    NoBackendAvailable,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+from trustgate_core.replica import ReplicaState
+from trustgate_proxy.domain.call import AttemptRecord, Call
+from trustgate_proxy.domain.exchange import Exchange
+from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat
+from trustgate_proxy.domain.routing import RETRYABLE, Candidates, Route
+from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
+from trustgate_proxy.services.forward import (
+    Attempt,
+    DisconnectGuard,
+    Forwarders,
+    UpstreamReply,
+    client_left,
+    prepare_body,
+)
+from trustgate_proxy.services.models import ModelLister
+from trustgate_proxy.services.ports import Headers, Receive, Send, Upstream
+from trustgate_proxy.services.respond import send_bytes, send_json
+
+CHAT: Final = "/v1/chat/completions"
+MESSAGES: Final = "/v1/messages"
+COUNT_TOKENS: Final = "/v1/messages/count_tokens"
+RESPONSES: Final = "/v1/responses"
+EMBEDDINGS: Final = "/v1/embeddings"
+MODELS: Final = "/v1/models"
+POSTS = frozenset({CHAT, MESSAGES, COUNT_TOKENS, RESPONSES, EMBEDDINGS})
+# The client's wire format, by route (the others pass through to one kind of provider).
+INBOUND_FORMAT: dict[str, WireFormat] = {
+    CHAT: "openai_chat",
+    MESSAGES: "anthropic",
+    RESPONSES: "openai_responses",
+}
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class ClientShapedError(InvalidRequest):
+    """A request that cannot be served, its body in the client format's error shape, so
+    the client's SDK shows why (a translation the provider's format cannot express)."""
+
+    def __init__(self, cause: InvalidRequest, body: dict[str, Any]) -> None:
+        super().__init__(cause.message)
+        self._body = body
+
+    def body(self) -> dict[str, Any]:
+        return self._body
+
+
+class ClientRequest:
+    """What the HTTP layer read of a request: the consumer slug and route from the path,
+    and the headers the pipeline looks at."""
+
+    __slots__ = (
+        "api_key",
+        "authorization",
+        "content_length",
+        "gateway_slug",
+        "host",
+        "route",
+        "slug",
+        "x_api_key",
+    )
+
+    def __init__(self, slug: str, route: str) -> None:
+        self.slug = slug
+        self.route = route
+        self.gateway_slug: str | None = None
+        self.host: str | None = None
+        self.api_key: str | None = None  # X-AG-API-Key
+        self.x_api_key: str | None = None
+        self.authorization: str | None = None
+        self.content_length: bytes | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        state: ReplicaState,
+        view: ConfigView,
+        forwarders: Forwarders,
+        models: ModelLister,
+        is_ready: Callable[[], bool],
+        discovery_mode: DiscoveryMode = "header",
+        base_domain: str = "llm.neuraltrust.ai",
+        max_body_bytes: int = 8 << 20,
+        disconnect_check_after: float = 0.25,
+    ) -> None:
+        self.state = state
+        self.view = view
+        self.forwarders = forwarders
+        self.models = models
+        self.is_ready = is_ready
+        self.discovery_mode: DiscoveryMode = discovery_mode
+        self.base_domain = base_domain
+        self.max_body_bytes = max_body_bytes
+        # a plain call runs this long before a client disconnect is watched for
+        self.disconnect_check_after = disconnect_check_after
+
+    async def handle(
+        self, call: Call, request: ClientRequest, receive: Receive, send: Send, headers: Headers
+    ) -> None:
+        """Serve one proxied request; ``headers`` go on every response. Raises a
+        ``TrustGateError`` (rendered by the caller) only before anything was written."""
+        if not self.is_ready():
+            raise Unavailable("configuration not loaded yet")
+        state = self.state
+        gateway = discover_gateway(
+            state, self.discovery_mode, request.gateway_slug, request.host, self.base_domain
+        )
+        call.gateway_id = gateway.id
+        call.tenant_id = gateway.tenant_id
+        ensure_active(gateway)
+        key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
+        if key is None:
+            raise Unauthenticated("unauthenticated")
+        consumer = state.consumer_by_slug(gateway.id, request.slug)
+        if consumer is None or consumer.type != "LLM":
+            raise NotFound("consumer not found")
+        call.consumer_id = consumer.id
+        plan = self.view.plan(consumer)
+        call.auth_id = authenticate(state, gateway, consumer, plan.auth_ids, key).id
+
+        if request.route == MODELS:
+            call.status = 200
+            call.response_bytes = await send_json(
+                send, 200, await self.models.listing(plan), headers
+            )
+            return
+
+        exchange = Exchange(call, gateway, consumer)
+        await self._read(exchange, receive, request.content_length)
+        chain = plan.chain
+        if "pre_request" in chain.stages:
+            await chain.run("pre_request", exchange)
+            if exchange.answer is not None:
+                answer = exchange.answer
+                call.status = answer.status
+                call.response_bytes = len(answer.body)
+                await send_bytes(send, answer.status, answer.body, [*headers, *answer.headers])
+                return
+        candidates = plan.candidates(call.requested_model or None)
+        await self._forward(exchange, plan, candidates, receive, send, headers)
+        if "post_response" in chain.stages:
+            await chain.run("post_response", exchange)
+
+    # -- reading the request ---------------------------------------------------------------
+    async def _read(self, exchange: Exchange, receive: Receive, length: bytes | None) -> None:
+        call = exchange.call
+        body = exchange.body = await self._read_body(receive, length)
+        call.request_bytes = len(body)
+        if exchange.gateway.telemetry is not None:
+            call.body_limit = self.view.body_limit(exchange.gateway)
+            if call.body_limit:
+                call.request_body = body
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("the body is not JSON") from None
+        if not isinstance(doc, dict):
+            raise InvalidRequest("the body is not a JSON object")
+        if "modelId" in doc:
+            raise InvalidModel("use 'model', not 'modelId'")
+        model = doc.get("model")
+        if model is not None and not isinstance(model, str):
+            raise InvalidRequest("'model' must be a string")
+        exchange.doc = doc
+        # embeddings and count_tokens answer whole
+        exchange.stream = doc.get("stream") is True and exchange.route in INBOUND_FORMAT
+        call.stream = exchange.stream
+        call.requested_model = model
+
+    async def _read_body(self, receive: Receive, length: bytes | None) -> bytes:
+        limit = self.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+            return body
+        parts = [body]
+        size = len(body)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+    # -- routing, opening, relaying --------------------------------------------------------
+    async def _forward(
+        self,
+        exchange: Exchange,
+        plan: ConsumerPlan,
+        candidates: Candidates,
+        receive: Receive,
+        send: Send,
+        headers: Headers,
+    ) -> None:
+        """Open attempts until one serves, then relay it. A client that disconnects
+        cancels the upstream call (and is recorded as 499)."""
+        call = exchange.call
+        chain = plan.chain
+        guard = DisconnectGuard(receive, 0.0 if exchange.stream else self.disconnect_check_after)
+        reply: UpstreamReply | None = None
+        try:
+            reply = await self._open(exchange, plan, candidates, headers)
+            if reply.error is not None:  # no attempt got an answer
+                raise reply.error
+            if "post_request" in chain.stages:
+                await chain.run("post_request", exchange)
+            if "pre_response" in chain.stages:
+                await chain.run("pre_response", exchange)
+            await reply.attempt.forwarder.relay(reply, send, guard)
+        except asyncio.CancelledError:
+            if not guard.absorb():
+                raise
+            client_left(call, reply.resp if reply is not None else None)
+        finally:
+            guard.disarm()
+            if reply is not None:
+                reply.release()
+
+    async def _open(
+        self, exchange: Exchange, plan: ConsumerPlan, candidates: Candidates, headers: Headers
+    ) -> UpstreamReply:
+        """The reply to relay: the first attempt that did not end retryably, or the last
+        one. Each attempt is recorded on the call and reported to the router."""
+        call = exchange.call
+        router = plan.router
+        reply: UpstreamReply | None = None
+        for route in router.attempts(candidates, exchange):
+            if reply is not None:
+                reply.release()
+            attempt = self._attempt(exchange, route, headers)
+            started = perf_counter()
+            reply = await attempt.forwarder.open(attempt)
+            latency = perf_counter() - started
+            binding = route.binding
+            call.attempts.append(
+                AttemptRecord(
+                    binding.registry.id,
+                    binding.provider,
+                    call.model,
+                    reply.outcome,
+                    reply.status,
+                    latency,
+                )
+            )
+            router.report(route, reply.outcome, latency)
+            if reply.outcome != RETRYABLE:
+                break
+        if reply is None:
+            raise NoBackendAvailable("no backend available for this consumer")
+        return reply
+
+    def _attempt(self, exchange: Exchange, route: Route, headers: Headers) -> Attempt:
+        """The upstream request for ``route``: the body passed through when client and
+        provider speak the same format, translated otherwise."""
+        call = exchange.call
+        binding = route.binding
+        call.registry_id = binding.registry.id
+        call.provider = binding.provider
+        out = [*headers, (b"x-selected-provider", binding.provider.encode())]
+        inbound = INBOUND_FORMAT.get(exchange.route)
+        if inbound is None:
+            return self._other(exchange, route, out)
+        target = self.view.target(binding.registry).for_inbound(inbound)
+        if target.wire != inbound:
+            return self._translated(exchange, route, inbound, target, out)
+        stream = exchange.stream
+        body, model, hide_usage = prepare_body(exchange.body, exchange.doc, route, stream, inbound)
+        _selected(call, model, out)
+        url = target.generate_url(model, stream)
+        attempt = Attempt(
+            self.forwarders.passthrough, call, route, target, url, body, stream, out, inbound
+        )
+        attempt.hide_usage = hide_usage
+        return attempt
+
+    def _translated(
+        self,
+        exchange: Exchange,
+        route: Route,
+        inbound: WireFormat,
+        target: Upstream,
+        out: Headers,
+    ) -> Attempt:
+        """Client and provider formats differ: decode into the internal model, encode for
+        the provider. What cannot be translated is refused in the client's error shape."""
+        call = exchange.call
+        client = INBOUND.get(inbound)
+        provider = OUTBOUND.get(target.wire)
+        if client is None or provider is None:
+            raise InvalidRequest(f"translating {inbound} to {target.wire} is not supported")
+        try:
+            request = client.decode_request(exchange.doc)
+            if route.model is not None:
+                request.model = route.model
+            _selected(call, request.model or None, out)
+            body = orjson.dumps(provider.encode_request(request))
+        except InvalidRequest as err:
+            call.error_kind = err.code
+            shaped = client.error_body(400, err.message or "invalid request")
+            raise ClientShapedError(err, shaped) from None
+        stream = request.stream
+        attempt = Attempt(
+            self.forwarders.translate,
+            call,
+            route,
+            target,
+            target.generate_url(request.model, stream),
+            body,
+            stream,
+            out,
+            inbound,
+        )
+        attempt.client = client
+        attempt.provider = provider
+        if stream:
+            attempt.encoder = client.stream_encoder(request.model, request.stream_usage)
+        return attempt
+
+    def _other(self, exchange: Exchange, route: Route, out: Headers) -> Attempt:
+        """``/v1/embeddings`` (OpenAI-format providers) and ``/v1/messages/count_tokens``
+        (Anthropic providers), passed through; other providers get a 400 that says so."""
+        call = exchange.call
+        binding = route.binding
+        target = self.view.target(binding.registry)
+        url: str | None
+        if exchange.route == EMBEDDINGS:
+            body, model, _ = prepare_body(exchange.body, exchange.doc, route, False)
+            url = target.embeddings_url(model) if target.wire == "openai_chat" else None
+            if url is None:
+                raise InvalidRequest(
+                    f"embeddings are offered by OpenAI-format providers; '{binding.provider}'"
+                    " is not one"
+                )
+        else:  # COUNT_TOKENS
+            target = target.for_inbound("anthropic")
+            if target.wire != "anthropic":
+                raise InvalidRequest(
+                    "count_tokens is offered when the route's provider is Anthropic;"
+                    f" '{binding.provider}' is not"
+                )
+            body, model, _ = prepare_body(exchange.body, exchange.doc, route, False, "anthropic")
+            base, sep, query = target.generate_url(model, False).partition("?")
+            url = f"{base}/count_tokens{sep}{query}"
+        _selected(call, model, out)
+        return Attempt(self.forwarders.passthrough, call, route, target, url, body, False, out)
+
+
+def _selected(call: Call, model: str | None, out: Headers) -> None:
+    """Record the model sent upstream; name it in ``X-Selected-Model`` when printable."""
+    call.model = model
+    if model and model.isprintable():
+        out.append((b"x-selected-model", model.encode()))
