@@ -9,8 +9,9 @@ import orjson
 
 from trustgate_core.events import RequestEvent
 from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.domain.call import Call
-from trustgate_proxy.handlers.request_events import RequestEventPublisher
+from trustgate_core.bus import RequestEventPublisher
+from trustgate_proxy.domain.call import Call, event_payload
+from trustgate_proxy.observability.tracing import call_traceparent
 
 
 class FakeNats:
@@ -32,6 +33,11 @@ class FakeNats:
 GATEWAY = UUID(int=7)
 
 
+def proxy_publisher(capacity: int) -> RequestEventPublisher[Call]:
+    """Built as the proxy's bootstrap builds it (no linger: the tests wait on counters)."""
+    return RequestEventPublisher(event_payload, call_traceparent, capacity=capacity, linger=0)
+
+
 def call(n: int, gateway: UUID | None = GATEWAY) -> Call:
     c = Call(f"{n:032x}", "POST", "/v1/chat/completions", 1.0, 1_700_000_000.0)
     c.gateway_id = gateway
@@ -42,7 +48,7 @@ def call(n: int, gateway: UUID | None = GATEWAY) -> Call:
 
 async def test_events_are_published_in_order_with_dedupe_and_trace_headers() -> None:
     nc = FakeNats()
-    publisher = RequestEventPublisher(capacity=10, linger=0)
+    publisher = proxy_publisher(10)
     publisher.attach(nc)  # type: ignore[arg-type]
     publisher.start()
     try:
@@ -63,7 +69,7 @@ async def test_events_are_published_in_order_with_dedupe_and_trace_headers() -> 
 async def test_overflow_is_dropped_and_counted_while_disconnected_then_drained() -> None:
     nc = FakeNats()
     nc.is_connected = False
-    publisher = RequestEventPublisher(capacity=2, linger=0)
+    publisher = proxy_publisher(2)
     publisher.attach(nc)  # type: ignore[arg-type]
     publisher.start()
     try:
@@ -83,7 +89,7 @@ async def test_overflow_is_dropped_and_counted_while_disconnected_then_drained()
 async def test_an_event_the_bus_refuses_is_counted_failed_and_skipped() -> None:
     nc: Any = FakeNats()
     nc.fail_next = True
-    publisher = RequestEventPublisher(capacity=10, linger=0)
+    publisher = proxy_publisher(10)
     publisher.attach(nc)
     publisher.start()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -13,6 +12,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from trustgate_core.backoff import Backoff, retry
 from trustgate_core.events.subjects import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,15 @@ async def keep_connecting(
 ) -> None:
     """Make the first connection of ``nc``, retrying with backoff until it succeeds (for
     services that must boot while NATS is down). Later reconnects are the client's own."""
-    delay = retry_min
-    while not nc.is_connected:
-        try:
-            await nc.connect(**connect_options(url, name=name, on_reconnect=on_reconnect))
-        except Exception as exc:
-            log.warning("nats: cannot connect to %s (%s); retrying", url, exc.__class__.__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, retry_max)
+    if nc.is_connected:
+        return
+
+    async def attempt() -> None:
+        await nc.connect(**connect_options(url, name=name, on_reconnect=on_reconnect))
+
+    await retry(
+        attempt, what=f"nats: connect to {url}", backoff=Backoff(retry_min, retry_max), log=log
+    )
 
 
 def stream_config(spec: StreamSpec) -> StreamConfig:

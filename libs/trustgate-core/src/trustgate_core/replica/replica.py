@@ -17,6 +17,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
+from trustgate_core.backoff import retry
 from trustgate_core.events.config import AnyConfigEvent, decode_config_event
 from trustgate_core.events.subjects import CONFIG_STREAM, CONFIG_SUBJECTS
 from trustgate_core.replica.state import ReplicaState
@@ -76,17 +77,12 @@ class ConfigReplica:
         if self._sub is not None and (self._resync is None or self._resync.done()):
             self._resync = asyncio.create_task(self._resubscribe(), name="replica-resync")
 
-    async def _resubscribe(self, retry_min: float = 0.2, retry_max: float = 5.0) -> None:
-        delay = retry_min
-        while True:
-            try:
-                await self._unsubscribe()
-                await self.start()
-                return
-            except Exception as exc:
-                log.warning("replica: resubscribe failed (%s); retrying", exc.__class__.__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, retry_max)
+    async def _resubscribe(self) -> None:
+        async def again() -> None:
+            await self._unsubscribe()
+            await self.start()
+
+        await retry(again, what="replica: resubscribe", log=log)
 
     async def stop(self) -> None:
         task, self._resync = self._resync, None

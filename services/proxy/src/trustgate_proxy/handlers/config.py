@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from trustgate_core.replica import ConfigReplica
+from trustgate_core.replica.replica import Listener
 from trustgate_proxy.services.config_view import ConfigView
 
 
-def follow_config(replica: ConfigReplica, view: ConfigView) -> None:
-    """Subscribe ``view`` to the replica's changes (the replica consumes the
+def config_listeners(view: ConfigView) -> list[Listener]:
+    """What the proxy does after each applied config event (the replica consumes the
     ``TRUSTGATE_CONFIG`` stream; this is the proxy's only source of configuration)."""
-    replica.on_change(view.invalidate)
+    return [view.invalidate]

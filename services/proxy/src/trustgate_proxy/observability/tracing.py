@@ -27,9 +27,9 @@ def server_span_id(trace_id: str) -> str:
     return digest if digest != "0000000000000000" else "0000000000000001"
 
 
-def call_traceparent(trace_id: str, sampled: bool = True) -> str:
+def call_traceparent(call: Call, sampled: bool = True) -> str:
     """The ``traceparent`` a call's request event carries: the proxy span as parent."""
-    return format_traceparent(trace_id, server_span_id(trace_id), sampled)
+    return format_traceparent(call.trace_id, server_span_id(call.trace_id), sampled)
 
 
 def _ns(seconds: float) -> int:

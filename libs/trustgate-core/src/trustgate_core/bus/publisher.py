@@ -5,8 +5,12 @@ task encodes and publishes. When the buffer is full the event is dropped and cou
 While NATS is unreachable the task waits, the buffer holds what fits (the rest is dropped
 and counted), and publishing resumes when the connection is back.
 
-Each event's ``traceparent`` names the call's proxy span; its sampled flag is ``sampled``'s
-answer (the tracer's decision, set when tracing is on), asked here in the background task.
+What is buffered is the plane's own record of a finished call (the proxy's ``Call``, the
+MCP plane's tool call): anything with a ``gateway_id`` and a ``trace_id``. The plane says
+how one becomes an event (``payload``: the event as a dict orjson encodes, with its
+``kind``) and which ``traceparent`` it carries (``traceparent(item, sampled)``: the plane's
+span of the call as parent); the sampled flag is ``sampled``'s answer (the tracer's
+decision, set when tracing is on), asked here in the background task.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
 
 import orjson
 from nats.aio.client import Client as NATS
 
 from trustgate_core.events.subjects import requests_subject
-from trustgate_proxy.domain.call import Call, event_payload
-from trustgate_proxy.observability.tracing import call_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -30,28 +34,50 @@ _RECONNECT_POLL = 0.05
 _YIELD_EVERY = 256
 
 
-class RequestEventPublisher:
-    def __init__(self, capacity: int = 10_000, linger: float = 0.005) -> None:
+class Publishable(Protocol):
+    """A finished call: the gateway it belongs to (None: no subject, nothing published)
+    and its trace id (the message's ``Nats-Msg-Id``)."""
+
+    @property
+    def gateway_id(self) -> UUID | None: ...
+
+    @property
+    def trace_id(self) -> str: ...
+
+
+T = TypeVar("T", bound=Publishable)
+
+
+class RequestEventPublisher(Generic[T]):
+    def __init__(
+        self,
+        payload: Callable[[T], dict[str, Any]],
+        traceparent: Callable[[T, bool], str],
+        capacity: int = 10_000,
+        linger: float = 0.005,
+    ) -> None:
+        self.payload = payload
+        self.traceparent = traceparent
         self.capacity = capacity
         self.linger = linger
-        self._buf: deque[Call] = deque()
+        self._buf: deque[T] = deque()
         self._wake = asyncio.Event()
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
         self._subjects: dict[object, str] = {}
-        self.sampled: Callable[[Call], bool] | None = None  # None: tracing off
+        self.sampled: Callable[[T], bool] | None = None  # None: tracing off
         self.published = 0
         self.dropped = 0
         self.failed = 0
 
     # -- hot path -------------------------------------------------------------------------
-    def emit(self, call: Call) -> None:
-        if call.gateway_id is None:  # no gateway, no subject: nothing to publish
+    def emit(self, item: T) -> None:
+        if item.gateway_id is None:  # no gateway, no subject: nothing to publish
             return
         if len(self._buf) >= self.capacity:
             self.dropped += 1
             return
-        self._buf.append(call)
+        self._buf.append(item)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -102,9 +128,9 @@ class RequestEventPublisher:
                 if nc is None or not nc.is_connected:
                     await asyncio.sleep(_RECONNECT_POLL)
                     continue
-                call = buf[0]
+                item = buf[0]
                 try:
-                    await self._publish(nc, call)
+                    await self._publish(nc, item)
                 except Exception as exc:
                     if nc.is_connected:  # not an outage: a bad event; drop it
                         buf.popleft()
@@ -119,19 +145,17 @@ class RequestEventPublisher:
                 if sent % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
 
-    async def _publish(self, nc: NATS, call: Call) -> None:
-        subject = self._subjects.get(call.gateway_id)
+    async def _publish(self, nc: NATS, item: T) -> None:
+        subject = self._subjects.get(item.gateway_id)
         if subject is None:
-            subject = requests_subject(str(call.gateway_id))
+            subject = requests_subject(str(item.gateway_id))
             if len(self._subjects) > 4096:
                 self._subjects.clear()
-            self._subjects[call.gateway_id] = subject
-        payload = orjson.dumps(event_payload(call))
+            self._subjects[item.gateway_id] = subject
+        payload = orjson.dumps(self.payload(item))
         headers = {
-            "Nats-Msg-Id": call.trace_id,
-            # the proxy's span of this call as parent: telemetry's span joins its trace
-            "traceparent": call_traceparent(
-                call.trace_id, self.sampled is None or self.sampled(call)
-            ),
+            "Nats-Msg-Id": item.trace_id,
+            # the plane's span of this call as parent: telemetry's span joins its trace
+            "traceparent": self.traceparent(item, self.sampled is None or self.sampled(item)),
         }
         await nc.publish(subject, payload, headers=headers)
