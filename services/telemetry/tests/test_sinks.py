@@ -13,7 +13,9 @@ import orjson
 import pytest
 
 from trustgate_core.testing import wait_for
-from trustgate_telemetry.adapters.kafka import FileSink, KafkaSink, Record
+from trustgate_telemetry.adapters.file import FileSink
+from trustgate_telemetry.adapters.kafka import KafkaSink
+from trustgate_telemetry.ports import Record
 from trustgate_telemetry.testing import read_topic
 
 

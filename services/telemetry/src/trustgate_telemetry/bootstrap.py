@@ -1,10 +1,11 @@
 """The composition root: builds the telemetry service's parts and owns their lifecycle.
 
-The HTTP app answers at once (``/healthz``; ``/readyz`` says not ready). A background task
-connects to NATS (retrying), makes sure the requests stream exists, follows the config
-replica (to know each gateway's exporters), connects the sink (Kafka, retrying; or a file
-when configured so), then runs the durable consumer. With ``TELEMETRY_ENABLED=false``
-nothing is consumed and the service reports ready.
+The HTTP app answers at once (``/healthz``; ``/readyz`` says not ready). The replica runner
+connects to NATS (retrying), makes sure the config and requests streams exist and follows
+the config replica (to know each gateway's exporters); once it has caught up, a background
+task connects the sink (Kafka, retrying; or a file when configured so), then runs the
+durable work consumer. With ``TELEMETRY_ENABLED=false`` nothing is consumed and the service
+reports ready.
 """
 
 from __future__ import annotations
@@ -18,26 +19,30 @@ from types import TracebackType
 
 from nats.aio.client import Client as NATS
 
-from trustgate_core.bus import ensure_streams, keep_connecting
-from trustgate_core.events.subjects import requests_stream
+from trustgate_core.backoff import retry
+from trustgate_core.bus import WorkConsumer
+from trustgate_core.events.subjects import CONFIG_STREAM, REQUESTS_SUBJECTS, requests_stream
 from trustgate_core.observability.metrics import render
 from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.replica import ConfigReplica, ReplicaState
+from trustgate_core.service import HealthApp, ReplicaRunner
 from trustgate_core.telemetry.settings import OtlpDefaults, ResolvedOtlp
-from trustgate_telemetry.adapters.kafka import EventSink, FileSink, KafkaSink
+from trustgate_telemetry import __version__
+from trustgate_telemetry.adapters.file import FileSink
+from trustgate_telemetry.adapters.kafka import KafkaSink
 from trustgate_telemetry.adapters.otlp import OtlpExporters
-from trustgate_telemetry.api.http import HealthApp
 from trustgate_telemetry.domain.plan import GatewayPlans
-from trustgate_telemetry.handlers.requests import ConsumerLoop, RequestExporter
+from trustgate_telemetry.handlers.requests import RequestExporter
 from trustgate_telemetry.metrics import TelemetryMetrics
+from trustgate_telemetry.ports import ExportSink
 from trustgate_telemetry.settings import TelemetrySettings
 
 log = logging.getLogger(__name__)
 
-_RETRY_MIN, _RETRY_MAX = 0.2, 5.0
+SERVICE_NAME = "trustgate-telemetry"
 
 
-def build_sink(settings: TelemetrySettings) -> EventSink:
+def build_sink(settings: TelemetrySettings) -> ExportSink:
     if settings.sink_file:
         return FileSink(settings.sink_file)
     return KafkaSink(
@@ -53,7 +58,7 @@ class TelemetryRuntime:
         settings: TelemetrySettings,
         *,
         env: Mapping[str, str] | None = None,
-        sink: EventSink | None = None,
+        sink: ExportSink | None = None,
     ) -> None:
         env = os.environ if env is None else env
         self.settings = settings
@@ -68,7 +73,7 @@ class TelemetryRuntime:
             on_result=self._otlp_result,
             on_drop=self._otlp_drop,
         )
-        self.tracing: Tracing | None = setup_tracing("trustgate-telemetry", env)
+        self.tracing: Tracing | None = setup_tracing(SERVICE_NAME, env)
         self.exporter = RequestExporter(
             self.sink,
             self.otlp,
@@ -77,46 +82,60 @@ class TelemetryRuntime:
             tracing=self.tracing,
             retry_delay=settings.retry_delay,
         )
-        self.nc: NATS | None = None
-        self.replica: ConfigReplica | None = None
-        self.loop: ConsumerLoop | None = None
+        self.stream = requests_stream(
+            settings.requests_max_age_seconds, settings.requests_max_bytes
+        )
+        self.runner = ReplicaRunner(
+            settings.nats_url,
+            name=SERVICE_NAME,
+            state=self.state,
+            streams=[CONFIG_STREAM, self.stream],
+        )
+        self.consumer: WorkConsumer | None = None
         self.app = HealthApp(
-            is_ready=lambda: self.ready, dependencies=self.dependencies, metrics=self.render
+            SERVICE_NAME,
+            __version__,
+            is_ready=lambda: self.ready,
+            dependencies=self.dependencies,
+            metrics=self.render,
         )
         self._task: asyncio.Task[None] | None = None
-        self._consuming = False
+
+    @property
+    def nc(self) -> NATS | None:
+        return self.runner.nc
+
+    @property
+    def replica(self) -> ConfigReplica | None:
+        return self.runner.replica
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
         if not self.settings.enabled:
             return True
-        return self._consuming and self.sink.ready
+        return self.consumer is not None and self.consumer.consuming and self.sink.ready
 
     async def start(self) -> None:
         if not self.settings.enabled:
             log.info("telemetry: TELEMETRY_ENABLED=false, nothing is exported")
             return
+        await self.runner.start()
         self._task = asyncio.create_task(self._run(), name="telemetry")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            if self.loop is not None:
-                self.loop.stop()  # finish the batch in hand, then leave
+            if self.consumer is not None:
+                self.consumer.stop()  # finish the batch in hand, then leave
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(task), self.settings.kafka_timeout + 1.0)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._consuming = False
         await self.sink.stop()
         await asyncio.to_thread(self.otlp.close, 2.0)
-        if self.replica is not None:
-            await self.replica.stop()
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.close()
+        await self.runner.stop()
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
 
@@ -133,61 +152,25 @@ class TelemetryRuntime:
         await self.stop()
 
     async def _run(self) -> None:
+        """After the replica caught up: the sink (retrying), then the work consumer."""
         s = self.settings
-        self.nc = NATS()
-        await keep_connecting(
-            self.nc, s.nats_url, name="trustgate-telemetry", on_reconnect=self._on_reconnect
-        )
-        stream = requests_stream(s.requests_max_age_seconds, s.requests_max_bytes)
-        await self._retry("config replica", self._start_replica, stream)
-        await self._retry(f"{self.sink.name} sink", self.sink.start)
-        self.loop = ConsumerLoop(
-            self.nc.jetstream(),
-            stream.name,
-            self.exporter,
+        await self.runner.wait_ready()
+        await retry(self.sink.start, what=f"telemetry: {self.sink.name} sink start", log=log)
+        nc = self.runner.nc
+        assert nc is not None
+        self.consumer = WorkConsumer(
+            nc.jetstream(),
+            self.stream.name,
+            REQUESTS_SUBJECTS,
+            self.exporter.handle_batch,
             durable=s.durable,
             batch_size=s.batch_size,
             fetch_wait=s.fetch_wait,
             ack_wait=s.ack_wait,
+            retry_delay=s.retry_delay,
+            on_lag=self.metrics.lag.set,
         )
-        while True:
-            try:
-                self._consuming = True
-                await self.loop.run()
-                return
-            except Exception as exc:
-                self._consuming = False
-                log.warning("telemetry: consumer stopped (%r); restarting", exc)
-                await asyncio.sleep(s.retry_delay)
-
-    async def _start_replica(self, stream: object) -> None:
-        assert self.nc is not None
-        from trustgate_core.events.subjects import CONFIG_STREAM
-
-        await ensure_streams(self.nc.jetstream(), [CONFIG_STREAM, stream])  # type: ignore[list-item]
-        replica = ConfigReplica(self.nc, state=self.state)
-        try:
-            await replica.start()
-            await replica.wait_ready()
-        except BaseException:
-            await replica.stop()
-            raise
-        self.replica = replica
-
-    async def _retry(self, what: str, step: object, *args: object) -> None:
-        delay = _RETRY_MIN
-        while True:
-            try:
-                await step(*args)  # type: ignore[operator]
-                return
-            except Exception as exc:
-                log.warning("telemetry: %s not started (%r); retrying", what, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX)
-
-    def _on_reconnect(self) -> None:
-        if self.replica is not None:
-            self.replica.resync()
+        await self.consumer.run()
 
     # -- observability --------------------------------------------------------------------
     def _otlp_result(self, settings: ResolvedOtlp, count: int, ok: bool) -> None:
@@ -205,9 +188,9 @@ class TelemetryRuntime:
     def dependencies(self) -> dict[str, str]:
         if not self.settings.enabled:
             return {"telemetry": "disabled"}
+        consuming = self.consumer is not None and self.consumer.consuming
         return {
-            "nats": "ok" if self.nc is not None and self.nc.is_connected else "unavailable",
-            "config": "ok" if self.replica is not None and self.replica.ready else "unavailable",
+            **self.runner.dependencies(),
             self.sink.name: "ok" if self.sink.ready else "unavailable",
-            "consumer": "ok" if self._consuming else "unavailable",
+            "consumer": "ok" if consuming else "unavailable",
         }

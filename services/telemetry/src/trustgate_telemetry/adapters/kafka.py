@@ -1,5 +1,4 @@
-"""Kafka: the default exporter (at-least-once). And a JSON-lines file sink for a node
-without Kafka (``trustgate run``), behind the same small port.
+"""Kafka: the default exporter (at-least-once), an `ExportSink`.
 
 The producer uses ``acks="all"`` and idempotence when the broker supports it. Some
 Kafka-protocol brokers (tansu) answer ``InitProducerId`` with an error, which aiokafka
@@ -17,35 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import IO, NamedTuple, Protocol
+
+from trustgate_telemetry.ports import Record
 
 log = logging.getLogger(__name__)
-
-
-class Record(NamedTuple):
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
-    topic: str | None = None  # None: the sink's own topic
-
-
-class EventSink(Protocol):
-    """Where exported events go first; ``send_batch`` returns once every record of the batch
-    is durably accepted, with one result per record (None: accepted, else the error)."""
-
-    name: str
-
-    async def start(self) -> None: ...
-
-    async def send_batch(self, records: Sequence[Record]) -> list[BaseException | None]: ...
-
-    async def stop(self) -> None: ...
-
-    @property
-    def ready(self) -> bool: ...
 
 
 class KafkaSink:
@@ -173,44 +148,3 @@ def _idempotence_refused(error: BaseException | None) -> bool:
         | errors.ClusterAuthorizationFailedError
         | errors.TransactionalIdAuthorizationFailed,
     )
-
-
-class FileSink:
-    """JSON lines to a file (or the log with ``-``): for a node without Kafka."""
-
-    name = "file"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fh: IO[str] | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self._fh is not None
-
-    async def start(self) -> None:
-        if self._fh is None:
-            self._fh = self._open()
-
-    def _open(self) -> IO[str]:
-        if self.path == "-":
-            return sys.stdout
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return open(self.path, "a", encoding="utf-8")
-
-    async def send_batch(self, records: Sequence[Record]) -> list[BaseException | None]:
-        if self._fh is None:
-            await self.start()
-        fh = self._fh
-        assert fh is not None
-        try:
-            fh.write("".join(r.value.decode("utf-8") + "\n" for r in records))
-            fh.flush()
-        except OSError as exc:
-            return [exc] * len(records)
-        return [None] * len(records)
-
-    async def stop(self) -> None:
-        fh, self._fh = self._fh, None
-        if fh is not None and fh is not sys.stdout:
-            fh.close()

@@ -1,7 +1,8 @@
-"""The durable consumer of ``TRUSTGATE_REQUESTS``: Kafka first, ack after Kafka acked.
+"""The work on ``TRUSTGATE_REQUESTS``: Kafka first, ack after Kafka acked.
 
-One durable pull consumer (``telemetry``) is shared by every instance, so instances split
-the work. Each batch fetched is handled by `RequestExporter.handle_batch`:
+One durable pull consumer (``telemetry``, a `trustgate_core.bus.WorkConsumer`) is shared by
+every instance, so instances split the work. Each batch fetched is handled by
+`RequestExporter.handle_batch`:
 
 - undecodable messages are terminated (never redelivered) and counted;
 - every decodable event becomes an `ExportedEvent`, and the whole batch is sent to Kafka
@@ -18,28 +19,23 @@ at-least-once and readers dedupe on ``trace_id``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
 from trustgate_core.events.requests import RequestEvent, decode_request_event
-from trustgate_core.events.subjects import REQUESTS_SUBJECTS
 from trustgate_core.observability.tracing import Tracing, consumer_span, span_traceparent
 from trustgate_core.telemetry.event import ExportedEvent, export_event
-from trustgate_telemetry.adapters.kafka import EventSink, Record
 from trustgate_telemetry.adapters.otlp import OtlpExporters
 from trustgate_telemetry.domain.plan import GatewayPlans
 from trustgate_telemetry.domain.records import log_attributes, severity_of
 from trustgate_telemetry.metrics import TelemetryMetrics
+from trustgate_telemetry.ports import ExportSink, Record
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +61,7 @@ _NO_BODIES = {
 class RequestExporter:
     def __init__(
         self,
-        sink: EventSink,
+        sink: ExportSink,
         otlp: OtlpExporters,
         plans: GatewayPlans,
         metrics: TelemetryMetrics,
@@ -185,87 +181,3 @@ async def _quietly(awaitable: Any) -> None:
         await awaitable
     except Exception as exc:  # the bus will redeliver (ack) or already dropped it (term)
         log.debug("telemetry: ack/nak/term failed: %r", exc)
-
-
-def consumer_config(durable: str, ack_wait: float, batch_size: int) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=durable,
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ack_wait,
-        max_deliver=-1,
-        max_ack_pending=max(1000, batch_size * 8),
-        filter_subject=REQUESTS_SUBJECTS,
-    )
-
-
-class ConsumerLoop:
-    """Fetch batches from the durable and hand them to the exporter until cancelled."""
-
-    def __init__(
-        self,
-        js: JetStreamContext,
-        stream: str,
-        exporter: RequestExporter,
-        *,
-        durable: str,
-        batch_size: int,
-        fetch_wait: float,
-        ack_wait: float,
-    ) -> None:
-        self.js = js
-        self.stream = stream
-        self.exporter = exporter
-        self.durable = durable
-        self.batch_size = batch_size
-        self.fetch_wait = fetch_wait
-        self.ack_wait = ack_wait
-        self.batches = 0
-        self._last_lag = 0.0
-        self._stopping = False
-
-    def stop(self) -> None:
-        """Leave after the batch in hand (its messages acked or nak'ed)."""
-        self._stopping = True
-
-    async def run(self) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
-
-        sub = await self.js.pull_subscribe(
-            REQUESTS_SUBJECTS,
-            durable=self.durable,
-            stream=self.stream,
-            config=consumer_config(self.durable, self.ack_wait, self.batch_size),
-        )
-        try:
-            while not self._stopping:
-                try:
-                    msgs = await sub.fetch(self.batch_size, timeout=self.fetch_wait)
-                except NatsTimeout:
-                    msgs = []
-                except Exception as exc:  # bus outage: the client reconnects
-                    log.warning("telemetry: fetch failed (%r); retrying", exc)
-                    await asyncio.sleep(self.exporter.retry_delay)
-                    continue
-                if msgs:
-                    self.batches += 1
-                    if not await self.exporter.handle_batch(msgs):
-                        await asyncio.sleep(self.exporter.retry_delay)
-                await self._update_lag(sub)
-        finally:
-            # a durable consumer outlives us: only our interest goes
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                log.debug("telemetry: unsubscribe failed", exc_info=True)
-
-    async def _update_lag(self, sub: Any) -> None:
-        now = time.monotonic()
-        if now - self._last_lag < 1.0:
-            return
-        self._last_lag = now
-        try:
-            info = await sub.consumer_info()
-            self.exporter.metrics.lag.set(info.num_pending or 0)
-        except Exception:
-            log.debug("telemetry: consumer info failed", exc_info=True)
