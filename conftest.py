@@ -1,3 +1,3 @@
 """Root conftest: the shared fixtures (real Postgres, Redis, NATS, Kafka) for every package."""
 
-pytest_plugins = ["trustgate_core.testing.fixtures"]
+pytest_plugins = ["trustgate_testkit.fixtures"]

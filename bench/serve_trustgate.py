@@ -36,7 +36,7 @@ from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.subjects import requests_stream
 from trustgate_proxy.main import serve_settings
 from trustgate_proxy.settings import ProxySettings
-from trustgate_proxy.testing.tenant import new_tenant
+from trustgate_testkit.proxy.tenant import new_tenant
 
 BENCH_KEY = "ag_benchmark-key-0123456789abcdefghijklmnopqrstuv"
 SLUG = "bench"

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from openai import AsyncOpenAI
 
-from trustgate_admin.testing import RunningAdmin, admin_settings, running_admin
 from trustgate_core.settings import DEV_SECRET_KEY
-from trustgate_core.testing.fixtures import NatsServer, wait_for
-from trustgate_proxy.testing.providers import MOCKS, ProviderMock
-from trustgate_proxy.testing.server import run_proxy
+from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
+from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
+from trustgate_testkit.proxy.server import run_proxy
 
 # provider mock -> the model id that provider is sent for the client's "gpt-4o-mini"
 PROVIDERS = {

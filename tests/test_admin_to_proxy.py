@@ -12,11 +12,11 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from trustgate_admin.testing import RunningAdmin, admin_settings, running_admin
 from trustgate_core.settings import DEV_SECRET_KEY
-from trustgate_core.testing.fixtures import NatsServer, wait_for
-from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
-from trustgate_proxy.testing.server import RunningProxy, run_proxy
+from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
+from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
+from trustgate_testkit.proxy.server import RunningProxy, run_proxy
 
 MESSAGES: Any = [{"role": "user", "content": "Hello!"}]
 

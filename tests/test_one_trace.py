@@ -15,12 +15,12 @@ from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.subjects import REQUESTS_SUBJECTS, requests_stream
 from trustgate_core.observability.tracing import parse_traceparent
-from trustgate_core.testing.fixtures import NatsServer, wait_for
-from trustgate_core.testing.otlp import ReceivedSpan, serve_otlp_collector
-from trustgate_proxy.testing.mock_upstream import serve_mock
-from trustgate_proxy.testing.server import run_proxy, until_known
-from trustgate_proxy.testing.tenant import new_tenant
-from trustgate_telemetry.testing import run_telemetry
+from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.otlp import ReceivedSpan, serve_otlp_collector
+from trustgate_testkit.proxy.mock_upstream import serve_mock
+from trustgate_testkit.proxy.server import run_proxy, until_known
+from trustgate_testkit.proxy.tenant import new_tenant
+from trustgate_testkit.telemetry import run_telemetry
 
 SERVER, CONSUMER = 2, 5  # OTLP SpanKind values
 

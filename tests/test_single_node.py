@@ -18,8 +18,8 @@ import pytest
 from openai import AsyncOpenAI
 
 from trustgate_core.embedded import free_port
-from trustgate_core.testing.fixtures import NatsServer, wait_for
-from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, serve_mock
+from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, serve_mock
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,8 @@ from trustgate_core.observability.tracing import (
     span_traceparent,
     trace_config_from_env,
 )
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_core.testing.otlp import serve_otlp_collector
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.otlp import serve_otlp_collector
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SPAN = "b7ad6b7169203331"

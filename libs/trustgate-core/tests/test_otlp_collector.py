@@ -16,8 +16,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from trustgate_core.testing import wait_for
-from trustgate_core.testing.otlp import serve_otlp_collector
+from trustgate_testkit import wait_for
+from trustgate_testkit.otlp import serve_otlp_collector
 
 
 def _emit_log(exporter: object, body: str) -> LoggerProvider:

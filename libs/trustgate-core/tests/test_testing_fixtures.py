@@ -9,7 +9,7 @@ import nats
 import pytest
 
 from trustgate_core.embedded import port_open
-from trustgate_core.testing.fixtures import (
+from trustgate_testkit.fixtures import (
     Infra,
     NatsServer,
     create_database,

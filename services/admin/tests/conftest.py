@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trustgate_admin.testing import RunningAdmin, admin_settings, running_admin
-from trustgate_core.testing.fixtures import NatsServer
+from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
+from trustgate_testkit.fixtures import NatsServer
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from trustgate_admin.testing import SECRET
+from trustgate_testkit.admin import SECRET
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from trustgate_admin.testing import live_events, read_stream, replica
-from trustgate_core.testing.fixtures import NatsServer, wait_for
+from trustgate_testkit.admin import live_events, read_stream, replica
+from trustgate_testkit.fixtures import NatsServer, wait_for
 
 PROVIDER_KEY = "sk-live-provider-secret-9876"
 

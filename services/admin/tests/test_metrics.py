@@ -8,7 +8,7 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from trustgate_core.testing.fixtures import wait_for
+from trustgate_testkit.fixtures import wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from trustgate_admin.testing import SECRET, free_port
-from trustgate_core.testing.fixtures import NatsServer, wait_for
+from trustgate_testkit.admin import SECRET, free_port
+from trustgate_testkit.fixtures import NatsServer, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from trustgate_admin.testing import admin_settings, live_events, replica, running_admin
-from trustgate_core.testing.fixtures import NatsServer, wait_for
+from trustgate_testkit.admin import admin_settings, live_events, replica, running_admin
+from trustgate_testkit.fixtures import NatsServer, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -22,11 +22,11 @@ from nats.aio.msg import Msg
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM, RequestEvent, decode_request_event
 from trustgate_core.events.subjects import requests_stream, requests_subject
-from trustgate_proxy.testing.mock_upstream import MockUpstream, serve_mock
-from trustgate_proxy.testing.server import RunningProxy, run_proxy
-from trustgate_proxy.testing.tenant import Tenant, new_tenant
+from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
+from trustgate_testkit.proxy.server import RunningProxy, run_proxy
+from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
-pytest_plugins = ["trustgate_core.testing.fixtures"]
+pytest_plugins = ["trustgate_testkit.fixtures"]
 
 
 @pytest_asyncio.fixture

@@ -2,8 +2,8 @@
 ``anthropic`` registry (same format: the body passes through untouched) and (b) to an
 ``openai`` registry (translated both ways); and (c) the ``openai`` SDK's chat completions
 routed to the ``anthropic`` registry (translated). The Anthropic mock
-(``testing.mock_anthropic``) speaks the Messages API's JSON and SSE exactly and refuses
-what the API refuses; the OpenAI mock speaks Chat Completions."""
+(``trustgate_testkit.proxy.mock_anthropic``) speaks the Messages API's JSON and SSE exactly
+and refuses what the API refuses; the OpenAI mock speaks Chat Completions."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ import pytest
 import pytest_asyncio
 from anthropic import AsyncAnthropic
 
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.testing.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
-from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
-from trustgate_proxy.testing.sdk_clients import MESSAGES_WEATHER_TOOL, PNG
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
+from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
+from trustgate_testkit.proxy.sdk_clients import MESSAGES_WEATHER_TOOL, PNG
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant
 
 
 @pytest_asyncio.fixture

@@ -1,5 +1,5 @@
 """The official ``openai`` (chat) and ``anthropic`` (messages) SDKs against the proxy routed
-to a ``bedrock`` registry: the Bedrock mock (``testing.mock_bedrock``) checks every
+to a ``bedrock`` registry: the Bedrock mock (``trustgate_testkit.proxy.mock_bedrock``) checks every
 request's SigV4 signature and answers Converse JSON / ConverseStream event-stream frames,
 which the proxy translates into each client's format."""
 
@@ -13,9 +13,9 @@ import openai
 import pytest
 import pytest_asyncio
 
-from trustgate_proxy.testing.mock_bedrock import serve_bedrock
-from trustgate_proxy.testing.providers import MOCKS, ProviderMock
-from trustgate_proxy.testing.sdk_clients import (
+from trustgate_testkit.proxy.mock_bedrock import serve_bedrock
+from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
+from trustgate_testkit.proxy.sdk_clients import (
     CHAT_WEATHER_TOOL,
     PNG,
     anthropic_sdk,
@@ -26,8 +26,8 @@ from trustgate_proxy.testing.sdk_clients import (
     route_to,
     stream_text_until_error,
 )
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant
 
 MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 

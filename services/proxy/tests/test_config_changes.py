@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from trustgate_core.models import RegistryBinding
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.testing.server import run_proxy, until_known
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.server import run_proxy, until_known
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
 

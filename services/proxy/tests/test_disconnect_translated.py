@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from trustgate_proxy.testing.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
-from trustgate_proxy.testing.mock_upstream import MockUpstream
-from trustgate_proxy.testing.sdk_clients import (
+from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
+from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.sdk_clients import (
     abandon_plain_call,
     assert_one_client_disconnected,
     gateway_headers,
@@ -19,8 +19,8 @@ from trustgate_proxy.testing.sdk_clients import (
     route_to_url,
     until_client_left,
 )
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant
 
 MESSAGES_BODY: dict[str, Any] = {"max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
 

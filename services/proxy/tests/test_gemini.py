@@ -1,9 +1,10 @@
 """The official ``openai`` (chat) and ``anthropic`` (messages) SDKs against the proxy routed
 to a ``gemini`` registry (API key) and a ``vertex`` registry (a service account whose
 tokens the mock's token endpoint mints after verifying the signed JWT): the mock
-(``testing.mock_gemini``) answers Gemini's JSON and ``alt=sse`` streams, which the proxy
-translates into each client's format. And an ``azure`` registry with an Entra ID service
-principal: its bearer is minted once, reused, and refreshed before it expires."""
+(``trustgate_testkit.proxy.mock_gemini``) answers Gemini's JSON and ``alt=sse`` streams,
+which the proxy translates into each client's format. And an ``azure`` registry with an
+Entra ID service principal (``trustgate_testkit.proxy.mock_entra``): its bearer is minted
+once, reused, and refreshed before it expires."""
 
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from trustgate_proxy.testing.mock_gemini import (
+from trustgate_testkit.proxy.mock_entra import (
     ENTRA_CLIENT_ID,
     ENTRA_SECRET,
     ENTRA_TENANT,
+    serve_entra_mock,
+)
+from trustgate_testkit.proxy.mock_gemini import (
     GEMINI_KEY,
     LOCATION,
     PROJECT,
-    serve_google_mock,
 )
-from trustgate_proxy.testing.mock_upstream import serve_mock
-from trustgate_proxy.testing.providers import MOCKS, ProviderMock
-from trustgate_proxy.testing.sdk_clients import (
+from trustgate_testkit.proxy.mock_upstream import serve_mock
+from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
+from trustgate_testkit.proxy.sdk_clients import (
     PNG,
     anthropic_sdk,
     ask_about_png,
@@ -34,8 +37,8 @@ from trustgate_proxy.testing.sdk_clients import (
     route_to,
     stream_text_until_error,
 )
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant
 
 MODEL = "gemini-2.5-flash"
 WEATHER_OPENAI = {
@@ -292,9 +295,9 @@ async def test_azure_entra_token_is_minted_once_and_refreshed_before_expiry(
     mints: int,
     bearers: list[int],
 ) -> None:
-    async with serve_mock("azure") as chat, serve_google_mock("azure") as login:
-        chat.entra_tokens = login.entra_tokens
-        login.entra_expires_in = lifetimes
+    async with serve_mock("azure") as chat, serve_entra_mock() as login:
+        chat.entra_tokens = login.tokens
+        login.expires_in = lifetimes
         await tenant.add_registry(
             "azure",
             "",
@@ -318,8 +321,8 @@ async def test_azure_entra_token_is_minted_once_and_refreshed_before_expiry(
                 model="gpt-4o", messages=[{"role": "user", "content": "Hi"}]
             )
             assert completion.choices[0].message.content == "Hello from azure"
-        assert login.entra_mints == mints
+        assert login.mints == mints
         sent = [r.headers["Authorization"] for r in chat.recorded]
-        assert sent == [f"Bearer {login.entra_tokens[i]}" for i in bearers]
+        assert sent == [f"Bearer {login.tokens[i]}" for i in bearers]
         assert all("api-key" not in r.headers for r in chat.recorded)
         assert chat.recorded[-1].path.startswith("/openai/deployments/gpt-4o/chat/completions")

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from trustgate_core.crypto import SecretBox
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, serve_mock
-from trustgate_proxy.testing.server import run_proxy, until_known
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, serve_mock
+from trustgate_testkit.proxy.server import run_proxy, until_known
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
 

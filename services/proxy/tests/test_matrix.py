@@ -1,6 +1,6 @@
 """Every client format x every provider: the official SDKs (``openai`` chat and responses,
 ``anthropic`` messages), plain and streamed, against the proxy routed to each provider mock
-registered in ``trustgate_proxy.testing.providers.MOCKS`` (each speaks its provider's exact
+registered in ``trustgate_testkit.proxy.providers.MOCKS`` (each speaks its provider's exact
 wire format; see the mocks' docstrings for the fixtures' provenance).
 
 Per combination: plain or streamed text (a stream's text arrives through the SDK's own
@@ -26,11 +26,11 @@ import anthropic
 import openai
 import pytest
 
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.testing.providers import MOCKS, ProviderMock
-from trustgate_proxy.testing.sdk_clients import anthropic_sdk, openai_sdk, route_to
-from trustgate_proxy.testing.server import RunningProxy
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
+from trustgate_testkit.proxy.sdk_clients import anthropic_sdk, openai_sdk, route_to
+from trustgate_testkit.proxy.server import RunningProxy
+from trustgate_testkit.proxy.tenant import Tenant
 
 # The provider model ids the registries map ``gpt-4o-mini`` to (the mocks answer by suffix).
 PROVIDER_MODEL = {

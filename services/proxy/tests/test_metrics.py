@@ -17,16 +17,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trustgate_core.events import requests_subject
 from trustgate_core.observability.tracing import parse_traceparent
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_core.testing.otlp import serve_otlp_collector
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.observability.metrics import ProxyMetrics
 from trustgate_proxy.observability.recorder import CallRecorder
 from trustgate_proxy.services.ports import MemorySink
-from trustgate_proxy.testing.server import RunningProxy, run_proxy, until_known
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.otlp import serve_otlp_collector
+from trustgate_testkit.proxy.server import RunningProxy, run_proxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant
 
-# the mock's usage block (testing.mock_upstream.USAGE)
+# the mock's usage block (trustgate_testkit.proxy.mock_upstream.USAGE)
 INPUT, OUTPUT, CACHED = 11, 7, 3
 
 

@@ -13,11 +13,11 @@ from trustgate_core.errors import ProviderCredentialError
 from trustgate_proxy.adapters.providers import UpstreamTarget
 from trustgate_proxy.adapters.providers.gemini import GeminiTarget
 from trustgate_proxy.services.models import ModelLister
-from trustgate_proxy.testing.mock_gemini import GEMINI_KEY, serve_google_mock
-from trustgate_proxy.testing.providers import MOCKS
-from trustgate_proxy.testing.sdk_clients import openai_sdk, route_to
-from trustgate_proxy.testing.server import RunningProxy
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.proxy.mock_gemini import GEMINI_KEY, serve_google_mock
+from trustgate_testkit.proxy.providers import MOCKS
+from trustgate_testkit.proxy.sdk_clients import openai_sdk, route_to
+from trustgate_testkit.proxy.server import RunningProxy
+from trustgate_testkit.proxy.tenant import Tenant
 
 
 async def test_an_anthropic_registry_lists_anthropics_models(

@@ -9,8 +9,8 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.testing.server import until_known
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.server import until_known
 
 
 def sdk(proxy: Any, tenant: Any, consumer_name: str = "app", key: str | None = None) -> AsyncOpenAI:

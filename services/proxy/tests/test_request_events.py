@@ -11,15 +11,15 @@ import httpx
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM, decode_request_event, requests_subject
 from trustgate_core.events.subjects import requests_stream
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.testing.sdk_clients import (
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.sdk_clients import (
     abandon_plain_call,
     assert_one_client_disconnected,
     route_to_url,
     until_client_left,
 )
-from trustgate_proxy.testing.server import run_proxy, until_known
-from trustgate_proxy.testing.tenant import new_tenant
+from trustgate_testkit.proxy.server import run_proxy, until_known
+from trustgate_testkit.proxy.tenant import new_tenant
 
 
 def body(model: str, stream: bool = False) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """The official ``openai`` SDK's Responses client (``client.responses.create``, plain and
 ``stream=True``) against the proxy's ``/v1/responses``, routed to
 
-- ``responses``: an ``openai`` registry calling the Responses API (``testing.mock_responses``):
-  same format, the body passes through;
-- ``openai``: an ``openai`` registry calling Chat Completions (``testing.mock_upstream``): the
-  proxy translates the request, the answer and the stream.
+- ``responses``: an ``openai`` registry calling the Responses API
+  (``trustgate_testkit.proxy.mock_responses``): same format, the body passes through;
+- ``openai``: an ``openai`` registry calling Chat Completions
+  (``trustgate_testkit.proxy.mock_upstream``): the proxy translates the request, the answer
+  and the stream.
 
 Both mocks speak their API's exact wire format (their docstrings give the fixtures'
 provenance); the SDK's own parsers read every answer and stream.
@@ -22,12 +23,12 @@ import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
 
-from trustgate_proxy.testing.mock_responses import RESPONSES_KEY, serve_responses
-from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY, serve_mock
-from trustgate_proxy.testing.providers import MOCKS, ProviderMock
-from trustgate_proxy.testing.sdk_clients import RESPONSES_WEATHER_TOOL, openai_sdk, route_to
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.proxy.mock_responses import RESPONSES_KEY, serve_responses
+from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, serve_mock
+from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
+from trustgate_testkit.proxy.sdk_clients import RESPONSES_WEATHER_TOOL, openai_sdk, route_to
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant
 
 
 @pytest_asyncio.fixture(params=["responses", "openai"])

@@ -18,12 +18,12 @@ from openai import AsyncOpenAI
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.subjects import requests_stream
-from trustgate_core.testing.fixtures import NatsServer
-from trustgate_proxy.testing.mock_upstream import MockUpstream, serve_mock
-from trustgate_proxy.testing.server import RunningProxy, run_proxy
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.fixtures import NatsServer
+from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
+from trustgate_testkit.proxy.server import RunningProxy, run_proxy
+from trustgate_testkit.proxy.tenant import Tenant
 
-pytest_plugins = ["trustgate_core.testing.fixtures"]
+pytest_plugins = ["trustgate_testkit.fixtures"]
 
 
 @pytest.fixture

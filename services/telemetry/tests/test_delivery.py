@@ -21,12 +21,12 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from trustgate_core.embedded import LOCALHOST, free_port, port_open
-from trustgate_core.testing import wait_for
-from trustgate_core.testing.fixtures import NatsServer
-from trustgate_proxy.testing.mock_upstream import MockUpstream
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import new_tenant
-from trustgate_telemetry.testing import publish_events, read_topic, run_telemetry
+from trustgate_testkit import wait_for
+from trustgate_testkit.fixtures import NatsServer
+from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import new_tenant
+from trustgate_testkit.telemetry import publish_events, read_topic, run_telemetry
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,13 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from trustgate_core.telemetry import exported_event_json_schema
-from trustgate_core.testing import wait_for
-from trustgate_core.testing.fixtures import NatsServer
-from trustgate_core.testing.otlp import serve_otlp_collector
-from trustgate_proxy.testing.mock_upstream import MockUpstream
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import Tenant, new_tenant
-from trustgate_telemetry.testing import counter, publish_events, read_topic, run_telemetry
+from trustgate_testkit import wait_for
+from trustgate_testkit.fixtures import NatsServer
+from trustgate_testkit.otlp import serve_otlp_collector
+from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant, new_tenant
+from trustgate_testkit.telemetry import counter, publish_events, read_topic, run_telemetry
 
 N = 6
 

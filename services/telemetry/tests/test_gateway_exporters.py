@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NATS
 
-from trustgate_core.testing import wait_for
-from trustgate_core.testing.fixtures import NatsServer
-from trustgate_proxy.testing.tenant import new_tenant
-from trustgate_telemetry.testing import counter, publish_events, read_topic, run_telemetry
+from trustgate_testkit import wait_for
+from trustgate_testkit.fixtures import NatsServer
+from trustgate_testkit.proxy.tenant import new_tenant
+from trustgate_testkit.telemetry import counter, publish_events, read_topic, run_telemetry
 
 
 async def test_a_gateways_kafka_topic_gets_its_events_and_others_keep_the_default(

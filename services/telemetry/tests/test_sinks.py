@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from trustgate_core.testing import wait_for
 from trustgate_telemetry.adapters.file import FileSink
 from trustgate_telemetry.adapters.kafka import KafkaSink
 from trustgate_telemetry.ports import Record
-from trustgate_telemetry.testing import read_topic
+from trustgate_testkit import wait_for
+from trustgate_testkit.telemetry import read_topic
 
 
 def _records(n: int, topic: str | None = None) -> list[Record]:

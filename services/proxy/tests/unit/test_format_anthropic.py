@@ -47,8 +47,8 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
-from trustgate_proxy.testing import mock_base
-from trustgate_proxy.testing.format_checks import (
+from trustgate_testkit.proxy import mock_base
+from trustgate_testkit.proxy.format_checks import (
     chunks_of,
     decode_chunks,
     encode_events,

@@ -5,7 +5,7 @@ signature check.
 
 Fixture shapes follow the Amazon Bedrock API Reference (Converse, ConverseStream,
 ContentBlock, TokenUsage) and the AWS event-stream encoding; see
-``trustgate_proxy.testing.mock_bedrock``.
+``trustgate_testkit.proxy.mock_bedrock``.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
-from trustgate_proxy.testing.format_checks import chunks_of, decode_chunks, feed_bytewise
-from trustgate_proxy.testing.mock_bedrock import (
+from trustgate_testkit.proxy.format_checks import chunks_of, decode_chunks, feed_bytewise
+from trustgate_testkit.proxy.mock_bedrock import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
     SESSION_TOKEN,

@@ -6,7 +6,7 @@ the mock's token endpoints.
 Fixture shapes follow the Gemini API reference (GenerateContentRequest/Response, Part,
 Candidate, FinishReason, UsageMetadata), Vertex AI's REST reference, Google's OAuth
 service-account flow and Entra ID's client-credentials flow; see
-``trustgate_proxy.testing.mock_gemini``.
+``trustgate_testkit.proxy.mock_gemini`` and ``trustgate_testkit.proxy.mock_entra``.
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
-from trustgate_proxy.testing.format_checks import chunks_of, decode_chunks, transcode
-from trustgate_proxy.testing.mock_gemini import (
+from trustgate_testkit.proxy.format_checks import chunks_of, decode_chunks, transcode
+from trustgate_testkit.proxy.mock_entra import (
     ENTRA_CLIENT_ID,
     ENTRA_SECRET,
     ENTRA_TENANT,
+    serve_entra_mock,
+)
+from trustgate_testkit.proxy.mock_gemini import (
     GEMINI_KEY,
     LOCATION,
     PROJECT,
@@ -831,8 +834,8 @@ def _azure_auth(**over: Any) -> dict[str, Any]:
 
 
 async def test_azure_service_principal_gets_a_cached_entra_token() -> None:
-    async with serve_google_mock() as mock:
-        mock.entra_expires_in = [30]  # inside the refresh margin: the next request re-mints
+    async with serve_entra_mock() as mock:
+        mock.expires_in = [30]  # inside the refresh margin: the next request re-mints
         target = BUILDERS["azure"](_registry("azure", {"authority_host": mock.url}), _azure_auth())
         assert target.needs_authorize and target.wire == "openai_chat"
         assert target.chat_url("dep1") == (
@@ -841,14 +844,14 @@ async def test_azure_service_principal_gets_a_cached_entra_token() -> None:
         first = await target.authorize("POST", "u", b"")
         second = await target.authorize("POST", "u", b"")
         third = await target.authorize("POST", "u", b"")
-        assert first["Authorization"] == f"Bearer {mock.entra_tokens[0]}"
-        assert second == third == {**first, "Authorization": f"Bearer {mock.entra_tokens[1]}"}
+        assert first["Authorization"] == f"Bearer {mock.tokens[0]}"
+        assert second == third == {**first, "Authorization": f"Bearer {mock.tokens[1]}"}
         assert "api-key" not in first
-        assert mock.entra_mints == 2
+        assert mock.mints == 2
 
 
 async def test_azure_bad_client_secret_is_a_credential_error_without_the_secret() -> None:
-    async with serve_google_mock() as mock:
+    async with serve_entra_mock() as mock:
         auth = _azure_auth(client_secret="wrong-secret-value")
         target = BUILDERS["azure"](_registry("azure", {"authority_host": mock.url}), auth)
         with pytest.raises(ProviderCredentialError) as raised:
@@ -858,7 +861,7 @@ async def test_azure_bad_client_secret_is_a_credential_error_without_the_secret(
 
 
 async def test_azure_managed_identity_without_imds_is_a_clear_credential_error() -> None:
-    async with serve_google_mock() as mock:  # a host that answers 404 to the IMDS path
+    async with serve_entra_mock() as mock:  # a host that answers 404 to the IMDS path
         auth = {
             "type": "azure",
             "azure": {"endpoint": "https://r.openai.azure.com", "use_managed_identity": True},

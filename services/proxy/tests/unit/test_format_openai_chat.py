@@ -45,7 +45,7 @@ from trustgate_proxy.domain.formats.model import (
     UsageUpdate,
 )
 from trustgate_proxy.domain.formats.openai_chat import ChatStreamEncoder
-from trustgate_proxy.testing.format_checks import (
+from trustgate_testkit.proxy.format_checks import (
     chunks_of,
     decode_chunks,
     encode_events,

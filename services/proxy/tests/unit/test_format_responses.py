@@ -3,8 +3,8 @@ requests, answers and streams; plus the openai target's choice of API.
 
 Fixtures' provenance: the request and answer documents follow OpenAI's API reference for
 ``POST /v1/responses`` and the ``openai`` SDK's types (``openai/types/responses/``); the
-streams are those of ``testing.mock_responses`` (the API's event order) and the encoder's
-output is checked with the SDK's own event classes and stream accumulator.
+streams are those of ``trustgate_testkit.proxy.mock_responses`` (the API's event order) and
+the encoder's output is checked with the SDK's own event classes and stream accumulator.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ from trustgate_proxy.domain.formats.model import (
     Usage,
     UsageUpdate,
 )
-from trustgate_proxy.testing import mock_base
-from trustgate_proxy.testing.format_checks import (
+from trustgate_testkit.proxy import mock_base
+from trustgate_testkit.proxy.format_checks import (
     chunks_of,
     decode_chunks,
     encode_events,

@@ -15,7 +15,7 @@ from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_proxy.bootstrap import ProxyRuntime
 from trustgate_proxy.main import server_config
 from trustgate_proxy.settings import ProxySettings
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.proxy.tenant import Tenant
 
 
 async def poll(predicate: Callable[[], bool], within: float) -> None:

@@ -17,7 +17,7 @@ as the SDK 2.x sends it; else 401 ``authentication_error``),
 blocks, tool results first in their user turn and answering a ``tool_use`` of the turn
 before (the API's 400s for translations that get these wrong).
 
-Behaviour by model (the contract in ``trustgate_proxy.testing.providers``): ``Hello from
+Behaviour by model (the contract in ``trustgate_testkit.proxy.providers``): ``Hello from
 <name>`` in three deltas, usage input 8 + cache read 3 (normalised: 11, cached 3) and
 output 7; ``…-tools`` a ``get_weather`` ``tool_use`` (arguments in two
 ``input_json_delta``s, ``stop_reason: tool_use``) or, answering a tool result, ``The
@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trustgate_proxy.testing.mock_base import (
+from trustgate_testkit.proxy.mock_base import (
     Modes,
     abort,
     answer_text,
@@ -49,7 +49,7 @@ from trustgate_proxy.testing.mock_base import (
     sse,
     words,
 )
-from trustgate_proxy.testing.providers import ProviderMock, Recorded
+from trustgate_testkit.proxy.providers import ProviderMock, Recorded
 
 ANTHROPIC_KEY = "sk-ant-api03-mock-0123456789"
 ANTHROPIC_VERSION = "2023-06-01"

@@ -17,10 +17,10 @@ from nats.aio.client import Client as NATS
 
 from trustgate_core.events.subjects import requests_subject
 from trustgate_core.serving import EmbeddedServer
-from trustgate_core.testing.fixtures import wait_for
 from trustgate_telemetry.bootstrap import TelemetryRuntime
 from trustgate_telemetry.main import server_config
 from trustgate_telemetry.settings import TelemetrySettings
+from trustgate_testkit.fixtures import wait_for
 
 
 @dataclass

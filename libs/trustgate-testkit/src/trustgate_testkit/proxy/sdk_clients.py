@@ -18,10 +18,10 @@ import openai
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
-from trustgate_core.testing.fixtures import wait_for
-from trustgate_proxy.testing.providers import ProviderMock
-from trustgate_proxy.testing.server import RunningProxy, until_known
-from trustgate_proxy.testing.tenant import Tenant
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.providers import ProviderMock
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant
 
 
 def gateway_headers(tenant: Tenant, consumer: str = "app") -> dict[str, str]:

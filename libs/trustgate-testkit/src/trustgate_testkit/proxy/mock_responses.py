@@ -23,7 +23,7 @@ stream accumulator (``openai/lib/streaming/responses/_responses.py``), which acc
 mock's streams; error bodies (``invalid_api_key`` 401, ``rate_limit_exceeded`` 429) as
 OpenAI documents them.
 
-By model name (``testing.providers``' contract): ``…-tools`` (a ``get_weather``
+By model name (``providers``' contract): ``…-tools`` (a ``get_weather``
 function_call, or with a ``function_call_output`` in the input the text ``The weather is
 <output>``), ``…-long`` (``incomplete``, reason ``max_output_tokens``), ``…-thinking`` (a
 reasoning item with a summary first), ``…-cut`` (stream aborted after the first delta),
@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trustgate_proxy.testing.mock_base import (
+from trustgate_testkit.proxy.mock_base import (
     Modes,
     abort,
     answer_text,
@@ -52,7 +52,7 @@ from trustgate_proxy.testing.mock_base import (
     sse,
     words,
 )
-from trustgate_proxy.testing.providers import ProviderMock, Recorded
+from trustgate_testkit.proxy.providers import ProviderMock, Recorded
 
 RESPONSES_KEY = "sk-responses-test-0123456789"
 RESPONSE_ID = "resp_mock0001"

@@ -24,7 +24,7 @@ from trustgate_core.events import (
 from trustgate_core.ids import consumer_slug, hash_api_key, new_api_key, uuid7
 from trustgate_core.models import Auth, Consumer, Gateway, ModelPolicy, Registry, RegistryBinding
 from trustgate_core.settings import DEV_SECRET_KEY
-from trustgate_proxy.testing.mock_upstream import UPSTREAM_KEY
+from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY
 
 _revisions = itertools.count(time.time_ns())
 

@@ -67,11 +67,11 @@ MockOpener = Callable[[], AbstractAsyncContextManager[ProviderMock]]
 
 
 def _mock(module: str, function: str) -> MockOpener:
-    """``trustgate_proxy.testing.<module>.<function>``, imported when first opened."""
+    """``trustgate_testkit.proxy.<module>.<function>``, imported when first opened."""
 
     def open_mock() -> AbstractAsyncContextManager[ProviderMock]:
         opener: MockOpener = getattr(
-            importlib.import_module(f"trustgate_proxy.testing.{module}"), function
+            importlib.import_module(f"trustgate_testkit.proxy.{module}"), function
         )
         return opener()
 
@@ -88,5 +88,5 @@ MOCKS: dict[str, MockOpener] = {
     "bedrock": _mock("mock_bedrock", "serve_bedrock_mock"),
     "gemini": _mock("mock_gemini", "serve_gemini_mock"),
     "vertex": _mock("mock_gemini", "serve_vertex_mock"),
-    "azure_entra": _mock("mock_gemini", "serve_azure_entra_mock"),
+    "azure_entra": _mock("mock_entra", "serve_azure_entra_mock"),
 }

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from trustgate_proxy.testing.providers import Recorded
+from trustgate_testkit.proxy.providers import Recorded
 
 RecordFn = Callable[[str, dict[str, str], dict[str, Any]], Recorded]
 

@@ -1,6 +1,6 @@
-"""Mocks of Google's Gemini API and Vertex AI (Gemini's wire format on both), Google's
-OAuth token endpoint for service accounts, and Microsoft Entra ID's token endpoint for
-Azure service principals; for tests.
+"""Mocks of Google's Gemini API and Vertex AI (Gemini's wire format on both) and Google's
+OAuth token endpoint for service accounts; for tests. (Entra ID's token endpoint for Azure
+service principals is ``mock_entra``.)
 
 Paths: ``POST /v1beta/models/{model}:generateContent`` and
 ``:streamGenerateContent?alt=sse`` (Gemini API; the key in ``x-goog-api-key`` or
@@ -8,8 +8,7 @@ Paths: ``POST /v1beta/models/{model}:generateContent`` and
 publishers/google/models/{model}:{action}`` (Vertex; ``Authorization: Bearer`` with a token
 this mock minted, or the static ``VERTEX_STATIC_TOKEN``), ``POST /token`` (the service
 account's ``token_uri``: a JWT-bearer grant whose RS256 assertion is verified against the
-service account's public key, its ``iss``, ``aud``, ``scope`` and ``exp`` checked), and
-``POST /{tenant}/oauth2/v2.0/token`` (Entra ID's client-credentials grant).
+service account's public key, its ``iss``, ``aud``, ``scope`` and ``exp`` checked).
 
 Fixtures' provenance:
 - Gemini API reference (ai.google.dev/api): ``models.generateContent`` /
@@ -34,10 +33,7 @@ Fixtures' provenance:
 - Google OAuth 2.0 for server-to-server applications (developers.google.com/identity/
   protocols/oauth2/service-account): the JWT claims and the ``urn:ietf:params:oauth:
   grant-type:jwt-bearer`` grant, answered ``{access_token, expires_in, token_type}``, a
-  bad assertion 400 ``{"error": "invalid_grant", "error_description": …}``;
-- Microsoft identity platform, OAuth 2.0 client credentials flow: form ``grant_type``,
-  ``client_id``, ``client_secret``, ``scope``; answer ``{token_type, expires_in,
-  ext_expires_in, access_token}``; a bad secret 401 ``invalid_client`` (AADSTS7000215).
+  bad assertion 400 ``{"error": "invalid_grant", "error_description": …}``.
 
 By model name: ``…-tools`` (a ``get_weather`` function call, or with a function response
 in the request the text ``The weather is <result>``; Gemini sends a call whole, so its
@@ -62,8 +58,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from trustgate_proxy.testing.mock_base import Modes, abort, bearer, serve_app, sse, words
-from trustgate_proxy.testing.providers import ProviderMock, Recorded
+from trustgate_testkit.proxy.mock_base import Modes, abort, bearer, serve_app, sse, words
+from trustgate_testkit.proxy.providers import ProviderMock, Recorded
 
 GEMINI_KEY = "AIzaSyMockGeminiKey-0123456789abcdef"
 VERTEX_STATIC_TOKEN = "ya29.mock-static-vertex-token"
@@ -73,9 +69,6 @@ SA_EMAIL = "proxy@mock-project.iam.gserviceaccount.com"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # whatever the token_uri
-ENTRA_TENANT = "mock-tenant"
-ENTRA_CLIENT_ID = "00000000-0000-0000-0000-00000000c11e"
-ENTRA_SECRET = "mock~entra~secret~0123456789"
 
 # Google's request fields (an unknown one is refused as Google does).
 _REQUEST_KEYS = frozenset(
@@ -205,7 +198,7 @@ def _sse(doc: dict[str, Any]) -> bytes:
 
 @dataclass
 class GeminiMock:
-    """One server for the Gemini API, Vertex AI and both token endpoints."""
+    """One server for the Gemini API, Vertex AI and Google's token endpoint."""
 
     name: str = "gemini"
     url: str = ""
@@ -215,9 +208,6 @@ class GeminiMock:
     public_key: Any = None
     google_tokens: set[str] = field(default_factory=set)
     google_mints: int = 0
-    entra_mints: int = 0
-    entra_expires_in: list[int] = field(default_factory=list)  # per mint, then 3599
-    entra_tokens: list[str] = field(default_factory=list)
     _seq: Any = field(default_factory=itertools.count)
 
     # -- generation ------------------------------------------------------------------------
@@ -360,7 +350,7 @@ class GeminiMock:
             }
         )
 
-    # -- token endpoints -------------------------------------------------------------------
+    # -- token endpoint --------------------------------------------------------------------
 
     async def google_token(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -411,50 +401,6 @@ class GeminiMock:
             return "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe."
         return None
 
-    async def entra_token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        if request.match_info["tenant"] != ENTRA_TENANT:
-            return web.json_response(
-                {
-                    "error": "invalid_request",
-                    "error_description": "AADSTS90002: Tenant not found.",
-                    "error_codes": [90002],
-                },
-                status=400,
-            )
-        if form.get("grant_type") != "client_credentials" or not str(
-            form.get("scope", "")
-        ).endswith("/.default"):
-            return web.json_response(
-                {"error": "invalid_request", "error_description": "AADSTS900144: bad request"},
-                status=400,
-            )
-        if form.get("client_id") != ENTRA_CLIENT_ID or form.get("client_secret") != ENTRA_SECRET:
-            return web.json_response(
-                {
-                    "error": "invalid_client",
-                    "error_description": "AADSTS7000215: Invalid client secret provided.",
-                    "error_codes": [7000215],
-                },
-                status=401,
-            )
-        lifetime = (
-            self.entra_expires_in[self.entra_mints]
-            if self.entra_mints < len(self.entra_expires_in)
-            else 3599
-        )
-        self.entra_mints += 1
-        token = f"eyJ0eXAiOiJKV1Qi.entra-{self.entra_mints}.sig"
-        self.entra_tokens.append(token)
-        return web.json_response(
-            {
-                "token_type": "Bearer",
-                "expires_in": lifetime,
-                "ext_expires_in": lifetime,
-                "access_token": token,
-            }
-        )
-
 
 def _b64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -493,7 +439,6 @@ async def serve_google_mock(name: str = "gemini") -> AsyncIterator[GeminiMock]:
         mock.vertex,
     )
     app.router.add_post("/token", mock.google_token)
-    app.router.add_post("/{tenant}/oauth2/v2.0/token", mock.entra_token)
     async with serve_app(app) as url:
         mock.url = url
         mock.sa_info, mock.public_key = service_account(f"{mock.url}/token")
@@ -525,31 +470,5 @@ async def serve_vertex_mock(name: str = "vertex") -> AsyncIterator[ProviderMock]
             options={"base_url": mock.url, "location": LOCATION},
             auth={"type": "gcp_service_account", "gcp_service_account": mock.sa_info},
             requests=mock.vertex_recorded,
-            name=name,
-        )
-
-
-@asynccontextmanager
-async def serve_azure_entra_mock(name: str = "azure") -> AsyncIterator[ProviderMock]:
-    """An ``azure`` registry with an Entra ID service principal: the OpenAI mock's
-    deployment paths accept the bearer tokens this mock's Entra endpoint minted."""
-    from trustgate_proxy.testing.mock_upstream import serve_mock
-
-    async with serve_mock(name) as chat, serve_google_mock(name) as tokens:
-        chat.entra_tokens = tokens.entra_tokens
-        yield ProviderMock(
-            provider="azure",
-            wire="openai_chat",
-            options={"authority_host": tokens.url},
-            auth={
-                "type": "azure",
-                "azure": {
-                    "endpoint": chat.url.removesuffix("/v1"),
-                    "client_id": ENTRA_CLIENT_ID,
-                    "client_secret": ENTRA_SECRET,
-                    "tenant_id": ENTRA_TENANT,
-                },
-            },
-            requests=chat.recorded,
             name=name,
         )

@@ -2,7 +2,7 @@
 
 Load it from a conftest.py::
 
-    pytest_plugins = ["trustgate_core.testing.fixtures"]
+    pytest_plugins = ["trustgate_testkit.fixtures"]
 
 Fixtures
 --------

@@ -53,7 +53,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from trustgate_proxy.testing.mock_base import (
+from trustgate_testkit.proxy.mock_base import (
     Modes,
     abort,
     answer_text,
@@ -61,7 +61,7 @@ from trustgate_proxy.testing.mock_base import (
     serve_app,
     words,
 )
-from trustgate_proxy.testing.providers import ProviderMock, Recorded
+from trustgate_testkit.proxy.providers import ProviderMock, Recorded
 
 ACCESS_KEY_ID = "AKIAMOCKBEDROCK00001"
 SECRET_ACCESS_KEY = "mockBedrockSecret/K7MDENG+bPxRfiCYEXAMPLEKEY"

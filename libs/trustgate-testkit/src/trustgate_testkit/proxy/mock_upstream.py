@@ -2,7 +2,7 @@
 ``data: {...}`` events ending with ``data: [DONE]``, a usage chunk when
 ``stream_options.include_usage`` is set), for tests and local trials; also served at
 Azure OpenAI's deployment paths (``api-key`` header). ``serve_openai_mock`` and
-``serve_azure_mock`` yield it as a ``ProviderMock`` (``testing.providers``' contract).
+``serve_azure_mock`` yield it as a ``ProviderMock`` (``providers``' contract).
 
 Fixtures' provenance: the shapes of ``chat.completion`` / ``chat.completion.chunk`` objects,
 tool-call deltas (``index``, then ``id``/``function.name``, then argument fragments), the
@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trustgate_proxy.testing.mock_base import (
+from trustgate_testkit.proxy.mock_base import (
     Modes,
     abort,
     answer_text,
@@ -31,7 +31,7 @@ from trustgate_proxy.testing.mock_base import (
     sse,
     words,
 )
-from trustgate_proxy.testing.providers import ProviderMock, Recorded
+from trustgate_testkit.proxy.providers import ProviderMock, Recorded
 
 UPSTREAM_KEY = "sk-upstream-test-0123456789"
 

@@ -1,6 +1,6 @@
 """Test support for the admin plane: run it on a port, read the config stream, build a replica.
 
-Used by this package's tests and by cross-service tests; imports nothing at module load that
+Used by the admin's tests and by cross-service tests; imports nothing at module load that
 starts I/O."""
 
 from __future__ import annotations
