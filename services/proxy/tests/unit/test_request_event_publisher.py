@@ -7,11 +7,11 @@ from uuid import UUID
 
 import orjson
 
-from trustgate_core.events import RequestEvent
-from trustgate_core.testing.fixtures import wait_for
 from trustgate_core.bus import RequestEventPublisher
+from trustgate_core.events import RequestEvent
 from trustgate_proxy.domain.call import Call, event_payload
 from trustgate_proxy.observability.tracing import call_traceparent
+from trustgate_testkit.fixtures import wait_for
 
 
 class FakeNats:
