@@ -1,6 +1,7 @@
-"""`trustgate <service>`: starts one service, or all of them with `run`.
+"""`trustgate [command]`: starts one plane, or all of them with `run`; a bare `trustgate`
+starts the proxy (as the Go TrustGate does).
 
-Each subcommand imports its service lazily, so a deployment that ships only one service
+Each subcommand imports its plane lazily, so a deployment that ships only one plane's
 package can still use this command for it.
 """
 
@@ -8,36 +9,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from trustgate.planes import ADMIN, DEFAULT, PLANES, Plane
+
+
+def _missing(plane: Plane) -> int:
+    print(f"trustgate: {plane.not_installed}", file=sys.stderr)
+    return 2
+
+
+def _serve(plane: Plane) -> Callable[[argparse.Namespace], int]:
+    def serve(args: argparse.Namespace) -> int:
+        if not plane.installed():
+            return _missing(plane)
+        plane.serve()
+        return 0
+
+    return serve
 
 
 def _admin(args: argparse.Namespace) -> int:
+    if not ADMIN.installed():
+        return _missing(ADMIN)
     from trustgate_admin import cli as admin_cli
 
     return admin_cli.main(args.action, args)
-
-
-def _proxy(args: argparse.Namespace) -> int:
-    try:
-        from trustgate_proxy.main import serve
-    except ImportError:
-        print("trustgate: the proxy package (trustgate-proxy) is not installed", file=sys.stderr)
-        return 2
-    serve()
-    return 0
-
-
-def _telemetry(args: argparse.Namespace) -> int:
-    try:
-        from trustgate_telemetry.main import serve
-    except ImportError:
-        print(
-            "trustgate: the telemetry package (trustgate-telemetry) is not installed",
-            file=sys.stderr,
-        )
-        return 2
-    serve()
-    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,10 +56,15 @@ def _asyncapi(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trustgate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="trustgate", usage="%(prog)s [-h] [command] ...", description=__doc__
+    )
+    parser.set_defaults(func=_serve(DEFAULT))
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for plane in PLANES:
+        sub.add_parser(plane.name, help=plane.describe).set_defaults(func=_serve(plane))
 
-    admin = sub.add_parser("admin", help="the admin plane (configuration API, port 8080)")
+    admin = sub.choices[ADMIN.name]
     admin.add_argument(
         "action",
         nargs="?",
@@ -72,14 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--ttl", type=int, default=3600, help="token lifetime in seconds")
     admin.set_defaults(func=_admin)
-
-    proxy = sub.add_parser("proxy", help="the proxy plane (LLM traffic, port 8081)")
-    proxy.set_defaults(func=_proxy)
-
-    telemetry = sub.add_parser(
-        "telemetry", help="request events to Kafka and OTLP (health and metrics, port 8083)"
-    )
-    telemetry.set_defaults(func=_telemetry)
 
     run = sub.add_parser("run", help="a single node: embedded NATS and Postgres, all planes")
     run.add_argument("--data-dir", default=None, help="where embedded services keep data")

@@ -10,6 +10,10 @@
   loop. Telemetry exports to Kafka when `KAFKA_BROKERS` is set, else to
   `<data_dir>/telemetry/events.jsonl` (`TELEMETRY_SINK_FILE`).
 
+What the node decides (the NATS and Postgres URLs, the key, the events file) goes into each
+plane's settings object, which is otherwise read from the environment as usual; the
+process environment is left as it was.
+
 `data_dir` defaults to `TRUSTGATE_DATA_DIR`, else `.trustgate` under the current directory.
 Ctrl-C or SIGTERM stops the planes, then the embedded servers.
 """
@@ -18,15 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic_settings import BaseSettings
+
+from trustgate.planes import PLANES, Plane
 from trustgate_core.embedded import (
     LOCALHOST,
     EmbeddedError,
@@ -39,7 +45,20 @@ from trustgate_core.embedded import (
 DEFAULT_NATS_PORT = 4222
 DATABASE_NAME = "trustgate"
 
-ServerFactory = Callable[..., Coroutine[Any, Any, Any]]
+
+@dataclass
+class Node:
+    """What `trustgate run` decided: for the banner, and ``values`` for every plane's settings
+    (by environment variable name: NATS_URL, DATABASE_URL, SERVER_SECRET_KEY, ...)."""
+
+    nats_url: str
+    database: str  # for the banner: a URL, or the DB_* it was given
+    sink: str  # for the banner: the Kafka brokers or the events file
+    values: dict[str, str] = field(default_factory=dict)
+
+
+#: A plane to serve, with its settings.
+Running = tuple[Plane, BaseSettings]
 
 
 def _say(message: str) -> None:
@@ -66,35 +85,35 @@ def load_or_create_secret(data_dir: Path) -> str:
     return key
 
 
-def _planes() -> list[tuple[str, ServerFactory]]:
-    """The planes to serve: the admin always, the proxy when its package is installed."""
-    admin = importlib.import_module("trustgate_admin.main")
-    planes: list[tuple[str, ServerFactory]] = [("admin", admin.run_server)]
-    try:
-        proxy = importlib.import_module("trustgate_proxy.main")
-    except ImportError:
-        _say("the proxy package is not installed; serving the admin plane only")
-    else:
-        planes.append(("proxy", proxy.run_server))
-    try:
-        telemetry = importlib.import_module("trustgate_telemetry.main")
-    except ImportError:
-        _say("the telemetry package is not installed; request events stay on the bus")
-    else:
-        planes.append(("telemetry", telemetry.run_server))
+def _planes(node: Node) -> list[Running] | None:
+    """The planes to serve: every installed one, each with its settings; None (said why)
+    when one it cannot do without is missing or a plane's settings are invalid."""
+    planes: list[Running] = []
+    for plane in PLANES:
+        if not plane.installed():
+            if not plane.when_missing:
+                _say(plane.not_installed)
+                return None
+            _say(f"{plane.not_installed}; {plane.when_missing}")
+            continue
+        try:
+            planes.append((plane, plane.load_settings(**node.values)))
+        except ValueError as exc:  # pydantic's ValidationError names the variables
+            _say(f"the {plane.name} plane's settings are invalid: {exc}")
+            return None
     return planes
 
 
-def _telemetry_sink(data: Path) -> str:
+def _telemetry_sink(data: Path, values: dict[str, str]) -> str:
     """Kafka when ``KAFKA_BROKERS`` names one, else a JSON-lines file in the data dir."""
     if os.environ.get("KAFKA_BROKERS") or os.environ.get("TELEMETRY_SINK_FILE"):
         return os.environ.get("KAFKA_BROKERS") or os.environ["TELEMETRY_SINK_FILE"]
-    path = data / "telemetry" / "events.jsonl"
-    os.environ["TELEMETRY_SINK_FILE"] = str(path)
-    return str(path)
+    path = str(data / "telemetry" / "events.jsonl")
+    values["TELEMETRY_SINK_FILE"] = path
+    return path
 
 
-async def serve(planes: list[tuple[str, ServerFactory]]) -> int:
+async def serve(planes: list[Running]) -> int:
     """Run every plane until one ends or the process gets SIGINT/SIGTERM; then stop all."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -102,7 +121,8 @@ async def serve(planes: list[tuple[str, ServerFactory]]) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     tasks: dict[asyncio.Task[Any], str] = {
-        asyncio.create_task(factory(settings=None), name=name): name for name, factory in planes
+        asyncio.create_task(plane.run_server(settings), name=plane.name): plane.name
+        for plane, settings in planes
     }
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
@@ -125,24 +145,22 @@ async def serve(planes: list[tuple[str, ServerFactory]]) -> int:
     return code
 
 
-def _banner(
-    nats_url: str, database_url: str, data_dir: Path, planes: list[str], sink: str = ""
-) -> None:
-    admin_port = os.environ.get("SERVER_ADMIN_PORT", "8080")
-    proxy_port = os.environ.get("SERVER_PROXY_PORT", "8081")
+def _banner(node: Node, data_dir: Path, planes: list[Running]) -> None:
+    ports = {plane.name: getattr(settings, "port", plane.port) for plane, settings in planes}
     lines = [
         "",
         "TrustGate single node",
-        f"  admin API  http://127.0.0.1:{admin_port}  (OpenAPI at /docs)",
+        f"  admin API  http://127.0.0.1:{ports['admin']}  (OpenAPI at /docs)",
     ]
-    if "proxy" in planes:
-        lines.append(f"  proxy      http://127.0.0.1:{proxy_port}")
-    if "telemetry" in planes:
-        port = os.environ.get("TELEMETRY_PORT") or os.environ.get("SERVER_TELEMETRY_PORT", "8083")
-        lines.append(f"  telemetry  http://127.0.0.1:{port}/metrics  (events to {sink})")
+    if "proxy" in ports:
+        lines.append(f"  proxy      http://127.0.0.1:{ports['proxy']}")
+    if "telemetry" in ports:
+        lines.append(
+            f"  telemetry  http://127.0.0.1:{ports['telemetry']}/metrics  (events to {node.sink})"
+        )
     lines += [
-        f"  NATS       {nats_url}",
-        f"  Postgres   {database_url}",
+        f"  NATS       {node.nats_url}",
+        f"  Postgres   {node.database}",
         f"  data       {data_dir}",
         "",
         "  an admin token (the key stays in the data dir):",
@@ -165,17 +183,21 @@ def run(data_dir: str | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with contextlib.ExitStack() as stack:
+            values: dict[str, str] = {}
             try:
-                nats_url = _ensure_nats(data, stack)
-                database_url = _ensure_postgres(data, stack)
+                nats_url = _ensure_nats(data, stack, values)
+                database = _ensure_postgres(data, stack, values)
             except EmbeddedError as exc:
                 _say(str(exc))
                 return 1
             if not os.environ.get("SERVER_SECRET_KEY"):
-                os.environ["SERVER_SECRET_KEY"] = load_or_create_secret(data)
-            planes = _planes()
-            sink = _telemetry_sink(data)
-            _banner(nats_url, database_url, data, [name for name, _ in planes], sink)
+                values["SERVER_SECRET_KEY"] = load_or_create_secret(data)
+            sink = _telemetry_sink(data, values)
+            node = Node(nats_url=nats_url, database=database, sink=sink, values=values)
+            planes = _planes(node)
+            if planes is None:
+                return 1
+            _banner(node, data, planes)
             try:
                 return asyncio.run(serve(planes))
             finally:
@@ -187,7 +209,7 @@ def run(data_dir: str | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _ensure_nats(data: Path, stack: contextlib.ExitStack) -> str:
+def _ensure_nats(data: Path, stack: contextlib.ExitStack, values: dict[str, str]) -> str:
     url = os.environ.get("NATS_URL")
     if url:
         return url
@@ -200,11 +222,11 @@ def _ensure_nats(data: Path, stack: contextlib.ExitStack) -> str:
         nats.start()
         stack.callback(nats.stop)
         url = nats.url
-    os.environ["NATS_URL"] = url
+    values["NATS_URL"] = url
     return url
 
 
-def _ensure_postgres(data: Path, stack: contextlib.ExitStack) -> str:
+def _ensure_postgres(data: Path, stack: contextlib.ExitStack, values: dict[str, str]) -> str:
     given = os.environ.get("DATABASE_URL")
     if given:
         return given
@@ -216,5 +238,5 @@ def _ensure_postgres(data: Path, stack: contextlib.ExitStack) -> str:
     stack.callback(postgres.stop)
     asyncio.run(ensure_database(postgres.dsn(), DATABASE_NAME))
     url = postgres.dsn(DATABASE_NAME)
-    os.environ["DATABASE_URL"] = url
+    values["DATABASE_URL"] = url
     return url
