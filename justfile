@@ -9,7 +9,7 @@ run *args:
 test *args:
     python3 scripts/dev.py test {{args}}
 
-# ruff and mypy only
+# ruff, mypy and the module-boundary contracts (lint-imports) only
 lint:
     python3 scripts/dev.py lint
 

@@ -3,7 +3,7 @@
 
     python3 scripts/dev.py run [args]      install if needed, then `trustgate run [args]`
     python3 scripts/dev.py test [args]     install, start local services, lint, pytest [args]
-    python3 scripts/dev.py lint            install, then ruff and mypy
+    python3 scripts/dev.py lint            install, then ruff, mypy and lint-imports
     python3 scripts/dev.py install         only create/update the venv
 
 The venv is `.venv` in the repository. Every package (`libs/*`, `services/*` and the root
@@ -170,6 +170,9 @@ def lint_steps(steps: Steps) -> None:
     steps.run("ruff check", [str(BIN / "ruff"), "check", "."])
     steps.run("ruff format", [str(BIN / "ruff"), "format", "--check", "."])
     steps.run("mypy", mypy_command())
+    # module boundaries: the contracts in pyproject.toml's [tool.importlinter]
+    cache = str(VENV / ".import_linter_cache")
+    steps.run("lint-imports", [str(BIN / "lint-imports"), "--no-logo", "--cache-dir", cache])
 
 
 # --- commands ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from nats.aio.client import Client as NATS
 
-from trustgate_admin.services.uow import OUTBOX_CHANNEL
+from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL
 from trustgate_core.bus import ensure_streams
 from trustgate_core.events.subjects import CONFIG_STREAM, StreamSpec
 

@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, asc, desc, func
-from sqlalchemy.sql.elements import ColumnElement
-
-from trustgate_core.errors import InvalidFilter, InvalidPagination, InvalidSort
-
-MAX_SIZE = 200
-DEFAULT_SIZE = 20
-
-
-@dataclass
-class ListQuery:
-    page: int = 1
-    size: int = DEFAULT_SIZE
-    sort: str | None = None
-    order: str = "asc"
-    search: str | None = None
-    filters: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.size
+from trustgate_admin.domain.listing import DEFAULT_SIZE, MAX_SIZE, ListQuery
+from trustgate_core.errors import InvalidPagination, InvalidSort
 
 
 def _positive_int(params: Mapping[str, str], name: str, default: int) -> int:
@@ -67,27 +47,6 @@ def parse_list_query(
         if name in params:
             q.filters[name] = params[name]
     return q
-
-
-def bool_filter(name: str, raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("true", "1"):
-        return True
-    if lowered in ("false", "0"):
-        return False
-    raise InvalidFilter(f"{name} must be true or false")
-
-
-def apply_sort(
-    stmt: Select[Any], q: ListQuery, columns: Mapping[str, ColumnElement[Any]]
-) -> Select[Any]:
-    key = columns[q.sort] if q.sort else columns["created_at"]
-    primary = desc(key) if q.sort and q.order == "desc" else asc(key)
-    return stmt.order_by(primary, asc(columns["id"]))
-
-
-def count_of(stmt: Select[Any]) -> Select[Any]:
-    return stmt.with_only_columns(func.count()).order_by(None)
 
 
 def envelope(items: list[Any], q: ListQuery, total: int) -> dict[str, Any]:

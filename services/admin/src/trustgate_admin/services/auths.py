@@ -8,8 +8,8 @@ from uuid import UUID
 from sqlmodel import select
 
 from trustgate_admin.adapters.db import tables as t
-from trustgate_admin.api.paging import ListQuery, bool_filter
 from trustgate_admin.domain.credentials import normalize_auth_config
+from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import AuthIn
 from trustgate_admin.services import wire
 from trustgate_admin.services.common import get_child, get_gateway, page

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Result, Select
+from sqlalchemy import Result, Select, asc, desc, func
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from trustgate_admin.adapters.db import tables as t
-from trustgate_admin.api.paging import ListQuery, apply_sort, count_of
+from trustgate_admin.domain.listing import ListQuery
 from trustgate_core.errors import AlreadyExists, NotFound
 
 R = TypeVar("R", bound=SQLModel)
@@ -71,3 +73,15 @@ async def run(session: AsyncSession, stmt: Executable) -> Result[Any]:
 
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def apply_sort(
+    stmt: Select[Any], q: ListQuery, columns: Mapping[str, ColumnElement[Any]]
+) -> Select[Any]:
+    key = columns[q.sort] if q.sort else columns["created_at"]
+    primary = desc(key) if q.sort and q.order == "desc" else asc(key)
+    return stmt.order_by(primary, asc(columns["id"]))
+
+
+def count_of(stmt: Select[Any]) -> Select[Any]:
+    return stmt.with_only_columns(func.count()).order_by(None)

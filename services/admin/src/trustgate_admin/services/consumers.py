@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from trustgate_admin.adapters.db import tables as t
-from trustgate_admin.api.paging import ListQuery, bool_filter
+from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import ConsumerIn, parse_uuid
 from trustgate_admin.services import wire
 from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page, run

@@ -9,7 +9,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from trustgate_admin.adapters.db import tables as t
-from trustgate_admin.api.paging import ListQuery
+from trustgate_admin.domain.listing import ListQuery
 from trustgate_admin.domain.schemas import GatewayIn, GatewayUpdate
 from trustgate_admin.services import wire
 from trustgate_admin.services.common import get_gateway, page

@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlmodel import select
 
 from trustgate_admin.adapters.db import tables as t
-from trustgate_admin.api.paging import ListQuery, bool_filter
+from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import PolicyIn
 from trustgate_admin.services import wire
 from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page

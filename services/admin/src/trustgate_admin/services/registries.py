@@ -8,9 +8,9 @@ from uuid import UUID
 from sqlmodel import select
 
 from trustgate_admin.adapters.db import tables as t
-from trustgate_admin.api.paging import ListQuery, bool_filter
 from trustgate_admin.domain.catalog import Catalog
 from trustgate_admin.domain.credentials import validate_mcp_target, validate_registry_auth
+from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import RegistryIn
 from trustgate_admin.services import wire
 from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page

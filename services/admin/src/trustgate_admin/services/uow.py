@@ -19,14 +19,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from trustgate_admin.adapters.db.tables import OutboxRow
+from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL, OutboxRow
 from trustgate_core.crypto import SecretBox
 from trustgate_core.errors import AlreadyExists, Conflict, HasDependents, Unavailable
 from trustgate_core.events.config import EVENT_TYPES, encode_event
 from trustgate_core.events.subjects import config_subject
 from trustgate_core.models.base import Entity, EntityKind
 
-OUTBOX_CHANNEL = "trustgate_outbox"
 E = TypeVar("E", bound=Entity)
 
 

@@ -188,6 +188,10 @@ class RoleRegistryLink(SQLModel, table=True):
     registry_id: UUID = _link("registries", "RESTRICT")
 
 
+#: The channel a commit that queued outbox rows notifies (``NOTIFY``), and the relay listens on.
+OUTBOX_CHANNEL = "trustgate_outbox"
+
+
 class OutboxRow(SQLModel, table=True):
     """A config event waiting to be published (``sent_at`` null) or already published."""
 
