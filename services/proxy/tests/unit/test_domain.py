@@ -9,6 +9,7 @@ from uuid import UUID
 import orjson
 import pytest
 
+from trustgate_core.access import api_key_from_headers, discover_gateway, ensure_active
 from trustgate_core.errors import (
     Forbidden,
     InvalidAuthRequest,
@@ -23,11 +24,9 @@ from trustgate_core.models import Consumer, Gateway, ModelPolicy, Registry, Regi
 from trustgate_core.replica import ReplicaState
 from trustgate_proxy.adapters.providers import BUILDERS
 from trustgate_proxy.adapters.providers.base import normalise_base_url
-from trustgate_core.access import api_key_from_headers
 from trustgate_proxy.domain.call import Call, event_payload
-from trustgate_core.access import discover_gateway, ensure_active
-from trustgate_proxy.domain.routing import RoundRobin, bindings_of, resolve_routes
 from trustgate_proxy.domain.formats import USAGE
+from trustgate_proxy.domain.routing import RoundRobin, bindings_of, resolve_routes
 from trustgate_proxy.services.forward import prepare_body
 
 NOW = datetime.now(UTC)
