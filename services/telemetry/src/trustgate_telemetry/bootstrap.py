@@ -26,6 +26,7 @@ from trustgate_core.observability.metrics import render
 from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.replica import ConfigReplica, ReplicaState
 from trustgate_core.service import HealthApp, ReplicaRunner
+from trustgate_core.tasks import cancel_and_wait
 from trustgate_core.telemetry.settings import OtlpDefaults, ResolvedOtlp
 from trustgate_telemetry import __version__
 from trustgate_telemetry.adapters.file import FileSink
@@ -130,9 +131,7 @@ class TelemetryRuntime:
                 self.consumer.stop()  # finish the batch in hand, then leave
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(task), self.settings.kafka_timeout + 1.0)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         await self.sink.stop()
         await asyncio.to_thread(self.otlp.close, 2.0)
         await self.runner.stop()

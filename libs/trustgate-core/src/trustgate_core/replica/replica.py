@@ -7,7 +7,6 @@ On start it replays the current state of every entity, then follows live changes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -21,6 +20,7 @@ from trustgate_core.backoff import retry
 from trustgate_core.events.config import AnyConfigEvent, decode_config_event
 from trustgate_core.events.subjects import CONFIG_STREAM, CONFIG_SUBJECTS
 from trustgate_core.replica.state import ReplicaState
+from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,7 @@ class ConfigReplica:
     async def stop(self) -> None:
         task, self._resync = self._resync, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self._unsubscribe()
 
     async def _unsubscribe(self) -> None:

@@ -21,6 +21,7 @@ from trustgate_core.bus.nats import ensure_streams, keep_connecting
 from trustgate_core.events.subjects import CONFIG_STREAM, StreamSpec
 from trustgate_core.replica import ConfigReplica, ReplicaState
 from trustgate_core.replica.replica import Listener
+from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,7 @@ class ReplicaRunner:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._replica is not None:
             await self._replica.stop()
         nc = self._nc
