@@ -223,8 +223,13 @@ async def test_telemetry_disabled_is_ready_and_consumes_nothing(
         nats_server.url, KAFKA_BROKERS=kafka, TELEMETRY_KAFKA_TOPIC=topic, TELEMETRY_ENABLED=False
     ) as tel:
         async with httpx.AsyncClient(timeout=5) as client:
-            assert (await client.get(f"{tel.url}/readyz")).status_code == 200
-            assert (await client.get(f"{tel.url}/healthz")).status_code == 200
+            ready = await client.get(f"{tel.url}/readyz")
+            health = await client.get(f"{tel.url}/healthz")
+        assert ready.status_code == 200
+        assert ready.json()["dependencies"] == {"telemetry": "disabled"}
+        assert health.status_code == 200
+        assert health.json()["status"] == "healthy"
+        assert health.json()["service"] == "trustgate-telemetry"
         await asyncio.sleep(0)  # let any (wrongly) started task run once
         try:
             await bus.jetstream().consumer_info("TRUSTGATE_REQUESTS", "telemetry")
