@@ -13,6 +13,7 @@ import openai
 import pytest
 import pytest_asyncio
 
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.mock_bedrock import serve_bedrock
 from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
 from trustgate_testkit.proxy.sdk_clients import (
@@ -28,6 +29,9 @@ from trustgate_testkit.proxy.sdk_clients import (
 )
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant = local_fixtures()
 
 MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 

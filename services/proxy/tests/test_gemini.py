@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.mock_entra import (
     ENTRA_CLIENT_ID,
     ENTRA_SECRET,
@@ -39,6 +40,9 @@ from trustgate_testkit.proxy.sdk_clients import (
 )
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant = local_fixtures()
 
 MODEL = "gemini-2.5-flash"
 WEATHER_OPENAI = {

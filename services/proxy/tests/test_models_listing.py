@@ -13,11 +13,15 @@ from trustgate_core.errors import ProviderCredentialError
 from trustgate_proxy.adapters.providers import UpstreamTarget
 from trustgate_proxy.adapters.providers.gemini import GeminiTarget
 from trustgate_proxy.services.models import ModelLister
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.mock_gemini import GEMINI_KEY, serve_google_mock
 from trustgate_testkit.proxy.providers import MOCKS
 from trustgate_testkit.proxy.sdk_clients import openai_sdk, route_to
 from trustgate_testkit.proxy.server import RunningProxy
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant = local_fixtures()
 
 
 async def test_an_anthropic_registry_lists_anthropics_models(

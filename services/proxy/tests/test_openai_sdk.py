@@ -10,7 +10,11 @@ import pytest
 from openai import AsyncOpenAI
 
 from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.server import until_known
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant = local_fixtures()
 
 
 def sdk(proxy: Any, tenant: Any, consumer_name: str = "app", key: str | None = None) -> AsyncOpenAI:

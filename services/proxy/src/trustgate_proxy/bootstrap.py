@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 
 from trustgate_core.bus import RequestEventPublisher
 from trustgate_core.crypto import SecretBox
+from trustgate_core.events.config import AnyConfigEvent
 from trustgate_core.events.subjects import CONFIG_STREAM, requests_stream
 from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.replica import ConfigReplica, ReplicaState
@@ -37,7 +38,7 @@ from trustgate_proxy.services.config_view import ConfigView, RouterFactory
 from trustgate_proxy.services.forward import Forwarders
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.pipeline import Pipeline
-from trustgate_proxy.services.ports import CallSink, NullSink
+from trustgate_proxy.services.ports import CallSink, ChainCompiler, NullSink, no_policies
 from trustgate_proxy.settings import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,11 @@ class ProxyRuntime:
     then serve ``rt.app``.
 
     Tracing is configured from ``tracing_env`` (default: the process environment; see
-    `trustgate_core.observability.tracing`) when the runtime starts."""
+    `trustgate_core.observability.tracing`) when the runtime starts.
+
+    ``bus=False`` runs it without NATS (the in-process harness of request-path tests): the
+    configuration is whatever ``apply`` is given, it is ready at once, and finished calls
+    go to ``sink`` instead of the request-event publisher."""
 
     SERVICE_NAME = "trustgate-proxy"
 
@@ -57,24 +62,30 @@ class ProxyRuntime:
         settings: ProxySettings,
         *,
         router: RouterFactory = RoundRobin,
+        chain: ChainCompiler = no_policies,
         tracing_env: Mapping[str, str] | None = None,
+        bus: bool = True,
+        sink: CallSink | None = None,
     ) -> None:
         self.settings = settings
+        self.bus = bus
         self.tracing_env = tracing_env
         self.tracing: Tracing | None = None
         self.state = ReplicaState()
         self.view = ConfigView(
-            self.state, SecretBox(settings.secrets_material), BUILDERS, router=router
+            self.state, SecretBox(settings.secrets_material), BUILDERS, router=router, chain=chain
         )
         self.publisher: RequestEventPublisher[Call] = RequestEventPublisher(
             event_payload, call_traceparent, settings.event_queue_size
         )
-        sink: CallSink = self.publisher if settings.telemetry_enabled else NullSink()
+        if sink is None:
+            sink = self.publisher if settings.telemetry_enabled and bus else NullSink()
         self.observed = ProxyMetrics(before_collect=self._drain_recorder)
         # metrics and spans are taken from each finished call in the background
         self.recorder = CallRecorder(sink, self.observed)
         self.events: CallSink = self.recorder
         self._register_readings()
+        self._listeners = config_listeners(self.view)
         self.runner = ReplicaRunner(
             settings.nats_url,
             name=self.SERVICE_NAME,
@@ -83,7 +94,7 @@ class ProxyRuntime:
                 CONFIG_STREAM,
                 requests_stream(settings.requests_max_age_seconds, settings.requests_max_bytes),
             ],
-            listeners=config_listeners(self.view),
+            listeners=self._listeners,
             on_ready=_freeze_startup_objects,
         )
         self.session: aiohttp.ClientSession | None = None
@@ -105,7 +116,16 @@ class ProxyRuntime:
 
     @property
     def ready(self) -> bool:
-        return self.runner.ready
+        return self.runner.ready or not self.bus
+
+    def apply(self, event: AnyConfigEvent) -> bool:
+        """Apply a config event that did not come from the bus (``bus=False``); whether it
+        changed the state."""
+        if not self.state.apply(event):
+            return False
+        for listener in self._listeners:
+            listener(event)
+        return True
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -140,6 +160,8 @@ class ProxyRuntime:
             self.recorder.tracer = tracer
             self.publisher.sampled = tracer.sampled  # the event's traceparent flag
         self.recorder.start()
+        if not self.bus:
+            return
         self.publisher.start()
         await self.runner.start()
         assert self.runner.nc is not None
@@ -147,7 +169,8 @@ class ProxyRuntime:
 
     async def wait_ready(self) -> None:
         """Until the replica has caught up (wrap in ``asyncio.timeout``)."""
-        await self.runner.wait_ready()
+        if self.bus:
+            await self.runner.wait_ready()
 
     async def stop(self) -> None:
         await self.recorder.stop()

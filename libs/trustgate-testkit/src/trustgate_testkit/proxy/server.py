@@ -43,20 +43,27 @@ async def run_proxy(
     settings = ProxySettings(
         NATS_URL=nats_url, SERVER_SECRET_KEY=DEV_SECRET_KEY, GATEWAY_BASE_DOMAIN="gw.test", **env
     )
+    async with ProxyRuntime(settings, tracing_env=tracing_env) as runtime:
+        async with serving(runtime, settings) as url:
+            yield RunningProxy(url, runtime)
+
+
+@asynccontextmanager
+async def serving(runtime: ProxyRuntime, settings: ProxySettings) -> AsyncIterator[str]:
+    """``runtime.app`` served by uvicorn on a free port of 127.0.0.1; its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    async with ProxyRuntime(settings, tracing_env=tracing_env) as runtime:
-        server = EmbeddedServer(server_config(runtime, settings))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            await poll(lambda: server.started, 5.0)
-            yield RunningProxy(f"http://127.0.0.1:{port}", runtime)
-        finally:
-            server.should_exit = True
-            await serving
-            sock.close()
+    server = EmbeddedServer(server_config(runtime, settings))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await poll(lambda: server.started, 5.0)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
 async def until_known(proxy: RunningProxy, tenant: Tenant, within: float = 5.0) -> None:

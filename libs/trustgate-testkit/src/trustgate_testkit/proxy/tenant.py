@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,19 +38,24 @@ def _now() -> datetime:
 class Tenant:
     """One gateway with its entities, published to the bus as config events."""
 
-    nc: NATS
+    nc: NATS | None  # None: events go to ``local`` (an in-process proxy's ``apply``)
     box: SecretBox
     gateway: Gateway
     registries: dict[str, Registry] = field(default_factory=dict)
     consumers: dict[str, Consumer] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # consumer name -> api key
     auths: dict[str, Auth] = field(default_factory=dict)
+    local: Callable[[Any], object] | None = None
 
     @property
     def slug(self) -> str:
         return self.gateway.slug
 
     async def _publish(self, event: Any) -> None:
+        if self.local is not None:
+            self.local(event)
+            return
+        assert self.nc is not None
         js = self.nc.jetstream()
         await js.publish(
             config_subject(event.kind, event.gateway_id, event.entity_id), encode_event(event)
@@ -163,7 +169,14 @@ class Tenant:
         await self._publish(AuthEvent(**self._envelope(auth.id, "delete")))
 
 
-async def new_tenant(nc: NATS, secret: str = DEV_SECRET_KEY, slug: str | None = None) -> Tenant:
+async def new_tenant(
+    nc: NATS | None,
+    secret: str = DEV_SECRET_KEY,
+    slug: str | None = None,
+    *,
+    local: Callable[[Any], object] | None = None,
+) -> Tenant:
+    """A gateway published on ``nc``, or, with ``local``, applied to an in-process proxy."""
     now = _now()
     gw_id = uuid7()
     gateway = Gateway(
@@ -174,6 +187,6 @@ async def new_tenant(nc: NATS, secret: str = DEV_SECRET_KEY, slug: str | None = 
         slug=slug or f"gw-{gw_id.hex[-12:]}",
         tenant_id="tenant-test",
     )
-    tenant = Tenant(nc, SecretBox(secret), gateway)
+    tenant = Tenant(nc, SecretBox(secret), gateway, local=local)
     await tenant.put_gateway()
     return tenant

@@ -285,8 +285,10 @@ class Pipeline:
         router = plan.router
         reply: UpstreamReply | None = None
         for route in router.attempts(candidates, exchange):
-            if reply is not None:
+            if reply is not None:  # a retryable failure: what it recorded is not the call's
                 reply.release()
+                call.error_kind = None
+                call.upstream_ttfb = call.upstream_end = 0.0
             attempt = self._attempt(exchange, route, headers)
             started = perf_counter()
             reply = await attempt.forwarder.open(attempt)
