@@ -158,7 +158,7 @@ class Steps:
 
 
 def mypy_command() -> list[str]:
-    targets = ["libs/trustgate-core/src"]
+    targets = ["libs/trustgate-core/src", "libs/trustgate-testkit/src"]
     targets += sorted(
         str(Path(p).relative_to(REPO)) for p in glob.glob(str(REPO / "services" / "*" / "src"))
     )

@@ -102,7 +102,10 @@ class UsageReader(Protocol):
     all of it: usage from a plain body, or from a stream's first and last bytes (``head``:
     the first chunk(s), up to a few KiB; ``tail``: the last few KiB), and whether a stream
     ended with the format's end marker (else it was cut, and the client gets the format's
-    error event)."""
+    error event). ``head_bytes``: how much of a stream's start ``from_stream`` reads (0: it
+    needs only the tail, and none is kept)."""
+
+    head_bytes: int
 
     def from_body(self, body: bytes) -> Usage | None: ...
 

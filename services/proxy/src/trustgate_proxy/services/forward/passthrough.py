@@ -33,7 +33,6 @@ from trustgate_proxy.services.respond import send_bytes
 _USAGE_ONLY = b'"choices":[]'
 _USAGE_ONLY_SPACED = b'"choices": []'
 _TAIL = 8192
-_HEAD = 4096
 
 
 def prepare_body(
@@ -128,6 +127,7 @@ class PassThrough(Forwarder):
             }
         )
         reader = USAGE[wire]
+        keep_head = reader.head_bytes
         head = b""
         pending = b""
         tail = b""
@@ -148,7 +148,7 @@ class PassThrough(Forwarder):
                     else:
                         pending = b""
                     tail = chunk if len(chunk) >= _TAIL else (tail + chunk)[-_TAIL:]
-                    if len(head) < _HEAD:
+                    if len(head) < keep_head:
                         head += chunk
                     if hide_usage and (_USAGE_ONLY in chunk or _USAGE_ONLY_SPACED in chunk):
                         chunk = _without_usage_chunks(chunk)

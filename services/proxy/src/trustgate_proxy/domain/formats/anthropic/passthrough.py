@@ -19,6 +19,8 @@ class AnthropicUsage:
     the last ``message_delta`` (the tail). A stream is complete when ``message_stop``
     arrived."""
 
+    head_bytes = 4096
+
     def from_body(self, body: bytes) -> Usage | None:
         raw = json_object_after(body, _USAGE_KEY, last=True)
         return usage_from(raw) if raw is not None else None

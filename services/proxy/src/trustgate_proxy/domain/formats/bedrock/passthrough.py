@@ -40,6 +40,8 @@ def _last_frame(tail: bytes) -> tuple[dict[str, Any], bytes] | None:
 class BedrockUsage:
     """Usage and completeness of a Converse exchange without decoding all of it."""
 
+    head_bytes = 0
+
     def from_body(self, body: bytes) -> Usage | None:
         doc = json_object(body)
         return usage_of(doc.get("usage")) if doc is not None else None

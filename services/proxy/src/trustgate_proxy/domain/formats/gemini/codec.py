@@ -34,6 +34,7 @@ class GeminiCodec:
         return error_message(status, body)
 
     # -- UsageReader -----------------------------------------------------------------------
+    head_bytes = 0
 
     def from_body(self, body: bytes) -> Usage | None:
         doc = json_object(body)

@@ -37,6 +37,8 @@ class OpenAIChatUsage:
     """Usage is the last ``"usage"`` object of a body or a stream's tail (with
     ``include_usage``, the last chunk carries it); ``[DONE]`` ends a stream."""
 
+    head_bytes = 0
+
     def from_body(self, body: bytes) -> Usage | None:
         return _usage(json_object_after(body, _USAGE_KEY, last=True))
 

@@ -34,6 +34,8 @@ class ResponsesUsage:
     """Usage of a same-format exchange: the Response's ``usage``, or that of the stream's
     ``response.completed`` / ``response.incomplete`` (its last event)."""
 
+    head_bytes = 0
+
     def from_body(self, body: bytes) -> Usage | None:
         return _last_usage(body)
 
