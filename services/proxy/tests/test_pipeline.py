@@ -70,9 +70,20 @@ def client(proxy: LocalProxy, tenant: Any, consumer: Consumer) -> AsyncOpenAI:
     )
 
 
-def chat(proxy: LocalProxy, tenant: Any) -> tuple[str, dict[str, str]]:
+async def one_route(proxy: LocalProxy, upstream: MockUpstream) -> Any:
+    """A tenant whose consumer ``app`` routes to ``upstream`` alone."""
+    tenant = await proxy.new_tenant()
+    await tenant.add_registry("up", upstream.url)
+    await tenant.add_consumer("app", ["up"])
+    return tenant
+
+
+async def post_chat(proxy: LocalProxy, tenant: Any, model: str = "m") -> httpx.Response:
     url = f"{proxy.url}/{tenant.consumers['app'].slug}/v1/chat/completions"
-    return url, {"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]}
+    headers = {"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]}
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+    async with httpx.AsyncClient() as http:
+        return await http.post(url, headers=headers, json=body)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -124,13 +135,7 @@ async def test_a_terminal_answer_is_relayed_without_another_attempt(
         await tenant.add_registry("bad-key", upstream.url, api_key="sk-wrong")
         await tenant.add_registry("good", upstream.url)
         await tenant.add_consumer("app", ["bad-key", "good"])
-        url, headers = chat(proxy, tenant)
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(
-                url,
-                headers=headers,
-                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
-            )
+        resp = await post_chat(proxy, tenant)
         assert resp.status_code == 401  # the upstream's own answer, relayed
         (call,) = proxy.sink.calls
         assert [(a.outcome, a.status) for a in call.attempts] == [("terminal", 401)]
@@ -145,10 +150,7 @@ async def test_when_every_attempt_fails_the_last_answer_is_relayed(
         await tenant.add_registry("a", upstream.url)
         await tenant.add_registry("b", upstream.url)
         await tenant.add_consumer("app", ["a", "b"])
-        url, headers = chat(proxy, tenant)
-        body = {"model": "gpt-4o-mini-ratelimited", "messages": [{"role": "user", "content": "x"}]}
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(url, headers=headers, json=body)
+        resp = await post_chat(proxy, tenant, "gpt-4o-mini-ratelimited")
         assert resp.status_code == 429 and resp.headers.get("retry-after")
         (call,) = proxy.sink.calls
         assert [a.outcome for a in call.attempts] == ["retryable", "retryable"]
@@ -167,16 +169,8 @@ async def test_policy_stages_run_in_order_around_the_upstream_call(
         return chains[-1]
 
     async with local_proxy(chain=compile_chain) as proxy:
-        tenant = await proxy.new_tenant()
-        await tenant.add_registry("up", upstream.url)
-        await tenant.add_consumer("app", ["up"])
-        url, headers = chat(proxy, tenant)
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(
-                url,
-                headers=headers,
-                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
-            )
+        tenant = await one_route(proxy, upstream)
+        resp = await post_chat(proxy, tenant)
         assert resp.status_code == 200
         assert chains[-1].ran == ["pre_request", "post_request", "pre_response", "post_response"]
 
@@ -188,16 +182,8 @@ async def test_a_pre_request_policy_can_answer_without_calling_the_upstream(
     async with local_proxy(
         chain=lambda consumer: Recorded(frozenset({"pre_request"}), answer_with=cached)
     ) as proxy:
-        tenant = await proxy.new_tenant()
-        await tenant.add_registry("up", upstream.url)
-        await tenant.add_consumer("app", ["up"])
-        url, headers = chat(proxy, tenant)
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(
-                url,
-                headers=headers,
-                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
-            )
+        tenant = await one_route(proxy, upstream)
+        resp = await post_chat(proxy, tenant)
         assert resp.status_code == 200 and resp.content == cached
         assert resp.headers["x-cache"] == "hit" and resp.headers["x-ag-trace-id"]
         assert upstream.requests == []
@@ -211,16 +197,8 @@ async def test_a_policy_refusal_is_the_clients_error_and_nothing_goes_upstream(
     async with local_proxy(
         chain=lambda consumer: Recorded(frozenset({"pre_request"}), refuse=True)
     ) as proxy:
-        tenant = await proxy.new_tenant()
-        await tenant.add_registry("up", upstream.url)
-        await tenant.add_consumer("app", ["up"])
-        url, headers = chat(proxy, tenant)
-        async with httpx.AsyncClient() as http:
-            resp = await http.post(
-                url,
-                headers=headers,
-                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
-            )
+        tenant = await one_route(proxy, upstream)
+        resp = await post_chat(proxy, tenant)
         assert resp.status_code == 403
         assert resp.json() == {"error": "forbidden", "message": "blocked by policy"}
         assert upstream.requests == []
