@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -55,6 +57,19 @@ def runner_for(url: str, state: ReplicaState, **kwargs: object) -> ReplicaRunner
         retry_max=0.2,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+@asynccontextmanager
+async def caught_up(url: str, state: ReplicaState) -> AsyncIterator[ReplicaRunner]:
+    """A runner on ``url``, ready (within 10 s), stopped on the way out."""
+    runner = runner_for(url, state)
+    await runner.start()
+    try:
+        async with asyncio.timeout(10):
+            await runner.wait_ready()
+        yield runner
+    finally:
+        await runner.stop()
 
 
 async def test_a_runner_started_while_nats_is_down_is_not_ready_then_ready_once_it_is_up(
@@ -108,37 +123,22 @@ async def test_a_runner_catches_up_with_what_the_stream_holds_before_it_is_ready
     nats_server: NatsServer,
 ) -> None:
     gids = [uuid4() for _ in range(3)]
-    setup = runner_for(nats_server.url, ReplicaState())  # makes the streams
-    await setup.start()
-    try:
-        async with asyncio.timeout(10):
-            await setup.wait_ready()
-    finally:
-        await setup.stop()
+    async with caught_up(nats_server.url, ReplicaState()):  # makes the streams
+        pass
     for n, gid in enumerate(gids):
         await publish(nats_server.url, gateway_event(gid, f"gw-{n}"))
 
     state = ReplicaState()
-    runner = runner_for(nats_server.url, state)
-    await runner.start()
-    try:
-        async with asyncio.timeout(10):
-            await runner.wait_ready()
+    async with caught_up(nats_server.url, state) as runner:
         assert all(state.gateway_by_slug(f"gw-{n}") is not None for n in range(3))
         assert runner.applied == 3
-    finally:
-        await runner.stop()
 
 
 async def test_after_nats_restarts_the_runner_follows_new_changes(
     nats_server: NatsServer,
 ) -> None:
     state = ReplicaState()
-    runner = runner_for(nats_server.url, state)
-    await runner.start()
-    try:
-        async with asyncio.timeout(10):
-            await runner.wait_ready()
+    async with caught_up(nats_server.url, state) as runner:
         await asyncio.to_thread(nats_server.restart)
         await wait_for(lambda: runner.dependencies()["nats"] == "ok", timeout=15)
         await publish(nats_server.url, gateway_event(uuid4(), "after-restart"))
@@ -147,8 +147,6 @@ async def test_after_nats_restarts_the_runner_follows_new_changes(
             timeout=15,
             message="the change made after the restart reached the replica",
         )
-    finally:
-        await runner.stop()
 
 
 async def test_stopping_a_runner_that_never_connected_returns_promptly(tmp_path: Path) -> None:

@@ -15,12 +15,7 @@ import pytest
 import pytest_asyncio
 
 from trustgate_testkit.proxy.local import local_fixtures
-from trustgate_testkit.proxy.mock_entra import (
-    ENTRA_CLIENT_ID,
-    ENTRA_SECRET,
-    ENTRA_TENANT,
-    serve_entra_mock,
-)
+from trustgate_testkit.proxy.mock_entra import azure_entra_auth, serve_entra_mock
 from trustgate_testkit.proxy.mock_gemini import (
     GEMINI_KEY,
     LOCATION,
@@ -307,15 +302,7 @@ async def test_azure_entra_token_is_minted_once_and_refreshed_before_expiry(
             "",
             provider="azure",
             options={"authority_host": login.url},
-            auth={
-                "type": "azure",
-                "azure": {
-                    "endpoint": chat.url.removesuffix("/v1"),
-                    "client_id": ENTRA_CLIENT_ID,
-                    "client_secret": ENTRA_SECRET,
-                    "tenant_id": ENTRA_TENANT,
-                },
-            },
+            auth=azure_entra_auth(chat.url),
         )
         await tenant.add_consumer("app", ["azure"])
         await until_known(proxy, tenant)

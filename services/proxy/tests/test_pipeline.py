@@ -204,3 +204,29 @@ async def test_a_policy_refusal_is_the_clients_error_and_nothing_goes_upstream(
         assert upstream.requests == []
         (call,) = proxy.sink.calls
         assert call.status == 403 and call.error_kind == "forbidden"
+
+
+async def test_a_translated_request_is_retried_on_the_next_route_too(
+    upstream: MockUpstream,
+) -> None:
+    async with local_proxy(router=EveryRoute) as proxy:
+        tenant = await proxy.new_tenant()
+        await tenant.add_registry("down", REFUSED)
+        await tenant.add_registry("up", upstream.url)
+        await tenant.add_consumer("app", ["down", "up"])
+        url = f"{proxy.url}/{tenant.consumers['app'].slug}/v1/messages"
+        headers = {"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]}
+        body = {
+            "model": "gpt-4o-mini",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        async with httpx.AsyncClient() as http:
+            resp = await http.post(url, headers=headers, json=body)
+        assert resp.status_code == 200 and resp.json()["type"] == "message"
+        (call,) = proxy.sink.calls
+        assert [(a.outcome, a.status) for a in call.attempts] == [
+            ("retryable", 0),
+            ("success", 200),
+        ]
+        assert len(upstream.requests) == 1

@@ -33,12 +33,6 @@ class Backoff:
     def reset(self) -> None:
         self._next = self.minimum
 
-    async def wait(self) -> float:
-        """Sleep the next delay and return it."""
-        delay = self.next_delay()
-        await asyncio.sleep(delay)
-        return delay
-
 
 async def retry(
     attempt: Callable[[], Awaitable[T]],

@@ -85,7 +85,6 @@ class ProxyRuntime:
         self.recorder = CallRecorder(sink, self.observed)
         self.events: CallSink = self.recorder
         self._register_readings()
-        self._listeners = config_listeners(self.view)
         self.runner = ReplicaRunner(
             settings.nats_url,
             name=self.SERVICE_NAME,
@@ -94,7 +93,7 @@ class ProxyRuntime:
                 CONFIG_STREAM,
                 requests_stream(settings.requests_max_age_seconds, settings.requests_max_bytes),
             ],
-            listeners=self._listeners,
+            listeners=config_listeners(self.view),
             on_ready=_freeze_startup_objects,
         )
         self.session: aiohttp.ClientSession | None = None
@@ -123,7 +122,7 @@ class ProxyRuntime:
         changed the state."""
         if not self.state.apply(event):
             return False
-        for listener in self._listeners:
+        for listener in self.runner.listeners:
             listener(event)
         return True
 

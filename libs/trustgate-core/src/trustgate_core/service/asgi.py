@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -44,3 +46,12 @@ async def send_bytes(
         }
     )
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def send_json(
+    send: Send, status: int, doc: Any, headers: Headers, *, head: bool = False
+) -> int:
+    """``doc`` as a JSON response; the number of body bytes (a GET's, for ``head``)."""
+    body = orjson.dumps(doc)
+    await send_bytes(send, status, body, headers, head=head)
+    return len(body)

@@ -18,10 +18,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from trustgate_core.errors import MethodNotAllowed, NotFound, TrustGateError
-from trustgate_core.service.asgi import SECURITY_HEADERS, Headers, Receive, Scope, Send, send_bytes
+from trustgate_core.service.asgi import (
+    SECURITY_HEADERS,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    send_bytes,
+    send_json,
+)
 
 _HEALTH = frozenset({"/healthz", "/health"})
 _READY = "/readyz"
@@ -91,10 +97,10 @@ class HealthApp:
         }
 
     async def _json(self, send: Send, status: int, doc: Mapping[str, Any], head: bool) -> None:
-        await send_bytes(send, status, orjson.dumps(doc), self.headers, head=head)
+        await send_json(send, status, doc, self.headers, head=head)
 
     async def _error(
         self, send: Send, error: TrustGateError, head: bool, *, allow: str | None = None
     ) -> None:
         headers = self.headers if allow is None else [*self.headers, (b"allow", allow.encode())]
-        await send_bytes(send, error.status, orjson.dumps(error.body()), headers, head=head)
+        await send_json(send, error.status, error.body(), headers, head=head)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -88,6 +89,20 @@ async def serve_entra_mock() -> AsyncIterator[EntraMock]:
         yield mock
 
 
+def azure_entra_auth(chat_url: str) -> dict[str, Any]:
+    """An ``azure`` registry's service-principal credentials for the OpenAI mock at
+    ``chat_url``, which this mock's Entra endpoint mints tokens for."""
+    return {
+        "type": "azure",
+        "azure": {
+            "endpoint": chat_url.removesuffix("/v1"),
+            "client_id": ENTRA_CLIENT_ID,
+            "client_secret": ENTRA_SECRET,
+            "tenant_id": ENTRA_TENANT,
+        },
+    }
+
+
 @asynccontextmanager
 async def serve_azure_entra_mock(name: str = "azure") -> AsyncIterator[ProviderMock]:
     """An ``azure`` registry with an Entra ID service principal: the OpenAI mock's
@@ -98,15 +113,7 @@ async def serve_azure_entra_mock(name: str = "azure") -> AsyncIterator[ProviderM
             provider="azure",
             wire="openai_chat",
             options={"authority_host": entra.url},
-            auth={
-                "type": "azure",
-                "azure": {
-                    "endpoint": chat.url.removesuffix("/v1"),
-                    "client_id": ENTRA_CLIENT_ID,
-                    "client_secret": ENTRA_SECRET,
-                    "tenant_id": ENTRA_TENANT,
-                },
-            },
+            auth=azure_entra_auth(chat.url),
             requests=chat.recorded,
             name=name,
         )

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import os
 from time import perf_counter, time
-from typing import Protocol
 
 from trustgate_core.errors import MethodNotAllowed, NotFound, TrustGateError
+from trustgate_core.service import HealthApp
 from trustgate_proxy.asgi.responses import SECURITY_HEADERS, send_error
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.services.pipeline import (
@@ -36,14 +36,8 @@ log = logging.getLogger(__name__)
 UNVERSIONED = {route.removeprefix("/v1"): route for route in (*POSTS, MODELS)}
 
 
-class SystemApp(Protocol):
-    """What serves the paths without a consumer slug (core's ``HealthApp``)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
-
-
 class ProxyApp:
-    def __init__(self, *, pipeline: Pipeline, events: CallSink, system: SystemApp) -> None:
+    def __init__(self, *, pipeline: Pipeline, events: CallSink, system: HealthApp) -> None:
         self.pipeline = pipeline
         self.events = events
         self.system = system

@@ -4,9 +4,8 @@ proxy renders an error."""
 from __future__ import annotations
 
 from trustgate_core.errors import TrustGateError
-from trustgate_core.service.asgi import SECURITY_HEADERS
+from trustgate_core.service.asgi import SECURITY_HEADERS, send_json
 from trustgate_proxy.services.ports import Headers, Send
-from trustgate_proxy.services.respond import send_json
 
 __all__ = ["SECURITY_HEADERS", "send_error"]
 

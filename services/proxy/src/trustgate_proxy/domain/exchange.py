@@ -9,10 +9,10 @@ its parsed document and the chosen route all hang off this one.
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from trustgate_core.models import Consumer, Gateway
 from trustgate_proxy.domain.call import Call
+from trustgate_proxy.domain.formats import ChatRequest
 
 
 class Answer:
@@ -37,7 +37,7 @@ class Exchange:
         "consumer",
         "doc",
         "gateway",
-        "metadata",
+        "request",
         "route",
         "stream",
     )
@@ -51,12 +51,5 @@ class Exchange:
         self.stream = False
         self.route: str = call.path  # the inbound route (``/v1/chat/completions`` …)
         self.answer: Answer | None = None  # set by a pre_request policy: skip the upstream
-        self.metadata: dict[str, Any] | None = None  # what policies pass to later stages
-
-    @property
-    def gateway_id(self) -> UUID:
-        return self.gateway.id
-
-    @property
-    def consumer_id(self) -> UUID:
-        return self.consumer.id
+        # the body decoded into the internal model, once, when an attempt translates it
+        self.request: ChatRequest | None = None

@@ -188,7 +188,7 @@ class RoundRobin:
     (bounded by configuration)."""
 
     def __init__(self, config: RoutingConfig | None = None) -> None:
-        self.config = config or RoutingConfig()
+        del config  # one strategy, no settings yet
         self._next: dict[tuple[object, ...], int] = {}
 
     def pick(self, candidates: Candidates) -> Route:

@@ -50,14 +50,14 @@ class ConsumerPlan:
         self,
         consumer: Consumer,
         bindings: tuple[Binding, ...],
-        router: Router | None = None,
-        chain: Chain | None = None,
+        router: Router,
+        chain: Chain,
     ) -> None:
         self.consumer = consumer
         self.auth_ids: frozenset[object] = frozenset(consumer.auth_ids)
         self.bindings = bindings
-        self.router: Router = router or RoundRobin()
-        self.chain: Chain = chain or no_policies(consumer)
+        self.router = router
+        self.chain = chain
         self.routes: dict[str | None, Candidates] = {}
 
     def candidates(self, model: str | None) -> Candidates:

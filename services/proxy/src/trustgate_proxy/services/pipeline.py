@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from time import perf_counter
 from typing import Any, Final
 
@@ -44,6 +45,7 @@ from trustgate_core.errors import (
     Unavailable,
 )
 from trustgate_core.replica import ReplicaState
+from trustgate_core.service.asgi import send_bytes, send_json
 from trustgate_proxy.domain.call import AttemptRecord, Call
 from trustgate_proxy.domain.exchange import Exchange
 from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat
@@ -59,7 +61,6 @@ from trustgate_proxy.services.forward import (
 )
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.ports import Headers, Receive, Send, Upstream
-from trustgate_proxy.services.respond import send_bytes, send_json
 
 CHAT: Final = "/v1/chat/completions"
 MESSAGES: Final = "/v1/messages"
@@ -351,9 +352,13 @@ class Pipeline:
         if client is None or provider is None:
             raise InvalidRequest(f"translating {inbound} to {target.wire} is not supported")
         try:
-            request = client.decode_request(exchange.doc)
-            if route.model is not None:
-                request.model = route.model
+            decoded = exchange.request
+            if decoded is None:  # decoded once, whatever the number of attempts
+                decoded = exchange.request = client.decode_request(exchange.doc)
+            # each attempt encodes its own copy: encoders note what they drop on it
+            request = replace(
+                decoded, model=route.model or decoded.model, dropped=list(decoded.dropped)
+            )
             _selected(call, request.model or None, out)
             body = orjson.dumps(provider.encode_request(request))
         except InvalidRequest as err:

@@ -15,12 +15,14 @@ from typing import Any
 import aiohttp
 import orjson
 
+from trustgate_core.service.asgi import send_bytes
 from trustgate_proxy.domain.formats import INBOUND, USAGE, WireFormat
 from trustgate_proxy.domain.routing import Route
 from trustgate_proxy.services.forward.common import (
     SSE_HEADERS,
     STREAM_BROKEN,
     STREAM_ERRORS,
+    Attempt,
     DisconnectGuard,
     Forwarder,
     UpstreamReply,
@@ -28,7 +30,6 @@ from trustgate_proxy.services.forward.common import (
     retry_after,
 )
 from trustgate_proxy.services.ports import Send
-from trustgate_proxy.services.respond import send_bytes
 
 _USAGE_ONLY = b'"choices":[]'
 _USAGE_ONLY_SPACED = b'"choices": []'
@@ -71,8 +72,8 @@ def _without_usage_chunks(chunk: bytes) -> bytes:
 
 
 class PassThrough(Forwarder):
-    def streams(self, attempt: Any, resp: aiohttp.ClientResponse) -> bool:
-        return bool(attempt.stream) and resp.content_type == "text/event-stream"
+    def streams(self, attempt: Attempt, resp: aiohttp.ClientResponse) -> bool:
+        return attempt.stream and resp.content_type == "text/event-stream"
 
     async def relay(self, reply: UpstreamReply, send: Send, guard: DisconnectGuard) -> None:
         if reply.data is None:

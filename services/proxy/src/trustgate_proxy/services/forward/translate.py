@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from trustgate_core.errors import BackendError
+from trustgate_core.service.asgi import send_bytes
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import (
     InboundCodec,
@@ -38,7 +39,6 @@ from trustgate_proxy.services.forward.common import (
     retry_after,
 )
 from trustgate_proxy.services.ports import Headers, Send
-from trustgate_proxy.services.respond import send_bytes
 
 
 class Translator(Forwarder):
