@@ -230,3 +230,49 @@ async def test_no_secret_appears_in_any_log_line(
     assert r.status_code == 409 and secret not in r.text
     text = "\n".join(rec.getMessage() for rec in caplog.records)
     assert secret not in text and key not in text
+
+
+async def test_routing_settings_the_proxy_does_not_act_on_are_refused(
+    api: httpx.AsyncClient, gateway: str
+) -> None:
+    """Nothing is stored and ignored: an enabled pool, another algorithm, an enabled
+    fallback chain and health checks are refused with a 422 that says so, on create and on
+    update; their disabled forms (the proxy's round-robin) are accepted."""
+    reg = await api.post(
+        f"/v1/gateways/{gateway}/registries",
+        json={"name": "rr", "provider": "openai", "auth": {"type": "api_key", "api_key": "k"}},
+    )
+    assert reg.status_code == 201, reg.text
+    rid = reg.json()["id"]
+    consumers = f"/v1/gateways/{gateway}/consumers"
+    refused = [
+        {"lb_config": {"enabled": True, "members": [{"registry_id": rid}]}},
+        {"lb_config": {"algorithm": "random"}},
+        {"fallback": {"enabled": True, "triggers": ["http_5xx"], "chain": [rid]}},
+    ]
+    for n, extra in enumerate(refused):
+        r = await api.post(consumers, json={"name": f"refused-{n}", **extra})
+        _assert_error(r, 422, "validation_failed")
+        assert "not supported" in r.json()["message"], r.text
+    ok = await api.post(
+        consumers,
+        json={
+            "name": "round-robin",
+            "registries": [{"id": rid}],
+            "lb_config": {"enabled": False, "algorithm": "round-robin"},
+            "fallback": {"enabled": False, "chain": [rid]},
+        },
+    )
+    assert ok.status_code == 201, ok.text
+    r = await api.put(f"{consumers}/{ok.json()['id']}", json={"lb_config": {"enabled": True}})
+    _assert_error(r, 422, "validation_failed")
+    assert "not supported" in r.json()["message"]
+
+    registries = f"/v1/gateways/{gateway}/registries"
+    base = {"provider": "openai", "auth": {"type": "api_key", "api_key": "k"}}
+    for n, checks in enumerate([{"passive": True, "threshold": 3, "interval": 30}, {"path": "/h"}]):
+        r = await api.post(registries, json={"name": f"hc-{n}", "health_checks": checks, **base})
+        _assert_error(r, 422, "validation_failed")
+        assert "not supported" in r.json()["message"], r.text
+    r = await api.put(f"{registries}/{rid}", json={"health_checks": {"passive": True}})
+    _assert_error(r, 422, "validation_failed")

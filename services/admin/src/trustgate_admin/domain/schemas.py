@@ -68,6 +68,11 @@ class GatewayUpdate(GatewayIn):
     status: Literal["active", "disabled"] | None = None
 
 
+# Routing settings the data plane does not act on yet are refused, never stored and
+# ignored: the proxy round-robins over a consumer's registries, one attempt per request.
+_NOT_YET = "is not supported yet (the proxy round-robins over the consumer's registries)"
+
+
 # -- registries -----------------------------------------------------------------------------
 class HealthChecks(Body):
     passive: bool = False
@@ -75,6 +80,14 @@ class HealthChecks(Body):
     headers: dict[str, str] | None = None
     threshold: int | None = Field(None, gt=0)
     interval: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _supported(self) -> HealthChecks:
+        if self.passive:
+            raise ValueError(f"passive health checks {_NOT_YET}")
+        if self.path or self.headers:
+            raise ValueError("active health checks (path, headers) are not supported")
+        return self
 
 
 class RegistryIn(Body):
@@ -157,6 +170,8 @@ class Fallback(Body):
             raise ValueError("an enabled fallback needs at least one trigger")
         if self.enabled and not self.chain:
             raise ValueError("an enabled fallback needs a non-empty chain")
+        if self.enabled:
+            raise ValueError(f"an enabled fallback chain {_NOT_YET}")
         return self
 
 
@@ -183,6 +198,10 @@ class LbConfig(Body):
             tiers = (self.smart_routing or {}).get("tiers")
             if not tiers:
                 raise ValueError("smart-routing needs smart_routing.tiers")
+        if self.enabled:
+            raise ValueError(f"an enabled load-balancing pool {_NOT_YET}")
+        if self.algorithm != "round-robin":
+            raise ValueError(f"the {self.algorithm} algorithm {_NOT_YET}")
         return self
 
 
