@@ -20,11 +20,15 @@ import pytest_asyncio
 from anthropic import AsyncAnthropic
 
 from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
 from trustgate_testkit.proxy.sdk_clients import MESSAGES_WEATHER_TOOL, PNG
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant, bus, events = local_fixtures()
 
 
 @pytest_asyncio.fixture

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.sdk_clients import (
@@ -21,6 +22,9 @@ from trustgate_testkit.proxy.sdk_clients import (
 )
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant, bus, events = local_fixtures()
 
 MESSAGES_BODY: dict[str, Any] = {"max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
 

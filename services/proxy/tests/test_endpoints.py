@@ -14,9 +14,13 @@ from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 
 from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant, bus, events = local_fixtures()
 
 
 async def _consumer(proxy: RunningProxy, tenant: Tenant, mocks: dict[str, ProviderMock]) -> None:

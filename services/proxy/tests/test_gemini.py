@@ -37,7 +37,7 @@ from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
 
 # request-path tests: the proxy in process, configuration applied without the bus
-proxy, tenant = local_fixtures()
+proxy, tenant, bus, events = local_fixtures()
 
 MODEL = "gemini-2.5-flash"
 WEATHER_OPENAI = {

@@ -10,8 +10,12 @@ import pytest
 
 from trustgate_core.crypto import SecretBox
 from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.local import local_fixtures, local_proxy
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, serve_mock
 from trustgate_testkit.proxy.server import run_proxy, until_known
+
+# request-path tests run in process; readiness and NATS outages start their own proxy
+proxy, tenant, bus, events = local_fixtures()
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
 
@@ -45,10 +49,11 @@ def chat_path(tenant: Any, consumer: str = "app") -> str:
     return f"/{tenant.consumers[consumer].slug}/v1/chat/completions"
 
 
-async def test_health_and_readiness(proxy: Any) -> None:
-    async with httpx.AsyncClient() as client:
-        health = await client.get(f"{proxy.url}/healthz")
-        ready = await client.get(f"{proxy.url}/readyz")
+async def test_health_and_readiness(nats_url: str) -> None:
+    async with run_proxy(nats_url) as on_bus, httpx.AsyncClient() as client:
+        await wait_for(lambda: on_bus.runtime.ready, timeout=10)
+        health = await client.get(f"{on_bus.url}/healthz")
+        ready = await client.get(f"{on_bus.url}/readyz")
     assert health.status_code == 200 and health.json()["status"] == "healthy"
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert ready.json()["dependencies"] == {"nats": "ok", "config": "ok"}
@@ -119,13 +124,11 @@ async def test_bad_payloads(proxy: Any, ready: Any) -> None:
     assert (resp.status_code, resp.json()["error"]) == (400, "invalid_model")
 
 
-async def test_oversize_body_is_rejected_with_413(
-    nats_url: str, tenant: Any, upstream: Any
-) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    async with run_proxy(nats_url, PROXY_MAX_BODY_BYTES=2000) as small:
-        await until_known(small, tenant)
+async def test_oversize_body_is_rejected_with_413(upstream: Any) -> None:
+    async with local_proxy(PROXY_MAX_BODY_BYTES=2000) as small:
+        tenant = await small.new_tenant()
+        await tenant.add_registry("primary", upstream.url)
+        await tenant.add_consumer("app", ["primary"])
         big = {**CHAT, "messages": [{"role": "user", "content": "x" * 3000}]}
         resp = await post(small, chat_path(tenant), auth(tenant), json=big)
         assert resp.status_code == 413
@@ -222,12 +225,12 @@ async def test_azure_registry_uses_deployment_url_and_api_key_header(
 
 
 async def test_upstream_timeouts_are_backend_errors_or_stream_error_events(
-    nats_url: str, tenant: Any, upstream: Any
+    upstream: Any,
 ) -> None:
-    await tenant.add_registry("primary", upstream.url)
-    await tenant.add_consumer("app", ["primary"])
-    async with run_proxy(nats_url, PROVIDER_REQUEST_TIMEOUT="300ms") as impatient:
-        await until_known(impatient, tenant)
+    async with local_proxy(PROVIDER_REQUEST_TIMEOUT="300ms") as impatient:
+        tenant = await impatient.new_tenant()
+        await tenant.add_registry("primary", upstream.url)
+        await tenant.add_consumer("app", ["primary"])
         resp = await post(
             impatient, chat_path(tenant), auth(tenant), json={**CHAT, "model": "m-hang"}
         )

@@ -27,10 +27,14 @@ import openai
 import pytest
 
 from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
 from trustgate_testkit.proxy.sdk_clients import anthropic_sdk, openai_sdk, route_to
 from trustgate_testkit.proxy.server import RunningProxy
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant, bus, events = local_fixtures()
 
 # The provider model ids the registries map ``gpt-4o-mini`` to (the mocks answer by suffix).
 PROVIDER_MODEL = {

@@ -21,7 +21,7 @@ from trustgate_testkit.proxy.server import RunningProxy
 from trustgate_testkit.proxy.tenant import Tenant
 
 # request-path tests: the proxy in process, configuration applied without the bus
-proxy, tenant = local_fixtures()
+proxy, tenant, bus, events = local_fixtures()
 
 
 async def test_an_anthropic_registry_lists_anthropics_models(

@@ -14,7 +14,7 @@ from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.server import until_known
 
 # request-path tests: the proxy in process, configuration applied without the bus
-proxy, tenant = local_fixtures()
+proxy, tenant, bus, events = local_fixtures()
 
 
 def sdk(proxy: Any, tenant: Any, consumer_name: str = "app", key: str | None = None) -> AsyncOpenAI:

@@ -23,12 +23,16 @@ import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
 
+from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.mock_responses import RESPONSES_KEY, serve_responses
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, serve_mock
 from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
 from trustgate_testkit.proxy.sdk_clients import RESPONSES_WEATHER_TOOL, openai_sdk, route_to
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
+
+# request-path tests: the proxy in process, configuration applied without the bus
+proxy, tenant, bus, events = local_fixtures()
 
 
 @pytest_asyncio.fixture(params=["responses", "openai"])

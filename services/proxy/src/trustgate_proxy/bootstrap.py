@@ -194,6 +194,8 @@ class ProxyRuntime:
 
     # -- observability --------------------------------------------------------------------
     def dependencies(self) -> dict[str, str]:
+        if not self.bus:  # configuration applied in process
+            return {"config": "ok"}
         return self.runner.dependencies()
 
     def _drain_recorder(self) -> None:

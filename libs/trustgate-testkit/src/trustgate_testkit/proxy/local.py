@@ -6,24 +6,29 @@ waiting for a replica to catch up, so each costs milliseconds. The app is the re
 (``ProxyRuntime(bus=False)``: same pipeline, same forwarders, served by uvicorn on a free
 port so the official SDKs reach it over HTTP, streams included).
 
-A test module opts in with one line, replacing the ``proxy`` and ``tenant`` fixtures of
-the proxy's conftest::
+A test module opts in with one line, replacing the ``proxy``, ``tenant``, ``bus`` and
+``events`` fixtures of the proxy's conftest (``events(bus, gateway_id)`` then reads the
+request events of the calls the proxy finished, as the bus would carry them)::
 
-    proxy, tenant = local_fixtures()
+    proxy, tenant, bus, events = local_fixtures()
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+import orjson
+import pytest
 import pytest_asyncio
 
+from trustgate_core.events import RequestEvent, decode_request_event
 from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_proxy.bootstrap import ProxyRuntime
-from trustgate_proxy.domain.call import Call
+from trustgate_proxy.domain.call import Call, event_payload
 from trustgate_proxy.domain.routing import RoundRobin
 from trustgate_proxy.services.config_view import RouterFactory
 from trustgate_proxy.services.ports import ChainCompiler, MemorySink, no_policies
@@ -45,6 +50,30 @@ class LocalProxy(RunningProxy):
         return [c for c in self.sink.calls if c.trace_id == trace_id]
 
 
+class EventLog:
+    """The request events of one gateway's calls finished since the log was opened, as
+    the publisher would put them on the bus (the same payload, encoded and decoded)."""
+
+    def __init__(self, sink: MemorySink, gateway_id: UUID) -> None:
+        self._sink = sink
+        self._gateway_id = gateway_id
+        self._start = len(sink.calls)
+        self._decoded: list[RequestEvent] = []
+        self._seen = self._start
+
+    @property
+    def events(self) -> list[RequestEvent]:
+        calls = self._sink.calls
+        for call in calls[self._seen :]:
+            if call.gateway_id == self._gateway_id:
+                self._decoded.append(decode_request_event(orjson.dumps(event_payload(call))))
+        self._seen = len(calls)
+        return self._decoded
+
+    def by_trace(self, trace_id: str) -> list[RequestEvent]:
+        return [e for e in self.events if e.trace_id == trace_id]
+
+
 @asynccontextmanager
 async def local_proxy(
     *, router: RouterFactory = RoundRobin, chain: ChainCompiler = no_policies, **env: Any
@@ -60,8 +89,9 @@ async def local_proxy(
             yield LocalProxy(url, runtime, sink)
 
 
-def local_fixtures() -> tuple[Any, Any]:
-    """``proxy`` and ``tenant`` fixtures on an in-process proxy, for a test module."""
+def local_fixtures() -> tuple[Any, Any, Any, Any]:
+    """``proxy``, ``tenant``, ``bus`` and ``events`` fixtures on an in-process proxy, for a
+    test module (``bus`` is nothing: the events come from the proxy's memory sink)."""
 
     @pytest_asyncio.fixture
     async def proxy() -> AsyncIterator[LocalProxy]:
@@ -72,4 +102,18 @@ def local_fixtures() -> tuple[Any, Any]:
     async def tenant(proxy: LocalProxy) -> Tenant:
         return await proxy.new_tenant()
 
-    return proxy, tenant
+    @pytest.fixture
+    def bus() -> None:
+        return None
+
+    @pytest.fixture
+    def events(
+        proxy: LocalProxy,
+    ) -> Callable[[Any, UUID], AbstractAsyncContextManager[EventLog]]:
+        @asynccontextmanager
+        async def collect(_bus: Any, gateway_id: UUID) -> AsyncIterator[EventLog]:
+            yield EventLog(proxy.sink, gateway_id)
+
+        return collect
+
+    return proxy, tenant, bus, events
