@@ -5,7 +5,7 @@ Read ``handle`` top to bottom for the lifecycle (seed 001, "Request lifecycle"):
 1. **discover** the gateway (``X-AG-Gateway-Slug`` or the Host), refuse a disabled one;
 2. **authenticate** the consumer's key, find the consumer by its slug and its compiled
    **plan** (bindings, router, policy chain);
-3. **read** the body (bounded) and parse it;
+3. **read** the body (bounded) and **parse** it;
 4. the chain's **pre_request** stage (it may answer the call itself: a cache hit);
 5. **route**: the router orders the candidates into attempts; each is **opened** (sent,
    status and headers read, classified) and the next one tried while the outcome is
@@ -176,7 +176,7 @@ class Pipeline:
             return
 
         exchange = Exchange(call, gateway, consumer)
-        await self._read(exchange, receive, request.content_length)
+        self._parse(exchange, await self._read_body(receive, request.content_length))
         chain = plan.chain
         if "pre_request" in chain.stages:
             await chain.run("pre_request", exchange)
@@ -192,9 +192,9 @@ class Pipeline:
             await chain.run("post_response", exchange)
 
     # -- reading the request ---------------------------------------------------------------
-    async def _read(self, exchange: Exchange, receive: Receive, length: bytes | None) -> None:
+    def _parse(self, exchange: Exchange, body: bytes) -> None:
         call = exchange.call
-        body = exchange.body = await self._read_body(receive, length)
+        exchange.body = body
         call.request_bytes = len(body)
         if exchange.gateway.telemetry is not None:
             call.body_limit = self.view.body_limit(exchange.gateway)

@@ -1,0 +1,87 @@
+"""The shared harness with two builds of TrustGate in one run: ``custom`` (this checkout)
+and ``baseline`` (another checkout, e.g. the parent commit), so their figures come from the
+same run on the same machine, round-robin with ``--repeat``.
+
+    python3 bench/compare.py --baseline-dir /tmp/parent -- --scenarios a,b,c --repeat 2
+
+Everything after ``--`` goes to the harness (``../shared/bench/bench.py`` by default,
+``--harness`` to change). Both builds run ``bench/serve_trustgate.py`` from their own
+checkout and venv (this one on port 18141, the baseline on 18142). Like the harness, it
+runs inside a network namespace with only loopback when it can (``unshare --net``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+KEY = "ag_benchmark-key-0123456789abcdefghijklmnopqrstuv"
+_IN_NETNS = "TRUSTGATE_COMPARE_NETNS"
+
+
+def serve(checkout: Path, port: int) -> str:
+    return f"cd '{checkout}' && exec .venv/bin/python bench/serve_trustgate.py --port {port}"
+
+
+def harness_args(port: int, name: str, checkout: Path) -> list[str]:
+    return [
+        "--custom-name", name,
+        "--custom-start", serve(checkout, port),
+        "--custom-url", f"http://127.0.0.1:{port}/bench/v1/chat/completions",
+        "--custom-header", "X-AG-Gateway-Slug: bench",
+        "--custom-header", f"X-AG-API-Key: {KEY}",
+        "--custom-model", "{kind}",
+    ]  # fmt: skip
+
+
+def in_netns() -> None:
+    """Run this script again inside a loopback-only network namespace."""
+    if os.environ.get(_IN_NETNS) or not (shutil.which("unshare") and shutil.which("ip")):
+        return
+    unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
+    script = 'ip link set lo up && exec "$0" "$@"'
+    argv = [*unshare, "sh", "-c", script, sys.executable, str(Path(__file__).resolve())]
+    env = dict(os.environ, **{_IN_NETNS: "1"})
+    raise SystemExit(subprocess.run([*argv, *sys.argv[1:]], env=env, check=False).returncode)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline-dir", required=True, type=Path)
+    parser.add_argument("--baseline-name", default="baseline")
+    parser.add_argument("--name", default="trustgate")
+    parser.add_argument("--harness", type=Path, default=REPO.parent / "shared/bench/bench.py")
+    ours, rest = parser.parse_known_args()
+    rest = [a for a in rest if a != "--"]
+    in_netns()
+    spec = importlib.util.spec_from_file_location("bench", ours.harness)
+    assert spec is not None and spec.loader is not None
+    bench: Any = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = bench
+    spec.loader.exec_module(bench)
+    baseline = harness_args(18142, ours.baseline_name, ours.baseline_dir.resolve())
+
+    def target_baseline(mock: Any, args: Any) -> Any:
+        values = dict(zip(baseline[::2], baseline[1::2], strict=False))
+        copy = SimpleNamespace(**vars(args))
+        copy.custom_name = values["--custom-name"]
+        copy.custom_start = values["--custom-start"]
+        copy.custom_url = values["--custom-url"]
+        return bench.target_custom(mock, copy)
+
+    bench.TARGET_BUILDERS["baseline"] = target_baseline
+    sys.argv = [str(ours.harness), "run", *harness_args(18141, ours.name, REPO)]
+    sys.argv += ["--targets", "direct,baseline,custom", "--netns", "off", *rest]
+    return int(bench.main() or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
