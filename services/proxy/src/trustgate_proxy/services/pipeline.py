@@ -253,14 +253,41 @@ class Pipeline:
         send: Send,
         headers: Headers,
     ) -> None:
-        """Open attempts until one serves, then relay it. A client that disconnects
-        cancels the upstream call (and is recorded as 499)."""
+        """Open attempts in the router's order until one does not end retryably (or none
+        is left), then relay that reply. Every attempt is recorded on the call and reported
+        to the router. A client that disconnects cancels the upstream call (recorded as
+        499)."""
         call = exchange.call
         chain = plan.chain
+        router = plan.router
         guard = DisconnectGuard(receive, 0.0 if exchange.stream else self.disconnect_check_after)
         reply: UpstreamReply | None = None
         try:
-            reply = await self._open(exchange, plan, candidates, headers)
+            for route in router.attempts(candidates, exchange):
+                if reply is not None:  # a retryable failure: what it recorded is not the call's
+                    reply.release()
+                    call.error_kind = None
+                    call.upstream_ttfb = call.upstream_end = 0.0
+                attempt = self._attempt(exchange, route, headers)
+                started = perf_counter()
+                reply = await attempt.forwarder.open(attempt)
+                latency = perf_counter() - started
+                binding = route.binding
+                call.attempts.append(
+                    AttemptRecord(
+                        binding.registry.id,
+                        binding.provider,
+                        call.model,
+                        reply.outcome,
+                        reply.status,
+                        latency,
+                    )
+                )
+                router.report(route, reply.outcome, latency)
+                if reply.outcome != RETRYABLE:
+                    break
+            if reply is None:
+                raise NoBackendAvailable("no backend available for this consumer")
             if reply.error is not None:  # no attempt got an answer
                 raise reply.error
             if "post_request" in chain.stages:
@@ -276,41 +303,6 @@ class Pipeline:
             guard.disarm()
             if reply is not None:
                 reply.release()
-
-    async def _open(
-        self, exchange: Exchange, plan: ConsumerPlan, candidates: Candidates, headers: Headers
-    ) -> UpstreamReply:
-        """The reply to relay: the first attempt that did not end retryably, or the last
-        one. Each attempt is recorded on the call and reported to the router."""
-        call = exchange.call
-        router = plan.router
-        reply: UpstreamReply | None = None
-        for route in router.attempts(candidates, exchange):
-            if reply is not None:  # a retryable failure: what it recorded is not the call's
-                reply.release()
-                call.error_kind = None
-                call.upstream_ttfb = call.upstream_end = 0.0
-            attempt = self._attempt(exchange, route, headers)
-            started = perf_counter()
-            reply = await attempt.forwarder.open(attempt)
-            latency = perf_counter() - started
-            binding = route.binding
-            call.attempts.append(
-                AttemptRecord(
-                    binding.registry.id,
-                    binding.provider,
-                    call.model,
-                    reply.outcome,
-                    reply.status,
-                    latency,
-                )
-            )
-            router.report(route, reply.outcome, latency)
-            if reply.outcome != RETRYABLE:
-                break
-        if reply is None:
-            raise NoBackendAvailable("no backend available for this consumer")
-        return reply
 
     def _attempt(self, exchange: Exchange, route: Route, headers: Headers) -> Attempt:
         """The upstream request for ``route``: the body passed through when client and

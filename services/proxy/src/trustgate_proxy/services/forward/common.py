@@ -149,24 +149,39 @@ class Forwarder:
         return attempt.stream
 
     async def open(self, attempt: Attempt) -> UpstreamReply:
-        """Send the attempt; read the status and headers (and a whole answer). Writes
-        nothing to the client and raises nothing but cancellation: a failure is the
-        reply's ``error``."""
+        """Send the attempt (signed, or with a fresh token, when its target needs it); read
+        the status and headers, and a whole answer's body. Writes nothing to the client; a
+        transport failure is the reply's ``error`` (a credential the target cannot mint
+        raises, before anything was sent)."""
         call = attempt.call
+        target = attempt.target
+        url = attempt.url
+        body = attempt.body
+        call.upstream_start = perf_counter()
         try:
-            resp = await post(self.session, call, attempt.target, attempt.url, attempt.body)
-        except BackendError as err:
-            return UpstreamReply(attempt, None, outcome_of_error(err), error=err)
+            headers = (
+                await target.authorize("POST", url, body)
+                if target.needs_authorize
+                else target.headers
+            )
+            resp = await self.session.post(url, data=body, headers=headers)
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            return _failed(attempt, upstream_failure(call, exc, "upstream unreachable"))
+        call.upstream_ttfb = perf_counter()
+        call.status = resp.status
         try:
             if resp.status < 300 and self.streams(attempt, resp):
                 return UpstreamReply(attempt, resp, SUCCESS)
-            data = await read_all(call, resp)
-        except BackendError as err:
+            data = await resp.read()
+        except (aiohttp.ClientError, OSError) as exc:
             resp.close()
-            return UpstreamReply(attempt, None, outcome_of_error(err), error=err)
+            return _failed(attempt, upstream_failure(call, exc, "upstream connection broken"))
         except BaseException:  # cancelled (the client left): drop the connection
             resp.close()
             raise
+        call.upstream_end = perf_counter()
+        if call.body_limit:  # the gateway's telemetry asks for bodies
+            call.response_body = data
         return UpstreamReply(attempt, resp, outcome_of_status(resp.status), data)
 
     async def relay(self, reply: UpstreamReply, send: Send, guard: DisconnectGuard) -> None:
@@ -225,9 +240,13 @@ class DisconnectGuard:
         return True
 
 
+def _failed(attempt: Attempt, error: BackendError) -> UpstreamReply:
+    return UpstreamReply(attempt, None, outcome_of_error(error), error=error)
+
+
 def upstream_failure(call: Call, exc: BaseException, broken: str) -> BackendError:
-    """Record a failed upstream exchange on ``call``; the error to raise (before any byte
-    reached the client)."""
+    """Record a failed upstream exchange on ``call``; the error it is (reported before any
+    byte reached the client)."""
     call.upstream_end = perf_counter()
     if isinstance(exc, TimeoutError):
         call.error_kind = "upstream_timeout"
@@ -244,38 +263,6 @@ def client_left(call: Call, resp: aiohttp.ClientResponse | None) -> None:
     call.error_kind = "client_disconnected"
     if resp is not None:
         resp.close()
-
-
-async def post(
-    session: aiohttp.ClientSession,
-    call: Call,
-    target: Upstream,
-    url: str,
-    body: bytes,
-) -> aiohttp.ClientResponse:
-    """Send ``body`` to ``url`` (signed or with a fresh token when the target needs it)."""
-    call.upstream_start = perf_counter()
-    try:
-        headers = (
-            await target.authorize("POST", url, body) if target.needs_authorize else target.headers
-        )
-        resp = await session.post(url, data=body, headers=headers)
-    except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
-        raise upstream_failure(call, exc, "upstream unreachable") from exc
-    call.upstream_ttfb = perf_counter()
-    call.status = resp.status
-    return resp
-
-
-async def read_all(call: Call, resp: aiohttp.ClientResponse) -> bytes:
-    try:
-        data = await resp.read()
-    except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
-        raise upstream_failure(call, exc, "upstream connection broken") from exc
-    call.upstream_end = perf_counter()
-    if call.body_limit:  # the gateway's telemetry asks for bodies
-        call.response_body = data
-    return data
 
 
 def retry_after(resp: aiohttp.ClientResponse, headers: Headers) -> Headers:
