@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 
+import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -113,3 +115,37 @@ async def test_what_the_handler_naks_comes_back_and_a_failed_batch_backs_off(bus
             message="the refused batch came back",
         )
         await wait_for(lambda: sorted(set(seen)) == everything, timeout=10)
+
+
+async def test_an_idle_stream_is_not_a_fetch_failure(
+    bus: NATS, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fetch that finds nothing may end in nats-py's TimeoutError or asyncio's (a wait so
+    short that its deadline passes during the first probe): neither is logged as a failure
+    nor backed off from, and what is published after the idle spell is handled."""
+    handled: list[bytes] = []
+
+    async def handle(msgs: Sequence[Msg]) -> bool:
+        for msg in msgs:
+            handled.append(msg.data)
+            await msg.ack()
+        return True
+
+    consumer = WorkConsumer(
+        bus.jetstream(),
+        STREAM.name,
+        REQUESTS_SUBJECTS,
+        handle,
+        durable="work-idle",
+        batch_size=10,
+        fetch_wait=0.001,
+        ack_wait=30,
+        retry_delay=30,  # a fetch taken for a failure would stall the test
+    )
+    with caplog.at_level(logging.WARNING, logger="trustgate_core.bus.work"):
+        async with running(consumer):
+            await wait_for(lambda: consumer.consuming, timeout=5, message="subscribed")
+            await asyncio.sleep(0.3)  # idle: many empty fetches go by
+            await publish(bus, 1)
+            await wait_for(lambda: handled == [b"event-0"], timeout=5, message="handled")
+    assert [r.getMessage() for r in caplog.records if "fetch failed" in r.getMessage()] == []

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
@@ -116,7 +115,9 @@ class WorkConsumer:
             while not self._stopping:
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=self.fetch_wait)
-                except NatsTimeout:
+                except TimeoutError:  # nothing came within fetch_wait: an idle stream
+                    # (nats-py raises its TimeoutError, or asyncio's from inside the fetch;
+                    # both are TimeoutError), not a failure to log and back off from
                     msgs = []
                 except Exception as exc:  # bus outage: the client reconnects
                     log.warning("work consumer %s: fetch failed (%r)", self.durable, exc)
