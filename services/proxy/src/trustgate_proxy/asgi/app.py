@@ -67,9 +67,7 @@ class ProxyApp:
                     raise MethodNotAllowed("use GET", allow="GET")
             else:
                 raise NotFound("not_found")
-            await self.pipeline.handle(
-                call, _request(scope, path[1:slash], route), receive, send, headers
-            )
+            await self.pipeline.handle(call, _request(scope, path[1:slash]), receive, send, headers)
         except TrustGateError as err:
             call.status = err.status
             if call.error_kind is None:
@@ -91,9 +89,9 @@ class ProxyApp:
             self.events.emit(call)
 
 
-def _request(scope: Scope, slug: str, route: str) -> ClientRequest:
+def _request(scope: Scope, slug: str) -> ClientRequest:
     """The headers the pipeline reads, in one pass."""
-    request = ClientRequest(slug, route)
+    request = ClientRequest(slug)
     for name, value in scope["headers"]:
         if name == b"x-ag-gateway-slug":
             request.gateway_slug = value.decode("latin-1")

@@ -3,7 +3,8 @@ policies and the router read or set along the way. Pure data: no I/O.
 
 Policies see the ``Exchange`` at each stage (``pre_request`` … ``post_response``); the
 router sees it when it orders the attempts. There is no second request object: the body,
-its parsed document and the chosen route all hang off this one.
+its parsed document and what policies set all hang off this one (the route, the stream
+flag and the rest of the request's record are the ``Call``'s).
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ class Exchange:
         "doc",
         "gateway",
         "request",
-        "route",
-        "stream",
     )
 
     def __init__(self, call: Call, gateway: Gateway, consumer: Consumer) -> None:
@@ -48,8 +47,6 @@ class Exchange:
         self.consumer = consumer
         self.body = b""  # the request body as sent by the client
         self.doc: dict[str, Any] = {}  # its JSON object
-        self.stream = False
-        self.route: str = call.path  # the inbound route (``/v1/chat/completions`` …)
         self.answer: Answer | None = None  # set by a pre_request policy: skip the upstream
         # the body decoded into the internal model, once, when an attempt translates it
         self.request: ChatRequest | None = None

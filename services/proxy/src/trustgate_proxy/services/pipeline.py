@@ -94,8 +94,8 @@ class ClientShapedError(InvalidRequest):
 
 
 class ClientRequest:
-    """What the HTTP layer read of a request: the consumer slug and route from the path,
-    and the headers the pipeline looks at."""
+    """What the HTTP layer read of a request besides its route (``Call.path``): the
+    consumer slug from the path, and the headers the pipeline looks at."""
 
     __slots__ = (
         "api_key",
@@ -103,14 +103,12 @@ class ClientRequest:
         "content_length",
         "gateway_slug",
         "host",
-        "route",
         "slug",
         "x_api_key",
     )
 
-    def __init__(self, slug: str, route: str) -> None:
+    def __init__(self, slug: str) -> None:
         self.slug = slug
-        self.route = route
         self.gateway_slug: str | None = None
         self.host: str | None = None
         self.api_key: str | None = None  # X-AG-API-Key
@@ -168,7 +166,7 @@ class Pipeline:
         plan = self.view.plan(consumer)
         call.auth_id = authenticate(state, gateway, consumer, plan.auth_ids, key).id
 
-        if request.route == MODELS:
+        if call.path == MODELS:
             call.status = 200
             call.response_bytes = await send_json(
                 send, 200, await self.models.listing(plan), headers
@@ -213,8 +211,7 @@ class Pipeline:
             raise InvalidRequest("'model' must be a string")
         exchange.doc = doc
         # embeddings and count_tokens answer whole
-        exchange.stream = doc.get("stream") is True and exchange.route in INBOUND_FORMAT
-        call.stream = exchange.stream
+        call.stream = doc.get("stream") is True and call.path in INBOUND_FORMAT
         call.requested_model = model
 
     async def _read_body(self, receive: Receive, length: bytes | None) -> bytes:
@@ -260,7 +257,7 @@ class Pipeline:
         call = exchange.call
         chain = plan.chain
         router = plan.router
-        guard = DisconnectGuard(receive, 0.0 if exchange.stream else self.disconnect_check_after)
+        guard = DisconnectGuard(receive, 0.0 if call.stream else self.disconnect_check_after)
         reply: UpstreamReply | None = None
         try:
             for route in router.attempts(candidates, exchange):
@@ -312,13 +309,13 @@ class Pipeline:
         call.registry_id = binding.registry.id
         call.provider = binding.provider
         out = [*headers, (b"x-selected-provider", binding.provider.encode())]
-        inbound = INBOUND_FORMAT.get(exchange.route)
+        inbound = INBOUND_FORMAT.get(call.path)
         if inbound is None:
             return self._other(exchange, route, out)
         target = self.view.target(binding.registry).for_inbound(inbound)
         if target.wire != inbound:
             return self._translated(exchange, route, inbound, target, out)
-        stream = exchange.stream
+        stream = call.stream
         body, model, hide_usage = prepare_body(exchange.body, exchange.doc, route, stream, inbound)
         _selected(call, model, out)
         url = target.generate_url(model, stream)
@@ -382,7 +379,7 @@ class Pipeline:
         binding = route.binding
         target = self.view.target(binding.registry)
         url: str | None
-        if exchange.route == EMBEDDINGS:
+        if call.path == EMBEDDINGS:
             body, model, _ = prepare_body(exchange.body, exchange.doc, route, False)
             url = target.embeddings_url(model) if target.wire == "openai_chat" else None
             if url is None:
