@@ -152,7 +152,8 @@ class ProxyRuntime:
             base_domain=s.gateway_base_domain,
             max_body_bytes=s.max_body_bytes,
         )
-        self._app = ProxyApp(pipeline=self.pipeline, events=self.events, system=self.health)
+        traffic = self.health.for_traffic()  # /metrics is on the operations port only
+        self._app = ProxyApp(pipeline=self.pipeline, events=self.events, system=traffic)
         self.tracing = setup_tracing(self.SERVICE_NAME, self.tracing_env)
         if self.tracing is not None:
             tracer = CallTracer(self.tracing)

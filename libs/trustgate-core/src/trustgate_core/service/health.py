@@ -9,7 +9,8 @@
   another path: 404 ``{"error": "not_found", "message": ...}``.
 
 A plane with more HTTP than this (the proxy) asks `HealthApp.handles` and hands those paths
-over.
+over. ``/metrics`` belongs on a plane's operations port only: a traffic port serves
+`HealthApp.for_traffic`, which answers it 404.
 """
 
 from __future__ import annotations
@@ -62,10 +63,25 @@ class HealthApp:
         self.dependencies = dependencies
         self.metrics = metrics
         self.headers = headers
+        self.paths = PATHS
+
+    def for_traffic(self) -> HealthApp:
+        """The same app without ``/metrics``, for a traffic port (load balancers probe
+        ``/healthz`` and ``/readyz`` there; the metrics name every tenant)."""
+        app = HealthApp(
+            self.service,
+            self.version,
+            self.is_ready,
+            self.dependencies,
+            self.metrics,
+            headers=self.headers,
+        )
+        app.paths = PATHS - {_METRICS}
+        return app
 
     def handles(self, path: str) -> bool:
         """Whether ``path`` is one of this app's (a trailing slash allowed)."""
-        return _normalize(path) in PATHS
+        return _normalize(path) in self.paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,7 +89,7 @@ class HealthApp:
         path = _normalize(scope["path"])
         method: str = scope["method"]
         head = method == "HEAD"
-        if path not in PATHS:
+        if path not in self.paths:
             await self._error(send, NotFound(f"no such path: {path}"), head)
         elif method != "GET" and not head:
             await self._error(send, MethodNotAllowed(f"use {_ALLOW}"), head, allow=_ALLOW)
