@@ -1,5 +1,6 @@
-"""The admin's ``/metrics``: Prometheus text that parses, HTTP requests counted by route
-template (never by id) and status, the outbox published and drained."""
+"""The admin's ``/metrics``: on the operations port only, Prometheus text that parses, HTTP
+requests counted by route template (never by id) and status, the outbox published and
+drained."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from trustgate_testkit.admin import RunningAdmin
 from trustgate_testkit.fixtures import wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-async def scrape(api: httpx.AsyncClient) -> Samples:
-    r = await api.get("/metrics")
+async def scrape(admin: RunningAdmin) -> Samples:
+    async with httpx.AsyncClient(base_url=admin.operations_url, timeout=5) as client:
+        r = await client.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     return {
@@ -29,10 +32,22 @@ def requests(samples: Samples, method: str, route: str, status: str) -> float:
     return samples.get(("trustgate_admin_http_requests_total", key), 0.0)
 
 
-async def test_admin_metrics_count_requests_by_route_template_and_the_outbox(
-    api: httpx.AsyncClient,
+async def test_metrics_are_not_served_on_the_api_port_and_the_operations_port_serves_health(
+    admin: RunningAdmin, api: httpx.AsyncClient
 ) -> None:
-    before = await scrape(api)
+    missing = await api.get("/metrics")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+    async with httpx.AsyncClient(base_url=admin.operations_url, timeout=5) as client:
+        assert (await client.get("/healthz")).json()["status"] == "healthy"
+        assert (await client.get("/readyz")).json()["status"] == "ready"
+        assert (await client.get("/v1/gateways")).status_code == 404  # not the API
+
+
+async def test_admin_metrics_count_requests_by_route_template_and_the_outbox(
+    admin: RunningAdmin, api: httpx.AsyncClient
+) -> None:
+    before = await scrape(admin)
     slug = f"metrics-{uuid.uuid4().hex[:8]}"
     created = await api.post("/v1/gateways", json={"name": "Metrics", "slug": slug})
     assert created.status_code == 201, created.text
@@ -44,7 +59,7 @@ async def test_admin_metrics_count_requests_by_route_template_and_the_outbox(
     assert (await api.get("/no/such/route")).status_code == 404
 
     async def settled() -> Samples | None:
-        samples = await scrape(api)
+        samples = await scrape(admin)
         published = samples.get(("trustgate_admin_outbox_published_total", ()), 0.0)
         pending = samples.get(("trustgate_admin_outbox_pending", ()), -1.0)
         grew = published > before.get(("trustgate_admin_outbox_published_total", ()), 0.0)

@@ -56,7 +56,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 async def scrape(proxy: RunningProxy) -> tuple[Samples, str]:
     async with httpx.AsyncClient(timeout=5) as client:
-        resp = await client.get(f"{proxy.url}/metrics")
+        resp = await client.get(f"{proxy.operations_url}/metrics")
     assert resp.status_code == 200
     samples: Samples = {}
     for family in text_string_to_metric_families(resp.text):
@@ -354,3 +354,19 @@ def test_a_scrape_records_the_calls_the_background_task_has_not_drained_yet() ->
     ]
     assert {s.labels["status"] for s in samples} == {"204"}
     assert sum(s.value for s in samples) == 3
+
+
+async def test_metrics_are_not_served_on_the_traffic_port_only_on_the_operations_port(
+    nats_url: str,
+) -> None:
+    async with run_proxy(nats_url, tracing_env={}) as proxy:
+        async with httpx.AsyncClient(timeout=5) as client:
+            traffic = await client.get(f"{proxy.url}/metrics")
+            assert traffic.status_code == 404
+            assert traffic.json()["error"] == "not_found"
+            assert "trustgate_proxy" not in traffic.text
+            assert (await client.get(f"{proxy.url}/healthz")).status_code == 200  # for LBs
+            operations = await client.get(f"{proxy.operations_url}/metrics")
+            assert operations.status_code == 200
+            assert "trustgate_proxy_requests_total" in operations.text
+            assert (await client.get(f"{proxy.operations_url}/healthz")).status_code == 200

@@ -164,7 +164,7 @@ async def test_nats_outage_keeps_serving_buffers_within_bounds_then_resumes_even
 
         async with httpx.AsyncClient() as client:
             ready = (await client.get(f"{proxy.url}/readyz")).json()
-            metrics = (await client.get(f"{proxy.url}/metrics")).text
+            metrics = (await client.get(f"{proxy.operations_url}/metrics")).text
         assert ready["dependencies"]["nats"] == "unavailable"
         assert "trustgate_proxy_request_events_dropped_total 2.0" in metrics
 
@@ -206,10 +206,10 @@ async def test_refused_requests_on_a_known_gateway_are_recorded(
         await until_known(proxy, tenant)
         disabled = await post(proxy, tenant, body("m"))
         await wait_for(lambda: len(log.events) >= 2, timeout=5)
-    assert (unknown.status_code, disabled.status_code) == (404, 403)
+    assert (unknown.status_code, disabled.status_code) == (401, 403)
     kinds = {e.trace_id: (e.status, e.error_kind) for e in log.events}
     assert kinds == {
-        unknown.headers["x-ag-trace-id"]: (404, "not_found"),
+        unknown.headers["x-ag-trace-id"]: (401, "unauthenticated"),
         disabled.headers["x-ag-trace-id"]: (403, "forbidden"),
     }
 

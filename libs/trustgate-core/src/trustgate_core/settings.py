@@ -7,7 +7,11 @@ from urllib.parse import quote
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trustgate_core.durations import parse_duration
+
 DEV_SECRET_KEY = "trustgate-dev-secret-key-change-me-0123456789"
+#: Where a plane listens unless told otherwise: this host only. Containers say 0.0.0.0.
+DEFAULT_HOST = "127.0.0.1"
 
 
 class CoreSettings(BaseSettings):
@@ -24,6 +28,23 @@ class CoreSettings(BaseSettings):
     requests_max_age_seconds: float = Field(24 * 3600, alias="REQUESTS_STREAM_MAX_AGE")
     requests_max_bytes: int = Field(1 << 30, alias="REQUESTS_STREAM_MAX_BYTES")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # What one client may hold of an HTTP server (`trustgate_core.service.connections`).
+    # No read waits longer than nginx's 60 s by default.
+    max_header_bytes: int = Field(32 * 1024, alias="SERVER_MAX_HEADER_BYTES", ge=1024)
+    header_timeout: float = Field(10.0, alias="SERVER_HEADER_TIMEOUT", gt=0)
+    body_timeout: float = Field(30.0, alias="SERVER_BODY_TIMEOUT", gt=0)
+    idle_timeout: float = Field(60.0, alias="SERVER_IDLE_TIMEOUT", gt=0)
+    # None: as many as the open-file limit leaves room for (see `connection_cap`).
+    max_connections: int | None = Field(None, alias="SERVER_MAX_CONNECTIONS", gt=0)
+    # The operations port (/metrics, /healthz, /readyz) listens here, never on the traffic
+    # ports; each plane names its own port.
+    metrics_host: str = Field(DEFAULT_HOST, alias="SERVER_METRICS_HOST")
+
+    @field_validator("header_timeout", "body_timeout", "idle_timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: str | float) -> float:
+        """A number of seconds (``10``) or a Go-style duration (``500ms``, ``1m``)."""
+        return parse_duration(v, bare="s")
 
     @field_validator("server_secret_key")
     @classmethod

@@ -17,11 +17,12 @@ import uvicorn
 from nats.js.api import DeliverPolicy
 
 from trustgate_admin.api.security import mint_admin_token
-from trustgate_admin.main import create_app
+from trustgate_admin.main import create_app, create_operations_app
 from trustgate_admin.settings import AdminSettings
 from trustgate_core.embedded import free_port
 from trustgate_core.events import CONFIG_STREAM, decode_config_event
 from trustgate_core.replica import ConfigReplica
+from trustgate_core.serving import operations_config, server_config
 
 SECRET = "test-secret-key-for-the-admin-plane-0123456789"
 
@@ -33,6 +34,7 @@ class RunningAdmin:
     server: uvicorn.Server
 
     app: Any
+    operations_url: str  # /metrics, /healthz, /readyz
 
     @property
     def container(self) -> Any:
@@ -50,6 +52,7 @@ def admin_settings(dsn: str, nats_url: str, **extra: object) -> AdminSettings:
         "NATS_URL": nats_url,
         "SERVER_SECRET_KEY": SECRET,
         "SERVER_ADMIN_PORT": free_port(),
+        "SERVER_ADMIN_METRICS_PORT": free_port(),
         "SERVER_HOST": "127.0.0.1",
         "OUTBOX_POLL_INTERVAL": 0.5,
         "LOG_LEVEL": "warning",
@@ -60,23 +63,33 @@ def admin_settings(dsn: str, nats_url: str, **extra: object) -> AdminSettings:
 
 @asynccontextmanager
 async def running_admin(settings: AdminSettings) -> AsyncIterator[RunningAdmin]:
+    """The admin on ``settings.port`` and its operations port on ``settings.metrics_port``."""
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
+    api = server_config(app, settings, host="127.0.0.1", port=settings.port, lifespan="on")
+    server = uvicorn.Server(api)
     task = asyncio.create_task(server.serve())
+    await _until_started(server, task)
+    operations = uvicorn.Server(
+        operations_config(create_operations_app(app), settings, port=settings.metrics_port)
+    )
+    operations_task = asyncio.create_task(operations.serve())
+    try:
+        await _until_started(operations, operations_task)
+        url = f"http://127.0.0.1:{settings.port}"
+        operations_url = f"http://127.0.0.1:{settings.metrics_port}"
+        yield RunningAdmin(url, settings, server, app, operations_url)
+    finally:
+        operations.should_exit = server.should_exit = True
+        await asyncio.wait_for(asyncio.gather(task, operations_task), 15)
+
+
+async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     deadline = asyncio.get_running_loop().time() + 30
     while not server.started:
         if task.done():
             task.result()
         assert asyncio.get_running_loop().time() < deadline, "admin did not start"
         await asyncio.sleep(0.02)
-    try:
-        yield RunningAdmin(f"http://127.0.0.1:{settings.port}", settings, server, app)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
 
 
 async def read_stream(

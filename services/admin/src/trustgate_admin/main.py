@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,7 +25,8 @@ from trustgate_admin.api.routes import (
     roles,
 )
 from trustgate_admin.settings import AdminSettings
-from trustgate_core.serving import serve_until_cancelled
+from trustgate_core import serving
+from trustgate_core.serving import until_signalled
 
 
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
@@ -55,28 +57,40 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.metrics = observed
     app.add_middleware(HttpMetricsMiddleware, metrics=observed)
     app.include_router(health.router)
-    app.include_router(metrics.router)
     secured = [Depends(require_admin)]
     for module in (gateways, registries, consumers, auths, policies, roles, catalogs):
         app.include_router(module.router, dependencies=secured)
     return app
 
 
-def _config(settings: AdminSettings) -> uvicorn.Config:
-    return uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        lifespan="on",
+def create_operations_app(app: FastAPI) -> FastAPI:
+    """The operations port's app: ``/metrics`` and the health routes over ``app``'s state
+    (its container and metrics), nothing else. ``/metrics`` is not on the API port."""
+    operations = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    operations.state = app.state
+    install_error_handlers(operations)
+    operations.include_router(health.router)
+    operations.include_router(metrics.router)
+    return operations
+
+
+def _configs(settings: AdminSettings) -> tuple[uvicorn.Config, uvicorn.Config]:
+    """The API port's config and the operations port's."""
+    app = create_app(settings)
+    api = serving.server_config(
+        app, settings, host=settings.host, port=settings.port, lifespan="on"
     )
+    operations = serving.operations_config(
+        create_operations_app(app), settings, port=settings.metrics_port
+    )
+    return api, operations
 
 
 async def run_server(settings: AdminSettings | None = None) -> None:
-    """Run the admin plane until cancelled (used by `trustgate run`)."""
-    await serve_until_cancelled(_config(settings or AdminSettings()))
+    """Run the admin plane and its operations port until cancelled."""
+    api, operations = _configs(settings or AdminSettings())
+    await serving.serve_until_cancelled(api, beside=[operations])
 
 
 def serve(settings: AdminSettings | None = None) -> None:
-    uvicorn.Server(_config(settings or AdminSettings())).run()
+    asyncio.run(until_signalled(run_server(settings)))

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import uvicorn
 
-from trustgate_core.serving import serve_until_cancelled, until_signalled
+from trustgate_core import serving
+from trustgate_core.serving import until_signalled
 from trustgate_proxy.bootstrap import ProxyRuntime
 from trustgate_proxy.settings import ProxySettings
 
@@ -18,31 +19,40 @@ log = logging.getLogger(__name__)
 
 
 def server_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Config:
-    return uvicorn.Config(
+    """The traffic port (``/metrics`` answers 404 there)."""
+    return serving.server_config(
         runtime.app,
+        settings,
         host=settings.host,
         port=settings.port,
-        http="httptools",
         loop="none",
         lifespan="off",
-        access_log=False,
-        server_header=False,
         proxy_headers=False,
         date_header=True,
-        timeout_keep_alive=int(settings.idle_timeout),
         backlog=4096,
-        log_level=settings.log_level.lower(),
         log_config=None,
+    )
+
+
+def operations_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Config:
+    """The operations port: ``/metrics``, ``/healthz``, ``/readyz``."""
+    return serving.operations_config(
+        runtime.health, settings, port=settings.metrics_port, loop="none", log_config=None
     )
 
 
 async def run_server(
     settings: ProxySettings | None = None, *, sockets: list[socket.socket] | None = None
 ) -> None:
-    """Serve the proxy until cancelled, then shut down gracefully."""
+    """Serve the proxy (and its operations port) until cancelled, then shut down
+    gracefully."""
     settings = settings or ProxySettings()
     async with ProxyRuntime(settings) as runtime:
-        await serve_until_cancelled(server_config(runtime, settings), sockets)
+        await serving.serve_until_cancelled(
+            server_config(runtime, settings),
+            sockets,
+            beside=[operations_config(runtime, settings)],
+        )
 
 
 def serve() -> None:

@@ -7,12 +7,13 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from trustgate_core.durations import parse_duration
-from trustgate_core.settings import CoreSettings
+from trustgate_core.settings import DEFAULT_HOST, CoreSettings
 
 
 class ProxySettings(CoreSettings):
-    host: str = Field("0.0.0.0", alias="SERVER_PROXY_HOST")
+    host: str = Field(DEFAULT_HOST, alias="SERVER_PROXY_HOST")
     port: int = Field(8081, alias="SERVER_PROXY_PORT")
+    metrics_port: int = Field(9081, alias="SERVER_PROXY_METRICS_PORT")
     discovery_mode: Literal["header", "subdomain"] = Field("header", alias="GATEWAY_DISCOVERY_MODE")
     max_body_bytes: int = Field(8 << 20, alias="PROXY_MAX_BODY_BYTES")
     provider_request_timeout: float = Field(60.0, alias="PROVIDER_REQUEST_TIMEOUT")
@@ -20,14 +21,12 @@ class ProxySettings(CoreSettings):
     upstream_pool_size: int = Field(1024, alias="PROXY_UPSTREAM_POOL_SIZE")
     upstream_keepalive: float = Field(60.0, alias="PROXY_UPSTREAM_KEEPALIVE")
     event_queue_size: int = Field(10_000, alias="METRICS_QUEUE_SIZE")
-    idle_timeout: float = Field(120.0, alias="SERVER_IDLE_TIMEOUT")
     telemetry_enabled: bool = Field(True, alias="TELEMETRY_ENABLED")
 
     @field_validator(
         "provider_request_timeout",
         "provider_connect_timeout",
         "upstream_keepalive",
-        "idle_timeout",
         mode="before",
     )
     @classmethod

@@ -9,21 +9,22 @@ import socket
 
 import uvicorn
 
-from trustgate_core.serving import serve_until_cancelled, until_signalled
+from trustgate_core import serving
+from trustgate_core.serving import until_signalled
 from trustgate_telemetry.bootstrap import TelemetryRuntime
 from trustgate_telemetry.settings import TelemetrySettings
 
 
 def server_config(runtime: TelemetryRuntime, settings: TelemetrySettings) -> uvicorn.Config:
-    return uvicorn.Config(
+    """Telemetry's one HTTP port is its operations port (health and metrics)."""
+    return serving.server_config(
         runtime.app,
+        settings,
         host=settings.host,
         port=settings.port,
+        max_connections=serving.OPERATIONS_MAX_CONNECTIONS,
         loop="none",
         lifespan="off",
-        access_log=False,
-        server_header=False,
-        log_level=settings.log_level.lower(),
         log_config=None,
     )
 
@@ -35,7 +36,7 @@ async def run_server(
     (the batch in hand is finished: acked after Kafka, or nak'ed)."""
     settings = settings or TelemetrySettings()
     async with TelemetryRuntime(settings) as runtime:
-        await serve_until_cancelled(server_config(runtime, settings), sockets)
+        await serving.serve_until_cancelled(server_config(runtime, settings), sockets)
 
 
 def serve() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field, field_validator
 
-from trustgate_core.settings import CoreSettings
+from trustgate_core.settings import DEFAULT_HOST, CoreSettings
 from trustgate_core.telemetry.settings import DEFAULT_KAFKA_TOPIC
 
 
 class TelemetrySettings(CoreSettings):
-    host: str = Field("0.0.0.0", alias="SERVER_TELEMETRY_HOST")
+    host: str = Field(DEFAULT_HOST, alias="SERVER_TELEMETRY_HOST")
     port: int = Field(
         8083, validation_alias=AliasChoices("TELEMETRY_PORT", "SERVER_TELEMETRY_PORT")
     )

@@ -13,7 +13,7 @@ from trustgate_core.models import Consumer
 from trustgate_core.serving import EmbeddedServer
 from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_proxy.bootstrap import ProxyRuntime
-from trustgate_proxy.main import server_config
+from trustgate_proxy.main import operations_config, server_config
 from trustgate_proxy.settings import ProxySettings
 from trustgate_testkit.proxy.tenant import Tenant
 
@@ -29,6 +29,7 @@ async def poll(predicate: Callable[[], bool], within: float) -> None:
 class RunningProxy:
     url: str
     runtime: ProxyRuntime
+    operations_url: str  # /metrics, /healthz, /readyz
 
     def base_url(self, consumer: Consumer) -> str:
         return f"{self.url}/{consumer.slug}/v1"
@@ -45,7 +46,8 @@ async def run_proxy(
     )
     async with ProxyRuntime(settings, tracing_env=tracing_env) as runtime:
         async with serving(runtime, settings) as url:
-            yield RunningProxy(url, runtime)
+            async with serving_operations(runtime, settings) as operations_url:
+                yield RunningProxy(url, runtime, operations_url)
 
 
 @asynccontextmanager
@@ -64,6 +66,21 @@ async def serving(runtime: ProxyRuntime, settings: ProxySettings) -> AsyncIterat
         server.should_exit = True
         await task
         sock.close()
+
+
+@asynccontextmanager
+async def serving_operations(runtime: ProxyRuntime, settings: ProxySettings) -> AsyncIterator[str]:
+    """The proxy's operations port on a free port of 127.0.0.1; its base URL."""
+    config = operations_config(runtime, settings.model_copy(update={"metrics_port": 0}))
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await poll(lambda: server.started, 5.0)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def until_known(proxy: RunningProxy, tenant: Tenant, within: float = 5.0) -> None:

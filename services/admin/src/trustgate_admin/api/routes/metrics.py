@@ -1,5 +1,5 @@
-"""``GET /metrics``: the admin's Prometheus metrics (unauthenticated, like the health
-routes; keep it on an internal port or behind the ingress's rules)."""
+"""``GET /metrics``: the admin's Prometheus metrics, unauthenticated, served on the
+operations port only (``SERVER_ADMIN_METRICS_PORT``, on ``SERVER_METRICS_HOST``)."""
 
 from __future__ import annotations
 
