@@ -145,10 +145,12 @@ async def test_key_of_another_consumer_is_forbidden(proxy: Any, app_tenant: Any)
     assert err.value.response.json()["error"] == "forbidden"
 
 
-async def test_unknown_consumer_slug_raises_not_found(proxy: Any, app_tenant: Any) -> None:
+async def test_unknown_consumer_slug_raises_authentication_error(
+    proxy: Any, app_tenant: Any
+) -> None:
     client = sdk(proxy, app_tenant)
     client.base_url = f"{proxy.url}/NoSuchOne/v1"  # type: ignore[assignment]
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.AuthenticationError):  # as a bad key: consumers stay unlisted
         await client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
         )

@@ -78,13 +78,16 @@ class Forbidden(TrustGateError):
 
 
 class Unauthenticated(TrustGateError):
-    """Proxy consumer authentication failure."""
+    """Proxy consumer authentication failure. Every cause (unknown gateway, unknown
+    consumer, missing, made-up or revoked key) answers the same body, so a caller without
+    a key cannot tell which gateways and consumers exist; ``reason`` says which it was, for
+    the server's log only."""
 
     code, status = "unauthenticated", 401
 
-
-class InvalidAuthRequest(TrustGateError):
-    code, status = "invalid_auth_request", 400
+    def __init__(self, reason: str) -> None:
+        super().__init__("unauthenticated")
+        self.reason = reason
 
 
 class PayloadTooLarge(TrustGateError):
@@ -119,6 +122,12 @@ class NoBackendAvailable(TrustGateError):
 
 class BackendError(TrustGateError):
     code, status, retryable = "backend_error", 502, True
+
+
+class UpstreamTimeout(BackendError):
+    """The upstream did not answer within the provider timeout: a gateway timeout."""
+
+    code, status = "upstream_timeout", 504
 
 
 class Unavailable(TrustGateError):

@@ -12,11 +12,11 @@ import pytest
 from trustgate_core.access import api_key_from_headers, discover_gateway, ensure_active
 from trustgate_core.errors import (
     Forbidden,
-    InvalidAuthRequest,
     InvalidModel,
     ModelNotAllowed,
     NoBackendAvailable,
     ProviderCredentialError,
+    Unauthenticated,
 )
 from trustgate_core.events import GatewayEvent, RequestEvent
 from trustgate_core.ids import uuid7
@@ -87,11 +87,11 @@ def test_discovery_header_wins_then_host_subdomain() -> None:
     state = _state_with(gw)
     assert discover_gateway(state, "header", "demo", None, "llm.test") is gw
     assert discover_gateway(state, "header", None, "demo.llm.test:8081", "llm.test") is gw
-    with pytest.raises(InvalidAuthRequest):  # an unknown header slug fails even with a good host
+    with pytest.raises(Unauthenticated):  # an unknown header slug fails even with a good host
         discover_gateway(state, "header", "nope", "demo.llm.test", "llm.test")
-    with pytest.raises(InvalidAuthRequest):
+    with pytest.raises(Unauthenticated):
         discover_gateway(state, "header", None, "a.demo.llm.test", "llm.test")
-    with pytest.raises(InvalidAuthRequest):
+    with pytest.raises(Unauthenticated):
         discover_gateway(state, "header", None, None, "llm.test")
     # subdomain mode ignores the header
     assert discover_gateway(state, "subdomain", "nope", "demo.llm.test", "llm.test") is gw

@@ -35,14 +35,17 @@ def authenticate(
 ) -> Auth:
     """The auth the key belongs to, if it is enabled and attached to ``consumer``.
 
-    Missing or unknown key (or one of another gateway, or disabled) → 401; a valid key that
-    is not attached to this consumer → 403.
+    Missing or unknown key (or one of another gateway, or disabled) → 401, one answer for
+    all (the reason is for the server's log); a valid key that is not attached to this
+    consumer → 403.
     """
     if not key:
-        raise Unauthenticated("unauthenticated")
+        raise Unauthenticated("missing_key")
     auth = state.auth_by_key_hash(hash_api_key(key))
-    if auth is None or not auth.enabled or auth.type != "api_key" or auth.gateway_id != gateway.id:
-        raise Unauthenticated("unauthenticated")
+    if auth is None or auth.type != "api_key" or auth.gateway_id != gateway.id:
+        raise Unauthenticated("bad_key")
+    if not auth.enabled:
+        raise Unauthenticated("disabled_key")
     if auth.id not in auth_ids:
         raise Forbidden("forbidden")
     if not consumer.active:

@@ -7,7 +7,7 @@ each also without ``/v1`` as seed 000's SDK snippet addresses them. Paths with n
 slug (``/healthz``, ``/health``, ``/readyz``, ``/metrics``) go to the service's health app.
 
 This layer only parses HTTP (path, method, the headers the pipeline reads) and renders
-errors, in one place; the request's lifecycle is ``services.pipeline``. Every proxied
+errors, in one place (Anthropic's error shape on ``/v1/messages``); the request's lifecycle is ``services.pipeline``. Every proxied
 call ends as one ``Call`` handed to the sink (never awaited).
 """
 
@@ -17,11 +17,12 @@ import logging
 import os
 from time import perf_counter, time
 
-from trustgate_core.errors import MethodNotAllowed, NotFound, TrustGateError
+from trustgate_core.errors import MethodNotAllowed, NotFound, TrustGateError, Unauthenticated
 from trustgate_core.service import HealthApp
 from trustgate_proxy.asgi.responses import SECURITY_HEADERS, send_error
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.services.pipeline import (
+    MESSAGES,
     MODELS,
     POSTS,
     ClientGone,
@@ -72,7 +73,11 @@ class ProxyApp:
             call.status = err.status
             if call.error_kind is None:
                 call.error_kind = err.code
-            call.response_bytes = await send_error(send, err, headers)
+            if isinstance(err, Unauthenticated):  # the client is told less than this
+                log.info("proxy: unauthenticated request (%s)", err.reason)
+            call.response_bytes = await send_error(
+                send, err, headers, anthropic=route.startswith(MESSAGES)
+            )
         except ClientGone:
             call.status = 499
             call.error_kind = "client_disconnected"
@@ -81,7 +86,12 @@ class ProxyApp:
             call.status = 500
             call.error_kind = "internal_error"
             try:
-                await send_error(send, TrustGateError("internal error"), headers)
+                await send_error(
+                    send,
+                    TrustGateError("internal error"),
+                    headers,
+                    anthropic=route.startswith(MESSAGES),
+                )
             except Exception:  # the response had started: nothing more to say
                 log.debug("proxy: could not send the error response", exc_info=True)
         finally:

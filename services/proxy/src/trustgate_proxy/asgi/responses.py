@@ -1,19 +1,35 @@
 """Gateway errors as HTTP responses (reference §3 "Proxy error body"): the one place the
-proxy renders an error."""
+proxy renders an error, in the shape the route's clients read."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from trustgate_core.errors import TrustGateError
 from trustgate_core.service.asgi import SECURITY_HEADERS, send_json
+from trustgate_proxy.domain.formats.anthropic.wire import error_type
+from trustgate_proxy.services.pipeline import ClientShapedError
 from trustgate_proxy.services.ports import Headers, Send
 
 __all__ = ["SECURITY_HEADERS", "send_error"]
 
 
-async def send_error(send: Send, error: TrustGateError, headers: Headers) -> int:
-    """``error.body()`` (``{"error": code, "message": ...}``, or the client format's shape
-    for an error that carries one) with the error's status; the bytes written."""
+async def send_error(
+    send: Send, error: TrustGateError, headers: Headers, *, anthropic: bool = False
+) -> int:
+    """The error with its status; the bytes written. Its body is ``error.body()``
+    (``{"error": code, "message": ...}``, or the client format's shape for an error that
+    carries one), or on an Anthropic route (``anthropic``) Anthropic's error shape, which
+    its SDKs parse: ``{"type": "error", "error": {"type": ..., "message": ...}}``."""
     extra: Headers = headers
     if error.status == 405 and "allow" in error.extra:
         extra = [*headers, (b"allow", str(error.extra.pop("allow")).encode())]
-    return await send_json(send, error.status, error.body(), extra)
+    body = _anthropic_body(error) if anthropic else error.body()
+    return await send_json(send, error.status, body, extra)
+
+
+def _anthropic_body(error: TrustGateError) -> dict[str, Any]:
+    if isinstance(error, ClientShapedError):  # already in the client's shape
+        return error.body()
+    message = error.message or error.code
+    return {"type": "error", "error": {"type": error_type(error.status), "message": message}}

@@ -2,10 +2,12 @@
 
 Read ``handle`` top to bottom for the lifecycle (seed 001, "Request lifecycle"):
 
-1. **discover** the gateway (``X-AG-Gateway-Slug`` or the Host), refuse a disabled one;
+1. **discover** the gateway (``X-AG-Gateway-Slug`` or the Host);
 2. **authenticate** the consumer's key, find the consumer by its slug and its compiled
-   **plan** (bindings, router, policy chain);
-3. **read** the body (bounded) and **parse** it;
+   **plan** (bindings, router, policy chain), then refuse a disabled gateway — every
+   failure before that is one 401 answer, so a caller without a key learns nothing of
+   which gateways and consumers exist;
+3. **read** the body (bounded in size) and **parse** it (bounded in depth);
 4. the chain's **pre_request** stage (it may answer the call itself: a cache hit);
 5. **route**: the router orders the candidates into attempts; each is **opened** (sent,
    status and headers read, classified) and the next one tried while the outcome is
@@ -39,7 +41,6 @@ from trustgate_core.errors import (
     InvalidModel,
     InvalidRequest,
     NoBackendAvailable,
-    NotFound,
     PayloadTooLarge,
     Unauthenticated,
     Unavailable,
@@ -49,6 +50,7 @@ from trustgate_core.service.asgi import send_bytes, send_json
 from trustgate_proxy.domain.call import AttemptRecord, Call
 from trustgate_proxy.domain.exchange import Exchange
 from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat
+from trustgate_proxy.domain.nesting import MAX_DEPTH, nested_deeper_than
 from trustgate_proxy.domain.routing import RETRYABLE, Candidates, Route
 from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
 from trustgate_proxy.services.forward import (
@@ -129,6 +131,7 @@ class Pipeline:
         discovery_mode: DiscoveryMode = "header",
         base_domain: str = "llm.neuraltrust.ai",
         max_body_bytes: int = 8 << 20,
+        max_json_depth: int = MAX_DEPTH,
         disconnect_check_after: float = 0.25,
     ) -> None:
         self.state = state
@@ -139,6 +142,7 @@ class Pipeline:
         self.discovery_mode: DiscoveryMode = discovery_mode
         self.base_domain = base_domain
         self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
         # a plain call runs this long before a client disconnect is watched for
         self.disconnect_check_after = disconnect_check_after
 
@@ -155,16 +159,16 @@ class Pipeline:
         )
         call.gateway_id = gateway.id
         call.tenant_id = gateway.tenant_id
-        ensure_active(gateway)
         key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
         if key is None:
-            raise Unauthenticated("unauthenticated")
+            raise Unauthenticated("missing_key")
         consumer = state.consumer_by_slug(gateway.id, request.slug)
         if consumer is None or consumer.type != "LLM":
-            raise NotFound("consumer not found")
+            raise Unauthenticated("unknown_consumer")  # not a 404: consumers stay unlisted
         call.consumer_id = consumer.id
         plan = self.view.plan(consumer)
         call.auth_id = authenticate(state, gateway, consumer, plan.auth_ids, key).id
+        ensure_active(gateway)  # said only to a caller holding a key of the gateway
 
         if call.path == MODELS:
             call.status = 200
@@ -204,6 +208,8 @@ class Pipeline:
             raise InvalidRequest("the body is not JSON") from None
         if not isinstance(doc, dict):
             raise InvalidRequest("the body is not a JSON object")
+        if nested_deeper_than(body, doc, self.max_json_depth):
+            raise InvalidRequest(f"the body's JSON nests deeper than {self.max_json_depth} levels")
         if "modelId" in doc:
             raise InvalidModel("use 'model', not 'modelId'")
         model = doc.get("model")

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from trustgate_core.errors import BackendError, TrustGateError
+from trustgate_core.errors import BackendError, TrustGateError, UpstreamTimeout
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import InboundCodec, OutboundCodec, StreamEncoder, WireFormat
 from trustgate_proxy.domain.routing import SUCCESS, Route, outcome_of_error, outcome_of_status
@@ -248,9 +248,9 @@ def upstream_failure(call: Call, exc: BaseException, broken: str) -> BackendErro
     """Record a failed upstream exchange on ``call``; the error it is (reported before any
     byte reached the client)."""
     call.upstream_end = perf_counter()
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError):  # a gateway timeout (504), not a bad gateway
         call.error_kind = "upstream_timeout"
-        return BackendError("upstream timed out")
+        return UpstreamTimeout("upstream timed out")
     call.error_kind = "upstream_connect"
     return BackendError(broken)
 

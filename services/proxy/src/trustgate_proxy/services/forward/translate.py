@@ -96,14 +96,15 @@ class Translator(Forwarder):
             raise BackendError("the provider's answer is not a JSON object")
         try:
             response = outbound.decode_response(doc)
+            if not response.model:  # Bedrock's Converse answer names no model
+                response.model = call.model or ""
+            # orjson.JSONEncodeError (a TypeError): nested deeper than orjson writes
+            out = orjson.dumps(inbound.encode_response(response))
         except (KeyError, TypeError, ValueError) as exc:
             call.error_kind = "upstream_malformed"
             raise BackendError("the provider's answer cannot be read") from exc
-        if not response.model:  # Bedrock's Converse answer names no model
-            response.model = call.model or ""
         if response.usage is not None:
             call.usage = response.usage.as_event()
-        out = orjson.dumps(inbound.encode_response(response))
         call.response_bytes = len(out)
         await send_bytes(send, status, out, headers)
 
