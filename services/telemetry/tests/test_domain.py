@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from trustgate_core.crypto import SecretBox
 from trustgate_core.events.requests import RequestEvent
 from trustgate_core.models import Gateway
+from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_core.telemetry import OtlpDefaults, export_event
 from trustgate_telemetry.domain.plan import GatewayPlans
 from trustgate_telemetry.domain.records import log_attributes, severity_of
@@ -53,7 +55,8 @@ def test_plans_follow_gateway_updates_and_share_equal_settings() -> None:
     otlp = {"name": "otlp", "settings": {"endpoint": "c:4317"}}
     gw = Gateway(id=gid, gateway_id=gid, slug="g", created_at=now, updated_at=now)
     gateways = {gid: gw}
-    plans = GatewayPlans(gateways, OtlpDefaults(timeout=3.0))  # type: ignore[arg-type]
+    box = SecretBox(DEV_SECRET_KEY)
+    plans = GatewayPlans(gateways, OtlpDefaults(timeout=3.0), box)  # type: ignore[arg-type]
     assert plans.get(gid).otlp == ()
     gateways[gid] = gw.model_copy(
         update={"telemetry": {"exporters": [otlp, {**otlp, "name": "again", "type": "otlp"}]}}

@@ -4,12 +4,20 @@ A sealed value is the string ``tgs1:`` + base64url(nonce || ciphertext || tag). 
 fields inside a JSON document (provider credentials, client secrets, header values) are
 sealed in place, so the non-secret parts of a document stay readable on the bus while a
 subscriber without the key cannot read the credentials.
+
+Which fields are secret is one rule, `is_secret_key`, shared by sealing and masking: a
+known credential key, or any key whose name ends in a credential word (``token``,
+``secret``, ``password``, ``authorization``, ``api-key``, ``cookie``, ``credential``,
+``private key``, in any case, with or without ``-``/``_``); every value of a ``headers``
+map is secret too. A URL never carries a credential (`find_url_credentials`): the admin
+refuses one, so it cannot reach the bus in clear.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,10 +46,35 @@ SECRET_KEYS = frozenset(
         "secret",
     }
 )
+# Key names ending in one of these words (lower case, ``-``/``_`` removed) are secrets: the
+# end, so that ``token_url`` or ``max_tokens`` stay readable while ``access_token`` does not.
+SECRET_WORDS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "authorization",
+    "apikey",
+    "cookie",
+    "credential",
+    "credentials",
+    "privatekey",
+)
 # Keys whose whole value (even an object) is one secret.
 SECRET_WHOLE = frozenset({"gcp_service_account"})
 # Keys whose values are maps of secrets (every value is secret).
 SECRET_MAPS = frozenset({"headers"})
+# Keys whose values are maps of data (model aliases), never secrets whatever their keys say.
+PLAIN_MAPS = frozenset({"model_mapping"})
+
+_URL_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@")
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a field called ``name`` holds a secret (sealed on the bus, masked on display)."""
+    if name in SECRET_KEYS:
+        return True
+    return name.lower().replace("-", "").replace("_", "").endswith(SECRET_WORDS)
 
 
 class SecretBox:
@@ -129,6 +162,25 @@ def find_masked(doc: Any, path: str = "") -> str | None:
     return None
 
 
+def find_url_credentials(doc: Any, path: str = "") -> str | None:
+    """The path of the first URL in ``doc`` that carries credentials (``user:pass@host``).
+
+    Only the path is returned: a message built from it never repeats the secret."""
+    if isinstance(doc, Mapping):
+        for k, v in doc.items():
+            found = find_url_credentials(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            found = find_url_credentials(v, f"{path}[{i}]")
+            if found:
+                return found
+    elif isinstance(doc, str) and _URL_USERINFO.match(doc.strip()):
+        return path or "url"
+    return None
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -147,8 +199,10 @@ def _walk(doc: Any, on_secret: Any, secret: bool = False) -> Any:
                 out[k] = on_secret(v) if not isinstance(v, str) or not is_masked(v) else v
             elif k in SECRET_MAPS and isinstance(v, Mapping):
                 out[k] = {hk: _walk(hv, on_secret, True) for hk, hv in v.items()}
+            elif k in PLAIN_MAPS:
+                out[k] = v
             else:
-                out[k] = _walk(v, on_secret, k in SECRET_KEYS)
+                out[k] = _walk(v, on_secret, is_secret_key(str(k)))
         return out
     if isinstance(doc, list):
         return [_walk(v, on_secret, False) for v in doc]

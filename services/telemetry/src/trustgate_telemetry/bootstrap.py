@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 
 from trustgate_core.backoff import retry
 from trustgate_core.bus import WorkConsumer
+from trustgate_core.crypto import SecretBox
 from trustgate_core.events.subjects import CONFIG_STREAM, REQUESTS_SUBJECTS, requests_stream
 from trustgate_core.observability.metrics import render
 from trustgate_core.observability.tracing import Tracing, setup_tracing
@@ -66,7 +67,11 @@ class TelemetryRuntime:
         self.metrics = TelemetryMetrics()
         self.state = ReplicaState()
         self.defaults = OtlpDefaults.from_env(env)
-        self.plans = GatewayPlans(self.state.gateways, self.defaults)  # type: ignore[arg-type]
+        self.plans = GatewayPlans(
+            self.state.gateways,  # type: ignore[arg-type]
+            self.defaults,
+            SecretBox(settings.secrets_material),
+        )
         self.sink = sink or build_sink(settings)
         self.otlp = OtlpExporters(
             capacity=settings.otlp_queue_size,

@@ -185,6 +185,9 @@ def check_endpoint(path: str, endpoint: str, protocol: OtlpProtocol | None) -> N
         raise _fail(path, "must not be empty")
     if any(c.isspace() for c in text):
         raise _fail(path, "must not contain spaces")
+    if "@" in text.split("://", 1)[-1].split("/", 1)[0]:
+        # a password here would travel in clear on the bus and in logs; headers are sealed
+        raise _fail(path, "must not carry credentials (user:password@); put them in headers")
     if "://" in text:
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:

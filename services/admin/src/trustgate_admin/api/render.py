@@ -18,8 +18,9 @@ def _base(entity: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     return data
 
 
-def gateway(gw: Gateway, settings: AdminSettings) -> dict[str, Any]:
+def gateway(gw: Gateway, settings: AdminSettings, box: SecretBox) -> dict[str, Any]:
     data = _base(gw, drop=("gateway_id",))
+    data["telemetry"] = mask_fields(box, gw.telemetry) if gw.telemetry is not None else None
     data["version"] = __version__
     data["hosts"] = {
         "proxy": gw.domain or f"{gw.slug}.{settings.gateway_base_domain}",
@@ -30,6 +31,7 @@ def gateway(gw: Gateway, settings: AdminSettings) -> dict[str, Any]:
 
 def registry(reg: Registry, box: SecretBox) -> dict[str, Any]:
     data = _base(reg)
+    data["provider_options"] = mask_fields(box, reg.provider_options)
     data["auth"] = mask_fields(box, reg.auth) if reg.auth is not None else None
     data["mcp_target"] = mask_fields(box, reg.mcp_target) if reg.mcp_target is not None else None
     return data

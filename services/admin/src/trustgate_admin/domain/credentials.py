@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from trustgate_core.crypto import find_url_credentials
 from trustgate_core.errors import ValidationFailed
 
 REGISTRY_AUTH_TYPES = ("api_key", "azure", "aws", "oauth2", "gcp_service_account")
@@ -30,6 +31,18 @@ def _is_url(value: Any) -> bool:
         return False
     parsed = urlparse(value)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def refuse_url_credentials(field: str, doc: Any) -> None:
+    """A URL with ``user:password@`` would carry its secret in clear (on the bus, in logs,
+    in every answer): refused, naming the field but never repeating its value."""
+    found = find_url_credentials(doc)
+    if found:
+        raise _fail(
+            f"{field}.{found}",
+            "must not carry credentials (user:password@); "
+            "put them in the registry's auth or headers",
+        )
 
 
 def validate_registry_auth(auth: Any) -> None:

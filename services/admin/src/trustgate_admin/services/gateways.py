@@ -1,4 +1,7 @@
-"""Gateway use cases."""
+"""Gateway use cases.
+
+A gateway's ``telemetry`` holds its exporters' ``headers`` (an OTLP collector's token):
+sealed in the row and on the bus, masked in answers, kept when an update sends the mask."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from trustgate_admin.domain.schemas import GatewayIn, GatewayUpdate
 from trustgate_admin.services import wire
 from trustgate_admin.services.common import get_gateway, page
 from trustgate_admin.services.uow import UnitOfWork, now
-from trustgate_core.errors import AlreadyExists, HasDependents
+from trustgate_core.crypto import SecretBox, find_masked, merge_masked
+from trustgate_core.errors import AlreadyExists, HasDependents, ValidationFailed
 from trustgate_core.ids import gateway_slug, uuid7
 from trustgate_core.models import Gateway
 from trustgate_core.models.base import EntityKind
@@ -38,8 +42,19 @@ async def _check_unique(
             raise AlreadyExists(f"a gateway with domain '{domain}' already exists")
 
 
+def _sealed_telemetry(box: SecretBox, telemetry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The telemetry settings checked (422 naming the field, e.g. ``telemetry.exporters[0]
+    .settings.protocol``) and their secrets sealed; a mask left in them is refused."""
+    masked = find_masked(telemetry)
+    if masked:
+        raise ValidationFailed(f"telemetry.{masked}: a masked value cannot be stored")
+    validate_telemetry(telemetry)
+    sealed: dict[str, Any] | None = box.seal_fields(telemetry)
+    return sealed
+
+
 async def create(uow: UnitOfWork, body: GatewayIn) -> Gateway:
-    validate_telemetry(body.telemetry)  # 422 naming the field (telemetry.exporters[0]...)
+    telemetry = _sealed_telemetry(uow.box, body.telemetry)
     async with uow:
         slug = body.slug or gateway_slug()
         await _check_unique(uow.session, slug, body.domain, None)
@@ -51,7 +66,7 @@ async def create(uow: UnitOfWork, body: GatewayIn) -> Gateway:
             domain=body.domain,
             tenant_id=body.tenant_id,
             metadata_=body.metadata or {},
-            telemetry=body.telemetry,
+            telemetry=telemetry,
             client_tls=body.client_tls,
             session_config=body.session_config,
             entitlements=body.entitlements,
@@ -84,7 +99,10 @@ async def update(uow: UnitOfWork, gateway_id: UUID, body: GatewayUpdate) -> Gate
         await _check_unique(uow.session, body.slug, body.domain, row.id)
         fields = body.model_dump(exclude_unset=True)
         if "telemetry" in fields:
-            validate_telemetry(fields["telemetry"])
+            stored = uow.box.open_fields(row.telemetry)
+            fields["telemetry"] = _sealed_telemetry(
+                uow.box, merge_masked(fields["telemetry"], stored)
+            )
         for key, value in fields.items():
             setattr(row, "metadata_" if key == "metadata" else key, value)
         entity = await uow.publish(EntityKind.gateway, row, lambda: wire.gateway(row))

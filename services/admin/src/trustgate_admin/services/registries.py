@@ -1,4 +1,8 @@
-"""Registry use cases: LLM providers and MCP servers, credentials sealed at rest."""
+"""Registry use cases: LLM providers and MCP servers, credentials sealed at rest.
+
+Three documents may hold secrets, ``auth``, ``mcp_target`` and ``provider_options`` (its
+``headers``, any field named like a secret): each is sealed in the row and on the bus, and
+an update that sends a masked value back keeps the stored secret."""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ from sqlmodel import select
 
 from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.domain.catalog import Catalog
-from trustgate_admin.domain.credentials import validate_mcp_target, validate_registry_auth
+from trustgate_admin.domain.credentials import (
+    refuse_url_credentials,
+    validate_mcp_target,
+    validate_registry_auth,
+)
 from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import RegistryIn
 from trustgate_admin.services import wire
@@ -22,8 +30,12 @@ from trustgate_core.ids import uuid7
 from trustgate_core.models import Registry
 from trustgate_core.models.base import EntityKind
 
+SEALED = ("auth", "mcp_target", "provider_options")
+
 
 def _validate(fields: dict[str, Any], catalog: Catalog) -> None:
+    for key in SEALED:
+        refuse_url_credentials(key, fields.get(key))
     kind = fields.get("type") or "LLM"
     if kind == "LLM":
         provider = fields.get("provider")
@@ -50,10 +62,7 @@ async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: Regi
     fields = body.model_dump(exclude_unset=True, mode="json")
     if not body.name:
         raise ValidationFailed("name: is required")
-    for key in ("auth", "mcp_target"):
-        masked = find_masked(fields.get(key))
-        if masked:
-            raise ValidationFailed(f"{key}.{masked}: a masked value cannot be stored")
+    _refuse_masked(fields)
     fields.setdefault("type", "LLM")
     _validate(fields, catalog)
     async with uow:
@@ -70,7 +79,7 @@ async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: Regi
             enabled=fields.get("enabled", True),
             description=fields.get("description"),
             provider=fields.get("provider"),
-            provider_options=fields.get("provider_options") or {},
+            provider_options=uow.box.seal_fields(fields.get("provider_options") or {}),
             auth=uow.box.seal_fields(fields.get("auth")),
             health_checks=fields.get("health_checks"),
             mcp_target=uow.box.seal_fields(fields.get("mcp_target")),
@@ -83,6 +92,14 @@ async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: Regi
         )
         await uow.commit()
         return entity
+
+
+def _refuse_masked(fields: dict[str, Any]) -> None:
+    """A mask is only a placeholder for a stored secret: with nothing stored, refused."""
+    for key in SEALED:
+        masked = find_masked(fields.get(key))
+        if masked:
+            raise ValidationFailed(f"{key}.{masked}: a masked value cannot be stored")
 
 
 async def get(uow: UnitOfWork, gateway_id: UUID, registry_id: UUID) -> Registry:
@@ -114,21 +131,20 @@ async def update(
             await ensure_unique_name(
                 uow.session, t.RegistryRow, gateway_id, changes["name"], row.id, "registry"
             )
-        for key in ("auth", "mcp_target"):
+        for key in SEALED:
             if key in changes:
                 stored = uow.box.open_fields(getattr(row, key))
                 changes[key] = merge_masked(changes[key], stored)
+        _refuse_masked(changes)
         merged = {
             "type": row.type,
             "provider": row.provider,
-            "provider_options": row.provider_options,
-            "auth": uow.box.open_fields(row.auth),
-            "mcp_target": uow.box.open_fields(row.mcp_target),
+            **{key: uow.box.open_fields(getattr(row, key)) for key in SEALED},
             **changes,
         }
         _validate(merged, catalog)
         for key, value in changes.items():
-            if key in ("auth", "mcp_target"):
+            if key in SEALED:
                 value = uow.box.seal_fields(value)
             setattr(row, key, value)
         entity = await uow.publish(EntityKind.registry, row, lambda: wire.registry(row))

@@ -2,7 +2,7 @@
 
 Config changes are rare and requests many, so each consumer's plan (its routable
 bindings, its router, its policy chain) and each registry's upstream target (with its
-credentials opened once) are built on first use and dropped when the replica applies an
+credentials and the sealed fields of its ``provider_options`` opened once) are built on first use and dropped when the replica applies an
 event (``invalidate``). Lookups are dict hits. How targets, routers and chains are built
 is handed in (the composition root wires the adapters), so this module imports none.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
-from trustgate_core.crypto import SecretBox
+from trustgate_core.crypto import SecretBox, find_url_credentials
 from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Consumer, Gateway, Registry
 from trustgate_core.replica import ReplicaState
@@ -150,7 +150,14 @@ class ConfigView:
             opened: Mapping[str, Any] | None = (
                 self._box.open_fields(registry.auth) if registry.auth else None
             )
-            return builder(registry, opened)
+            options = self._box.open_fields(registry.provider_options)
+            in_url = find_url_credentials({"provider_options": options, "auth": opened})
+            if in_url:  # stored before the admin refused them; never sent, never echoed
+                return ProviderCredentialError(
+                    f"{in_url} carries credentials (user:password@); "
+                    "put them in the registry's auth or headers"
+                )
+            return builder(registry.model_copy(update={"provider_options": options}), opened)
         except ProviderCredentialError as exc:
             return exc
         except Exception:  # a key that does not open (rotated secret), malformed auth

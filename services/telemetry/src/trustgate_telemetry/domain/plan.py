@@ -1,9 +1,13 @@
-"""What to do with one gateway's events, from its telemetry settings (pure)."""
+"""What to do with one gateway's events, from its telemetry settings (pure).
+
+The settings arrive with their secrets (exporter ``headers``) sealed, as the admin stores
+them; a plan holds them opened, since the collector needs the real values."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trustgate_core.crypto import SecretBox
 from trustgate_core.models import Gateway
 from trustgate_core.telemetry.settings import (
     OtlpDefaults,
@@ -24,10 +28,14 @@ class GatewayPlan:
 NO_PLAN = GatewayPlan()
 
 
-def plan_for(gateway: Gateway | None, defaults: OtlpDefaults) -> GatewayPlan:
+def plan_for(gateway: Gateway | None, defaults: OtlpDefaults, box: SecretBox) -> GatewayPlan:
     if gateway is None or not gateway.telemetry:
         return NO_PLAN
-    config = read_telemetry(gateway.telemetry)
+    try:
+        telemetry = box.open_fields(gateway.telemetry)
+    except Exception:  # sealed with another key (a rotated secret): as unreadable settings
+        return NO_PLAN
+    config = read_telemetry(telemetry)
     resolved = [resolve_otlp(spec, defaults) for spec in config.otlp]
     return GatewayPlan(
         otlp=tuple(dict.fromkeys(r for r in resolved if r is not None)),
@@ -41,9 +49,12 @@ class GatewayPlans:
     """Plans cached per gateway; a gateway updated on the bus is a new object, so the
     identity check recomputes its plan."""
 
-    def __init__(self, gateways: dict[object, Gateway], defaults: OtlpDefaults) -> None:
+    def __init__(
+        self, gateways: dict[object, Gateway], defaults: OtlpDefaults, box: SecretBox
+    ) -> None:
         self._gateways = gateways
         self._defaults = defaults
+        self._box = box
         self._cache: dict[object, tuple[Gateway | None, GatewayPlan]] = {}
 
     def get(self, gateway_id: object) -> GatewayPlan:
@@ -51,7 +62,7 @@ class GatewayPlans:
         hit = self._cache.get(gateway_id)
         if hit is not None and hit[0] is gateway:
             return hit[1]
-        plan = plan_for(gateway, self._defaults)
+        plan = plan_for(gateway, self._defaults, self._box)
         if len(self._cache) > 65_536:
             self._cache.clear()
         self._cache[gateway_id] = (gateway, plan)

@@ -1,0 +1,50 @@
+"""A gateway's exporter ``headers`` arrive sealed on the bus (as the admin seals them): the
+telemetry service opens them, so the OTLP collector receives the real values."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from trustgate_testkit import wait_for
+from trustgate_testkit.fixtures import NatsServer
+from trustgate_testkit.otlp import serve_otlp_collector
+from trustgate_testkit.proxy.tenant import new_tenant
+from trustgate_testkit.telemetry import publish_events, run_telemetry
+
+OTLP_SECRET = "Bearer otlp-secret-0001-wxyz"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+async def test_sealed_exporter_headers_reach_the_collector_opened(
+    nats_server: NatsServer,
+    bus: NATS,
+    kafka: str,
+    topic: str,
+    protocol: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tenant = await new_tenant(bus)
+    async with serve_otlp_collector() as collector:
+        endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+        settings = {
+            "endpoint": endpoint,
+            "protocol": protocol,
+            "insecure": True,
+            "headers": {"authorization": OTLP_SECRET},
+        }
+        telemetry = {"exporters": [{"name": "otlp", "settings": settings}]}
+        sealed = tenant.box.seal_fields(telemetry)
+        assert OTLP_SECRET not in str(sealed)
+        await tenant.put_gateway(telemetry=sealed)
+        with caplog.at_level(logging.DEBUG):
+            async with run_telemetry(
+                nats_server.url, KAFKA_BROKERS=kafka, TELEMETRY_KAFKA_TOPIC=topic
+            ):
+                ids = await publish_events(bus, tenant.gateway.id, 3)
+                await wait_for(lambda: len(collector.logs) >= len(ids), timeout=20)
+    received = [{k.lower(): v for k, v in log.headers.items()} for log in collector.logs]
+    assert [h.get("authorization") for h in received] == [OTLP_SECRET] * len(ids)
+    assert OTLP_SECRET not in caplog.text
