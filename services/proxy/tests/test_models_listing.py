@@ -8,8 +8,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import pytest
 
-from trustgate_core.errors import ProviderCredentialError
+from trustgate_core.errors import BackendError, ProviderCredentialError
 from trustgate_proxy.adapters.providers import UpstreamTarget
 from trustgate_proxy.adapters.providers.gemini import GeminiTarget
 from trustgate_proxy.services.models import ModelLister
@@ -71,7 +72,8 @@ class _MintedGemini(GeminiTarget):
 
 
 async def _listing(target: UpstreamTarget) -> Any:
-    binding = SimpleNamespace(allowed=(), default=None, provider="gemini", registry="r")
+    registry = SimpleNamespace(id="r", name="r")
+    binding = SimpleNamespace(allowed=(), default=None, provider="gemini", registry=registry)
     view = SimpleNamespace(target=lambda registry: target)
     async with aiohttp.ClientSession() as session:
         lister = ModelLister(view, session)  # type: ignore[arg-type]
@@ -86,7 +88,8 @@ async def test_a_target_needing_per_request_credentials_lists_with_the_authorize
     assert target.asked == [("GET", f"{mock.url}/v1beta/models", b"")]
 
 
-async def test_a_target_whose_credentials_cannot_be_minted_is_skipped() -> None:
+async def test_a_target_whose_credentials_cannot_be_minted_is_reported() -> None:
     async with serve_google_mock() as mock:
-        listing = await _listing(_MintedGemini(mock.url, None))
-    assert listing == {"object": "list", "data": []}
+        with pytest.raises(BackendError) as raised:
+            await _listing(_MintedGemini(mock.url, None))
+    assert raised.value.extra["errors"] == [{"registry": "r", "error": "credentials unavailable"}]

@@ -1,10 +1,14 @@
 """``GET /{consumer_slug}/v1/models``: the models a consumer may use, in OpenAI's list shape.
 
 A binding with a model policy lists its allowed models (or its default); a binding without
-one lists what its upstream's models list reports (best effort, short timeout), in the
-upstream's own shape (``UpstreamTarget.model_names``: OpenAI's and Anthropic's
-``data[].id``, Google's ``models[].name``); a target needing per-request credentials gets
-them from ``authorize`` (and is skipped when they cannot be had).
+one lists what its upstream's models list reports, in the upstream's own shape
+(``UpstreamTarget.model_names``: OpenAI's and Anthropic's ``data[].id``, Google's
+``models[].name``); a target needing per-request credentials gets them from ``authorize``.
+
+Upstreams are asked concurrently, each within ``timeout``. One that cannot be listed (down,
+refusing, too slow, no credentials) is named in ``errors`` beside ``data`` with a short
+reason — never its answer, which may echo a credential — so a client can tell "no models"
+from "could not ask"; when nothing could be listed at all, the answer is a 502.
 """
 
 from __future__ import annotations
@@ -15,21 +19,34 @@ from typing import Any
 import aiohttp
 import orjson
 
-from trustgate_core.errors import TrustGateError
+from trustgate_core.errors import BackendError, TrustGateError
+from trustgate_core.models import Registry
 from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
 from trustgate_proxy.services.ports import Upstream
 
-_TIMEOUT = aiohttp.ClientTimeout(total=10)
+LIST_TIMEOUT = 5.0
+"""Seconds one upstream may take to list its models (they are asked concurrently)."""
+
+
+class _Unlisted(Exception):
+    """An upstream's models could not be listed; ``reason`` is safe to show the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ModelLister:
-    def __init__(self, view: ConfigView, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, view: ConfigView, session: aiohttp.ClientSession, *, timeout: float = LIST_TIMEOUT
+    ) -> None:
         self.view = view
         self.session = session
+        self.timeout = timeout
 
     async def listing(self, plan: ConsumerPlan) -> dict[str, Any]:
         seen: dict[str, str] = {}
-        probes: list[tuple[str, asyncio.Task[list[str]]]] = []
+        probes: dict[object, tuple[Registry, str, asyncio.Task[list[str]]]] = {}
         for binding in plan.bindings:
             names: list[str] = sorted(binding.allowed) if binding.allowed else []
             if binding.default and binding.default not in names:
@@ -37,44 +54,75 @@ class ModelLister:
             if names:
                 for name in names:
                     seen.setdefault(name, binding.provider)
-                continue
+            elif binding.registry.id not in probes:
+                probe = self._probe(binding.registry)
+                if probe is not None:
+                    probes[binding.registry.id] = (binding.registry, binding.provider, probe)
+        errors: list[dict[str, str]] = []
+        listed = False
+        for registry, provider, probe in probes.values():
             try:
-                target = self.view.target(binding.registry)
-            except Exception:
+                found = await probe
+            except _Unlisted as exc:
+                errors.append({"registry": registry.name, "error": exc.reason})
                 continue
-            url = target.models_url()
-            if url is not None:
-                probes.append((binding.provider, asyncio.create_task(self._fetch(target, url))))
-        for provider, probe in probes:
-            for name in await probe:
+            listed = True
+            for name in found:
                 seen.setdefault(name, provider)
-        return {
+        if errors and not listed and not seen:
+            raise BackendError("no registry could list its models", errors=errors)
+        doc: dict[str, Any] = {
             "object": "list",
             "data": [
                 {"id": name, "object": "model", "created": 0, "owned_by": owner}
                 for name, owner in seen.items()
             ],
         }
+        if errors:
+            doc["errors"] = errors
+        return doc
+
+    def _probe(self, registry: Registry) -> asyncio.Task[list[str]] | None:
+        """A task listing ``registry``'s models; ``None`` for an upstream without a models
+        list (Vertex, Azure deployments)."""
+        try:
+            target = self.view.target(registry)
+        except TrustGateError:
+            return _failed("credentials unavailable")
+        url = target.models_url()
+        if url is None:
+            return None
+        return asyncio.create_task(self._fetch(target, url))
 
     async def _fetch(self, target: Upstream, url: str) -> list[str]:
-        """The names ``target`` lists at ``url`` (its own shape, ``model_names``); nothing
-        when the list cannot be had (no credentials minted, an error, a bad answer)."""
+        """The names ``target`` lists at ``url`` (its own shape, ``model_names``); raises
+        `_Unlisted` when the list cannot be had within the timeout."""
         try:
-            headers = (
-                await target.authorize("GET", url, b"")
-                if target.needs_authorize
-                else target.headers
-            )
-            async with self.session.get(url, headers=headers, timeout=_TIMEOUT) as resp:
-                if resp.status != 200:
-                    return []
-                doc = orjson.loads(await resp.read())
-        except (
-            TrustGateError,
-            TimeoutError,
-            aiohttp.ClientError,
-            OSError,
-            orjson.JSONDecodeError,
-        ):
-            return []
+            async with asyncio.timeout(self.timeout):
+                headers = (
+                    await target.authorize("GET", url, b"")
+                    if target.needs_authorize
+                    else target.headers
+                )
+                async with self.session.get(url, headers=headers) as resp:
+                    if resp.status != 200:
+                        raise _Unlisted(f"upstream answered {resp.status}")
+                    doc = orjson.loads(await resp.read())
+        except TrustGateError:
+            raise _Unlisted("credentials unavailable") from None
+        except TimeoutError:  # before OSError: it is one
+            raise _Unlisted("upstream timed out") from None
+        except (aiohttp.ClientConnectionError, OSError):
+            raise _Unlisted("upstream unreachable") from None
+        except (aiohttp.ClientError, orjson.JSONDecodeError):
+            raise _Unlisted("upstream answered an invalid list") from None
         return target.model_names(doc)
+
+
+def _failed(reason: str) -> asyncio.Task[list[str]]:
+    """A probe that has already failed (awaited like the others, in binding order)."""
+
+    async def fail() -> list[str]:
+        raise _Unlisted(reason)
+
+    return asyncio.create_task(fail())
