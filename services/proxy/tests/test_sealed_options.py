@@ -40,16 +40,21 @@ def _sent(upstream: MockUpstream, name: str) -> list[str | None]:
 
 
 async def test_sealed_provider_headers_reach_the_upstream_opened(
-    proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream
+    proxy: RunningProxy,
+    tenant: Tenant,
+    upstream: MockUpstream,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     options = {"base_url": upstream.url, "headers": {"X-Team-Token": TEAM_SECRET}}
     await tenant.add_registry("primary", upstream.url, options=tenant.box.seal_fields(options))
     assert tenant.registries["primary"].provider_options["headers"]["X-Team-Token"] != TEAM_SECRET
     await tenant.add_consumer("app", ["primary"])
     await until_known(proxy, tenant)
-    r = await _chat(proxy.base_url(tenant.consumers["app"]), tenant.slug, tenant.keys["app"])
+    with caplog.at_level(logging.DEBUG):
+        r = await _chat(proxy.base_url(tenant.consumers["app"]), tenant.slug, tenant.keys["app"])
     assert r.status_code == 200, r.text
     assert _sent(upstream, "X-Team-Token") == [TEAM_SECRET]
+    assert TEAM_SECRET not in caplog.text
 
 
 async def test_a_stored_base_url_with_a_password_fails_clearly_without_leaking_it(
