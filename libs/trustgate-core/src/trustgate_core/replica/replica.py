@@ -39,6 +39,7 @@ class ConfigReplica:
         self._resync: asyncio.Task[None] | None = None
         self.applied = 0
         self.rejected = 0
+        self.seq = 0  # the highest stream sequence received: what the state reflects
 
     def on_change(self, listener: Listener) -> None:
         """Call ``listener`` after each event that changed the state."""
@@ -109,10 +110,10 @@ class ConfigReplica:
                 self.applied += 1
                 for listener in self._listeners:
                     listener(event)
-        if not self._ready.is_set():
-            try:
-                seq = msg.metadata.sequence.stream
-            except Exception:
-                seq = 0
-            if seq >= self._target_seq or msg.metadata.num_pending == 0:
-                self._ready.set()
+        try:
+            seq = msg.metadata.sequence.stream
+        except Exception:
+            seq = 0
+        self.seq = max(self.seq, seq)
+        if not self._ready.is_set() and (seq >= self._target_seq or msg.metadata.num_pending == 0):
+            self._ready.set()

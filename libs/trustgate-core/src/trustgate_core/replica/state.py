@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from uuid import UUID
 
 from trustgate_core.events.config import AnyConfigEvent
@@ -79,6 +79,12 @@ class ReplicaState:
         elif isinstance(entity, Auth) and entity.key_hash:
             if self._auth_by_hash.get(entity.key_hash) is entity:
                 del self._auth_by_hash[entity.key_hash]
+
+    def entities(self) -> Iterator[tuple[EntityKind, Entity, int]]:
+        """Every entity held, with its kind and revision (what a snapshot records)."""
+        for kind, table in self._tables.items():
+            for entity_id, entity in table.items():
+                yield kind, entity, self.revisions[(kind, entity_id)]
 
     # -- lookups (O(1)) --------------------------------------------------------------
     def gateway_by_slug(self, slug: str) -> Gateway | None:

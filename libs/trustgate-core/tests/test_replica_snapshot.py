@@ -1,0 +1,173 @@
+"""The config snapshot on disk: it rebuilds the state it was taken from, is unreadable
+without the secret key (mode 0600, nothing in clear), is ignored — logged, never raised —
+when corrupt or sealed under another key, and a burst of changes is written once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from trustgate_core.crypto import SecretBox
+from trustgate_core.events.config import AuthEvent, GatewayEvent, RegistryEvent
+from trustgate_core.models import Auth, Gateway, Registry
+from trustgate_core.replica import ReplicaState
+from trustgate_core.replica.snapshot import ConfigSnapshot, SnapshotFile, SnapshotWriter
+from trustgate_testkit.fixtures import wait_for
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+KEY = "snapshot-test-secret-0123456789abcdef0123456789"
+KEY_HASH = "ab" * 32
+UPSTREAM_SECRET = "sk-upstream-in-clear-0001"
+
+
+def populated() -> ReplicaState:
+    """A gateway, a registry with a credential (sealed, as on the bus) and an API key."""
+    box = SecretBox(KEY)
+    gid = uuid4()
+    state = ReplicaState()
+    gateway = Gateway(id=gid, gateway_id=gid, slug="acme-prod", created_at=NOW, updated_at=NOW)
+    registry = Registry(
+        id=uuid4(),
+        gateway_id=gid,
+        created_at=NOW,
+        updated_at=NOW,
+        name="openai-main",
+        provider="openai",
+        provider_options={"base_url": "https://llm.example"},
+        auth=box.seal_fields({"type": "api_key", "api_key": {"api_key": UPSTREAM_SECRET}}),
+    )
+    auth = Auth(
+        id=uuid4(),
+        gateway_id=gid,
+        created_at=NOW,
+        updated_at=NOW,
+        name="app-key",
+        type="api_key",
+        key_hash=KEY_HASH,
+    )
+    common = {"gateway_id": gid, "occurred_at": NOW, "op": "upsert"}
+    state.apply(GatewayEvent(revision=3, entity_id=gid, entity=gateway, **common))
+    state.apply(RegistryEvent(revision=5, entity_id=registry.id, entity=registry, **common))
+    state.apply(AuthEvent(revision=7, entity_id=auth.id, entity=auth, **common))
+    return state
+
+
+def test_a_snapshot_rebuilds_the_state_and_the_stream_sequence_it_reflects(
+    tmp_path: Path,
+) -> None:
+    state = populated()
+    file = SnapshotFile(tmp_path / "proxy.snapshot", SecretBox(KEY))
+    file.save(ConfigSnapshot.of(state, seq=42))
+
+    loaded = file.load()
+    assert loaded is not None and loaded.seq == 42
+    rebuilt = ReplicaState()
+    for event in loaded.events:
+        assert rebuilt.apply(event)
+    assert rebuilt.revisions == state.revisions
+    assert rebuilt.gateway_by_slug("acme-prod") == state.gateway_by_slug("acme-prod")
+    assert rebuilt.auth_by_key_hash(KEY_HASH) == state.auth_by_key_hash(KEY_HASH)
+    assert rebuilt.registries == state.registries
+
+
+def test_the_file_is_private_and_shows_nothing_in_clear(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "proxy.snapshot"  # its directory is made
+    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=1))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    raw = path.read_bytes()
+    for clear in ("acme-prod", "openai-main", "llm.example", KEY_HASH, UPSTREAM_SECRET):
+        assert clear.encode() not in raw
+    assert [p.name for p in path.parent.iterdir()] == ["proxy.snapshot"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda raw: raw[: len(raw) // 2], id="truncated"),
+        pytest.param(lambda raw: raw[:-8] + b"AAAAAAAA", id="tampered"),
+        pytest.param(lambda raw: b"\xff\xfe not a snapshot", id="garbage"),
+        pytest.param(lambda raw: b"", id="empty"),
+    ],
+)
+def test_a_damaged_snapshot_is_logged_and_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: object
+) -> None:
+    path = tmp_path / "proxy.snapshot"
+    file = SnapshotFile(path, SecretBox(KEY))
+    file.save(ConfigSnapshot.of(populated(), seq=1))
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    with caplog.at_level(logging.WARNING):
+        assert file.load() is None
+    assert "corrupt or sealed under another secret key; ignored" in caplog.text
+    assert "acme-prod" not in caplog.text
+
+
+def test_a_snapshot_sealed_under_another_key_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "proxy.snapshot"
+    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=1))
+    with caplog.at_level(logging.WARNING):
+        assert SnapshotFile(path, SecretBox("another-key-" + KEY)).load() is None
+    assert "ignored" in caplog.text
+
+
+def test_no_snapshot_is_not_an_error(tmp_path: Path) -> None:
+    assert SnapshotFile(tmp_path / "none", SecretBox(KEY)).load() is None
+
+
+async def test_a_burst_of_changes_is_written_once_and_the_last_state_is_kept(
+    tmp_path: Path,
+) -> None:
+    state = populated()
+    seq = 0
+    file = SnapshotFile(tmp_path / "proxy.snapshot", SecretBox(KEY))
+    writer = SnapshotWriter(file, lambda: ConfigSnapshot.of(state, seq), interval=0.2)
+    writer.start()
+    try:
+        for seq in range(1, 301):  # spread over many turns of the loop
+            writer.mark()
+            if seq % 10 == 0:
+                await asyncio.sleep(0)
+        await wait_for(lambda: writer.written == 1, timeout=5)
+    finally:
+        await writer.stop()
+    assert writer.written == 1
+    loaded = file.load()
+    assert loaded is not None and loaded.seq == 300
+
+
+async def test_a_change_pending_at_stop_is_written(tmp_path: Path) -> None:
+    file = SnapshotFile(tmp_path / "proxy.snapshot", SecretBox(KEY))
+    writer = SnapshotWriter(file, lambda: ConfigSnapshot.of(populated(), 9), interval=3600)
+    writer.start()
+    writer.mark()
+    await writer.stop()
+    loaded = file.load()
+    assert loaded is not None and loaded.seq == 9
+
+
+async def test_a_failed_write_is_logged_and_the_writer_carries_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    file = SnapshotFile(blocker / "proxy.snapshot", SecretBox(KEY))
+    writer = SnapshotWriter(file, lambda: ConfigSnapshot.of(populated(), 1), interval=0)
+    writer.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            writer.mark()
+            await wait_for(lambda: "cannot write" in caplog.text, timeout=5)
+            blocker.unlink()
+            blocker.mkdir()
+            writer.mark()
+            await wait_for(lambda: writer.written == 1, timeout=5)
+    finally:
+        await writer.stop()
