@@ -42,6 +42,14 @@ OVERHEAD_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+def label_value(text: str, limit: int = 128) -> str:
+    """``text`` fit for a label value a client chose: its printable characters only (no
+    NUL, line breaks or terminal escapes), at most ``limit`` of them."""
+    if not text.isprintable():
+        text = "".join(c for c in text if c.isprintable())
+    return text[:limit]
+
+
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:
     """The registry in the Prometheus text format, and its content type."""
     return generate_latest(registry), CONTENT_TYPE

@@ -8,9 +8,12 @@ histograms ``trustgate_proxy_request_duration_seconds`` (whole request),
 (``type``: ``input``, ``output``, ``cached_input``), and values read at scrape time: the
 request-event publisher's counters and queue, config events applied, readiness.
 
-Labels are bounded: at most ``max_models`` distinct model names (later ones are
-``other``) and a cap on label sets per metric (see `CappedCounter`). A missing value (no
-gateway found, no model sent) is the empty string.
+Labels are bounded: a model name (chosen by the client) is cut to its printable
+characters, at most ``MAX_LABEL_CHARS`` of them; each gateway has at most
+``max_models_per_gateway`` distinct model names and the process ``max_models`` (later
+ones are ``other``), so one tenant cannot crowd out another's; and each metric has a cap
+on label sets (see `CappedCounter`). A missing value (no gateway found, no model sent) is
+the empty string.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from trustgate_core.observability.metrics import (
     CappedHistogram,
     Cell,
     Series,
+    label_value,
     render,
 )
 from trustgate_proxy.domain.call import Call
 
 _CALL_LABELS = ("gateway_id", "consumer_id", "model")
 _MAX_SLOTS = 8192
+MAX_LABEL_CHARS = 128
+MAX_MODELS_PER_GATEWAY = 50
 
 
 class _Slot:
@@ -80,6 +86,7 @@ class ProxyMetrics:
         *,
         max_series: int = 2000,
         max_models: int = 200,
+        max_models_per_gateway: int = MAX_MODELS_PER_GATEWAY,
         before_collect: Callable[[], None] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -130,27 +137,34 @@ class ProxyMetrics:
             )
         )
         self.max_models = max_models
-        self._models: dict[str, str] = {}
+        self.max_models_per_gateway = max_models_per_gateway
+        self._models: dict[tuple[UUID | None, str], str] = {}  # (gateway, name) -> label
+        self._gateway_models: dict[UUID | None, int] = {}
         self._slots: dict[tuple[UUID | None, UUID | None, str | None, int], _Slot] = {}
         self.registry.register(a)
 
     def _id(self, value: UUID | None) -> str:
         return "" if value is None else str(value)
 
-    def _model(self, model: str | None) -> str:
+    def _model(self, gateway: UUID | None, model: str | None) -> str:
+        """The label of ``model`` on ``gateway`` (``other`` beyond either cap); resolved
+        once per slot, off the request path."""
         if not model:
             return ""
-        label = self._models.get(model)
-        if label is None:
-            label = model if len(self._models) < self.max_models else OTHER
-            if label is not OTHER:
-                self._models[model] = label
+        label = self._models.get((gateway, model))
+        if label is not None:
+            return label
+        seen = self._gateway_models.get(gateway, 0)
+        if len(self._models) >= self.max_models or seen >= self.max_models_per_gateway:
+            return OTHER
+        label = self._models[(gateway, model)] = label_value(model, MAX_LABEL_CHARS)
+        self._gateway_models[gateway] = seen + 1
         return label
 
     def _slot(self, key: tuple[UUID | None, UUID | None, str | None, int]) -> _Slot:
         gateway_id, consumer_id, model_name, status = key
         gateway, consumer = self._id(gateway_id), self._id(consumer_id)
-        model = self._model(model_name)
+        model = self._model(gateway_id, model_name)
         by_model = (gateway, model)
         slot = _Slot(
             (gateway, consumer, model),
