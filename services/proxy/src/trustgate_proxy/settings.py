@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from trustgate_core.durations import parse_duration
+from trustgate_core.replica.snapshot import state_path
 from trustgate_core.settings import DEFAULT_HOST, CoreSettings
 
 
@@ -22,6 +23,12 @@ class ProxySettings(CoreSettings):
     upstream_keepalive: float = Field(60.0, alias="PROXY_UPSTREAM_KEEPALIVE")
     event_queue_size: int = Field(10_000, alias="METRICS_QUEUE_SIZE")
     telemetry_enabled: bool = Field(True, alias="TELEMETRY_ENABLED")
+    # where the last applied config is kept, sealed, to serve from while NATS is down at
+    # start; an empty value keeps none
+    config_snapshot: str = Field(
+        default_factory=lambda: state_path("proxy-config.snapshot"),
+        alias="PROXY_CONFIG_SNAPSHOT",
+    )
 
     @field_validator(
         "provider_request_timeout",

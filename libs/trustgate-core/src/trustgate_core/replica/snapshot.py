@@ -157,6 +157,13 @@ class SnapshotWriter:
             self.written += 1
 
 
+def state_path(filename: str) -> str:
+    """``filename`` in this user's state directory for TrustGate:
+    ``$XDG_STATE_HOME/trustgate`` (by default ``~/.local/state/trustgate``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "trustgate" / filename)
+
+
 def _fsync_directory(directory: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be synced
         fd = os.open(directory, os.O_RDONLY)
