@@ -3,7 +3,9 @@
 The HTTP app is usable at once (``/healthz`` answers, ``/readyz`` says not ready); the
 replica runner (core's) connects to NATS (retrying), makes sure the streams exist, and starts
 the config replica. The proxy serves traffic once the replica has caught up, and keeps
-serving from it if NATS goes away.
+serving from it if NATS goes away. Once caught up it keeps a sealed snapshot of its config
+on disk (``PROXY_CONFIG_SNAPSHOT``); a proxy that cannot reach NATS when it starts serves
+from that snapshot until NATS returns.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 
 import aiohttp
@@ -23,6 +26,7 @@ from trustgate_core.events.config import AnyConfigEvent
 from trustgate_core.events.subjects import CONFIG_STREAM, requests_stream
 from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.replica import ConfigReplica, ReplicaState
+from trustgate_core.replica.snapshot import SnapshotFile, SnapshotKeeper
 from trustgate_core.service import HealthApp, ReplicaRunner
 from trustgate_proxy import __version__
 from trustgate_proxy.adapters.providers import BUILDERS
@@ -72,9 +76,8 @@ class ProxyRuntime:
         self.tracing_env = tracing_env
         self.tracing: Tracing | None = None
         self.state = ReplicaState()
-        self.view = ConfigView(
-            self.state, SecretBox(settings.secrets_material), BUILDERS, router=router, chain=chain
-        )
+        box = SecretBox(settings.secrets_material)
+        self.view = ConfigView(self.state, box, BUILDERS, router=router, chain=chain)
         self.publisher: RequestEventPublisher[Call] = RequestEventPublisher(
             event_payload, call_traceparent, settings.event_queue_size
         )
@@ -93,9 +96,13 @@ class ProxyRuntime:
                 CONFIG_STREAM,
                 requests_stream(settings.requests_max_age_seconds, settings.requests_max_bytes),
             ],
-            listeners=config_listeners(self.view),
-            on_ready=_freeze_startup_objects,
+            listeners=[*config_listeners(self.view), self._config_changed],
+            on_ready=self._caught_up,
         )
+        self.snapshots: SnapshotKeeper | None = None
+        if bus and settings.config_snapshot:
+            file = SnapshotFile(Path(settings.config_snapshot).expanduser(), box)
+            self.snapshots = SnapshotKeeper(file, self.runner, self.apply)
         self.session: aiohttp.ClientSession | None = None
         self._app: ProxyApp | None = None
 
@@ -115,11 +122,16 @@ class ProxyRuntime:
 
     @property
     def ready(self) -> bool:
-        return self.runner.ready or not self.bus
+        return self.runner.ready or not self.bus or self.serving_snapshot
+
+    @property
+    def serving_snapshot(self) -> bool:
+        """Serving the config snapshot: NATS was unreachable at start and still is."""
+        return self.snapshots is not None and self.snapshots.serving
 
     def apply(self, event: AnyConfigEvent) -> bool:
-        """Apply a config event that did not come from the bus (``bus=False``); whether it
-        changed the state."""
+        """Apply a config event that did not come from the bus (``bus=False``, or the
+        snapshot); whether it changed the state."""
         if not self.state.apply(event):
             return False
         for listener in self.runner.listeners:
@@ -166,6 +178,8 @@ class ProxyRuntime:
         await self.runner.start()
         assert self.runner.nc is not None
         self.publisher.attach(self.runner.nc)  # it publishes once the connection is up
+        if self.snapshots is not None:
+            self.snapshots.start()
 
     async def wait_ready(self) -> None:
         """Until the replica has caught up (wrap in ``asyncio.timeout``)."""
@@ -177,6 +191,8 @@ class ProxyRuntime:
         await self.publisher.stop()  # flushes what is buffered while the connection is up
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
+        if self.snapshots is not None:
+            await self.snapshots.stop()  # writes a change still pending
         await self.runner.stop()
         if self.session is not None:
             await self.session.close()
@@ -197,7 +213,20 @@ class ProxyRuntime:
     def dependencies(self) -> dict[str, str]:
         if not self.bus:  # configuration applied in process
             return {"config": "ok"}
-        return self.runner.dependencies()
+        dependencies = self.runner.dependencies()
+        if self.serving_snapshot:
+            dependencies["config"] = "snapshot"
+        return dependencies
+
+    # -- config changes -------------------------------------------------------------------
+    def _config_changed(self, event: AnyConfigEvent) -> None:
+        if self.snapshots is not None:
+            self.snapshots.changed(event)
+
+    def _caught_up(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.caught_up()
+        _freeze_startup_objects()
 
     def _drain_recorder(self) -> None:
         self.recorder.drain()

@@ -19,13 +19,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from pydantic import BaseModel, ConfigDict
 
 from trustgate_core.crypto import SecretBox
 from trustgate_core.events.config import EVENT_TYPES, AnyConfigEvent
+from trustgate_core.replica.replica import ConfigReplica
 from trustgate_core.replica.state import ReplicaState
 from trustgate_core.tasks import cancel_and_wait
 
@@ -155,6 +156,100 @@ class SnapshotWriter:
             log.error("config snapshot: write failed (%s)", type(exc).__name__)
         else:
             self.written += 1
+
+
+class Follower(Protocol):
+    """What `SnapshotKeeper` needs of the process's replica runner (core's
+    `ReplicaRunner`)."""
+
+    @property
+    def state(self) -> ReplicaState: ...
+
+    @property
+    def replica(self) -> ConfigReplica | None: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def wait_ready(self) -> None: ...
+
+
+class SnapshotKeeper:
+    """A process's config snapshot, kept and used.
+
+    Kept: once the runner has caught up, every change is written (``changed`` is a config
+    listener, ``caught_up`` runs when the runner is ready); a state half replayed is never
+    written. Used: if the runner has not caught up ``grace`` seconds after ``start`` (NATS
+    unreachable), the snapshot is applied with ``apply`` and the process serves from it
+    (``serving``) while the runner keeps trying. When NATS returns, the replica replays the
+    latest message of every subject — deletes included, the stream keeps one per subject —
+    applied where newer than what the snapshot held, and the snapshot is written again
+    with the sequence it has reached.
+    """
+
+    def __init__(
+        self,
+        file: SnapshotFile,
+        follower: Follower,
+        apply: Callable[[AnyConfigEvent], object],
+        *,
+        grace: float = 2.0,
+        interval: float = 1.0,
+    ) -> None:
+        self.file = file
+        self.follower = follower
+        self.grace = grace
+        self.writer = SnapshotWriter(file, self._capture, interval)
+        self.loaded: ConfigSnapshot | None = None
+        self._apply = apply
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def serving(self) -> bool:
+        """Whether the process serves from the snapshot (the runner has not caught up)."""
+        return self.loaded is not None and not self.follower.ready
+
+    def changed(self, _event: object = None) -> None:
+        if self.follower.ready:
+            self.writer.mark()
+
+    def caught_up(self) -> None:
+        self.writer.mark()
+
+    def start(self) -> None:
+        self.writer.start()
+        if self._task is None:
+            self._task = asyncio.create_task(self._fall_back(), name="config-snapshot-fallback")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+        await self.writer.stop()
+
+    async def _fall_back(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.grace):
+                await self.follower.wait_ready()
+        if self.follower.ready:
+            return
+        snapshot = await asyncio.to_thread(self.file.load)
+        if snapshot is None or self.follower.ready:
+            return
+        for event in snapshot.events:
+            self._apply(event)
+        self.loaded = snapshot
+        log.warning(
+            "config snapshot: the bus is unreachable; serving the config snapshot of stream "
+            "sequence %d (%d entities) until it returns",
+            snapshot.seq,
+            len(snapshot.events),
+        )
+
+    def _capture(self) -> ConfigSnapshot:
+        replica = self.follower.replica
+        seq = replica.seq if replica is not None else 0
+        return ConfigSnapshot.of(self.follower.state, seq)
 
 
 def state_path(filename: str) -> str:

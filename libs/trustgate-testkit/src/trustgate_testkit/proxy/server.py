@@ -40,9 +40,12 @@ async def run_proxy(
     nats_url: str, *, tracing_env: Mapping[str, str] | None = None, **env: Any
 ) -> AsyncIterator[RunningProxy]:
     """The proxy with ``env`` as settings; tracing from ``tracing_env`` (``OTEL_*``; default
-    the process environment)."""
+    the process environment). It keeps no config snapshot unless ``env`` names one."""
     settings = ProxySettings(
-        NATS_URL=nats_url, SERVER_SECRET_KEY=DEV_SECRET_KEY, GATEWAY_BASE_DOMAIN="gw.test", **env
+        NATS_URL=nats_url,
+        SERVER_SECRET_KEY=DEV_SECRET_KEY,
+        GATEWAY_BASE_DOMAIN="gw.test",
+        **{"PROXY_CONFIG_SNAPSHOT": "", **env},
     )
     async with ProxyRuntime(settings, tracing_env=tracing_env) as runtime:
         async with serving(runtime, settings) as url:
