@@ -30,6 +30,7 @@ async def test_two_admins_booting_at_once_migrate_the_new_database_once(
             "NATS_URL": nats_server.url,
             "SERVER_SECRET_KEY": SECRET,
             "SERVER_ADMIN_PORT": str(port),
+            "SERVER_ADMIN_METRICS_PORT": str(free_port()),  # each its own operations port
             "SERVER_HOST": "127.0.0.1",
         }
         procs.append(
@@ -55,7 +56,7 @@ async def test_two_admins_booting_at_once_migrate_the_new_database_once(
         conn = await asyncpg.connect(dsn)
         try:
             versions = await conn.fetch("SELECT version_num FROM alembic_version")
-            assert [v["version_num"] for v in versions] == ["0001"]
+            assert [v["version_num"] for v in versions] == ["0002"]
         finally:
             await conn.close()
         assert all(p.returncode is None for p in procs)

@@ -7,10 +7,14 @@ import logging
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from trustgate_admin.adapters.db.engine import create_engine, session_factory
+from trustgate_admin.adapters.db.engine import (
+    create_engine,
+    joined_session_factory,
+    session_factory,
+)
 from trustgate_admin.adapters.db.migrate import migrate
 from trustgate_admin.adapters.outbox_relay import OutboxRelay
 from trustgate_admin.domain.catalog import Catalog
@@ -32,8 +36,12 @@ class Container:
     relay: OutboxRelay
     catalog: Catalog
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.box)
+    def uow(self, transaction: AsyncConnection | None = None) -> UnitOfWork:
+        """A unit of work; given an open ``transaction``, one that joins it (an idempotent
+        request commits its stored answer with the change)."""
+        if transaction is None:
+            return UnitOfWork(self.sessions, self.box)
+        return UnitOfWork(joined_session_factory(transaction), self.box)
 
 
 async def build(settings: AdminSettings, *, run_relay: bool = True) -> Container:

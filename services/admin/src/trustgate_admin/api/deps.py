@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: the container, the admin identity, path ids."""
+"""Request-scoped dependencies: the container, the unit of work, the admin identity."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Request
 
 from trustgate_admin.api.security import AdminIdentity, authenticate
 from trustgate_admin.bootstrap import Container
+from trustgate_admin.services.uow import UnitOfWork
 
 
 def get_container(request: Request) -> Container:
@@ -16,6 +17,15 @@ def get_container(request: Request) -> Container:
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def get_uow(request: Request, container: ContainerDep) -> UnitOfWork:
+    """The request's unit of work (inside an idempotent POST, it joins the transaction its
+    answer is stored in: see api.routing)."""
+    return container.uow(getattr(request.state, "transaction", None))
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
 def require_admin(

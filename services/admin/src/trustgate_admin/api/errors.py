@@ -1,25 +1,60 @@
-"""Errors rendered in one place: `{"error": "<code>", "message": "..."}`."""
+"""Errors rendered in one place: `{"error": "<code>", "message": "..."}`.
+
+Every failure the API knows is answered by a handler Starlette runs inside the app, so
+the client's keep-alive connection survives it; only a bug reaches the last-resort 500.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from trustgate_core.errors import TrustGateError
+from trustgate_admin.adapters.db.errors import is_unavailable
+from trustgate_core.errors import TrustGateError, Unavailable
 
 log = logging.getLogger(__name__)
 
+#: Seconds a client should wait before retrying a 503 (the database or bus is away).
+RETRY_AFTER = "2"
 
-def error_response(status: int, code: str, message: str | None = None) -> JSONResponse:
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    message: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Bad request: an identifier in the path is not a UUID, or a malformed header",
+    401: "Missing, malformed or expired admin token",
+    404: "No such resource",
+    409: "Conflicts with existing data, or the same Idempotency-Key is in flight",
+    422: "The body, query or a field in it is invalid (the message names it)",
+    503: "The configuration database is unreachable; retry after Retry-After seconds",
+}
+
+
+def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses an operation can answer."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+def error_response(
+    status: int, code: str, message: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"error": code}
     if message is not None:
         body["message"] = message
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -33,10 +68,26 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{where}: {msg}" if where else msg
 
 
+def _domain_response(exc: TrustGateError) -> JSONResponse:
+    headers = {"Retry-After": RETRY_AFTER} if exc.status == 503 else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TrustGateError)
     async def _domain(_: Request, exc: TrustGateError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return _domain_response(exc)
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(asyncpg.PostgresError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(OSError)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            log.warning("database unavailable: %s", exc.__class__.__name__)
+            return _domain_response(Unavailable("the configuration database is unavailable"))
+        log.error("database error: %s", exc.__class__.__name__, exc_info=exc)
+        return error_response(500, "internal_error", "internal error")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,3 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error: %s", exc.__class__.__name__, exc_info=exc)
         return error_response(500, "internal_error", "internal error")
+
+
+#: The error answers of every route under /v1/gateways.
+GATEWAY_ERRORS = answers(400, 401, 404, 409, 422, 503)

@@ -9,6 +9,8 @@ from trustgate_core.errors import InvalidFilter
 
 MAX_SIZE = 200
 DEFAULT_SIZE = 20
+#: The last page a list may ask for: its offset stays far inside Postgres' 64-bit range.
+MAX_PAGE = 1_000_000
 
 
 @dataclass

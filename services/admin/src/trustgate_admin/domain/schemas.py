@@ -111,6 +111,13 @@ class RegistryIn(Body):
         return v.upper()
 
 
+class RegistryCreate(RegistryIn):
+    """A new registry: its name is required (an LLM registry also needs provider and auth,
+    an MCP one mcp_target: refused with a 422 naming the field)."""
+
+    name: str = Field(min_length=1, max_length=255)
+
+
 class TestConnectionIn(Body):
     provider: str
     provider_options: dict[str, Any] | None = None
@@ -238,6 +245,10 @@ class ConsumerIn(Body):
     fail_mode: Literal["open", "closed"] | None = None
 
 
+class ConsumerCreate(ConsumerIn):
+    name: str = Field(min_length=1, max_length=255)
+
+
 class WeightIn(Body):
     weight: int = Field(1, ge=1, le=100)
 
@@ -250,17 +261,27 @@ class AuthIn(Body):
     config: dict[str, Any] | None = None
 
 
+class AuthCreate(AuthIn):
+    name: str = Field(min_length=1, max_length=255)
+    type: Literal["api_key", "oauth2", "oidc", "mtls"]
+
+
 # -- policies -------------------------------------------------------------------------------
 class PolicyIn(Body):
     name: str | None = Field(None, min_length=1, max_length=255)
     description: str | None = Field(None, max_length=1000)
     slug: str | None = Field(None, min_length=1)
     enabled: bool | None = None
-    priority: int | None = Field(None, ge=0)
+    priority: int | None = Field(None, ge=0, le=2**31 - 1)  # an INTEGER column
     parallel: bool | None = None
     settings: dict[str, Any] | None = None
     stages: list[str] | None = None
     mode: str | None = None
+
+
+class PolicyCreate(PolicyIn):
+    name: str = Field(min_length=1, max_length=255)
+    slug: str = Field(min_length=1, description="the plugin id")
 
 
 # -- roles ----------------------------------------------------------------------------------
@@ -269,3 +290,7 @@ class RoleIn(Body):
     model_policies: list[ModelPolicyEntry] | None = None
     mcp_policies: dict[str, Any] | None = None
     oidc_mapping: dict[str, Any] | None = None
+
+
+class RoleCreate(RoleIn):
+    name: str = Field(min_length=1, max_length=255)

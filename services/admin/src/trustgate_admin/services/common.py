@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import Result, Select, asc, desc, func
+from sqlalchemy import select as core_select
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel, select
@@ -84,4 +85,6 @@ def apply_sort(
 
 
 def count_of(stmt: Select[Any]) -> Select[Any]:
-    return stmt.with_only_columns(func.count()).order_by(None)
+    """``SELECT count(*)`` over what ``stmt`` selects (as a subquery: replacing its columns
+    would drop its FROM when it has no WHERE, counting one row)."""
+    return core_select(func.count()).select_from(stmt.order_by(None).subquery())

@@ -15,10 +15,11 @@ from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from trustgate_admin.adapters.db.errors import is_unavailable
 from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL, OutboxRow
 from trustgate_core.crypto import SecretBox
 from trustgate_core.errors import AlreadyExists, Conflict, HasDependents, Unavailable
@@ -57,9 +58,7 @@ class UnitOfWork:
             await self.session.close()
         if isinstance(exc, IntegrityError):
             raise translate_integrity_error(exc) from exc
-        if isinstance(exc, (OperationalError, OSError)) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        ):
+        if exc is not None and is_unavailable(exc):
             raise Unavailable("the configuration database is unavailable") from exc
 
     async def next_revision(self) -> int:

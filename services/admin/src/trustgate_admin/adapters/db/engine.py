@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -26,3 +31,14 @@ def create_engine(dsn: str, *, pool_size: int = 10, connect_timeout: float = 5.0
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def joined_session_factory(conn: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions inside ``conn``'s open transaction: their commit releases a savepoint, and
+    what they wrote is committed (or rolled back) with the outer transaction."""
+    return async_sessionmaker(
+        bind=conn,
+        class_=AsyncSession,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+    )

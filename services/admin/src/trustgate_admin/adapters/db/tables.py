@@ -207,3 +207,20 @@ class OutboxRow(SQLModel, table=True):
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _ts()
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The answer to an admin POST sent with an ``Idempotency-Key``, committed in the same
+    transaction as what the request changed; its body is sealed (an auth's key is in it)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("idempotency_keys_created_at", "created_at"),)
+
+    principal: str = Field(primary_key=True)
+    method: str = Field(primary_key=True)
+    path: str = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str
+    status: int
+    body: str
+    created_at: datetime = _ts()

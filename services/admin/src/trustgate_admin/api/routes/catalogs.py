@@ -5,8 +5,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from trustgate_admin.api.deps import ContainerDep
+from trustgate_admin.api.errors import answers
+from trustgate_admin.api.routing import AdminRoute
 
-router = APIRouter(prefix="/v1", tags=["catalogs"])
+router = APIRouter(
+    prefix="/v1", tags=["catalogs"], route_class=AdminRoute, responses=answers(401, 422)
+)
 
 
 @router.get("/providers-catalog")

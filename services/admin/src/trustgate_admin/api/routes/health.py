@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "healthy", "version": __version__, "time": _now()}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "A dependency is unavailable"}})
 async def readyz(c: ContainerDep) -> JSONResponse:
     deps = {"database": "ok", "nats": "ok" if c.nc.is_connected else "unavailable"}
     try:
