@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import stat
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -17,7 +20,12 @@ from trustgate_core.crypto import SecretBox
 from trustgate_core.events.config import AuthEvent, GatewayEvent, RegistryEvent
 from trustgate_core.models import Auth, Gateway, Registry
 from trustgate_core.replica import ReplicaState
-from trustgate_core.replica.snapshot import ConfigSnapshot, SnapshotFile, SnapshotWriter
+from trustgate_core.replica.snapshot import (
+    ConfigSnapshot,
+    SnapshotFile,
+    SnapshotKeeper,
+    SnapshotWriter,
+)
 from trustgate_testkit.fixtures import wait_for
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -171,3 +179,96 @@ async def test_a_failed_write_is_logged_and_the_writer_carries_on(
             await wait_for(lambda: writer.written == 1, timeout=5)
     finally:
         await writer.stop()
+
+
+@dataclass
+class FakeRunner:
+    """A replica runner that catches up when the test says so."""
+
+    state: ReplicaState = field(default_factory=ReplicaState)
+    replica: Any = None
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ready(self) -> bool:
+        return self.caught_up.is_set()
+
+    async def wait_ready(self) -> None:
+        await self.caught_up.wait()
+
+    def catch_up(self, seq: int) -> None:
+        self.replica = SimpleNamespace(seq=seq)
+        self.caught_up.set()
+
+
+def keeper_for(runner: FakeRunner, path: Path) -> SnapshotKeeper:
+    file = SnapshotFile(path, SecretBox(KEY))
+    return SnapshotKeeper(file, runner, runner.state.apply, grace=0.05, interval=0)
+
+
+async def test_the_snapshot_is_served_only_while_the_runner_has_not_caught_up(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "proxy.snapshot"
+    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=8))
+    runner = FakeRunner()
+    keeper = keeper_for(runner, path)
+    keeper.start()
+    try:
+        await wait_for(lambda: keeper.serving, timeout=5)
+        assert runner.state.gateway_by_slug("acme-prod") is not None
+        runner.catch_up(seq=9)
+        keeper.caught_up()
+        assert not keeper.serving
+    finally:
+        await keeper.stop()
+
+
+async def test_a_runner_that_catches_up_in_time_never_loads_the_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.snapshot"
+    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=8))
+    runner = FakeRunner()
+    runner.catch_up(seq=1)
+    keeper = keeper_for(runner, path)
+    keeper.start()
+    fallback = keeper._task
+    assert fallback is not None
+    await wait_for(fallback.done, timeout=5)  # it has decided
+    await keeper.stop()
+    assert keeper.loaded is None and runner.state.gateway_by_slug("acme-prod") is None
+
+
+async def test_changes_are_written_only_once_the_runner_has_caught_up(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.snapshot"
+    runner = FakeRunner()
+    keeper = keeper_for(runner, path)
+    keeper.grace = keeper.writer.interval = 3600  # nothing happens but what stop() flushes
+    keeper.start()
+    keeper.changed()  # mid-replay: a partial state is never written
+    await keeper.stop()
+    assert not path.exists()
+
+    runner.catch_up(seq=5)
+    keeper.start()
+    keeper.changed()
+    await keeper.stop()
+    loaded = SnapshotFile(path, SecretBox(KEY)).load()
+    assert loaded is not None and loaded.seq == 5
+
+
+async def test_a_stream_behind_the_snapshot_served_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "proxy.snapshot"
+    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=50))
+    runner = FakeRunner()
+    keeper = keeper_for(runner, path)
+    keeper.start()
+    try:
+        await wait_for(lambda: keeper.serving, timeout=5)
+        runner.catch_up(seq=3)  # a stream recreated empty, then 3 messages
+        with caplog.at_level(logging.WARNING):
+            keeper.caught_up()
+    finally:
+        await keeper.stop()
+    assert "is behind the snapshot served (50), so it was recreated" in caplog.text

@@ -21,12 +21,17 @@ from typing import Any
 
 import httpx
 
+from trustgate_core.bus import connect, ensure_streams
+from trustgate_core.crypto import SecretBox
 from trustgate_core.embedded import free_port
+from trustgate_core.events import CONFIG_STREAM
+from trustgate_core.events.subjects import requests_stream
+from trustgate_core.replica.snapshot import SnapshotFile
 from trustgate_core.settings import DEV_SECRET_KEY
-from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream
 from trustgate_testkit.proxy.sdk_clients import gateway_headers
-from trustgate_testkit.proxy.tenant import Tenant
+from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 
 @dataclass
@@ -97,11 +102,13 @@ async def until_ready(http: httpx.AsyncClient, proxy: ProxyProcess) -> dict[str,
     return doc
 
 
-async def chat(http: httpx.AsyncClient, proxy: ProxyProcess, tenant: Tenant) -> httpx.Response:
+async def chat(
+    http: httpx.AsyncClient, proxy: ProxyProcess, tenant: Tenant, consumer: str = "app"
+) -> httpx.Response:
     return await http.post(
-        f"{proxy.url}/{tenant.consumers['app'].slug}/v1/chat/completions",
+        f"{proxy.url}/{tenant.consumers[consumer].slug}/v1/chat/completions",
         json={"model": "mock-1", "messages": [{"role": "user", "content": "Hi"}]},
-        headers=gateway_headers(tenant),
+        headers=gateway_headers(tenant, consumer),
     )
 
 
@@ -161,3 +168,49 @@ async def test_a_corrupt_snapshot_is_ignored_and_the_proxy_stays_not_ready(
             assert resp.json()["dependencies"]["config"] == "unavailable"
             assert proxy.proc.returncode is None  # still running, waiting for NATS
             assert "Traceback" not in proxy.log()
+
+
+async def test_a_proxy_serving_the_snapshot_catches_up_when_nats_returns(
+    nats_server: NatsServer, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    snapshot = tmp_path / "proxy-config.snapshot"
+    file = SnapshotFile(snapshot, SecretBox(DEV_SECRET_KEY))
+    nc = await connect(nats_server.url, name="snapshot-test-admin")
+    await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
+    tenant = await new_tenant(nc)
+    await routed(tenant, upstream)
+    await nc.close()
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with proxy_process(nats_server.url, snapshot, tmp_path) as first:
+            await until_ready(http, first)
+            await wait_for(lambda: file.load() is not None, timeout=10, message="no snapshot")
+        taken = file.load()
+        assert taken is not None and taken.seq > 0
+
+        await asyncio.to_thread(nats_server.stop)
+        async with proxy_process(nats_server.url, snapshot, tmp_path) as proxy:
+            doc = await until_ready(http, proxy)
+            assert doc["dependencies"]["config"] == "snapshot"
+            assert (await chat(http, proxy, tenant)).status_code == 200
+
+            await asyncio.to_thread(nats_server.start)  # NATS is back, with its stream
+            tenant.nc = await connect(nats_server.url, name="snapshot-test-admin")
+            try:
+                await tenant.delete_auth("app")  # revoked while the proxy was on its snapshot
+                await tenant.add_consumer("late", ["primary"])
+            finally:
+                await tenant.nc.close()
+
+            async def caught_up() -> bool:
+                resp = await readyz(http, proxy)
+                return resp is not None and resp.json()["dependencies"]["config"] == "ok"
+
+            await wait_for(caught_up, timeout=30, message=f"no catch-up:\n{proxy.log()}")
+            assert (await chat(http, proxy, tenant, "late")).status_code == 200
+            assert (await chat(http, proxy, tenant)).status_code == 401
+
+            def rewritten() -> bool:
+                now = file.load()
+                return now is not None and now.seq > taken.seq
+
+            await wait_for(rewritten, timeout=10, message="the snapshot was not written again")

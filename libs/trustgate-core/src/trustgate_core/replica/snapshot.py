@@ -214,6 +214,17 @@ class SnapshotKeeper:
             self.writer.mark()
 
     def caught_up(self) -> None:
+        replica = self.follower.replica
+        if self.loaded is not None and replica is not None and replica.seq < self.loaded.seq:
+            # a stream's sequence only grows: this one was recreated (its store lost), and
+            # what was deleted meanwhile has no tombstone to remove it from the snapshot's state
+            log.warning(
+                "config snapshot: the config stream (sequence %d) is behind the snapshot "
+                "served (%d), so it was recreated; restart this process to drop entities "
+                "the stream no longer holds",
+                replica.seq,
+                self.loaded.seq,
+            )
         self.writer.mark()
 
     def start(self) -> None:
