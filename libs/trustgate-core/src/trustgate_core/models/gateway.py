@@ -6,7 +6,9 @@ from trustgate_core.models.base import Entity
 
 
 class Gateway(Entity):
-    """The top-level tenant, addressed by its slug. ``gateway_id`` equals ``id``."""
+    """The top-level tenant, addressed by its slug. ``gateway_id`` equals ``id``.
+
+    ``telemetry`` carries its exporters' ``headers`` sealed (see ``crypto``)."""
 
     slug: str
     name: str | None = None

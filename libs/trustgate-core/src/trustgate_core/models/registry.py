@@ -9,8 +9,9 @@ from trustgate_core.models.routing import HealthChecks
 class Registry(Entity):
     """An upstream: an LLM provider endpoint or an MCP server.
 
-    ``auth`` and ``mcp_target`` carry their secret fields sealed (see ``crypto``); a
-    reader holding the secrets key opens them with ``SecretBox.open_fields``.
+    ``auth``, ``mcp_target`` and ``provider_options`` carry their secret fields sealed
+    (``headers`` values, fields named like a secret: see ``crypto``); a reader holding the
+    secrets key opens them with ``SecretBox.open_fields``.
     """
 
     name: str
