@@ -5,6 +5,7 @@ refused."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -231,3 +232,47 @@ async def test_secrets_stay_out_of_the_logs(
         await api.put(f"/v1/gateways/{gw['id']}", json={"telemetry": gw["telemetry"]})
     for secret in (HEADER_SECRET, OPTION_SECRET, OTLP_SECRET):
         assert secret not in caplog.text
+
+
+async def test_republish_seals_rows_stored_in_clear_before_sealing(
+    admin: RunningAdmin, api: httpx.AsyncClient, bus: NatsServer
+) -> None:
+    from sqlalchemy import text
+
+    from trustgate_admin.services.republish import republish
+
+    legacy = "Bearer legacy-secret-0005-mnop"
+    gw = await _gateway(api)
+    reg = (await _registry(api, gw["id"], _options())).json()
+    clear_options = {"base_url": "https://llm.example.com/v1", "headers": {"Authorization": legacy}}
+    clear_telemetry = _telemetry()
+    clear_telemetry["exporters"][0]["settings"]["headers"]["authorization"] = legacy
+    async with admin.container.engine.begin() as conn:  # rows as an older admin wrote them
+        await conn.execute(
+            text("UPDATE registries SET provider_options = CAST(:v AS jsonb) WHERE id = :id"),
+            {"v": json.dumps(clear_options), "id": reg["id"]},
+        )
+        await conn.execute(
+            text("UPDATE gateways SET telemetry = CAST(:v AS jsonb) WHERE id = :id"),
+            {"v": json.dumps(clear_telemetry), "id": gw["id"]},
+        )
+    async with raw_config_events(bus.url) as payloads:
+        await republish(admin.container.uow())
+        await wait_for(
+            lambda: (
+                _sealed_in(payloads, gw["id"], "registry")
+                and _sealed_in(payloads, gw["id"], "gateway")
+            ),
+            timeout=10,
+        )
+    assert not any(legacy.encode() in p for p in payloads)
+    async with admin.container.engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT provider_options::text FROM registries WHERE id = :id"),
+                {"id": reg["id"]},
+            )
+        ).scalar_one()
+    assert legacy not in stored
+    shown = (await api.get(f"/v1/gateways/{gw['id']}/registries/{reg['id']}")).json()
+    assert shown["provider_options"]["headers"] == {"Authorization": "***mnop"}

@@ -1,4 +1,4 @@
-"""Re-emit the current state of every entity (a lost stream, a new cluster)."""
+"""Re-emit the current state of every entity (a lost stream, a new cluster, an upgrade)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,15 @@ _KINDS: list[tuple[EntityKind, type[Any], Callable[[AsyncSession, Any], Any]]] =
 ]
 
 
+def _seal_documents(box: SecretBox, row: Any) -> None:
+    """Rows written before ``provider_options`` and ``telemetry`` were sealed hold their
+    secrets in clear: sealed now, in the row and in the event (sealed leaves are kept)."""
+    if isinstance(row, t.RegistryRow):
+        row.provider_options = box.seal_fields(row.provider_options)
+    elif isinstance(row, t.GatewayRow):
+        row.telemetry = box.seal_fields(row.telemetry)
+
+
 async def republish(uow: UnitOfWork) -> int:
     """Queue one upsert per entity, with a fresh revision, in the outbox."""
     count = 0
@@ -36,6 +45,7 @@ async def republish(uow: UnitOfWork) -> int:
         s = uow.session
         for kind, table, build in _KINDS:
             for row in (await s.exec(select(table))).all():
+                _seal_documents(uow.box, row)
                 await uow.publish(kind, row, partial(build, s, row), touch=False)
                 count += 1
         await uow.commit()
