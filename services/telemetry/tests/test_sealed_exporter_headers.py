@@ -12,7 +12,7 @@ from trustgate_testkit import wait_for
 from trustgate_testkit.fixtures import NatsServer
 from trustgate_testkit.otlp import serve_otlp_collector
 from trustgate_testkit.proxy.tenant import new_tenant
-from trustgate_testkit.telemetry import publish_events, run_telemetry
+from trustgate_testkit.telemetry import publish_events, read_topic, run_telemetry
 
 OTLP_SECRET = "Bearer otlp-secret-0001-wxyz"
 
@@ -48,3 +48,37 @@ async def test_sealed_exporter_headers_reach_the_collector_opened(
     received = [{k.lower(): v for k, v in log.headers.items()} for log in collector.logs]
     assert [h.get("authorization") for h in received] == [OTLP_SECRET] * len(ids)
     assert OTLP_SECRET not in caplog.text
+
+
+async def test_settings_sealed_with_another_key_are_reported_once_not_sent(
+    nats_server: NatsServer,
+    bus: NATS,
+    kafka: str,
+    topic: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tenant = await new_tenant(bus)
+    async with serve_otlp_collector() as collector:
+        settings = {
+            "endpoint": collector.http_endpoint,
+            "insecure": True,
+            "headers": {"authorization": OTLP_SECRET},
+        }
+        telemetry = {"exporters": [{"name": "otlp", "settings": settings}]}
+        await tenant.put_gateway(telemetry=tenant.box.seal_fields(telemetry))
+        with caplog.at_level(logging.WARNING, logger="trustgate_telemetry.handlers.requests"):
+            async with (
+                read_topic(kafka, topic) as records,
+                run_telemetry(
+                    nats_server.url,
+                    KAFKA_BROKERS=kafka,
+                    TELEMETRY_KAFKA_TOPIC=topic,
+                    TRUSTGATE_SECRETS_KEY="another-key-than-the-admins-0123456789",
+                ),
+            ):
+                ids = await publish_events(bus, tenant.gateway.id, 3)
+                await wait_for(lambda: set(ids) <= set(records.trace_ids), timeout=20)
+    assert collector.logs == []
+    warnings = [r.getMessage() for r in caplog.records if str(tenant.gateway.id) in r.getMessage()]
+    assert len(warnings) == 1
+    assert "TRUSTGATE_SECRETS_KEY" in warnings[0]

@@ -23,6 +23,7 @@ class GatewayPlan:
     max_body_bytes: int = 0  # Kafka's cut of captured bodies (0: none captured)
     unresolved: int = 0  # otlp exporters with no endpoint here nor in the env
     kafka_topic: str | None = None  # the gateway's own topic (None: TELEMETRY_KAFKA_TOPIC)
+    sealed_elsewhere: bool = False  # its secrets do not open with this service's key
 
 
 NO_PLAN = GatewayPlan()
@@ -33,8 +34,8 @@ def plan_for(gateway: Gateway | None, defaults: OtlpDefaults, box: SecretBox) ->
         return NO_PLAN
     try:
         telemetry = box.open_fields(gateway.telemetry)
-    except Exception:  # sealed with another key (a rotated secret): as unreadable settings
-        return NO_PLAN
+    except Exception:  # sealed with another key than this service's (or a rotated one)
+        return GatewayPlan(sealed_elsewhere=True)
     config = read_telemetry(telemetry)
     resolved = [resolve_otlp(spec, defaults) for spec in config.otlp]
     return GatewayPlan(

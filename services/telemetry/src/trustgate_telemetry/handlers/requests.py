@@ -11,7 +11,8 @@ every instance, so instances split the work. Each batch fetched is handled by
   with a delay (redelivered later: nothing lost, no tight loop) and the loop backs off;
 - for gateways that opted in, one OTLP log record per event is queued (never awaited); an
   otlp exporter with no endpoint anywhere is counted (``otlp_unresolved``) and logged once
-  per gateway.
+  per gateway, as is a gateway whose sealed exporter settings do not open with this
+  service's key (a key that differs from the admin's).
 
 A crash between Kafka's ack and the bus ack redelivers the message: delivery is
 at-least-once and readers dedupe on ``trace_id``.
@@ -75,7 +76,7 @@ class RequestExporter:
         self.metrics = metrics
         self.tracing = tracing
         self.retry_delay = retry_delay
-        self._unresolved_logged: set[object] = set()
+        self._warned: set[tuple[str, object]] = set()
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> bool:
         """Export one fetched batch; False when Kafka refused some of it (back off)."""
@@ -151,6 +152,13 @@ class RequestExporter:
         plan = self.plans.get(event.gateway_id)
         if plan.unresolved:
             self._unresolved(event.gateway_id, plan.unresolved)
+        if plan.sealed_elsewhere and self._first_warning(event.gateway_id, "sealed"):
+            log.warning(
+                "telemetry: gateway %s's exporter settings do not open with this service's "
+                "key (set TRUSTGATE_SECRETS_KEY or SERVER_SECRET_KEY as on the admin): its "
+                "otlp records are not sent",
+                event.gateway_id,
+            )
         if not plan.otlp:
             return
         severity = severity_of(event.status.code)
@@ -161,13 +169,20 @@ class RequestExporter:
             )
             self.otlp.submit(settings, record)
 
+    def _first_warning(self, gateway_id: object, kind: str) -> bool:
+        """Whether this warning about this gateway is the first (each is logged once)."""
+        key = (kind, gateway_id)
+        if key in self._warned:
+            return False
+        if len(self._warned) > 65_536:
+            self._warned.clear()
+        self._warned.add(key)
+        return True
+
     def _unresolved(self, gateway_id: object, count: int) -> None:
         self.metrics.otlp_unresolved.inc(count)
-        if gateway_id in self._unresolved_logged:
+        if not self._first_warning(gateway_id, "unresolved"):
             return
-        if len(self._unresolved_logged) > 65_536:
-            self._unresolved_logged.clear()
-        self._unresolved_logged.add(gateway_id)
         log.warning(
             "telemetry: gateway %s has %d otlp exporter(s) with no endpoint (none in its "
             "settings, no OTEL_EXPORTER_OTLP_ENDPOINT): their records are not sent",
