@@ -54,3 +54,19 @@ async def test_every_child_list_total_counts_its_items(api: httpx.AsyncClient) -
         assert listed["total"] == 3, kind
         searched = (await api.get(f"{base}/{kind}", params={"search": "1", "size": 1})).json()
         assert searched["total"] == 1, kind
+
+
+async def test_policies_sorted_by_type_are_ordered_by_plugin(api: httpx.AsyncClient) -> None:
+    """A policy's type is its plugin (slug); sorting by it once answered 500."""
+    gw = (await api.post("/v1/gateways", json={"slug": f"sort-{uuid.uuid4().hex[:8]}"})).json()
+    url = f"/v1/gateways/{gw['id']}/policies"
+    for name, slug, settings in (
+        ("b", "requestsize", {"allowed_payload_size": 1}),
+        ("a", "ratelimit", {"limit": 10, "window": "1m"}),
+    ):
+        r = await api.post(url, json={"name": name, "slug": slug, "settings": settings})
+        assert r.status_code == 201, r.text
+    r = await api.get(url, params={"sort": "type", "order": "desc"})
+    assert r.status_code == 200, r.text
+    slugs = [p["slug"] for p in r.json()["items"]]
+    assert len(slugs) == 2 and slugs == sorted(slugs, reverse=True)

@@ -93,6 +93,8 @@ async def list_(
         for key in ("type", "slug"):
             if key in q.filters:
                 stmt = stmt.where(t.PolicyRow.slug == q.filters[key])
+        if q.sort == "type":  # a policy's type is its plugin: the slug column
+            q.sort = "slug"
         rows, total = await page(uow.session, stmt, q, t.PolicyRow)
         linked = await consumers_of(uow, [r.id for r in rows])
         return [(wire.policy(r), linked.get(r.id, [])) for r in rows], total
