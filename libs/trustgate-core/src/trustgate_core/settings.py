@@ -42,8 +42,9 @@ class CoreSettings(BaseSettings):
 
     @field_validator("header_timeout", "body_timeout", "idle_timeout", mode="before")
     @classmethod
-    def _duration(cls, v: str | float) -> float:
-        """A number of seconds (``10``) or a Go-style duration (``500ms``, ``1m``)."""
+    def _server_duration(cls, v: str | float) -> float:
+        """A number of seconds (``10``) or a Go-style duration (``500ms``, ``1m``). (Named
+        apart from the subclasses' ``_duration``, which would replace it.)"""
         return parse_duration(v, bare="s")
 
     @field_validator("server_secret_key")

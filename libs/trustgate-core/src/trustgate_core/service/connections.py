@@ -43,9 +43,8 @@ from trustgate_core.service.asgi import SECURITY_HEADERS
 
 # A connection's phase: what it is waiting for. Ordered: up to HEAD a request head is read.
 OPEN, IDLE, HEAD, BODY, BUSY, CLOSING = range(6)
-#: How long a refused connection may linger for its request to be drained before the close
-#: (a close with unread bytes resets the connection, losing the 503 on the way).
-REFUSAL_LINGER = 1.0
+#: How long a connection closed after an error answer may go on sending (see `_linger`).
+LINGER = 1.0
 
 
 class HeaderTooLarge(TrustGateError):
@@ -173,21 +172,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._sweep.arm()
 
     def _refuse(self, transport: asyncio.Transport) -> None:
-        """503 at once, unread; the request the client may have sent is drained (and
-        dropped) for up to `REFUSAL_LINGER` so the close does not reset the answer away."""
+        """503 at once, unread."""
         self.transport = transport
-        self._phase = CLOSING
         retry = b"retry-after: %d\r\n" % self.limits.retry_after
         transport.write(_response(TooManyConnections("too many connections"), retry))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after an answer: what the client still sends is drained (and dropped)
+        until it closes or for `LINGER`, since a close with unread bytes resets the
+        connection, and the answer on its way with it."""
+        self._phase = CLOSING
+        transport = self.transport
         if transport.can_write_eof():
             transport.write_eof()
-            self.loop.call_later(REFUSAL_LINGER, transport.close)
+            self.loop.call_later(LINGER, transport.close)
         else:
             transport.close()
-
-    def eof_received(self) -> None:
-        if self._phase == CLOSING:
-            self.transport.close()
 
     # -- reading --------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -265,17 +266,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._close()
 
     def _answer(self, error: TrustGateError) -> None:
-        """``error`` to the client, then close; only close if a response has started
-        (the request being answered is then abandoned)."""
+        """``error`` to the client, then close; only close if the request being answered
+        (the one whose body is read, or one before this head) has its response started."""
         cycle: RequestResponseCycle | None = self.cycle
-        if cycle is not None and not cycle.response_complete:
+        if cycle is not None and (self._phase == BODY or not cycle.response_complete):
             if cycle.response_started:
                 self._close()
                 return
             cycle.disconnected = True  # the application's answer goes nowhere
             cycle.message_event.set()
         self.transport.write(_response(error))
-        self._close()
+        self._linger()
 
     def _close(self) -> None:
         self._phase = CLOSING
