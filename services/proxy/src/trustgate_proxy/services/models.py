@@ -46,29 +46,30 @@ class ModelLister:
 
     async def listing(self, plan: ConsumerPlan) -> dict[str, Any]:
         seen: dict[str, str] = {}
-        probes: dict[object, tuple[Registry, str, asyncio.Task[list[str]]]] = {}
+        unlisted: dict[object, tuple[Registry, str]] = {}  # registries without a policy
         for binding in plan.bindings:
             names: list[str] = sorted(binding.allowed) if binding.allowed else []
             if binding.default and binding.default not in names:
                 names.insert(0, binding.default)
-            if names:
-                for name in names:
-                    seen.setdefault(name, binding.provider)
-            elif binding.registry.id not in probes:
-                probe = self._probe(binding.registry)
-                if probe is not None:
-                    probes[binding.registry.id] = (binding.registry, binding.provider, probe)
+            for name in names:
+                seen.setdefault(name, binding.provider)
+            if not names:
+                unlisted.setdefault(binding.registry.id, (binding.registry, binding.provider))
+        # asked together; a client that goes away cancels every request still out
+        outcomes = await asyncio.gather(
+            *(self._list(registry) for registry, _ in unlisted.values()), return_exceptions=True
+        )
         errors: list[dict[str, str]] = []
         listed = False
-        for registry, provider, probe in probes.values():
-            try:
-                found = await probe
-            except _Unlisted as exc:
-                errors.append({"registry": registry.name, "error": exc.reason})
-                continue
-            listed = True
-            for name in found:
-                seen.setdefault(name, provider)
+        for (registry, provider), outcome in zip(unlisted.values(), outcomes, strict=True):
+            if isinstance(outcome, _Unlisted):
+                errors.append({"registry": registry.name, "error": outcome.reason})
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            elif outcome is not None:
+                listed = True
+                for name in outcome:
+                    seen.setdefault(name, provider)
         if errors and not listed and not seen:
             raise BackendError("no registry could list its models", errors=errors)
         doc: dict[str, Any] = {
@@ -82,17 +83,15 @@ class ModelLister:
             doc["errors"] = errors
         return doc
 
-    def _probe(self, registry: Registry) -> asyncio.Task[list[str]] | None:
-        """A task listing ``registry``'s models; ``None`` for an upstream without a models
-        list (Vertex, Azure deployments)."""
+    async def _list(self, registry: Registry) -> list[str] | None:
+        """The models ``registry``'s upstream lists; ``None`` for an upstream without a
+        models list (Vertex, Azure deployments)."""
         try:
             target = self.view.target(registry)
         except TrustGateError:
-            return _failed("credentials unavailable")
+            raise _Unlisted("credentials unavailable") from None
         url = target.models_url()
-        if url is None:
-            return None
-        return asyncio.create_task(self._fetch(target, url))
+        return None if url is None else await self._fetch(target, url)
 
     async def _fetch(self, target: Upstream, url: str) -> list[str]:
         """The names ``target`` lists at ``url`` (its own shape, ``model_names``); raises
@@ -117,12 +116,3 @@ class ModelLister:
         except (aiohttp.ClientError, orjson.JSONDecodeError):
             raise _Unlisted("upstream answered an invalid list") from None
         return target.model_names(doc)
-
-
-def _failed(reason: str) -> asyncio.Task[list[str]]:
-    """A probe that has already failed (awaited like the others, in binding order)."""
-
-    async def fail() -> list[str]:
-        raise _Unlisted(reason)
-
-    return asyncio.create_task(fail())
