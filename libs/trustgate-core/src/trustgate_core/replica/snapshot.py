@@ -112,7 +112,7 @@ class SnapshotWriter:
     ``mark()`` after a change; the task waits ``interval`` seconds so a burst of changes
     becomes one write, then writes what ``capture()`` returns. ``stop()`` writes a change
     still pending. A failed write (a read-only or full disk) is logged and retried on the
-    next change: serving never depends on it.
+    next change (logged once until a write succeeds): serving never depends on it.
     """
 
     def __init__(
@@ -122,6 +122,7 @@ class SnapshotWriter:
         self.capture = capture
         self.interval = interval
         self.written = 0
+        self.failing = False
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -150,12 +151,15 @@ class SnapshotWriter:
         snapshot = self.capture()  # in the loop: the state is only changed there
         try:
             await asyncio.to_thread(self.file.save, snapshot)
-        except OSError as exc:
-            log.warning("config snapshot: cannot write %s (%s)", self.file.path, _why(exc))
+        except OSError as exc:  # said once until a write succeeds, not at every change
+            level = logging.DEBUG if self.failing else logging.WARNING
+            log.log(level, "config snapshot: cannot write %s (%s)", self.file.path, _why(exc))
+            self.failing = True
         except Exception as exc:  # never let the writer die; the error's text may quote config
             log.error("config snapshot: write failed (%s)", type(exc).__name__)
         else:
             self.written += 1
+            self.failing = False
 
 
 class Follower(Protocol):
