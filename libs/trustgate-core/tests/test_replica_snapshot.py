@@ -25,6 +25,7 @@ from trustgate_core.replica.snapshot import (
     SnapshotFile,
     SnapshotKeeper,
     SnapshotWriter,
+    state_path,
 )
 from trustgate_testkit.fixtures import wait_for
 
@@ -275,3 +276,14 @@ async def test_a_stream_behind_the_snapshot_served_is_reported(
     finally:
         await keeper.stop()
     assert "is behind the snapshot served (50), so it was recreated" in caplog.text
+
+
+def test_the_default_place_is_the_users_state_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert state_path("p.snapshot") == str(tmp_path / "trustgate" / "p.snapshot")
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = tmp_path / "home" / ".local" / "state" / "trustgate" / "p.snapshot"
+    assert state_path("p.snapshot") == str(expected)

@@ -269,8 +269,14 @@ class SnapshotKeeper:
 
 def state_path(filename: str) -> str:
     """``filename`` in this user's state directory for TrustGate:
-    ``$XDG_STATE_HOME/trustgate`` (by default ``~/.local/state/trustgate``)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    ``$XDG_STATE_HOME/trustgate`` (by default ``~/.local/state/trustgate``); empty when
+    this user has no home to put it in."""
+    base = os.environ.get("XDG_STATE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".local" / "state")
+        except RuntimeError:  # no HOME and no entry in the password database
+            return ""
     return str(Path(base) / "trustgate" / filename)
 
 
