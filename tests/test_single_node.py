@@ -30,6 +30,7 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
     admin_port, proxy_port = free_port(), free_port()
+    admin_ops_port, proxy_ops_port = free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -39,6 +40,8 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
         "SERVER_SECRET_KEY": SECRET,
         "SERVER_ADMIN_PORT": str(admin_port),
         "SERVER_PROXY_PORT": str(proxy_port),
+        "SERVER_ADMIN_METRICS_PORT": str(admin_ops_port),
+        "SERVER_PROXY_METRICS_PORT": str(proxy_ops_port),
         "TELEMETRY_PORT": str(free_port()),
     }
     proc = await asyncio.create_subprocess_exec(
@@ -64,6 +67,10 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
 
             await wait_for(lambda: up(f"{admin}/readyz"), timeout=90, message="admin not ready")
             await wait_for(lambda: up(f"{proxy}/readyz"), timeout=30, message="proxy not ready")
+            for traffic, ops_port in ((admin, admin_ops_port), (proxy, proxy_ops_port)):
+                assert (await http.get(f"{traffic}/metrics")).status_code == 404
+                scraped = await http.get(f"http://127.0.0.1:{ops_port}/metrics")
+                assert scraped.status_code == 200 and "trustgate_" in scraped.text
 
             minted = await asyncio.create_subprocess_exec(
                 sys.executable,

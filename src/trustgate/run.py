@@ -7,7 +7,9 @@
   `trustgate`.
 - `SERVER_SECRET_KEY`: if unset, generated once and kept in `<data_dir>/secret_key`.
 - Then the admin plane and, when installed, the proxy and telemetry planes, in one asyncio
-  loop. Telemetry exports to Kafka when `KAFKA_BROKERS` is set, else to
+  loop, each on 127.0.0.1 unless its ``SERVER_*_HOST`` says otherwise; the admin's and the
+  proxy's ``/metrics`` on their operations ports (``SERVER_ADMIN_METRICS_PORT``,
+  ``SERVER_PROXY_METRICS_PORT``). Telemetry exports to Kafka when `KAFKA_BROKERS` is set, else to
   `<data_dir>/telemetry/events.jsonl` (`TELEMETRY_SINK_FILE`).
 
 What the node decides (the NATS and Postgres URLs, the key, the events file) goes into each
@@ -147,6 +149,7 @@ async def serve(planes: list[Running]) -> int:
 
 def _banner(node: Node, data_dir: Path, planes: list[Running]) -> None:
     ports = {plane.name: getattr(settings, "port", plane.port) for plane, settings in planes}
+    operations = {plane.name: getattr(settings, "metrics_port", None) for plane, settings in planes}
     lines = [
         "",
         "TrustGate single node",
@@ -158,6 +161,9 @@ def _banner(node: Node, data_dir: Path, planes: list[Running]) -> None:
         lines.append(
             f"  telemetry  http://127.0.0.1:{ports['telemetry']}/metrics  (events to {node.sink})"
         )
+    for name, port in operations.items():
+        if port is not None:
+            lines.append(f"  {name + ' ops':<10} http://127.0.0.1:{port}/metrics")
     lines += [
         f"  NATS       {node.nats_url}",
         f"  Postgres   {node.database}",
