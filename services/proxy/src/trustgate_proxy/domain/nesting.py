@@ -16,17 +16,20 @@ MAX_DEPTH = 128  # real requests (tool schemas included) nest a few dozen levels
 
 
 def nested_deeper_than(body: bytes, doc: Any, limit: int) -> bool:
-    """Whether ``doc`` (parsed from ``body``) has containers more than ``limit`` deep (the
-    top-level object is depth 1). A body with no more than ``limit`` brackets cannot be,
-    which a byte count tells without walking the document (most requests stop there)."""
+    """Whether ``doc`` (parsed from ``body`` by orjson) has containers more than ``limit``
+    deep (the top-level object is depth 1). A body with no more than ``limit`` brackets
+    cannot be, which a byte count tells without walking the document (most requests stop
+    there); the walk visits containers' children only and stops at the limit."""
     if body.count(b"{") + body.count(b"[") <= limit:
         return False
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
+    return _deeper(doc, limit - 1)
+
+
+def _deeper(node: Any, room: int) -> bool:
+    """Whether a container nests below ``node`` more than ``room`` levels (recursion is
+    bounded by the limit; ``type() is`` is exact for what orjson builds, and fastest)."""
+    for child in node.values() if type(node) is dict else node:
+        kind = type(child)
+        if (kind is dict or kind is list) and (room == 0 or _deeper(child, room - 1)):
             return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
     return False
