@@ -114,3 +114,15 @@ def test_handles_names_exactly_the_system_paths() -> None:
     assert all(health.handles(p) for p in ("/healthz", "/health", "/readyz", "/metrics"))
     assert health.handles("/readyz/")
     assert not any(health.handles(p) for p in ("/", "/v1/models", "/app/v1/chat/completions"))
+
+
+async def test_the_traffic_port_app_answers_metrics_404_and_keeps_the_probes() -> None:
+    traffic = app().for_traffic()
+    reply = await call(traffic, "/metrics")
+    assert reply.status == 404
+    assert reply.json()["error"] == "not_found"
+    assert b"x 1.0" not in reply.body
+    assert not traffic.handles("/metrics")
+    assert (await call(traffic, "/healthz")).status == 200
+    assert (await call(traffic, "/readyz")).status == 200
+    assert (await call(app(), "/metrics")).status == 200  # the operations port's app
