@@ -83,3 +83,14 @@ def test_posts_document_the_idempotency_key(document: dict[str, Any]) -> None:
     create = document["paths"]["/v1/gateways"]["post"]
     names = {p["name"] for p in create.get("parameters", [])}
     assert "Idempotency-Key" in names
+
+
+def test_entity_and_list_answers_are_documented(document: dict[str, Any]) -> None:
+    def schema(path: str, method: str, status: str) -> Any:
+        answer = document["paths"][path][method]["responses"][status]
+        return answer["content"]["application/json"]["schema"]
+
+    assert schema("/v1/gateways", "get", "200") == {"$ref": "#/components/schemas/Page"}
+    assert schema("/v1/gateways", "post", "201") == {"$ref": "#/components/schemas/Resource"}
+    resource = document["components"]["schemas"]["Resource"]
+    assert {"id", "created_at", "updated_at"} <= set(resource["required"])

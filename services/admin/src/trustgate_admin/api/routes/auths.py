@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 
 from trustgate_admin.api import render
+from trustgate_admin.api.answers import Page, Resource, returns
 from trustgate_admin.api.deps import ContainerDep, UowDep
 from trustgate_admin.api.errors import GATEWAY_ERRORS
 from trustgate_admin.api.paging import Listing, envelope
@@ -24,7 +25,7 @@ LISTING = Listing(
 )
 
 
-@router.post("", status_code=201)
+@router.post("", **returns(Resource, 201))
 async def create_auth(
     gateway_id: UUID, body: AuthCreate, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
@@ -32,7 +33,7 @@ async def create_auth(
     return render.auth(entity, c.box, api_key=key)
 
 
-@router.get("", openapi_extra=LISTING.openapi())
+@router.get("", openapi_extra=LISTING.openapi(), **returns(Page))
 async def list_auths(
     gateway_id: UUID, request: Request, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
@@ -41,12 +42,12 @@ async def list_auths(
     return envelope([render.auth(a, c.box) for a in items], q, total)
 
 
-@router.get("/{auth_id}")
+@router.get("/{auth_id}", **returns(Resource))
 async def get_auth(gateway_id: UUID, auth_id: UUID, uow: UowDep, c: ContainerDep) -> dict[str, Any]:
     return render.auth(await auths.get(uow, gateway_id, auth_id), c.box)
 
 
-@router.put("/{auth_id}")
+@router.put("/{auth_id}", **returns(Resource))
 async def update_auth(
     gateway_id: UUID, auth_id: UUID, body: AuthIn, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:

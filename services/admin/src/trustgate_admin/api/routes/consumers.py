@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 
 from trustgate_admin.api import render
+from trustgate_admin.api.answers import Page, Resource, returns
 from trustgate_admin.api.deps import UowDep
 from trustgate_admin.api.errors import GATEWAY_ERRORS
 from trustgate_admin.api.paging import Listing, envelope
@@ -25,24 +26,24 @@ LISTING = Listing(
 NO_CONTENT = Response(status_code=204)
 
 
-@router.post("", status_code=201)
+@router.post("", **returns(Resource, 201))
 async def create_consumer(gateway_id: UUID, body: ConsumerCreate, uow: UowDep) -> dict[str, Any]:
     return render.consumer(await consumers.create(uow, gateway_id, body))
 
 
-@router.get("", openapi_extra=LISTING.openapi())
+@router.get("", openapi_extra=LISTING.openapi(), **returns(Page))
 async def list_consumers(gateway_id: UUID, request: Request, uow: UowDep) -> dict[str, Any]:
     q = LISTING.parse(request.query_params)
     items, total = await consumers.list_(uow, gateway_id, q)
     return envelope([render.consumer(x) for x in items], q, total)
 
 
-@router.get("/{consumer_id}")
+@router.get("/{consumer_id}", **returns(Resource))
 async def get_consumer(gateway_id: UUID, consumer_id: UUID, uow: UowDep) -> dict[str, Any]:
     return render.consumer(await consumers.get(uow, gateway_id, consumer_id))
 
 
-@router.put("/{consumer_id}")
+@router.put("/{consumer_id}", **returns(Resource))
 async def update_consumer(
     gateway_id: UUID, consumer_id: UUID, body: ConsumerIn, uow: UowDep
 ) -> dict[str, Any]:

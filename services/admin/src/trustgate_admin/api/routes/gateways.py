@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 
 from trustgate_admin.api import render
+from trustgate_admin.api.answers import Page, Resource, returns
 from trustgate_admin.api.deps import ContainerDep, UowDep
 from trustgate_admin.api.errors import GATEWAY_ERRORS
 from trustgate_admin.api.paging import Listing, envelope
@@ -19,24 +20,24 @@ router = APIRouter(
 LISTING = Listing(filters=("slug",))
 
 
-@router.post("", status_code=201)
+@router.post("", **returns(Resource, 201))
 async def create_gateway(body: GatewayIn, uow: UowDep, c: ContainerDep) -> dict[str, Any]:
     return render.gateway(await gateways.create(uow, body), c.settings, c.box)
 
 
-@router.get("", openapi_extra=LISTING.openapi())
+@router.get("", openapi_extra=LISTING.openapi(), **returns(Page))
 async def list_gateways(request: Request, uow: UowDep, c: ContainerDep) -> dict[str, Any]:
     q = LISTING.parse(request.query_params)
     items, total = await gateways.list_(uow, q)
     return envelope([render.gateway(g, c.settings, c.box) for g in items], q, total)
 
 
-@router.get("/{gateway_id}")
+@router.get("/{gateway_id}", **returns(Resource))
 async def get_gateway(gateway_id: UUID, uow: UowDep, c: ContainerDep) -> dict[str, Any]:
     return render.gateway(await gateways.get(uow, gateway_id), c.settings, c.box)
 
 
-@router.put("/{gateway_id}")
+@router.put("/{gateway_id}", **returns(Resource))
 async def update_gateway(
     gateway_id: UUID, body: GatewayUpdate, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 
 from trustgate_admin.api import render
+from trustgate_admin.api.answers import Page, Resource, returns
 from trustgate_admin.api.deps import ContainerDep, UowDep
 from trustgate_admin.api.errors import GATEWAY_ERRORS
 from trustgate_admin.api.paging import Listing, envelope
@@ -25,14 +26,14 @@ LISTING = Listing(
 )
 
 
-@router.post("", status_code=201)
+@router.post("", **returns(Resource, 201))
 async def create_policy(
     gateway_id: UUID, body: PolicyCreate, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
     return render.policy(*await policies.create(uow, gateway_id, body), c.box)
 
 
-@router.get("", openapi_extra=LISTING.openapi())
+@router.get("", openapi_extra=LISTING.openapi(), **returns(Page))
 async def list_policies(
     gateway_id: UUID, request: Request, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
@@ -41,14 +42,14 @@ async def list_policies(
     return envelope([render.policy(p, ids, c.box) for p, ids in items], q, total)
 
 
-@router.get("/{policy_id}")
+@router.get("/{policy_id}", **returns(Resource))
 async def get_policy(
     gateway_id: UUID, policy_id: UUID, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
     return render.policy(*await policies.get(uow, gateway_id, policy_id), c.box)
 
 
-@router.put("/{policy_id}")
+@router.put("/{policy_id}", **returns(Resource))
 async def update_policy(
     gateway_id: UUID, policy_id: UUID, body: PolicyIn, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
@@ -61,21 +62,21 @@ async def delete_policy(gateway_id: UUID, policy_id: UUID, uow: UowDep) -> Respo
     return Response(status_code=204)
 
 
-@router.post("/{policy_id}/global")
+@router.post("/{policy_id}/global", **returns(Resource))
 async def make_global(
     gateway_id: UUID, policy_id: UUID, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
     return render.policy(*await policies.set_global(uow, gateway_id, policy_id, True), c.box)
 
 
-@router.delete("/{policy_id}/global")
+@router.delete("/{policy_id}/global", **returns(Resource))
 async def unmake_global(
     gateway_id: UUID, policy_id: UUID, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
     return render.policy(*await policies.set_global(uow, gateway_id, policy_id, False), c.box)
 
 
-@router.post("/{policy_id}/duplicate", status_code=201)
+@router.post("/{policy_id}/duplicate", **returns(Resource, 201))
 async def duplicate_policy(
     gateway_id: UUID, policy_id: UUID, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 
 from trustgate_admin.api import render
+from trustgate_admin.api.answers import Page, Resource, returns
 from trustgate_admin.api.deps import ContainerDep, UowDep
 from trustgate_admin.api.errors import GATEWAY_ERRORS
 from trustgate_admin.api.paging import Listing, envelope
@@ -22,7 +23,7 @@ router = APIRouter(
 LISTING = Listing(filters=("type", "provider", "enabled"))
 
 
-@router.post("", status_code=201)
+@router.post("", **returns(Resource, 201))
 async def create_registry(
     gateway_id: UUID, body: RegistryCreate, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
@@ -30,7 +31,7 @@ async def create_registry(
     return render.registry(reg, c.box)
 
 
-@router.get("", openapi_extra=LISTING.openapi())
+@router.get("", openapi_extra=LISTING.openapi(), **returns(Page))
 async def list_registries(
     gateway_id: UUID, request: Request, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
@@ -39,14 +40,14 @@ async def list_registries(
     return envelope([render.registry(r, c.box) for r in items], q, total)
 
 
-@router.get("/{registry_id}")
+@router.get("/{registry_id}", **returns(Resource))
 async def get_registry(
     gateway_id: UUID, registry_id: UUID, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
     return render.registry(await registries.get(uow, gateway_id, registry_id), c.box)
 
 
-@router.put("/{registry_id}")
+@router.put("/{registry_id}", **returns(Resource))
 async def update_registry(
     gateway_id: UUID, registry_id: UUID, body: RegistryIn, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:

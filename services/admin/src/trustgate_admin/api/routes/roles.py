@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 
 from trustgate_admin.api import render
+from trustgate_admin.api.answers import Page, Resource, returns
 from trustgate_admin.api.deps import UowDep
 from trustgate_admin.api.errors import GATEWAY_ERRORS
 from trustgate_admin.api.paging import Listing, envelope
@@ -22,24 +23,24 @@ router = APIRouter(
 LISTING = Listing()
 
 
-@router.post("", status_code=201)
+@router.post("", **returns(Resource, 201))
 async def create_role(gateway_id: UUID, body: RoleCreate, uow: UowDep) -> dict[str, Any]:
     return render.role(await roles.create(uow, gateway_id, body))
 
 
-@router.get("", openapi_extra=LISTING.openapi())
+@router.get("", openapi_extra=LISTING.openapi(), **returns(Page))
 async def list_roles(gateway_id: UUID, request: Request, uow: UowDep) -> dict[str, Any]:
     q = LISTING.parse(request.query_params)
     items, total = await roles.list_(uow, gateway_id, q)
     return envelope([render.role(r) for r in items], q, total)
 
 
-@router.get("/{role_id}")
+@router.get("/{role_id}", **returns(Resource))
 async def get_role(gateway_id: UUID, role_id: UUID, uow: UowDep) -> dict[str, Any]:
     return render.role(await roles.get(uow, gateway_id, role_id))
 
 
-@router.put("/{role_id}")
+@router.put("/{role_id}", **returns(Resource))
 async def update_role(gateway_id: UUID, role_id: UUID, body: RoleIn, uow: UowDep) -> dict[str, Any]:
     return render.role(await roles.update(uow, gateway_id, role_id, body))
 

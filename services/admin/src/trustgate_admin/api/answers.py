@@ -1,0 +1,36 @@
+"""The documented shapes of successful answers: what every entity answer and every list
+carries, so that the OpenAPI document (and schemathesis, which checks answers against it)
+says more than "an object". The routes render plain dicts; these models only document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Resource(BaseModel):
+    """An entity: these fields and its own (additional properties)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(BaseModel):
+    """A page of a list."""
+
+    items: list[Resource]
+    page: int
+    size: int
+    total: int
+
+
+def returns(model: type[BaseModel], status: int = 200) -> dict[str, Any]:
+    """Route keywords documenting ``model`` as the answer (nothing validated or filtered
+    at run time: the answer is rendered as it is)."""
+    return {"status_code": status, "response_model": None, "responses": {status: {"model": model}}}
