@@ -20,8 +20,6 @@ from trustgate_core.errors import ValidationFailed
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
 IDEMPOTENCY_PARAMETER = {
     "name": IDEMPOTENCY_HEADER,
     "in": "header",
@@ -36,6 +34,8 @@ IDEMPOTENCY_PARAMETER = {
 
 
 class AdminRoute(APIRoute):
+    """A route whose input is checked first; a POST also documents and honours the key."""
+
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         if self.methods and "POST" in self.methods:
