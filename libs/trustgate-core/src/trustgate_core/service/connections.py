@@ -161,6 +161,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._since = self._sweep.ticks  # the tick the phase began
         self._heard = self._since  # the tick bytes last arrived
         self._head_bytes = 0  # of the head being read
+        self._max_head = self.limits.max_header_bytes
 
     # -- connections ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -196,8 +197,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heard = self._sweep.ticks
         if phase <= HEAD:
             total = self._head_bytes + len(data)
-            if total > self.limits.max_header_bytes:
-                self._head_overflow(data, self.limits.max_header_bytes - self._head_bytes)
+            if total > self._max_head:
+                self._head_overflow(data, self._max_head - self._head_bytes)
                 return
             self._head_bytes = total
         elif phase == CLOSING:
@@ -219,8 +220,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._phase != OPEN:  # a connection's first head is timed from its opening
+            self._since = self._sweep.ticks
         self._phase = HEAD
-        self._since = self._sweep.ticks
 
     def on_headers_complete(self) -> None:
         self._phase = BODY
