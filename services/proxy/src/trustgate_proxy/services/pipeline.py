@@ -49,7 +49,7 @@ from trustgate_core.replica import ReplicaState
 from trustgate_core.service.asgi import send_bytes, send_json
 from trustgate_proxy.domain.call import AttemptRecord, Call
 from trustgate_proxy.domain.exchange import Exchange
-from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, WireFormat
+from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, InboundCodec, WireFormat
 from trustgate_proxy.domain.nesting import MAX_DEPTH, nested_deeper_than
 from trustgate_proxy.domain.routing import RETRYABLE, Candidates, Route
 from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
@@ -357,9 +357,11 @@ class Pipeline:
             _selected(call, request.model or None, out)
             body = orjson.dumps(provider.encode_request(request))
         except InvalidRequest as err:
-            call.error_kind = err.code
-            shaped = client.error_body(400, err.message or "invalid request")
-            raise ClientShapedError(err, shaped) from None
+            raise _refused(call, client, err) from None
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            # a codec met a shape it does not expect: the body is wrong, not the proxy
+            wrong = InvalidRequest(f"the body is not a {inbound} request the proxy can translate")
+            raise _refused(call, client, wrong) from None
         stream = request.stream
         attempt = Attempt(
             self.forwarders.translate,
@@ -405,6 +407,12 @@ class Pipeline:
             url = f"{base}/count_tokens{sep}{query}"
         _selected(call, model, out)
         return Attempt(self.forwarders.passthrough, call, route, target, url, body, False, out)
+
+
+def _refused(call: Call, client: InboundCodec, error: InvalidRequest) -> ClientShapedError:
+    """``error`` as a 400 in the client format's error shape, so its SDK shows why."""
+    call.error_kind = error.code
+    return ClientShapedError(error, client.error_body(400, error.message or "invalid request"))
 
 
 def _selected(call: Call, model: str | None, out: Headers) -> None:

@@ -152,7 +152,10 @@ class ResponsesInbound:
         elif instructions is not None and not isinstance(instructions, str):
             raise Untranslatable("instructions must be a string")
         InputReader(request).read(doc.get("input", []))
-        request.tools = [_tool(t) for t in doc.get("tools") or []]
+        tools = doc.get("tools") or []
+        if not isinstance(tools, list):
+            raise Untranslatable("tools must be a list")
+        request.tools = [_tool(t) for t in tools]
         request.tool_choice = _tool_choice(doc.get("tool_choice"), dropped)
         parallel = doc.get("parallel_tool_calls")
         request.parallel_tool_calls = parallel if isinstance(parallel, bool) else None
