@@ -98,7 +98,10 @@ async def until_ready(http: httpx.AsyncClient, proxy: ProxyProcess) -> dict[str,
         resp = await readyz(http, proxy)
         return resp.json() if resp is not None and resp.status_code == 200 else None
 
-    doc: dict[str, Any] = await wait_for(ready, timeout=30, message=f"not ready:\n{proxy.log()}")
+    try:
+        doc: dict[str, Any] = await wait_for(ready, timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"the proxy is not ready; its log:\n{proxy.log()}") from exc
     return doc
 
 
@@ -130,7 +133,7 @@ async def test_a_proxy_starting_without_nats_serves_from_the_snapshot_of_the_las
         async with proxy_process(nats_url, snapshot, tmp_path) as first:
             await until_ready(http, first)
             assert (await chat(http, first, tenant)).status_code == 200
-            await wait_for(snapshot.exists, timeout=10, message="no snapshot written")
+            await wait_for(snapshot.exists, timeout=30, message="no snapshot written")
 
         async with proxy_process(unreachable_nats(), snapshot, tmp_path) as second:
             doc = await until_ready(http, second)
@@ -183,7 +186,7 @@ async def test_a_proxy_serving_the_snapshot_catches_up_when_nats_returns(
     async with httpx.AsyncClient(timeout=10) as http:
         async with proxy_process(nats_server.url, snapshot, tmp_path) as first:
             await until_ready(http, first)
-            await wait_for(lambda: file.load() is not None, timeout=10, message="no snapshot")
+            await wait_for(lambda: file.load() is not None, timeout=30, message="no snapshot")
         taken = file.load()
         assert taken is not None and taken.seq > 0
 
@@ -205,7 +208,10 @@ async def test_a_proxy_serving_the_snapshot_catches_up_when_nats_returns(
                 resp = await readyz(http, proxy)
                 return resp is not None and resp.json()["dependencies"]["config"] == "ok"
 
-            await wait_for(caught_up, timeout=30, message=f"no catch-up:\n{proxy.log()}")
+            try:
+                await wait_for(caught_up, timeout=30)
+            except AssertionError as exc:
+                raise AssertionError(f"no catch-up; the proxy's log:\n{proxy.log()}") from exc
             assert (await chat(http, proxy, tenant, "late")).status_code == 200
             assert (await chat(http, proxy, tenant)).status_code == 401
 
