@@ -3,7 +3,7 @@ deep, wide, huge integers, NUL, invalid UTF-8, bytes that are not JSON, any cont
 and random headers, sent to an in-process proxy over HTTP, each request with a deadline.
 
 Whatever arrives, the proxy answers: never a 5xx unless the upstream failed (then the
-call's attempts say so, and it is a 502/503/504, never a 500), and every error is a JSON
+call's attempts say so; the proxy's own error is never a 500), and every error is a JSON
 body in the route's shape (Anthropic's on ``/v1/messages``; ``error`` on the others).
 
 Derandomized and bounded (a minute or so in all), so a CI run is reproducible; the proxy
@@ -239,27 +239,25 @@ auth_headers = st.fixed_dictionaries(
 
 # -- what must come back -------------------------------------------------------------------
 def check_answer(served: Served, route: str, resp: httpx.Response) -> None:
-    """Never a 500; another 5xx only for an upstream that failed; errors are JSON in the
-    route's shape."""
-    if resp.status_code >= 500:
-        call = served.call(resp.headers["x-ag-trace-id"])
-        assert resp.status_code != 500 and call.error_kind != "internal_error", resp.text
-        failed = [a for a in call.attempts if a.status == 0 or a.status >= 500]
-        assert failed or call.status == 503, (resp.status_code, resp.text)
+    """Never the proxy's own 500; another 5xx only for an upstream that failed; the
+    proxy's errors are JSON in the route's shape (an upstream's own error is relayed as it
+    came: the mock upstreams answer some odd bodies with a text 500)."""
     if resp.status_code < 400:
         return
-    assert resp.headers.get("content-type", "").startswith("application/json"), (
-        resp.status_code,
-        resp.headers,
-        resp.content,
-    )
+    call = served.call(resp.headers["x-ag-trace-id"])
+    assert call.error_kind != "internal_error", resp.text
+    if resp.status_code >= 500:
+        failed = [a for a in call.attempts if a.status == 0 or a.status >= 500]
+        assert failed or call.status == 503, (resp.status_code, resp.text)
+    if call.error_kind == "upstream_status":
+        return
+    assert resp.headers["content-type"] == "application/json", resp.headers
     body = resp.json()
     assert isinstance(body, dict), resp.text
     if route.startswith(ANTHROPIC_ROUTES):
         assert body.get("type") == "error", resp.text
-        assert isinstance(body["error"]["type"], str) and isinstance(
-            body["error"]["message"], str
-        ), resp.text
+        assert isinstance(body["error"]["type"], str), resp.text
+        assert isinstance(body["error"]["message"], str), resp.text
     else:
         assert "error" in body, resp.text
 
