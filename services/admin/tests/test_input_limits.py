@@ -60,6 +60,16 @@ async def test_an_integer_beyond_64_bits_in_free_form_json_is_422(api: httpx.Asy
     _refused(r, 422, "validation_failed", "metadata.n")
 
 
+async def test_a_float_beyond_64_bits_is_422_not_a_later_500(api: httpx.AsyncClient) -> None:
+    """JSONB stores 1e20 as the exact integer 10**20: accepted, it made every later
+    change of the gateway fail (the bus encoder refuses integers beyond 64 bits)."""
+    r = await api.post("/v1/gateways", json={"metadata": {"big": 1e20}})
+    _refused(r, 422, "validation_failed", "metadata.big", "64-bit")
+    ok = await api.post("/v1/gateways", json={"metadata": {"big": 9.2e18, "small": 1e-300}})
+    assert ok.status_code == 201, ok.text
+    assert (await api.put(f"/v1/gateways/{ok.json()['id']}", json={})).status_code == 200
+
+
 async def test_a_priority_beyond_the_column_range_is_422(
     api: httpx.AsyncClient, gateway: str
 ) -> None:

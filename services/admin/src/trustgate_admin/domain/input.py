@@ -47,10 +47,12 @@ def _value_problem(value: Any, depth: int) -> str | None:
         return text_problem(value)
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        return "integers must fit in a signed 64-bit range"
     if isinstance(value, float) and not math.isfinite(value):
         return "numbers must be finite"
+    if isinstance(value, int | float) and not INT64_MIN <= value <= INT64_MAX:
+        # a float too: JSONB keeps 1e20 as the exact 100000000000000000000, read back as
+        # an integer the bus encoder refuses, so every later change of the entity failed
+        return "numbers must fit in a signed 64-bit range"
     return None
 
 
