@@ -57,6 +57,7 @@ async def proxy_process(
         "SERVER_SECRET_KEY": DEV_SECRET_KEY,
         "SERVER_PROXY_HOST": "127.0.0.1",
         "SERVER_PROXY_PORT": str(port),
+        "SERVER_PROXY_METRICS_PORT": str(free_port()),
         "GATEWAY_BASE_DOMAIN": "gw.test",
         "TELEMETRY_ENABLED": "false",
         "PROXY_CONFIG_SNAPSHOT": str(snapshot),
