@@ -45,6 +45,9 @@ from trustgate_core.service.asgi import SECURITY_HEADERS
 OPEN, IDLE, HEAD, BODY, BUSY, CLOSING = range(6)
 #: How long a connection closed after an error answer may go on sending (see `_linger`).
 LINGER = 1.0
+#: Refused connections lingering at once, per server; beyond, they are closed at once (a
+#: flood of them must not hold the file handles the cap keeps free).
+MAX_LINGERING_REFUSALS = 256
 
 
 class HeaderTooLarge(TrustGateError):
@@ -92,6 +95,7 @@ class Sweep:
         self, loop: asyncio.AbstractEventLoop, state: ServerState, limits: ConnectionLimits
     ) -> None:
         self.ticks = 0
+        self.lingering_refusals = 0
         self.header = limits.ticks(limits.header_timeout)
         self.body = limits.ticks(limits.body_timeout)
         self.idle = limits.ticks(limits.idle_timeout)
@@ -162,6 +166,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heard = self._since  # the tick bytes last arrived
         self._head_bytes = 0  # of the head being read
         self._max_head = self.limits.max_header_bytes
+        self._refused = False  # counted in the sweep's lingering refusals
 
     # -- connections ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -177,7 +182,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport = transport
         retry = b"retry-after: %d\r\n" % self.limits.retry_after
         transport.write(_response(TooManyConnections("too many connections"), retry))
+        sweep = self._sweep
+        if sweep.lingering_refusals >= MAX_LINGERING_REFUSALS:
+            self._close()
+            return
+        sweep.lingering_refusals += 1
+        self._refused = True
         self._linger()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            self._sweep.lingering_refusals -= 1
+        super().connection_lost(exc)
 
     def _linger(self) -> None:
         """Close after an answer: what the client still sends is drained (and dropped)
