@@ -141,6 +141,11 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
                 if d["trace_id"] == trace_id
             )
             assert doc["gateway_id"] == gw["id"] and doc["schema_version"] == 1
+
+            # the proxy keeps its sealed config snapshot in the data dir, not the user's home
+            snapshot = tmp_path / "data" / "proxy-config.snapshot"
+            await wait_for(snapshot.is_file, timeout=10, message="no config snapshot written")
+            assert con["slug"].encode() not in snapshot.read_bytes()
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)

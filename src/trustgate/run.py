@@ -11,6 +11,8 @@
   proxy's ``/metrics`` on their operations ports (``SERVER_ADMIN_METRICS_PORT``,
   ``SERVER_PROXY_METRICS_PORT``). Telemetry exports to Kafka when `KAFKA_BROKERS` is set, else to
   `<data_dir>/telemetry/events.jsonl` (`TELEMETRY_SINK_FILE`).
+- The proxy's sealed config snapshot (served while NATS is unreachable at start) in
+  `<data_dir>/proxy-config.snapshot` (`PROXY_CONFIG_SNAPSHOT`).
 
 What the node decides (the NATS and Postgres URLs, the key, the events file) goes into each
 plane's settings object, which is otherwise read from the environment as usual; the
@@ -199,6 +201,8 @@ def run(data_dir: str | None = None) -> int:
             if not os.environ.get("SERVER_SECRET_KEY"):
                 values["SERVER_SECRET_KEY"] = load_or_create_secret(data)
             sink = _telemetry_sink(data, values)
+            if "PROXY_CONFIG_SNAPSHOT" not in os.environ:
+                values["PROXY_CONFIG_SNAPSHOT"] = str(data / "proxy-config.snapshot")
             node = Node(nats_url=nats_url, database=database, sink=sink, values=values)
             planes = _planes(node)
             if planes is None:
