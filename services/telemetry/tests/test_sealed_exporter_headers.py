@@ -82,3 +82,31 @@ async def test_settings_sealed_with_another_key_are_reported_once_not_sent(
     warnings = [r.getMessage() for r in caplog.records if str(tenant.gateway.id) in r.getMessage()]
     assert len(warnings) == 1
     assert "TRUSTGATE_SECRETS_KEY" in warnings[0]
+
+
+async def test_an_endpoint_stored_with_a_password_before_the_rule_is_reported_once_not_sent(
+    nats_server: NatsServer,
+    bus: NATS,
+    kafka: str,
+    topic: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The admin now refuses ``user:password@`` in an endpoint; one stored before is not
+    sent to (its password would travel in clear), and the operator is told once, without
+    the password."""
+    tenant = await new_tenant(bus)
+    async with serve_otlp_collector() as collector:
+        endpoint = collector.http_endpoint.replace("://", "://user:hunter2-secret@", 1)
+        telemetry = {"exporters": [{"name": "otlp", "settings": {"endpoint": endpoint}}]}
+        await tenant.put_gateway(telemetry=telemetry)
+        with caplog.at_level(logging.WARNING, logger="trustgate_telemetry.handlers.requests"):
+            async with (
+                read_topic(kafka, topic) as records,
+                run_telemetry(nats_server.url, KAFKA_BROKERS=kafka, TELEMETRY_KAFKA_TOPIC=topic),
+            ):
+                ids = await publish_events(bus, tenant.gateway.id, 3)
+                await wait_for(lambda: set(ids) <= set(records.trace_ids), timeout=20)
+    assert collector.logs == []
+    warnings = [r.getMessage() for r in caplog.records if str(tenant.gateway.id) in r.getMessage()]
+    assert len(warnings) == 1
+    assert "credentials" in warnings[0] and "hunter2-secret" not in caplog.text

@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trustgate_core.crypto import SecretBox
+from trustgate_core.errors import ValidationFailed
 from trustgate_core.models import Gateway
 from trustgate_core.telemetry.settings import (
     OtlpDefaults,
     ResolvedOtlp,
-    read_telemetry,
     resolve_otlp,
+    validate_telemetry,
 )
 
 
@@ -24,6 +25,7 @@ class GatewayPlan:
     unresolved: int = 0  # otlp exporters with no endpoint here nor in the env
     kafka_topic: str | None = None  # the gateway's own topic (None: TELEMETRY_KAFKA_TOPIC)
     sealed_elsewhere: bool = False  # its secrets do not open with this service's key
+    invalid: str | None = None  # why stored settings fail today's rules (no secret in it)
 
 
 NO_PLAN = GatewayPlan()
@@ -36,7 +38,10 @@ def plan_for(gateway: Gateway | None, defaults: OtlpDefaults, box: SecretBox) ->
         telemetry = box.open_fields(gateway.telemetry)
     except Exception:  # sealed with another key than this service's (or a rotated one)
         return GatewayPlan(sealed_elsewhere=True)
-    config = read_telemetry(telemetry)
+    try:
+        config = validate_telemetry(telemetry)
+    except ValidationFailed as exc:  # stored before a stricter rule (e.g. user:password@)
+        return GatewayPlan(invalid=exc.message)
     resolved = [resolve_otlp(spec, defaults) for spec in config.otlp]
     return GatewayPlan(
         otlp=tuple(dict.fromkeys(r for r in resolved if r is not None)),

@@ -159,6 +159,13 @@ class RequestExporter:
                 "otlp records are not sent",
                 event.gateway_id,
             )
+        if plan.invalid and self._first_warning(event.gateway_id, "invalid"):
+            log.warning(
+                "telemetry: gateway %s's exporter settings are invalid (%s): its otlp records "
+                "are not sent until they are updated",
+                event.gateway_id,
+                plan.invalid,
+            )
         if not plan.otlp:
             return
         severity = severity_of(event.status.code)
