@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM, RequestEvent, decode_request_event
 from trustgate_core.events.subjects import requests_stream, requests_subject
+from trustgate_testkit.proxy.mock_anthropic import AnthropicMock, serve_anthropic
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
 from trustgate_testkit.proxy.server import RunningProxy, run_proxy
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
@@ -32,6 +33,13 @@ pytest_plugins = ["trustgate_testkit.fixtures"]
 @pytest_asyncio.fixture
 async def upstream() -> AsyncIterator[MockUpstream]:
     async with serve_mock("mock") as mock:
+        yield mock
+
+
+@pytest_asyncio.fixture
+async def claude() -> AsyncIterator[AnthropicMock]:
+    """A mock speaking Anthropic's Messages wire format."""
+    async with serve_anthropic("anthropic") as mock:
         yield mock
 
 

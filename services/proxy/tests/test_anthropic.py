@@ -21,7 +21,7 @@ from anthropic import AsyncAnthropic
 
 from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.local import local_fixtures
-from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
+from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
 from trustgate_testkit.proxy.sdk_clients import MESSAGES_WEATHER_TOOL, PNG
 from trustgate_testkit.proxy.server import RunningProxy, until_known
@@ -32,12 +32,6 @@ proxy, tenant, bus, events = local_fixtures()
 
 
 @pytest_asyncio.fixture
-async def claude() -> AsyncIterator[AnthropicMock]:
-    async with serve_anthropic("anthropic") as mock:
-        yield mock
-
-
-@pytest_asyncio.fixture
 async def gpt() -> AsyncIterator[MockUpstream]:
     async with serve_mock("openai") as mock:
         yield mock
@@ -45,13 +39,7 @@ async def gpt() -> AsyncIterator[MockUpstream]:
 
 @pytest_asyncio.fixture
 async def to_anthropic(tenant: Tenant, claude: AnthropicMock, proxy: RunningProxy) -> Tenant:
-    await tenant.add_registry(
-        "claude",
-        "",
-        provider="anthropic",
-        options={"base_url": claude.url},
-        auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
-    )
+    await tenant.add_registry("claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY)
     await tenant.add_consumer("app", ["claude"])
     await until_known(proxy, tenant)
     return tenant

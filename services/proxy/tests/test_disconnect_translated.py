@@ -33,13 +33,7 @@ async def test_openai_client_leaving_a_translated_anthropic_stream_drops_the_ups
     proxy: RunningProxy, tenant: Tenant, bus: Any, events: Any
 ) -> None:
     async with serve_anthropic("anthropic") as claude:
-        await tenant.add_registry(
-            "claude",
-            "",
-            provider="anthropic",
-            options={"base_url": claude.url},
-            auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
-        )
+        await tenant.add_registry("claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY)
         await tenant.add_consumer("app", ["claude"])
         await until_known(proxy, tenant)
         async with events(bus, tenant.gateway.id) as log:

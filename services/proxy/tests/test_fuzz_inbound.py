@@ -81,11 +81,7 @@ class Served:
                 tenant = await proxy.new_tenant()
                 await tenant.add_registry("gpt", gpt.url)
                 await tenant.add_registry(
-                    "claude",
-                    "",
-                    provider="anthropic",
-                    options={"base_url": claude.url},
-                    auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
+                    "claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY
                 )
                 await tenant.add_consumer("openai", ["gpt"])
                 await tenant.add_consumer("claude", ["claude"])

@@ -5,7 +5,6 @@ traceback (the fuzz of the inbound routes found ``"tools": 5`` on ``/v1/response
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from trustgate_testkit.proxy.local import LocalProxy, local_fixtures
-from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
+from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.tenant import Tenant
 
@@ -36,23 +35,11 @@ FIELDS = ["messages", "input", "tools", "tool_choice", "system", "instructions",
 
 
 @pytest_asyncio.fixture
-async def claude() -> AsyncIterator[AnthropicMock]:
-    async with serve_anthropic("anthropic") as mock:
-        yield mock
-
-
-@pytest_asyncio.fixture
 async def routes(
     proxy: LocalProxy, tenant: Tenant, upstream: MockUpstream, claude: AnthropicMock
 ) -> Tenant:
     await tenant.add_registry("gpt", upstream.url)
-    await tenant.add_registry(
-        "claude",
-        "",
-        provider="anthropic",
-        options={"base_url": claude.url},
-        auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
-    )
+    await tenant.add_registry("claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY)
     await tenant.add_consumer("openai", ["gpt"])
     await tenant.add_consumer("claude", ["claude"])
     return tenant

@@ -6,7 +6,6 @@ the limit is served: no path re-serialising it can meet orjson's limit."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ import pytest_asyncio
 
 from trustgate_proxy.domain.nesting import MAX_DEPTH
 from trustgate_testkit.proxy.local import LocalProxy, local_fixtures
-from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock, serve_anthropic
+from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.tenant import Tenant
 
@@ -54,12 +53,6 @@ def with_deep_tool(doc: dict[str, Any], depth: int) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture
-async def claude() -> AsyncIterator[AnthropicMock]:
-    async with serve_anthropic("anthropic") as mock:
-        yield mock
-
-
-@pytest_asyncio.fixture
 async def routes(
     proxy: LocalProxy, tenant: Tenant, upstream: MockUpstream, claude: AnthropicMock
 ) -> Tenant:
@@ -69,13 +62,7 @@ async def routes(
     await tenant.add_registry(
         "mapped", "", options={"base_url": upstream.url, "model_mapping": {"alias": "m"}}
     )
-    await tenant.add_registry(
-        "claude",
-        "",
-        provider="anthropic",
-        options={"base_url": claude.url},
-        auth={"type": "api_key", "api_key": {"api_key": ANTHROPIC_KEY}},
-    )
+    await tenant.add_registry("claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY)
     await tenant.add_consumer("plain", ["plain"])
     await tenant.add_consumer("mapped", ["mapped"])
     await tenant.add_consumer("claude", ["claude"])
