@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -145,39 +145,38 @@ def merge_masked(new: Any, stored: Any) -> Any:
     return new
 
 
-def find_masked(doc: Any, path: str = "") -> str | None:
+def find_masked(doc: Any) -> str | None:
     """The path of the first masked secret in ``doc``, if any."""
-    if isinstance(doc, Mapping):
-        for k, v in doc.items():
-            found = find_masked(v, f"{path}.{k}" if path else str(k))
-            if found:
-                return found
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            found = find_masked(v, f"{path}[{i}]")
-            if found:
-                return found
-    elif is_masked(doc):
-        return path
-    return None
+    return find_leaf(doc, is_masked)
 
 
-def find_url_credentials(doc: Any, path: str = "") -> str | None:
+def find_url_credentials(doc: Any) -> str | None:
     """The path of the first URL in ``doc`` that carries credentials (``user:pass@host``).
 
     Only the path is returned: a message built from it never repeats the secret."""
+    found = find_leaf(doc, _has_userinfo)
+    return "url" if found == "" else found
+
+
+def _has_userinfo(value: Any) -> bool:
+    return isinstance(value, str) and _URL_USERINFO.match(value.strip()) is not None
+
+
+def find_leaf(doc: Any, wanted: Callable[[Any], bool], path: str = "") -> str | None:
+    """The path (``a.b[2].c``) of the first leaf of ``doc`` that is ``wanted``, if any
+    (``""`` for ``doc`` itself)."""
     if isinstance(doc, Mapping):
         for k, v in doc.items():
-            found = find_url_credentials(v, f"{path}.{k}" if path else str(k))
-            if found:
+            found = find_leaf(v, wanted, f"{path}.{k}" if path else str(k))
+            if found is not None:
                 return found
     elif isinstance(doc, list):
         for i, v in enumerate(doc):
-            found = find_url_credentials(v, f"{path}[{i}]")
-            if found:
+            found = find_leaf(v, wanted, f"{path}[{i}]")
+            if found is not None:
                 return found
-    elif isinstance(doc, str) and _URL_USERINFO.match(doc.strip()):
-        return path or "url"
+    elif wanted(doc):
+        return path
     return None
 
 
