@@ -199,3 +199,29 @@ def test_the_image_bakes_in_the_commit_and_build_date_that_version_reports(
     for name in ("TRUSTGATE_COMMIT", "TRUSTGATE_BUILD_DATE"):
         assert name in args and f"{name}=${{{name}}}" in env
         assert name in build_args
+
+
+HOSTS = ("SERVER_HOST", "SERVER_PROXY_HOST", "SERVER_TELEMETRY_HOST", "SERVER_METRICS_HOST")
+
+
+def test_planes_listen_on_loopback_unless_a_container_says_all_interfaces(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a container nothing is reachable from the network by default (issue 10);
+    the image and compose, whose ports are reached from outside, listen on 0.0.0.0
+    explicitly."""
+    from trustgate_admin.settings import AdminSettings
+    from trustgate_proxy.settings import ProxySettings
+    from trustgate_telemetry.settings import TelemetrySettings
+
+    for name in HOSTS:
+        monkeypatch.delenv(name, raising=False)
+    admin, proxy, telemetry = AdminSettings(), ProxySettings(), TelemetrySettings()
+    assert {admin.host, proxy.host, telemetry.host} == {"127.0.0.1"}
+    assert {admin.metrics_host, proxy.metrics_host} == {"127.0.0.1"}
+
+    env = " ".join(rest for keyword, rest in _dockerfile_instructions() if keyword == "ENV")
+    for name in HOSTS:
+        assert f"{name}=0.0.0.0" in env
+    shared = compose["x-trustgate-env"]
+    assert all(shared.get(name) == "0.0.0.0" for name in HOSTS), shared
