@@ -7,8 +7,9 @@ each also without ``/v1`` as seed 000's SDK snippet addresses them. Paths with n
 slug (``/healthz``, ``/health``, ``/readyz``, ``/metrics``) go to the service's health app.
 
 This layer only parses HTTP (path, method, the headers the pipeline reads) and renders
-errors, in one place (Anthropic's error shape on ``/v1/messages``); the request's lifecycle is ``services.pipeline``. Every proxied
-call ends as one ``Call`` handed to the sink (never awaited).
+errors, in one place (Anthropic's error shape on ``/v1/messages``); the request's
+lifecycle is ``services.pipeline``. Every proxied call ends as one ``Call`` handed to the
+sink (never awaited).
 """
 
 from __future__ import annotations

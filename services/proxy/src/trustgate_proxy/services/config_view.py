@@ -4,8 +4,8 @@ Config changes are rare and requests many, so each consumer's plan (its routable
 bindings, its router, its policy chain) and each registry's upstream target (with its
 credentials and the sealed fields of its ``provider_options`` opened once) are built on
 first use and dropped when the replica applies an event (``invalidate``). Lookups are
-dict hits. How targets, routers and chains are built
-is handed in (the composition root wires the adapters), so this module imports none.
+dict hits. How targets, routers and chains are built is handed in (the composition root
+wires the adapters), so this module imports none.
 """
 
 from __future__ import annotations
