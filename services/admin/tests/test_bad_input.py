@@ -276,3 +276,19 @@ async def test_routing_settings_the_proxy_does_not_act_on_are_refused(
         assert "not supported" in r.json()["message"], r.text
     r = await api.put(f"{registries}/{rid}", json={"health_checks": {"passive": True}})
     _assert_error(r, 422, "validation_failed")
+
+
+async def test_a_client_certificate_no_plane_presents_is_refused_not_stored(
+    api: httpx.AsyncClient,
+) -> None:
+    """A gateway's ``client_tls`` is acted on by no plane yet: one with content (a private
+    key among it) is refused with a 422 that says so, on create and on update, and the key
+    is never echoed; an empty one is accepted."""
+    tls = {"cert": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----x"}
+    r = await api.post("/v1/gateways", json={"client_tls": tls})
+    _assert_error(r, 422, "validation_failed")
+    assert "client_tls" in r.text and "not supported" in r.text and "PRIVATE" not in r.text
+    ok = await api.post("/v1/gateways", json={"client_tls": {}})
+    assert ok.status_code == 201, ok.text
+    r = await api.put(f"/v1/gateways/{ok.json()['id']}", json={"client_tls": tls})
+    _assert_error(r, 422, "validation_failed")

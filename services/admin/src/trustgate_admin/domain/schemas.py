@@ -56,6 +56,15 @@ class GatewayIn(Body):
             raise ValueError("must be a bare hostname (no scheme, port or wildcard)")
         return v
 
+    @field_validator("client_tls")
+    @classmethod
+    def _client_tls(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        """No plane presents a client certificate yet: a stored one would be ignored (and
+        its private key kept), so only an empty one is accepted."""
+        if v:
+            raise ValueError("is not supported yet (no plane presents a client certificate)")
+        return v
+
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
