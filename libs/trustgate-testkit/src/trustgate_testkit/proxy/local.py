@@ -33,7 +33,7 @@ from trustgate_proxy.domain.routing import RoundRobin
 from trustgate_proxy.services.config_view import RouterFactory
 from trustgate_proxy.services.ports import ChainCompiler, MemorySink, no_policies
 from trustgate_proxy.settings import ProxySettings
-from trustgate_testkit.proxy.server import RunningProxy, serving, serving_operations
+from trustgate_testkit.proxy.server import RunningProxy, serving
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 
@@ -85,9 +85,8 @@ async def local_proxy(
     async with ProxyRuntime(
         settings, router=router, chain=chain, bus=False, sink=sink, tracing_env={}
     ) as runtime:
-        async with serving(runtime, settings) as url:
-            async with serving_operations(runtime, settings) as operations_url:
-                yield LocalProxy(url, runtime, operations_url, sink)
+        async with serving(runtime, settings) as (url, operations_url):
+            yield LocalProxy(url, runtime, operations_url, sink)
 
 
 def local_fixtures() -> tuple[Any, Any, Any, Any]:

@@ -47,43 +47,38 @@ async def run_proxy(
         GATEWAY_BASE_DOMAIN="gw.test",
         **{"PROXY_CONFIG_SNAPSHOT": "", **env},
     )
-    async with ProxyRuntime(settings, tracing_env=tracing_env) as runtime:
-        async with serving(runtime, settings) as url:
-            async with serving_operations(runtime, settings) as operations_url:
-                yield RunningProxy(url, runtime, operations_url)
+    async with (
+        ProxyRuntime(settings, tracing_env=tracing_env) as runtime,
+        serving(runtime, settings) as (url, operations_url),
+    ):
+        yield RunningProxy(url, runtime, operations_url)
 
 
 @asynccontextmanager
-async def serving(runtime: ProxyRuntime, settings: ProxySettings) -> AsyncIterator[str]:
-    """``runtime.app`` served by uvicorn on a free port of 127.0.0.1; its base URL."""
+async def serving(runtime: ProxyRuntime, settings: ProxySettings) -> AsyncIterator[tuple[str, str]]:
+    """``runtime.app`` and its operations port served by uvicorn on free ports of
+    127.0.0.1; their base URLs. Both stop together (each takes up to a tick of uvicorn's
+    main loop to notice, which every test using a proxy would otherwise pay twice)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = EmbeddedServer(server_config(runtime, settings))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    traffic = EmbeddedServer(server_config(runtime, settings))
+    ops = settings.model_copy(update={"metrics_port": 0})
+    operations = EmbeddedServer(operations_config(runtime, ops))
+    servers = (traffic, operations)
+    tasks = [
+        asyncio.create_task(traffic.serve(sockets=[sock])),
+        asyncio.create_task(operations.serve()),
+    ]
     try:
-        await poll(lambda: server.started, 5.0)
-        yield f"http://127.0.0.1:{port}"
+        await poll(lambda: traffic.started and operations.started, 5.0)
+        port = operations.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        await task
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
         sock.close()
-
-
-@asynccontextmanager
-async def serving_operations(runtime: ProxyRuntime, settings: ProxySettings) -> AsyncIterator[str]:
-    """The proxy's operations port on a free port of 127.0.0.1; its base URL."""
-    config = operations_config(runtime, settings.model_copy(update={"metrics_port": 0}))
-    server = EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await poll(lambda: server.started, 5.0)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def until_known(proxy: RunningProxy, tenant: Tenant, within: float = 5.0) -> None:
