@@ -86,8 +86,7 @@ def test_a_snapshot_rebuilds_the_state_and_the_stream_sequence_it_reflects(
 
 
 def test_the_file_is_private_and_shows_nothing_in_clear(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "proxy.snapshot"  # its directory is made
-    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=1))
+    path = saved(tmp_path / "state" / "proxy.snapshot", seq=1)  # its directory is made
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     raw = path.read_bytes()
     for clear in ("acme-prod", "openai-main", "llm.example", KEY_HASH, UPSTREAM_SECRET):
@@ -120,8 +119,7 @@ def test_a_damaged_snapshot_is_logged_and_ignored(
 def test_a_snapshot_sealed_under_another_key_is_ignored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "proxy.snapshot"
-    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=1))
+    path = saved(tmp_path / "proxy.snapshot", seq=1)
     with caplog.at_level(logging.WARNING):
         assert SnapshotFile(path, SecretBox("another-key-" + KEY)).load() is None
     assert "ignored" in caplog.text
@@ -205,6 +203,12 @@ class FakeRunner:
         self.caught_up.set()
 
 
+def saved(path: Path, seq: int) -> Path:
+    """``path`` holding a snapshot of the populated state at stream sequence ``seq``."""
+    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=seq))
+    return path
+
+
 def keeper_for(runner: FakeRunner, path: Path) -> SnapshotKeeper:
     file = SnapshotFile(path, SecretBox(KEY))
     return SnapshotKeeper(file, runner, runner.state.apply, grace=0.05, interval=0)
@@ -213,8 +217,7 @@ def keeper_for(runner: FakeRunner, path: Path) -> SnapshotKeeper:
 async def test_the_snapshot_is_served_only_while_the_runner_has_not_caught_up(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "proxy.snapshot"
-    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=8))
+    path = saved(tmp_path / "proxy.snapshot", seq=8)
     runner = FakeRunner()
     keeper = keeper_for(runner, path)
     keeper.start()
@@ -229,8 +232,7 @@ async def test_the_snapshot_is_served_only_while_the_runner_has_not_caught_up(
 
 
 async def test_a_runner_that_catches_up_in_time_never_loads_the_snapshot(tmp_path: Path) -> None:
-    path = tmp_path / "proxy.snapshot"
-    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=8))
+    path = saved(tmp_path / "proxy.snapshot", seq=8)
     runner = FakeRunner()
     runner.catch_up(seq=1)
     keeper = keeper_for(runner, path)
@@ -263,8 +265,7 @@ async def test_changes_are_written_only_once_the_runner_has_caught_up(tmp_path: 
 async def test_a_stream_behind_the_snapshot_served_is_reported(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "proxy.snapshot"
-    SnapshotFile(path, SecretBox(KEY)).save(ConfigSnapshot.of(populated(), seq=50))
+    path = saved(tmp_path / "proxy.snapshot", seq=50)
     runner = FakeRunner()
     keeper = keeper_for(runner, path)
     keeper.start()
