@@ -7,7 +7,7 @@ from typing import Any
 
 from trustgate_core.errors import TrustGateError
 from trustgate_core.service.asgi import SECURITY_HEADERS, send_json
-from trustgate_proxy.domain.formats.anthropic.wire import error_type
+from trustgate_proxy.domain.formats import INBOUND
 from trustgate_proxy.services.pipeline import ClientShapedError
 from trustgate_proxy.services.ports import Headers, Send
 
@@ -31,5 +31,4 @@ async def send_error(
 def _anthropic_body(error: TrustGateError) -> dict[str, Any]:
     if isinstance(error, ClientShapedError):  # already in the client's shape
         return error.body()
-    message = error.message or error.code
-    return {"type": "error", "error": {"type": error_type(error.status), "message": message}}
+    return INBOUND["anthropic"].error_body(error.status, error.message or error.code)
