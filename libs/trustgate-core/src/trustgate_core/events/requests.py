@@ -33,6 +33,15 @@ ErrorKind = Literal[
     "no_backend_available",
     "provider_credential_error",
     "unavailable",
+    # a policy refused the call
+    "policy_rejected",
+    "rate_limited",
+    "rate_limit_unavailable",  # the limit's counters were unreachable and it fails closed
+    "token_budget_exceeded",
+    "dollar_budget_exceeded",
+    "model_too_expensive",
+    "length_required",
+    "request_too_large",
     # the upstream failed
     "upstream_status",  # a non-2xx answer, relayed to the client
     "upstream_connect",  # no connection, or it broke before the answer's headers
@@ -57,12 +66,14 @@ class _Frozen(BaseModel):
 
 
 class RequestTimings(_Frozen):
-    """Milliseconds. ``gateway_ms`` = total - upstream (never negative)."""
+    """Milliseconds. ``gateway_ms`` = total - upstream - policies (never negative);
+    ``policies_ms`` is the time the policies ran inline (``None``: none ran)."""
 
     total_ms: float
     upstream_ttfb_ms: float | None = None
     upstream_ms: float | None = None
     gateway_ms: float
+    policies_ms: float | None = None
 
 
 class RequestUsage(_Frozen):
@@ -74,6 +85,35 @@ class RequestUsage(_Frozen):
     cached_input_tokens: int | None = None
     reasoning_output_tokens: int | None = None
     cache_write_tokens: int | None = None  # prompt tokens written to a cache (Anthropic, Bedrock)
+
+
+class RequestCost(_Frozen):
+    """What the call cost, from the models catalog or a policy's custom pricing.
+    ``cached_usd`` prices cache reads when the model prices them apart (else they are in
+    ``prompt_usd``); ``total_usd`` = prompt + completion + cached."""
+
+    prompt_usd: float
+    completion_usd: float
+    cached_usd: float = 0.0
+    total_usd: float
+    currency: str = "USD"
+
+
+PolicyOutcome = Literal["block", "observe", "throttle", "pass"]
+
+
+class PolicyDecision(_Frozen):
+    """One policy run on the call, in the order they ran. ``observe``: the policy would have
+    blocked, but its mode only records it; ``throttle``: it delayed the call."""
+
+    policy_id: UUID | None = None
+    name: str
+    plugin: str
+    stage: str
+    decision: PolicyOutcome | str  # one of PolicyOutcome, or a newer one
+    latency_ms: float
+    status_code: int | None = None  # the status a block answered with
+    error: str | None = None  # why the policy failed (its on_error decided the outcome)
 
 
 class RequestSizes(_Frozen):
@@ -100,6 +140,8 @@ class RequestEvent(_Frozen):
     error_kind: ErrorKind | str | None = None  # one of ERROR_KINDS, or a newer kind
     timings: RequestTimings
     usage: RequestUsage | None = None
+    cost: RequestCost | None = None  # None: the model has no known price, or no usage
+    policy_chain: list[PolicyDecision] = []
     sizes: RequestSizes = RequestSizes()
     started_at: datetime
     ended_at: datetime

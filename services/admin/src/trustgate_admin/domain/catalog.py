@@ -1,8 +1,9 @@
 """The curated catalogs: providers, models, remote MCP servers and policy plugins.
 
-The data ships as JSON inside the package (``trustgate_admin/catalog/*.json``) and is
-read on first use, then kept. Every accessor returns a fresh copy, so callers may
-mutate what they get.
+The data ships as JSON inside the package (``trustgate_admin/catalog/*.json``), except the
+models, which core ships with its prices (``trustgate_core.pricing``: the proxy prices
+calls from the same file). Each is read on first use, then kept. Every accessor returns a
+fresh copy, so callers may mutate what they get.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from importlib import resources
 from typing import Any, Final, cast
 
 from trustgate_core.plugins import policies_catalog
+from trustgate_core.pricing import catalog_models
 
 _PACKAGE: Final = "trustgate_admin"
 _FOLDER: Final = "catalog"
@@ -52,7 +54,7 @@ class Catalog:
 
     def models(self, provider: str | None = None) -> list[dict[str, Any]]:
         """Curated models, optionally of one provider (code or alias)."""
-        models = self._load("models.json", "models")
+        models = self._models()
         if provider is not None:
             code = self.canonical_provider_code(provider)
             if code is None:
@@ -69,6 +71,14 @@ class Catalog:
         return policies_catalog()
 
     # ------------------------------------------------------------------ internals
+
+    def _models(self) -> list[dict[str, Any]]:
+        models = self._cache.get("models")
+        if models is None:
+            models = catalog_models()
+            with self._lock:
+                self._cache["models"] = models
+        return cast(list[dict[str, Any]], models)
 
     def _providers(self) -> list[dict[str, Any]]:
         return self._load("providers.json", "providers")

@@ -2,16 +2,18 @@
 
 The hot path only sets attributes on a ``Call`` (slots, no validation); the event payload
 (the ``RequestEvent`` contract of ``trustgate_core.events.requests``) is built later, by the
-publisher's background task.
+publisher's background task, which also prices the call when no policy did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from trustgate_core.events.requests import REQUEST_SCHEMA_VERSION
+from trustgate_core.pricing import Cost, PriceBook, cost_of
 
 
 class AttemptRecord:
@@ -38,18 +40,47 @@ class AttemptRecord:
         self.latency = latency  # seconds
 
 
+class PolicyRecord(Protocol):
+    """One policy's decision on a call, as the policy engine records it: ``decision`` is
+    ``block`` | ``observe`` | ``throttle`` | ``pass``, ``latency`` in seconds,
+    ``status_code`` 0 when the policy answered nothing, ``error`` why it failed."""
+
+    @property
+    def policy_id(self) -> UUID | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def plugin(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def decision(self) -> str: ...
+    @property
+    def latency(self) -> float: ...
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+_NO_POLICIES: tuple[PolicyRecord, ...] = ()
+
+
 class Call:
     __slots__ = (
         "attempts",
         "auth_id",
         "body_limit",
         "consumer_id",
+        "cost",
         "ended",
         "error_kind",
         "gateway_id",
         "method",
         "model",
         "path",
+        "policies_time",
+        "policy_chain",
         "provider",
         "registry_id",
         "request_body",
@@ -93,6 +124,10 @@ class Call:
         self.upstream_ttfb = 0.0
         self.upstream_end = 0.0
         self.usage: dict[str, Any] | None = None
+        self.cost: Cost | None = None  # set by a policy that prices with its own rates
+        # the engine assigns its own list; a call without policies shares the empty tuple
+        self.policy_chain: Sequence[PolicyRecord] = _NO_POLICIES
+        self.policies_time = 0.0  # seconds spent running policies inline
         self.attempts: list[AttemptRecord] = []
         self.request_bytes = 0
         self.response_bytes = 0
@@ -106,9 +141,33 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
+def _cost(call: Call) -> dict[str, Any] | None:
+    """The call's cost: a policy's, else the catalog's; ``None`` for an unpriced model."""
+    cost = call.cost
+    if cost is None and call.usage and call.model:
+        price = PriceBook.default().price(call.model, call.provider)
+        if price is not None:
+            cost = cost_of(call.usage, price)
+    return None if cost is None else cost.as_event()
+
+
+def _decision(record: PolicyRecord) -> dict[str, Any]:
+    return {
+        "policy_id": record.policy_id,
+        "name": record.name,
+        "plugin": record.plugin,
+        "stage": record.stage,
+        "decision": record.decision,
+        "latency_ms": _ms(record.latency),
+        "status_code": record.status_code or None,
+        "error": record.error,
+    }
+
+
 def event_payload(call: Call) -> dict[str, Any]:
     """The ``RequestEvent`` of a finished call, as a mapping orjson encodes directly."""
     total = max(0.0, call.ended - call.started)
+    policies = call.policies_time
     upstream: float | None = None
     ttfb: float | None = None
     if call.upstream_start:
@@ -137,9 +196,12 @@ def event_payload(call: Call) -> dict[str, Any]:
             "total_ms": _ms(total),
             "upstream_ttfb_ms": None if ttfb is None else _ms(ttfb),
             "upstream_ms": None if upstream is None else _ms(upstream),
-            "gateway_ms": _ms(max(0.0, total - (upstream or 0.0))),
+            "gateway_ms": _ms(max(0.0, total - (upstream or 0.0) - policies)),
+            "policies_ms": _ms(policies) if policies or call.policy_chain else None,
         },
         "usage": call.usage,
+        "cost": _cost(call),
+        "policy_chain": [_decision(record) for record in call.policy_chain],
         "sizes": {"request_bytes": call.request_bytes, "response_bytes": call.response_bytes},
         "started_at": datetime.fromtimestamp(call.started_wall, UTC),
         "ended_at": datetime.fromtimestamp(call.started_wall + total, UTC),
