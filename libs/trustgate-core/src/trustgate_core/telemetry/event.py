@@ -6,7 +6,7 @@ know. Its JSON Schema ships beside this module (``exported_event.schema.json``, 
 from the model; a test keeps them equal) and in the AsyncAPI document.
 
 It is a *sanitized* business event built from the proxy's `RequestEvent`: ids, the route,
-status, timings and token usage. It never carries an API key, a provider credential or a
+status, timings, token usage, cost and the policies' decisions. It never carries an API key, a provider credential or a
 request header. ``request.body`` and ``response.body`` are present only when the gateway's
 telemetry settings ask for bodies (``capture_bodies`` or an exporter of ``class: raw``), and
 then truncated to ``max_body_bytes`` (``*.body_truncated`` says when they were cut).
@@ -74,11 +74,31 @@ class ExportedUsage(_Frozen):
     reasoning_output_tokens: int | None = None
 
 
+class ExportedCost(_Frozen):
+    prompt_usd: float = Field(description="prompt tokens not read from a cache")
+    completion_usd: float
+    cached_usd: float = Field(0.0, description="cache reads, when priced apart")
+    total_usd: float
+    currency: str = "USD"
+
+
+class ExportedPolicyDecision(_Frozen):
+    policy_id: UUID | None = None
+    name: str
+    plugin: str
+    stage: str
+    decision: str = Field(description="block, observe, throttle or pass")
+    latency_ms: float
+    status_code: int | None = Field(None, description="the status a block answered with")
+    error: str | None = None
+
+
 class ExportedLatency(_Frozen):
     total_ms: float
     provider_ms: float | None = None
     provider_ttfb_ms: float | None = None
-    gateway_ms: float = Field(description="total - provider, never negative")
+    gateway_ms: float = Field(description="total - provider - policies, never negative")
+    policies_ms: float | None = Field(None, description="time the policies ran inline")
 
 
 class ExportedConsumer(_Frozen):
@@ -101,6 +121,10 @@ class ExportedEvent(_Frozen):
     request: ExportedRequest
     response: ExportedResponse
     usage: ExportedUsage | None = None
+    cost: ExportedCost | None = Field(None, description="absent when the model has no price")
+    policy_chain: list[ExportedPolicyDecision] = Field(
+        default_factory=list, description="the policies that ran, in order"
+    )
     latency: ExportedLatency
 
 
@@ -165,11 +189,14 @@ def export_event(event: RequestEvent, *, max_body_bytes: int | None = None) -> E
             body_truncated=response_cut or event.response_body_truncated,
         ),
         usage=None if event.usage is None else ExportedUsage(**event.usage.model_dump()),
+        cost=None if event.cost is None else ExportedCost(**event.cost.model_dump()),
+        policy_chain=[ExportedPolicyDecision(**d.model_dump()) for d in event.policy_chain],
         latency=ExportedLatency(
             total_ms=timings.total_ms,
             provider_ms=timings.upstream_ms,
             provider_ttfb_ms=timings.upstream_ttfb_ms,
             gateway_ms=timings.gateway_ms,
+            policies_ms=timings.policies_ms,
         ),
     )
 

@@ -2,7 +2,9 @@
 
 One record per request, ``event.name=gateway.request``; attribute names follow the
 OpenTelemetry semantic conventions where one exists (``http.*``, ``url.path``,
-``gen_ai.*``) and ``trustgate.*`` otherwise. Bodies appear (as ``trustgate.request.body``
+``gen_ai.*``) and ``trustgate.*`` otherwise. The policies that ran are flattened into
+``trustgate.policies.decisions`` (``plugin=decision`` in order, comma-separated) and
+``trustgate.policies.blocked_by`` (the blocking policy's name). Bodies appear (as ``trustgate.request.body``
 and ``trustgate.response.body``) only when the event carries them, cut to the exporter's
 ``max_body_bytes``.
 """
@@ -58,6 +60,7 @@ def log_attributes(event: ExportedEvent, max_body_bytes: int) -> dict[str, Attri
         "trustgate.status.reason": event.status.reason,
         "trustgate.latency.provider_ms": latency.provider_ms,
         "trustgate.latency.provider_ttfb_ms": latency.provider_ttfb_ms,
+        "trustgate.latency.policies_ms": latency.policies_ms,
     }
     if event.usage is not None:
         optional["gen_ai.usage.input_tokens"] = event.usage.prompt_tokens
@@ -65,6 +68,16 @@ def log_attributes(event: ExportedEvent, max_body_bytes: int) -> dict[str, Attri
         optional["trustgate.usage.total_tokens"] = event.usage.total_tokens
         optional["trustgate.usage.cached_input_tokens"] = event.usage.cached_input_tokens
         optional["trustgate.usage.reasoning_output_tokens"] = event.usage.reasoning_output_tokens
+    if event.cost is not None:
+        optional["trustgate.cost.total_usd"] = event.cost.total_usd
+    if event.policy_chain:
+        chain = event.policy_chain
+        optional["trustgate.policies.decisions"] = ",".join(
+            f"{d.plugin}={d.decision}" for d in chain
+        )
+        optional["trustgate.policies.blocked_by"] = next(
+            (d.name for d in chain if d.decision == "block"), None
+        )
     for key, body in (
         ("trustgate.request.body", req.body),
         ("trustgate.response.body", resp.body),
