@@ -6,9 +6,13 @@ from typing import Any, ClassVar
 
 
 class TrustGateError(Exception):
-    code: ClassVar[str] = "internal_error"
-    status: ClassVar[int] = 500
+    """``code`` and ``status`` are the class's; an error with its own (a policy's refusal)
+    sets them on the instance. ``headers`` go on the error response."""
+
+    code: str = "internal_error"
+    status: int = 500
     retryable: ClassVar[bool] = False
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         super().__init__(message or self.code)
@@ -134,3 +138,35 @@ class Unavailable(TrustGateError):
     """A dependency (database, bus) is unreachable; retry later."""
 
     code, status, retryable = "unavailable", 503, True
+
+
+class PolicyRejected(TrustGateError):
+    """A policy refused the call with its own status, body and headers (reference §3:
+    "plugin rejections use the plugin's own status and body"). ``kind`` is the request
+    event's ``error_kind`` (``rate_limited``, ``token_budget_exceeded``, ...)."""
+
+    code, status = "policy_rejected", 403
+
+    def __init__(
+        self,
+        status: int,
+        body: dict[str, Any],
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        *,
+        kind: str = "policy_rejected",
+    ) -> None:
+        super().__init__(kind)
+        self.status = status
+        self.code = kind
+        self.headers = headers
+        self._body = body
+
+    def body(self) -> dict[str, Any]:
+        return self._body
+
+
+class RateLimitUnavailable(TrustGateError):
+    """A limit's shared counters are unreachable and its policy says ``fail_closed``."""
+
+    code, status, retryable = "rate_limit_unavailable", 503, True
+    headers = ((b"retry-after", b"1"),)

@@ -62,14 +62,18 @@ class ProxyApp:
         headers: Headers = [(b"x-ag-trace-id", trace_id.encode()), *SECURITY_HEADERS]
         try:
             if route in POSTS:
-                if method != "POST":
-                    raise MethodNotAllowed("use POST", allow="POST")
+                expected = "POST"
             elif route == MODELS:
-                if method != "GET":
-                    raise MethodNotAllowed("use GET", allow="GET")
+                expected = "GET"
             else:
                 raise NotFound("not_found")
-            await self.pipeline.handle(call, _request(scope, path[1:slash]), receive, send, headers)
+            request = _request(scope, path[1:slash])
+            if method == expected:
+                await self.pipeline.handle(call, request, receive, send, headers)
+            elif method == "OPTIONS":
+                await self.pipeline.preflight(call, request, send, headers)
+            else:
+                raise MethodNotAllowed(f"use {expected}", allow=expected)
         except TrustGateError as err:
             call.status = err.status
             if call.error_kind is None:
@@ -102,7 +106,7 @@ class ProxyApp:
 
 def _request(scope: Scope, slug: str) -> ClientRequest:
     """The headers the pipeline reads, in one pass."""
-    request = ClientRequest(slug)
+    request = ClientRequest(slug, scope["headers"])
     for name, value in scope["headers"]:
         if name == b"x-ag-gateway-slug":
             request.gateway_slug = value.decode("latin-1")
@@ -116,4 +120,6 @@ def _request(scope: Scope, slug: str) -> ClientRequest:
             request.host = value.decode("latin-1")
         elif name == b"content-length":
             request.content_length = value
+        elif name == b"origin":
+            request.origin = value.decode("latin-1")
     return request

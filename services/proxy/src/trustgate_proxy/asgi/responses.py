@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trustgate_core.errors import TrustGateError
+from trustgate_core.errors import PolicyRejected, TrustGateError
 from trustgate_core.service.asgi import SECURITY_HEADERS, send_json
 from trustgate_proxy.domain.formats import INBOUND
 from trustgate_proxy.services.pipeline import ClientShapedError
@@ -17,18 +17,20 @@ __all__ = ["SECURITY_HEADERS", "send_error"]
 async def send_error(
     send: Send, error: TrustGateError, headers: Headers, *, anthropic: bool = False
 ) -> int:
-    """The error with its status; the bytes written. Its body is ``error.body()``
-    (``{"error": code, "message": ...}``, or the client format's shape for an error that
-    carries one), or on an Anthropic route (``anthropic``) Anthropic's error shape, which
+    """The error with its status and headers; the bytes written. Its body is
+    ``error.body()`` (``{"error": code, "message": ...}``, the client format's shape for an
+    error that carries one, or a policy's own), or else on an Anthropic route (``anthropic``) Anthropic's error shape, which
     its SDKs parse: ``{"type": "error", "error": {"type": ..., "message": ...}}``."""
     extra: Headers = headers
+    if error.headers:
+        extra = [*headers, *error.headers]
     if error.status == 405 and "allow" in error.extra:
-        extra = [*headers, (b"allow", str(error.extra.pop("allow")).encode())]
+        extra = [*extra, (b"allow", str(error.extra.pop("allow")).encode())]
     body = _anthropic_body(error) if anthropic else error.body()
     return await send_json(send, error.status, body, extra)
 
 
 def _anthropic_body(error: TrustGateError) -> dict[str, Any]:
-    if isinstance(error, ClientShapedError):  # already in the client's shape
+    if isinstance(error, ClientShapedError | PolicyRejected):  # its own shape
         return error.body()
     return INBOUND["anthropic"].error_body(error.status, error.message or error.code)

@@ -23,7 +23,7 @@ hands the finished ``Call`` to the sink (metrics, traces, the request event).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from time import perf_counter
 from typing import Any, Final
@@ -40,6 +40,7 @@ from trustgate_core.access import (
 from trustgate_core.errors import (
     InvalidModel,
     InvalidRequest,
+    MethodNotAllowed,
     NoBackendAvailable,
     PayloadTooLarge,
     Unauthenticated,
@@ -62,7 +63,15 @@ from trustgate_proxy.services.forward import (
     prepare_body,
 )
 from trustgate_proxy.services.models import ModelLister
-from trustgate_proxy.services.ports import Headers, Receive, Send, Upstream
+from trustgate_proxy.services.ports import (
+    Chain,
+    CorsPolicy,
+    Header,
+    Headers,
+    Receive,
+    Send,
+    Upstream,
+)
 
 CHAT: Final = "/v1/chat/completions"
 MESSAGES: Final = "/v1/messages"
@@ -97,20 +106,25 @@ class ClientShapedError(InvalidRequest):
 
 class ClientRequest:
     """What the HTTP layer read of a request besides its route (``Call.path``): the
-    consumer slug from the path, and the headers the pipeline looks at."""
+    consumer slug from the path, the headers the pipeline looks at, and all of them as
+    received (``headers``, for policies)."""
 
     __slots__ = (
         "api_key",
         "authorization",
         "content_length",
         "gateway_slug",
+        "headers",
         "host",
+        "origin",
         "slug",
         "x_api_key",
     )
 
-    def __init__(self, slug: str) -> None:
+    def __init__(self, slug: str, headers: Sequence[Header] = ()) -> None:
         self.slug = slug
+        self.headers = headers
+        self.origin: str | None = None  # a browser's Origin
         self.gateway_slug: str | None = None
         self.host: str | None = None
         self.api_key: str | None = None  # X-AG-API-Key
@@ -167,6 +181,11 @@ class Pipeline:
             raise Unauthenticated("unknown_consumer")  # not a 404: consumers stay unlisted
         call.consumer_id = consumer.id
         plan = self.view.plan(consumer)
+        chain = plan.chain
+        if request.origin is not None and chain.stages:
+            cors: CorsPolicy | None = chain.find("cors")
+            if cors is not None:  # on every answer to an allowed origin, errors included
+                headers.extend(cors.allow(request.origin))
         call.auth_id = authenticate(state, gateway, consumer, plan.auth_ids, key).id
         ensure_active(gateway)  # said only to a caller holding a key of the gateway
 
@@ -177,21 +196,83 @@ class Pipeline:
             )
             return
 
-        exchange = Exchange(call, gateway, consumer)
+        exchange = Exchange(call, gateway, consumer, request.headers)
         self._parse(exchange, await self._read_body(receive, request.content_length))
-        chain = plan.chain
-        if "pre_request" in chain.stages:
-            await chain.run("pre_request", exchange)
-            if exchange.answer is not None:
-                answer = exchange.answer
-                call.status = answer.status
-                call.response_bytes = len(answer.body)
-                await send_bytes(send, answer.status, answer.body, [*headers, *answer.headers])
-                return
-        candidates = plan.candidates(call.requested_model or None)
-        await self._forward(exchange, plan, candidates, receive, send, headers)
-        if "post_response" in chain.stages:
-            await chain.run("post_response", exchange)
+        if not chain.stages:
+            candidates = plan.candidates(call.requested_model or None)
+            await self._forward(exchange, plan, candidates, receive, send, headers)
+            return
+        call.policy_chain = exchange.records
+        try:
+            if "pre_request" in chain.stages:
+                if await self._pre_request(exchange, plan, send, headers):
+                    return
+            candidates = plan.candidates(call.requested_model or None)
+            await self._forward(exchange, plan, candidates, receive, send, headers)
+        finally:
+            # after every call that reached the policies, whatever its outcome: a budget
+            # is settled or released (the engine records, never raises, at this stage)
+            if "post_response" in chain.stages:
+                await chain.run("post_response", exchange)
+            call.policies_time = exchange.policies_time
+
+    async def preflight(
+        self, call: Call, request: ClientRequest, send: Send, headers: Headers
+    ) -> None:
+        """A browser's CORS preflight (``OPTIONS``, which carries no key): answered by the
+        consumer's ``cors`` policy once the gateway is discovered, before any key check.
+        Without one, ``OPTIONS`` is not a method the route takes (405)."""
+        if not self.is_ready():
+            raise Unavailable("configuration not loaded yet")
+        gateway = discover_gateway(
+            self.state, self.discovery_mode, request.gateway_slug, request.host, self.base_domain
+        )
+        call.gateway_id = gateway.id
+        call.tenant_id = gateway.tenant_id
+        consumer = self.state.consumer_by_slug(gateway.id, request.slug)
+        cors: CorsPolicy | None = None
+        if consumer is not None and consumer.type == "LLM":
+            call.consumer_id = consumer.id
+            cors = self.view.plan(consumer).chain.find("cors")
+        allow = "GET" if call.path == MODELS else "POST"
+        if cors is None or request.origin is None:
+            raise MethodNotAllowed(f"use {allow}", allow=allow)
+        answer = cors.preflight(
+            request.origin,
+            _header(request.headers, b"access-control-request-method"),
+            _header(request.headers, b"access-control-request-headers"),
+        )
+        call.status = answer.status
+        call.response_bytes = len(answer.body)
+        await send_bytes(send, answer.status, answer.body, [*headers, *answer.headers])
+
+    async def _pre_request(
+        self, exchange: Exchange, plan: ConsumerPlan, send: Send, headers: Headers
+    ) -> bool:
+        """Run ``pre_request``; whether a policy answered the call itself. What policies
+        add to the response's headers goes on every answer from here on, errors
+        included; a document they rewrote is sent encoded again."""
+        call = exchange.call
+        if call.requested_model is None:  # what budgets and allow-lists price and check
+            routes = plan.candidates(None).routes
+            exchange.default_model = routes[0].model if routes else None
+        try:
+            await plan.chain.run("pre_request", exchange)
+        finally:
+            headers.extend(exchange.response_headers)
+            exchange.response_headers.clear()
+        if exchange.dirty:
+            doc = exchange.doc
+            exchange.body = orjson.dumps(doc)
+            model = doc.get("model")
+            call.requested_model = model if isinstance(model, str) else None
+        answer = exchange.answer
+        if answer is None:
+            return False
+        call.status = answer.status
+        call.response_bytes = len(answer.body)
+        await send_bytes(send, answer.status, answer.body, [*headers, *answer.headers])
+        return True
 
     # -- reading the request ---------------------------------------------------------------
     def _parse(self, exchange: Exchange, body: bytes) -> None:
@@ -293,10 +374,8 @@ class Pipeline:
                 raise NoBackendAvailable("no backend available for this consumer")
             if reply.error is not None:  # no attempt got an answer
                 raise reply.error
-            if "post_request" in chain.stages:
-                await chain.run("post_request", exchange)
-            if "pre_response" in chain.stages:
-                await chain.run("pre_response", exchange)
+            if "post_request" in chain.stages or "pre_response" in chain.stages:
+                await self._response_stages(exchange, chain, reply.attempt, headers)
             await reply.attempt.forwarder.relay(reply, send, guard)
         except asyncio.CancelledError:
             if not guard.absorb():
@@ -306,6 +385,25 @@ class Pipeline:
             guard.disarm()
             if reply is not None:
                 reply.release()
+
+    async def _response_stages(
+        self, exchange: Exchange, chain: Chain, attempt: Attempt, headers: Headers
+    ) -> None:
+        """``post_request`` and ``pre_response``: the headers they add go on the answer
+        (or on the error they raise), the filters they set rewrite it."""
+        try:
+            if "post_request" in chain.stages:
+                await chain.run("post_request", exchange)
+            if "pre_response" in chain.stages:
+                await chain.run("pre_response", exchange)
+        finally:
+            added = exchange.response_headers
+            if added:
+                attempt.headers.extend(added)
+                headers.extend(added)
+                added.clear()
+        if exchange.response_filters:
+            attempt.filters = exchange.response_filters
 
     def _attempt(self, exchange: Exchange, route: Route, headers: Headers) -> Attempt:
         """The upstream request for ``route``: the body passed through when client and
@@ -407,6 +505,13 @@ class Pipeline:
             url = f"{base}/count_tokens{sep}{query}"
         _selected(call, model, out)
         return Attempt(self.forwarders.passthrough, call, route, target, url, body, False, out)
+
+
+def _header(headers: Sequence[Header], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _refused(call: Call, client: InboundCodec, error: InvalidRequest) -> ClientShapedError:

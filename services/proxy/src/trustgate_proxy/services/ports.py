@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from trustgate_core.models import Consumer, Registry
 from trustgate_core.models.policy import Stage
+from trustgate_core.policy import Answer, Header
 from trustgate_core.service.asgi import Headers, Message, Receive, Scope, Send
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.exchange import Exchange
@@ -25,6 +26,8 @@ __all__ = [
     "CallSink",
     "Chain",
     "ChainCompiler",
+    "CorsPolicy",
+    "Header",
     "Headers",
     "MemorySink",
     "Message",
@@ -73,20 +76,41 @@ class TargetBuilder(Protocol):
 
 # -- policies -----------------------------------------------------------------------------
 class Chain(Protocol):
-    """A consumer's compiled policy chain. ``stages`` names the stages it has work at: the
-    pipeline calls ``run`` only for those, so an empty chain costs a set lookup. ``run``
-    may raise a ``TrustGateError`` (a rejection, rendered as the client's error) or set
-    ``exchange.answer`` at ``pre_request`` (the call is answered without an upstream)."""
+    """A consumer's compiled policy chain (core's ``trustgate_core.policy.Chain``).
+    ``stages`` names the stages it has work at: the pipeline calls ``run`` only for those,
+    so an empty chain costs a set lookup. ``run`` may raise a ``TrustGateError`` (a
+    rejection, rendered as the client's error) or set ``exchange.answer`` at
+    ``pre_request`` (the call is answered without an upstream). ``find`` returns the
+    runner of a plugin (the CORS one answers preflights), or ``None``."""
 
-    stages: frozenset[Stage]
+    @property
+    def stages(self) -> frozenset[Stage]: ...
+
+    def find(self, plugin: str) -> Any: ...
 
     async def run(self, stage: Stage, exchange: Exchange) -> None: ...
+
+
+class CorsPolicy(Protocol):
+    """The ``cors`` policy's runner, as the pipeline asks it before any key check."""
+
+    def allow(self, origin: str) -> list[Header]:
+        """The CORS headers of an answer to ``origin`` (none when it is not allowed)."""
+        ...
+
+    def preflight(self, origin: str, method: str | None, headers: str | None) -> Answer:
+        """The answer to a preflight from ``origin`` asking for ``method`` and ``headers``
+        (``Access-Control-Request-*``)."""
+        ...
 
 
 class NoPolicies:
     """The chain of a consumer without policies."""
 
     stages: frozenset[Stage] = frozenset()
+
+    def find(self, plugin: str) -> Any:
+        return None
 
     async def run(self, stage: Stage, exchange: Exchange) -> None:
         return None

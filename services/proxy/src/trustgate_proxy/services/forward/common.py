@@ -10,12 +10,14 @@ Splitting *open* from *relay* is what lets the pipeline retry or fall back: unti
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from time import perf_counter
 from typing import Any
 
 import aiohttp
 
 from trustgate_core.errors import BackendError, TrustGateError, UpstreamTimeout
+from trustgate_core.policy import ResponseFilter
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import InboundCodec, OutboundCodec, StreamEncoder, WireFormat
 from trustgate_proxy.domain.routing import SUCCESS, Route, outcome_of_error, outcome_of_status
@@ -71,6 +73,7 @@ class Attempt:
         "call",
         "client",
         "encoder",
+        "filters",
         "forwarder",
         "headers",
         "hide_usage",
@@ -107,6 +110,8 @@ class Attempt:
         self.client: InboundCodec | None = None  # translating: the client's codec
         self.provider: OutboundCodec | None = None  # translating: the provider's codec
         self.encoder: StreamEncoder | None = None  # translating a stream
+        # policies' rewrites of a 2xx answer, in the client's format (regex_replace)
+        self.filters: Sequence[ResponseFilter] = ()
 
 
 class UpstreamReply:
@@ -271,3 +276,24 @@ def retry_after(resp: aiohttp.ClientResponse, headers: Headers) -> Headers:
     if value is None:
         return headers
     return [*headers, (b"retry-after", value.encode())]
+
+
+def filter_whole(filters: Sequence[ResponseFilter], body: bytes) -> bytes:
+    for f in filters:
+        body = f.whole(body)
+    return body
+
+
+def filter_chunk(filters: Sequence[ResponseFilter], chunk: bytes) -> bytes:
+    for f in filters:
+        chunk = f.feed(chunk)
+    return chunk
+
+
+def filter_end(filters: Sequence[ResponseFilter], tail: bytes) -> bytes:
+    """The stream's ``tail`` and what the filters held back, each filter's output passed
+    through the ones after it."""
+    out = tail
+    for f in filters:
+        out = (f.feed(out) if out else b"") + f.finish()
+    return out

@@ -26,6 +26,9 @@ from trustgate_proxy.services.forward.common import (
     DisconnectGuard,
     Forwarder,
     UpstreamReply,
+    filter_chunk,
+    filter_end,
+    filter_whole,
     relayed,
     retry_after,
 )
@@ -98,6 +101,9 @@ class PassThrough(Forwarder):
             return
         usage = USAGE[attempt.wire].from_body(data)
         call.usage = usage.as_event() if usage is not None else None
+        if attempt.filters:
+            data = filter_whole(attempt.filters, data)
+            call.response_bytes = len(data)
         ctype = resp.headers.get("Content-Type", "application/json").encode()
         await send(
             {
@@ -120,6 +126,7 @@ class PassThrough(Forwarder):
         assert resp is not None
         wire = attempt.wire
         hide_usage = attempt.hide_usage
+        filters = attempt.filters
         await send(
             {
                 "type": "http.response.start",
@@ -155,6 +162,10 @@ class PassThrough(Forwarder):
                         chunk = _without_usage_chunks(chunk)
                         if not chunk:
                             continue
+                    if filters:
+                        chunk = filter_chunk(filters, chunk)
+                        if not chunk:
+                            continue
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     sent += len(chunk)
                     last = chunk
@@ -163,13 +174,15 @@ class PassThrough(Forwarder):
                 complete = False
             call.upstream_end = perf_counter()
             if complete:
-                end = pending
+                end = filter_end(filters, pending) if filters else pending
             else:
                 call.error_kind = "stream_interrupted"
                 # finish the event in flight (its lines are complete) before the error event
                 end = (b"" if last.endswith(b"\n\n") else b"\n") + INBOUND[wire].stream_encoder(
                     call.model or ""
                 ).error(STREAM_BROKEN)
+                if filters:  # what they held back is whole events: before the error
+                    end = filter_end(filters, b"") + end
             guard.disarm()
             await send({"type": "http.response.body", "body": end, "more_body": False})
             sent += len(end)

@@ -12,13 +12,14 @@ format's error event.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from time import perf_counter
 
 import aiohttp
 import orjson
 
 from trustgate_core.errors import BackendError
+from trustgate_core.policy import ResponseFilter
 from trustgate_core.service.asgi import send_bytes
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import (
@@ -36,6 +37,9 @@ from trustgate_proxy.services.forward.common import (
     DisconnectGuard,
     Forwarder,
     UpstreamReply,
+    filter_chunk,
+    filter_end,
+    filter_whole,
     retry_after,
 )
 from trustgate_proxy.services.ports import Headers, Send
@@ -53,7 +57,14 @@ class Translator(Forwarder):
         if reply.data is None:
             assert attempt.encoder is not None
             await self._stream(
-                attempt.call, resp, attempt.provider, attempt.encoder, attempt.headers, send, guard
+                attempt.call,
+                resp,
+                attempt.provider,
+                attempt.encoder,
+                attempt.headers,
+                attempt.filters,
+                send,
+                guard,
             )
         else:
             await self._whole(
@@ -63,6 +74,7 @@ class Translator(Forwarder):
                 attempt.client,
                 attempt.provider,
                 attempt.headers,
+                attempt.filters,
                 send,
                 guard,
             )
@@ -75,6 +87,7 @@ class Translator(Forwarder):
         inbound: InboundCodec,
         outbound: OutboundCodec,
         headers: Headers,
+        filters: Sequence[ResponseFilter],
         send: Send,
         guard: DisconnectGuard,
     ) -> None:
@@ -105,6 +118,8 @@ class Translator(Forwarder):
             raise BackendError("the provider's answer cannot be read") from exc
         if response.usage is not None:
             call.usage = response.usage.as_event()
+        if filters:
+            out = filter_whole(filters, out)
         call.response_bytes = len(out)
         await send_bytes(send, status, out, headers)
 
@@ -115,6 +130,7 @@ class Translator(Forwarder):
         outbound: OutboundCodec,
         encoder: StreamEncoder,
         headers: Headers,
+        filters: Sequence[ResponseFilter],
         send: Send,
         guard: DisconnectGuard,
     ) -> None:
@@ -141,6 +157,8 @@ class Translator(Forwarder):
                             elif isinstance(event, StreamEnd):
                                 ended = True
                             out += encoder.feed(event)
+                        if out and filters:
+                            out = filter_chunk(filters, out)
                         if out:
                             await send(
                                 {"type": "http.response.body", "body": out, "more_body": True}
@@ -155,9 +173,13 @@ class Translator(Forwarder):
             call.upstream_end = perf_counter()
             if ended:
                 end = encoder.finish()
+                if filters:
+                    end = filter_end(filters, end)
             else:
                 call.error_kind = call.error_kind or "stream_interrupted"
                 end = encoder.error(broken)
+                if filters:
+                    end = filter_end(filters, b"") + end
             guard.disarm()
             await send({"type": "http.response.body", "body": end, "more_body": False})
             sent += len(end)

@@ -1,0 +1,33 @@
+"""The policy engine (compiling and running a consumer's policies) and the exchange
+policies see. The plugins' runners live in ``trustgate_core.policy.runners``."""
+
+from trustgate_core.policy.engine import (
+    Chain,
+    CountersUnavailable,
+    Decision,
+    GatewayRunner,
+    PolicyDeps,
+    PolicyEngine,
+    PolicyInfo,
+    PolicyRecord,
+    Runner,
+    RunnerType,
+)
+from trustgate_core.policy.exchange import Answer, Header, PolicyExchange, ResponseFilter
+
+__all__ = [
+    "Answer",
+    "Chain",
+    "CountersUnavailable",
+    "Decision",
+    "GatewayRunner",
+    "Header",
+    "PolicyDeps",
+    "PolicyEngine",
+    "PolicyExchange",
+    "PolicyInfo",
+    "PolicyRecord",
+    "ResponseFilter",
+    "Runner",
+    "RunnerType",
+]
