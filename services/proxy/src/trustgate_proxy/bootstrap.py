@@ -21,10 +21,16 @@ import aiohttp
 from nats.aio.client import Client as NATS
 
 from trustgate_core.bus import RequestEventPublisher
+from trustgate_core.counters import Counters, counters_from
 from trustgate_core.crypto import SecretBox
 from trustgate_core.events.config import AnyConfigEvent
 from trustgate_core.events.subjects import CONFIG_STREAM, requests_stream
+from trustgate_core.models import Consumer
+from trustgate_core.models.base import EntityKind
 from trustgate_core.observability.tracing import Tracing, setup_tracing
+from trustgate_core.policy import PolicyDeps, PolicyEngine
+from trustgate_core.policy.runners import LLM_RUNNERS, gateway_plan
+from trustgate_core.pricing import PriceBook
 from trustgate_core.replica import ConfigReplica, ReplicaState
 from trustgate_core.replica.snapshot import SnapshotFile, SnapshotKeeper
 from trustgate_core.service import HealthApp, ReplicaRunner
@@ -42,7 +48,7 @@ from trustgate_proxy.services.config_view import ConfigView, RouterFactory
 from trustgate_proxy.services.forward import Forwarders
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.pipeline import Pipeline
-from trustgate_proxy.services.ports import CallSink, ChainCompiler, NullSink, no_policies
+from trustgate_proxy.services.ports import NO_POLICIES, CallSink, Chain, ChainCompiler, NullSink
 from trustgate_proxy.settings import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -66,7 +72,7 @@ class ProxyRuntime:
         settings: ProxySettings,
         *,
         router: RouterFactory = RoundRobin,
-        chain: ChainCompiler = no_policies,
+        chain: ChainCompiler | None = None,
         tracing_env: Mapping[str, str] | None = None,
         bus: bool = True,
         sink: CallSink | None = None,
@@ -77,7 +83,16 @@ class ProxyRuntime:
         self.tracing: Tracing | None = None
         self.state = ReplicaState()
         box = SecretBox(settings.secrets_material)
-        self.view = ConfigView(self.state, box, BUILDERS, router=router, chain=chain)
+        self.counters: Counters = counters_from(settings)
+        self.engine = PolicyEngine(
+            LLM_RUNNERS,
+            PolicyDeps(counters=self.counters, prices=PriceBook.default()),
+            plane="LLM",
+            gateway_runner=gateway_plan,
+        )
+        self.view = ConfigView(
+            self.state, box, BUILDERS, router=router, chain=chain or self._compile_chain
+        )
         self.publisher: RequestEventPublisher[Call] = RequestEventPublisher(
             event_payload, call_traceparent, settings.event_queue_size
         )
@@ -196,6 +211,7 @@ class ProxyRuntime:
         await self.runner.stop()
         if self.session is not None:
             await self.session.close()
+        await self.counters.aclose()
 
     async def __aenter__(self) -> ProxyRuntime:
         await self.start()
@@ -219,7 +235,15 @@ class ProxyRuntime:
         return dependencies
 
     # -- config changes -------------------------------------------------------------------
+    def _compile_chain(self, consumer: Consumer) -> Chain:
+        gateway = self.state.gateways.get(consumer.gateway_id)
+        if gateway is None:
+            return NO_POLICIES
+        return self.engine.compile(gateway, consumer, self.state.policies)
+
     def _config_changed(self, event: AnyConfigEvent) -> None:
+        if event.kind is EntityKind.policy:
+            self.engine.forget(self.state.policies)
         if self.snapshots is not None:
             self.snapshots.changed(event)
 
@@ -249,6 +273,19 @@ class ProxyRuntime:
             "trustgate_proxy_request_events_failed_total",
             "Request events the bus refused.",
             lambda: p.failed,
+        )
+        engine = self.engine
+        counters = self.counters
+        a.counter(
+            "trustgate_proxy_policy_failed_open_total",
+            "Calls a limit policy let through because its counters were unreachable"
+            " (on_error: fail_open).",
+            lambda: sum(engine.failed_open.values()),
+        )
+        a.counter(
+            "trustgate_proxy_counters_unavailable_total",
+            "Counter operations that failed (Redis unreachable, slow or erroring).",
+            lambda: counters.unavailable_total,
         )
         a.gauge(
             "trustgate_proxy_request_events_pending",

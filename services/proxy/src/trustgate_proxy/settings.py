@@ -6,12 +6,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from trustgate_core.counters import RedisSettings
 from trustgate_core.durations import parse_duration
 from trustgate_core.replica.snapshot import state_path
 from trustgate_core.settings import DEFAULT_HOST, CoreSettings
 
 
-class ProxySettings(CoreSettings):
+class ProxySettings(CoreSettings, RedisSettings):
+    """``REDIS_*`` (``RedisSettings``): where limit counters are shared with the other
+    replicas; none → kept in this process."""
+
     host: str = Field(DEFAULT_HOST, alias="SERVER_PROXY_HOST")
     port: int = Field(8081, alias="SERVER_PROXY_PORT")
     metrics_port: int = Field(9081, alias="SERVER_PROXY_METRICS_PORT")

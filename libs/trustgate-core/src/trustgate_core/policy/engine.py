@@ -40,6 +40,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from trustgate_core.counters.base import CountersUnavailable
 from trustgate_core.errors import PolicyRejected, RateLimitUnavailable, TrustGateError
 from trustgate_core.models import Consumer, Gateway, Policy
 from trustgate_core.models.policy import Mode, Stage
@@ -50,11 +51,6 @@ from trustgate_core.policy.exchange import PolicyExchange
 log = logging.getLogger(__name__)
 
 Decision = Literal["block", "observe", "throttle", "pass"]
-
-
-class CountersUnavailable(Exception):
-    """The shared counters a runner needs are unreachable or too slow: its policy's
-    ``on_error`` decides. (Raised by ``trustgate_core.counters``.)"""
 
 
 class PolicyRecord:

@@ -31,7 +31,7 @@ from trustgate_proxy.bootstrap import ProxyRuntime
 from trustgate_proxy.domain.call import Call, event_payload
 from trustgate_proxy.domain.routing import RoundRobin
 from trustgate_proxy.services.config_view import RouterFactory
-from trustgate_proxy.services.ports import ChainCompiler, MemorySink, no_policies
+from trustgate_proxy.services.ports import ChainCompiler, MemorySink
 from trustgate_proxy.settings import ProxySettings
 from trustgate_testkit.proxy.server import RunningProxy, serving
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
@@ -76,10 +76,11 @@ class EventLog:
 
 @asynccontextmanager
 async def local_proxy(
-    *, router: RouterFactory = RoundRobin, chain: ChainCompiler = no_policies, **env: Any
+    *, router: RouterFactory = RoundRobin, chain: ChainCompiler | None = None, **env: Any
 ) -> AsyncIterator[LocalProxy]:
     """The proxy in process, with ``env`` as settings (tracing off), and the given router
-    factory and policy-chain compiler."""
+    factory and policy-chain compiler (default: the policy engine, with the limit counters
+    in this process unless ``env`` names a Redis)."""
     settings = ProxySettings(SERVER_SECRET_KEY=DEV_SECRET_KEY, GATEWAY_BASE_DOMAIN="gw.test", **env)
     sink = MemorySink()
     async with ProxyRuntime(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,12 +18,22 @@ from trustgate_core.events import (
     AuthEvent,
     ConsumerEvent,
     GatewayEvent,
+    PolicyEvent,
     RegistryEvent,
     config_subject,
     encode_event,
 )
 from trustgate_core.ids import consumer_slug, hash_api_key, new_api_key, uuid7
-from trustgate_core.models import Auth, Consumer, Gateway, ModelPolicy, Registry, RegistryBinding
+from trustgate_core.models import (
+    Auth,
+    Consumer,
+    Gateway,
+    ModelPolicy,
+    Policy,
+    Registry,
+    RegistryBinding,
+)
+from trustgate_core.plugins import validate_policy
 from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY
 
@@ -45,6 +55,7 @@ class Tenant:
     consumers: dict[str, Consumer] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # consumer name -> api key
     auths: dict[str, Auth] = field(default_factory=dict)
+    policies: dict[str, Policy] = field(default_factory=dict)
     local: Callable[[Any], object] | None = None
 
     @property
@@ -167,6 +178,64 @@ class Tenant:
     async def delete_auth(self, name: str) -> None:
         auth = self.auths.pop(name)
         await self._publish(AuthEvent(**self._envelope(auth.id, "delete")))
+
+    async def add_policy(
+        self,
+        name: str,
+        plugin: str,
+        settings: dict[str, Any] | None = None,
+        *,
+        consumers: Sequence[str] = (),
+        global_: bool = False,
+        mode: str | None = None,
+        stages: list[str] | None = None,
+        priority: int = 0,
+        parallel: bool = True,
+        enabled: bool = True,
+    ) -> Policy:
+        """A policy validated as the admin validates it (its effective stages, its settings
+        normalised), attached to ``consumers`` (by name) or ``global_``."""
+        checked = validate_policy(plugin, stages, mode, settings)
+        now = _now()
+        policy = Policy.model_validate(
+            {
+                "id": uuid7(),
+                "gateway_id": self.gateway.id,
+                "created_at": now,
+                "updated_at": now,
+                "name": name,
+                "slug": plugin,
+                "settings": checked.settings,
+                "stages": list(checked.stages),
+                "mode": checked.mode,
+                "priority": priority,
+                "parallel": parallel,
+                "enabled": enabled,
+                "global": global_,
+            }
+        )
+        await self._publish(PolicyEvent(**self._envelope(policy.id), entity=policy))
+        self.policies[name] = policy
+        for consumer in consumers:
+            attached = self.consumers[consumer].policy_ids
+            await self.put_consumer(consumer, policy_ids=[*attached, policy.id])
+        return policy
+
+    async def put_policy(self, name: str, **changes: Any) -> Policy:
+        """The policy with ``changes`` (``settings`` given whole, re-validated)."""
+        held = self.policies[name]
+        if "settings" in changes:
+            changes["settings"] = validate_policy(
+                held.slug, list(held.stages), held.mode, changes["settings"]
+            ).settings
+        policy = held.model_copy(update=changes)
+        await self._publish(PolicyEvent(**self._envelope(policy.id), entity=policy))
+        self.policies[name] = policy
+        return policy
+
+    async def delete_policy(self, name: str) -> None:
+        policy = self.policies.pop(name)
+        await self._publish(PolicyEvent(**self._envelope(policy.id, "delete")))
 
 
 async def new_tenant(
