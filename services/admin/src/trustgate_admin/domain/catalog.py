@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any, Final, cast
 
 from trustgate_core.plugins import policies_catalog
+from trustgate_core.policy.runners import LLM_RUNNERS
 from trustgate_core.pricing import catalog_models
 
 _PACKAGE: Final = "trustgate_admin"
@@ -68,7 +69,13 @@ class Catalog:
         return copy.deepcopy(self._load("mcp_servers.json", "mcp_servers"))
 
     def policies(self) -> dict[str, Any]:
-        return policies_catalog()
+        """The plugins, each with ``enforced``: whether a plane enforces it today (the
+        admin refuses policies of the others)."""
+        catalog = policies_catalog()
+        for group in catalog["groups"]:
+            for item in group["items"]:
+                item["enforced"] = item["slug"] in LLM_RUNNERS
+        return catalog
 
     # ------------------------------------------------------------------ internals
 

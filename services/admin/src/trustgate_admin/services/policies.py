@@ -19,7 +19,18 @@ from trustgate_core.errors import ValidationFailed
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Policy
 from trustgate_core.models.base import EntityKind
-from trustgate_core.plugins import validate_policy
+from trustgate_core.plugins import ValidatedPolicy, validate_policy
+from trustgate_core.policy.runners import LLM_RUNNERS
+
+
+def _enforced(checked: ValidatedPolicy) -> ValidatedPolicy:
+    """A policy no plane enforces is refused, not stored and ignored."""
+    if checked.plugin not in LLM_RUNNERS:
+        raise ValidationFailed(
+            f"slug: plugin {checked.plugin!r} is not supported yet (no plane enforces it; "
+            "see the policies catalog's 'enforced')"
+        )
+    return checked
 
 
 async def consumer_ids(uow: UnitOfWork, policy_id: UUID) -> list[UUID]:
@@ -45,7 +56,7 @@ async def create(
         raise ValidationFailed("slug: is required (the plugin id)")
     if find_masked(body.settings):
         raise ValidationFailed("settings: a masked value cannot be stored")
-    checked = validate_policy(body.slug, body.stages, body.mode, body.settings)
+    checked = _enforced(validate_policy(body.slug, body.stages, body.mode, body.settings))
     async with uow:
         await get_gateway(uow.session, gateway_id)
         await ensure_unique_name(uow.session, t.PolicyRow, gateway_id, body.name, None, "policy")
@@ -112,11 +123,13 @@ async def update(
             )
         stored = uow.box.open_fields(row.settings or {})
         settings = merge_masked(changes["settings"], stored) if "settings" in changes else stored
-        checked = validate_policy(
-            changes.get("slug", row.slug),
-            changes.get("stages", row.stages),
-            changes.get("mode", row.mode),
-            settings,
+        checked = _enforced(
+            validate_policy(
+                changes.get("slug", row.slug),
+                changes.get("stages", row.stages),
+                changes.get("mode", row.mode),
+                settings,
+            )
         )
         for key in ("name", "description", "slug", "enabled", "priority", "parallel"):
             if key in changes:
