@@ -8,6 +8,13 @@ Everything after ``--`` goes to the harness (``../shared/bench/bench.py`` by def
 ``--harness`` to change). Both builds run ``bench/serve_trustgate.py`` from their own
 checkout and venv (this one on port 18141, the baseline on 18142). Like the harness, it
 runs inside a network namespace with only loopback when it can (``unshare --net``).
+
+The same checkout with and without policies, in one run (``--policies``: a rate limiter and
+a token budget on the bench consumer, counters in a private Redis on the load generator's
+core):
+
+    python3 bench/compare.py --baseline-dir . --baseline-name no-policies \
+        --name policies --serve-args=--policies -- --scenarios a,b --repeat 3
 """
 
 from __future__ import annotations
@@ -27,14 +34,16 @@ KEY = "ag_benchmark-key-0123456789abcdefghijklmnopqrstuv"
 _IN_NETNS = "TRUSTGATE_COMPARE_NETNS"
 
 
-def serve(checkout: Path, port: int) -> str:
-    return f"cd '{checkout}' && exec .venv/bin/python bench/serve_trustgate.py --port {port}"
+def serve(checkout: Path, port: int, extra: str = "") -> str:
+    return (
+        f"cd '{checkout}' && exec .venv/bin/python bench/serve_trustgate.py --port {port} {extra}"
+    ).rstrip()
 
 
-def harness_args(port: int, name: str, checkout: Path) -> list[str]:
+def harness_args(port: int, name: str, checkout: Path, extra: str = "") -> list[str]:
     return [
         "--custom-name", name,
-        "--custom-start", serve(checkout, port),
+        "--custom-start", serve(checkout, port, extra),
         "--custom-url", f"http://127.0.0.1:{port}/bench/v1/chat/completions",
         "--custom-header", "X-AG-Gateway-Slug: bench",
         "--custom-header", f"X-AG-API-Key: {KEY}",
@@ -59,6 +68,14 @@ def main() -> int:
     parser.add_argument("--baseline-name", default="baseline")
     parser.add_argument("--name", default="trustgate")
     parser.add_argument("--harness", type=Path, default=REPO.parent / "shared/bench/bench.py")
+    parser.add_argument(
+        "--serve-args", default="", help="extra serve_trustgate.py arguments for this checkout"
+    )
+    parser.add_argument(
+        "--baseline-serve-args",
+        default="",
+        help="extra serve_trustgate.py arguments for the baseline",
+    )
     ours, rest = parser.parse_known_args()
     rest = [a for a in rest if a != "--"]
     in_netns()
@@ -67,7 +84,9 @@ def main() -> int:
     bench: Any = importlib.util.module_from_spec(spec)
     sys.modules["bench"] = bench
     spec.loader.exec_module(bench)
-    baseline = harness_args(18142, ours.baseline_name, ours.baseline_dir.resolve())
+    baseline = harness_args(
+        18142, ours.baseline_name, ours.baseline_dir.resolve(), ours.baseline_serve_args
+    )
 
     def target_baseline(mock: Any, args: Any) -> Any:
         values = dict(zip(baseline[::2], baseline[1::2], strict=False))
@@ -78,7 +97,7 @@ def main() -> int:
         return bench.target_custom(mock, copy)
 
     bench.TARGET_BUILDERS["baseline"] = target_baseline
-    sys.argv = [str(ours.harness), "run", *harness_args(18141, ours.name, REPO)]
+    sys.argv = [str(ours.harness), "run", *harness_args(18141, ours.name, REPO, ours.serve_args)]
     sys.argv += ["--targets", "direct,baseline,custom", "--netns", "off", *rest]
     return int(bench.main() or 0)
 

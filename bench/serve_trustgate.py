@@ -10,6 +10,11 @@
 3. runs the proxy in this process (uvloop, httptools) until SIGINT/SIGTERM, then stops
    nats-server.
 
+``--policies`` attaches a ``rate_limiter`` and a ``token_rate_limiter`` to the consumer
+(limits far above what a run sends, so every request is checked and none refused), with
+their counters in a private ``redis-server`` started like nats-server (``--redis-cpus``,
+default core 0, the load generator's).
+
 Upstreams come from ``--upstream kind=url`` or from ``BENCH_MOCK_JSON``, ``BENCH_MOCK_SSE``,
 ``BENCH_MOCK_JSON_SLOW`` and ``BENCH_MOCK_SSE_SLOW`` (what the shared harness sets).
 
@@ -62,7 +67,46 @@ def start_nats(store: str, cpus: str | None, attached: bool) -> tuple[int, str]:
     return pid, f"nats://127.0.0.1:{port}"
 
 
-async def seed(nats_url: str, upstreams: dict[str, str], secret: str) -> None:
+#: limits no run reaches: every request is counted, none refused
+POLICIES = (
+    ("bench-rate", "rate_limiter", {"limit": 1_000_000_000, "window": "1m"}),
+    (
+        "bench-budget",
+        "token_rate_limiter",
+        {"aggregate": {"max": 1_000_000_000_000, "time_window": "1h"}},
+    ),
+)
+
+
+def start_redis(store: str, cpus: str | None) -> tuple[int, str]:
+    """A redis-server (no persistence) reparented away from us, as nats-server is."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--policies needs redis-server on PATH (scripts/services.py ensure)")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if cpus:
+        argv = ["taskset", "-c", cpus, *argv]
+    script = " ".join(f"'{a}'" for a in argv) + f" >'{store}/redis.log' 2>&1 & echo $!"
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    wait_port("127.0.0.1", port, timeout=15)
+    return int(done.stdout.strip()), f"redis://127.0.0.1:{port}/0"
+
+
+def stop(pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+async def seed(
+    nats_url: str, upstreams: dict[str, str], secret: str, *, policies: bool = False
+) -> None:
     nc = await connect(nats_url, name="bench-seed")
     try:
         await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
@@ -81,6 +125,9 @@ async def seed(nats_url: str, upstreams: dict[str, str], secret: str) -> None:
             slug=SLUG,
             key=BENCH_KEY,
         )
+        if policies:
+            for name, plugin, settings in POLICIES:
+                await tenant.add_policy(name, plugin, settings, consumers=[SLUG])
         await nc.flush()
     finally:
         await nc.close()
@@ -99,6 +146,12 @@ def main() -> None:
         action="store_true",
         help="run nats-server as our child (counted with us by a process-tree measurement)",
     )
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="attach a rate limiter and a token budget, counters in a private Redis",
+    )
+    parser.add_argument("--redis-cpus", default="0", help="CPUs for redis-server")
     args = parser.parse_args()
 
     upstreams = {
@@ -114,6 +167,7 @@ def main() -> None:
 
     store = tempfile.mkdtemp(prefix="trustgate-bench-nats-")
     nats_pid, nats_url = start_nats(store, args.nats_cpus, args.nats_attached)
+    redis_pid: int | None = None
     try:
         env = {
             "NATS_URL": nats_url,
@@ -121,18 +175,15 @@ def main() -> None:
             "SERVER_PROXY_PORT": str(args.port),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         }
+        if args.policies:
+            redis_pid, env["REDIS_URL"] = start_redis(store, args.redis_cpus)
         settings = ProxySettings(**env)  # type: ignore[arg-type]
-        asyncio.run(seed(nats_url, upstreams, settings.secrets_material))
+        asyncio.run(seed(nats_url, upstreams, settings.secrets_material, policies=args.policies))
         serve_settings(settings)
     finally:
-        os.kill(nats_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(nats_pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        stop(nats_pid)
+        if redis_pid is not None:
+            stop(redis_pid)
         shutil.rmtree(store, ignore_errors=True)
 
 
