@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from trustgate_core.durations import parse_duration
 from trustgate_core.plugins.base import (
     Duration,
     NonBlankStr,
+    OnError,
     Plane,
     PluginSettings,
     PluginSpec,
@@ -28,10 +27,17 @@ class RateLimiterSettings(PluginSettings):
     window: Duration = Field(description='Window length, a duration >= 1s such as "1m".')
     retry_after: str | None = Field(
         None,
-        description="Seconds announced in Retry-After; defaults to the window, rounded up.",
+        description=(
+            "Seconds announced in Retry-After; without it, the time until a slot frees "
+            "(rounded up, at least 1)."
+        ),
     )
     group_by_header: NonBlankStr | None = Field(
         None, description="Count separately per value of this request header."
+    )
+    on_error: OnError = Field(
+        "fail_open",
+        description="When the counters are unreachable: let the call through, or 503.",
     )
 
     @field_validator("window")
@@ -50,12 +56,6 @@ class RateLimiterSettings(PluginSettings):
         if not isinstance(value, str) or not value.strip().isdigit() or int(value) <= 0:
             raise ValueError("must be a whole number of seconds > 0")
         return str(int(value))
-
-    @model_validator(mode="after")
-    def _default_retry_after(self) -> RateLimiterSettings:
-        if self.retry_after is None:
-            self.retry_after = str(math.ceil(parse_duration(self.window, bare=None)))
-        return self
 
 
 ToolBehavior = Literal["reject_response", "inject_error_result", "strip_tool_from_request"]
