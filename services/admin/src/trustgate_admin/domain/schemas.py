@@ -28,6 +28,11 @@ class Body(BaseModel):
 
 
 # -- gateways -------------------------------------------------------------------------------
+#: A gateway plan's keys (``entitlements``) and its tiers.
+ENTITLEMENT_KEYS = ("tier", "burst_per_min", "quota_per_month")
+ENTITLEMENT_TIERS = ("free", "standard", "enterprise")
+
+
 class GatewayIn(Body):
     name: str | None = Field(None, max_length=255)
     slug: str | None = None
@@ -64,6 +69,31 @@ class GatewayIn(Body):
         if v:
             raise ValueError("is not supported yet (no plane presents a client certificate)")
         return v
+
+    @field_validator("entitlements")
+    @classmethod
+    def _entitlements(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A plan the proxy enforces: ``burst_per_min`` and ``quota_per_month`` (integers >
+        0) and a ``tier`` label. ``max_instances`` is refused: no plane can count a
+        gateway's instances, and a limit stored and ignored is worse than none."""
+        if v is None:
+            return v
+        if "max_instances" in v:
+            raise ValueError("max_instances is not supported (no plane enforces an instance count)")
+        unknown = sorted(set(v) - set(ENTITLEMENT_KEYS))
+        if unknown:
+            known = ", ".join(ENTITLEMENT_KEYS)
+            raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: {known})")
+        tier = v.get("tier")
+        if tier is not None and tier not in ENTITLEMENT_TIERS:
+            raise ValueError(f"tier must be one of {', '.join(ENTITLEMENT_TIERS)}")
+        for name in ("burst_per_min", "quota_per_month"):
+            limit = v.get(name)
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0
+            ):
+                raise ValueError(f"{name} must be an integer > 0")
+        return {key: value for key, value in v.items() if value is not None}
 
     @field_validator("metadata")
     @classmethod
