@@ -11,8 +11,10 @@ from trustgate_core.plugins.base import (
     Duration,
     NonBlankStr,
     NonNegativeNumber,
+    OnError,
     PluginSettings,
     PluginSpec,
+    PositiveInt,
     PositiveNumber,
     SettingsError,
     require_duration,
@@ -20,6 +22,10 @@ from trustgate_core.plugins.base import (
 
 #: Budgets are fixed windows; anything shorter than a minute is noise.
 MIN_BUDGET_WINDOW_SECONDS = 60
+#: The output reserved for a request that names no max_tokens: about a long chat answer.
+#: An answer longer than this can overshoot a budget by the difference, once per call in
+#: flight; set max_tokens (or raise this) where answers run long.
+DEFAULT_OUTPUT_TOKENS = 1024
 _DOWNGRADE_TARGET = re.compile(r"^(@[A-Za-z0-9_.-]+/)?[^\s@/][^\s]*$")
 
 
@@ -116,6 +122,13 @@ class TokenRateLimiterSettings(PluginSettings):
     cost_cap: CostCap | None = None
     group_by_header: NonBlankStr | None = None
     window: LegacyWindow | None = Field(None, description="Legacy single window.")
+    default_output_tokens: PositiveInt = Field(
+        DEFAULT_OUTPUT_TOKENS,
+        description="Output tokens reserved for a request that names no max_tokens.",
+    )
+    on_error: OnError = Field(
+        "fail_open", description="When the shared counters are unreachable: admit or refuse (503)."
+    )
 
     @field_validator("downgrade_to")
     @classmethod
