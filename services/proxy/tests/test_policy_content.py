@@ -418,3 +418,16 @@ async def test_an_observed_response_rule_never_changes_the_answer() -> None:
         deltas = [c.choices[0].delta.content async for c in stream if c.choices]
     assert whole.choices[0].message.content == f"Hello from {AGENT}"
     assert deltas[:3] == ["Hello", " from", f" {AGENT}"]
+
+
+async def test_a_translated_stream_is_rewritten_in_the_client_s_format() -> None:
+    async with local_proxy() as running, serve_anthropic(AGENT) as claude:
+        routed = await running.new_tenant()
+        await routed.add_registry("claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY)
+        await routed.add_consumer("app", ["claude"])
+        await add_response_rule(routed)
+        stream = await openai_sdk(running, routed).chat.completions.create(
+            model="claude-sonnet-4", messages=HI, stream=True
+        )
+        deltas = [c.choices[0].delta.content async for c in stream if c.choices]
+    assert "".join(d or "" for d in deltas) == "Hello [redacted]-Smith"

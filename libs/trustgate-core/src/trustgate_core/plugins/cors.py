@@ -25,11 +25,22 @@ class CorsSettings(PluginSettings):
     allowed_methods: list[NonBlankStr] = Field(
         default_factory=lambda: ["GET", "POST", "OPTIONS"], min_length=1
     )
-    allowed_headers: list[NonBlankStr] = Field(default_factory=list)
-    expose_headers: list[NonBlankStr] = Field(default_factory=list)
+    allowed_headers: list[NonBlankStr] = Field(
+        default_factory=list,
+        description=(
+            "Request headers allowed beyond the gateway's and the SDKs' own (always allowed); "
+            '"*" allows any.'
+        ),
+    )
+    expose_headers: list[NonBlankStr] = Field(
+        default_factory=list,
+        description="Response headers a browser app may read beyond the gateway's own.",
+    )
     allow_credentials: bool = False
     max_age: int | None = Field(
-        None, ge=0, description='Preflight cache lifetime in seconds (or a duration like "1h").'
+        None,
+        ge=0,
+        description='Preflight cache lifetime in seconds (or a duration like "1h"); 600 if unset.',
     )
     log_violations: bool = False
 
