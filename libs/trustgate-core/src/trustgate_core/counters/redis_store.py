@@ -1,0 +1,388 @@
+"""`RedisCounters`: the counters the proxy's replicas share, one Lua script per operation.
+
+Speed decides the shape. redis-py's asyncio client spends 65-100 µs of CPU on each
+command (its pool, per-read timeouts and parser layers), and a request with two limit
+plugins makes about three. Here the operations issued in one event-loop iteration go to
+Redis as one write on one connection (auto-pipelining), hiredis parses the replies as
+they arrive, and each reply resolves its caller's future directly: no task, timer or
+lock per operation.
+
+Never a hang: every operation carries a deadline (`timeout`, 50 ms by default); one
+timer watches the oldest reply still awaited (replies come in order), and when it is
+late the connection is dropped and everything in flight fails with
+`CountersUnavailable`. After a failure, calls fail at once for `cooldown` seconds rather
+than each trying to connect; the next call after that reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import hiredis
+from redis.asyncio.connection import parse_url
+
+from trustgate_core.counters.base import CountersUnavailable, Reservation, WindowHit
+from trustgate_core.counters.scripts import ADJUST, ALL, HIT, RESERVE, Script
+
+log = logging.getLogger(__name__)
+
+_Arg = bytes | str | int
+
+
+def _pack(args: Sequence[_Arg]) -> bytes:
+    """One command in RESP."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def redis_location(url: str) -> str:
+    """``host:port/db`` (or the socket path) of a Redis URL, without its credentials."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    host = parts.hostname or "localhost"
+    return f"{host}:{parts.port or 6379}{parts.path or '/0'}"
+
+
+class _Call:
+    """An operation sent (or about to be): the script and arguments to send it again as
+    EVAL after a NOSCRIPT, and the future its caller awaits (None for `adjust_soon`)."""
+
+    __slots__ = ("args", "deadline", "future", "script")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any] | None,
+        script: Script | None,
+        args: tuple[_Arg, ...],
+        deadline: float,
+    ) -> None:
+        self.future = future
+        self.script = script
+        self.args = args
+        self.deadline = deadline
+
+
+class _Link(asyncio.Protocol):
+    """One connection: replies are matched to calls in the order they were written."""
+
+    def __init__(self, store: RedisCounters) -> None:
+        self.store = store
+        self.reader = hiredis.Reader()
+        self.waiting: deque[_Call] = deque()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        reader, waiting = self.reader, self.waiting
+        try:
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                call = waiting.popleft()
+                if isinstance(reply, hiredis.ReplyError):
+                    self.store._error_reply(call, reply)
+                elif call.future is not None and not call.future.done():
+                    call.future.set_result(reply)
+        except (hiredis.ProtocolError, IndexError) as exc:
+            self.store._fail(self, f"unreadable reply ({exc})")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.store._fail(self, f"connection lost ({exc})" if exc else "connection closed")
+
+
+class RedisCounters:
+    """The `Counters` port on Redis: exact across every process sharing the server."""
+
+    def __init__(self, url: str, *, timeout: float = 0.05, cooldown: float = 1.0) -> None:
+        options: dict[str, Any] = dict(parse_url(url))
+        self._host: str = options.get("host", "localhost")
+        self._port = int(options.get("port", 6379))
+        self._path: str | None = options.get("path")
+        self._tls = _tls_context(url, options)
+        self._handshake = _handshake(options)
+        self.where = redis_location(url)
+        self._timeout = timeout
+        self._cooldown = cooldown
+        self._member_prefix = os.urandom(6).hex() + ":"
+        self._members = itertools.count()
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._link: _Link | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._out: list[bytes] = []  # written at the next flush, with `_queued`
+        self._queued: list[_Call] = []
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._down_until = 0.0
+        self._down_reason = ""
+        self._healthy = True
+        self._closed = False
+        self._error_logged_at = -1e9
+
+        self.unavailable_total = 0
+        #: `adjust_soon` settlements that never reached Redis.
+        self.lost_adjustments_total = 0
+
+    # --- the port ------------------------------------------------------------------------
+
+    async def hit(self, key: str, limit: int, window_ms: int, *, force: bool = False) -> WindowHit:
+        member = self._member_prefix + str(next(self._members))
+        args = (key, limit, window_ms, b"1" if force else b"0", member)
+        allowed, count, reset_ms, retry_ms = await self._call(HIT, 1, args)
+        return WindowHit(allowed == 1, count, limit, reset_ms, retry_ms)
+
+    async def reserve(
+        self,
+        keys: Sequence[str],
+        maxima: Sequence[int],
+        amount: int,
+        ttls_ms: Sequence[int],
+        *,
+        force: bool = False,
+    ) -> Reservation:
+        if not len(keys) == len(maxima) == len(ttls_ms):
+            raise ValueError("reserve: keys, maxima and ttls_ms differ in length")
+        if amount < 0:
+            raise ValueError("reserve: amount must not be negative (adjust releases)")
+        if not keys:
+            return Reservation(True, (), -1)
+        args = (*keys, amount, b"1" if force else b"0", *maxima, *ttls_ms)
+        blocked, *used = await self._call(RESERVE, len(keys), args)
+        return Reservation(blocked == -1, tuple(used), blocked)
+
+    async def adjust(self, keys: Sequence[str], delta: int) -> None:
+        if keys and delta:
+            await self._call(ADJUST, len(keys), (*keys, delta))
+
+    def adjust_soon(self, keys: Sequence[str], delta: int) -> None:
+        if not (keys and delta):
+            return
+        try:
+            self._send(ADJUST, len(keys), (*keys, delta), None)
+        except CountersUnavailable as exc:
+            self._lost_adjustment(str(exc))
+
+    async def aclose(self) -> None:
+        """Settle what is in flight (within the timeout), then close the connection."""
+        if self._closed:
+            return
+        link, loop = self._link, self._loop
+        if link is not None and loop is not None and (self._queued or link.waiting):
+            deadline = loop.time() + self._timeout
+            while (self._queued or link.waiting) and self._link is link:
+                if loop.time() >= deadline:
+                    break
+                await asyncio.sleep(0.001)
+        self._closed = True
+        self._down_reason = "the counters are closed"
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self._link is not None:
+            self._fail(self._link, "closed")
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def _call(self, script: Script, numkeys: int, args: tuple[_Arg, ...]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._send(script, numkeys, args, future, loop)
+        return await future
+
+    def _send(
+        self,
+        script: Script,
+        numkeys: int,
+        args: tuple[_Arg, ...],
+        future: asyncio.Future[Any] | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._adopt(loop)
+        now = loop.time()
+        if now < self._down_until or self._closed:
+            self.unavailable_total += 1
+            raise CountersUnavailable(self._down_reason)
+        args = (numkeys, *args)
+        self._out.append(_pack((b"EVALSHA", script.sha, *args)))
+        self._queued.append(_Call(future, script, args, now + self._timeout))
+        if self._link is not None:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+        elif self._connecting is None:
+            self._connecting = loop.create_task(self._connect(), name="counters-redis-connect")
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        link = self._link
+        if link is None or link.transport is None or not self._queued:
+            return
+        link.transport.write(b"".join(self._out))
+        link.waiting.extend(self._queued)
+        self._out.clear()
+        self._queued.clear()
+        self._watch()
+
+    def _watch(self) -> None:
+        """Keep one timer on the deadline of the oldest reply awaited."""
+        link, loop = self._link, self._loop
+        if self._timer is None and link is not None and link.waiting and loop is not None:
+            self._timer = loop.call_at(link.waiting[0].deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        link, loop = self._link, self._loop
+        if link is None or not link.waiting or loop is None:
+            return
+        if link.waiting[0].deadline <= loop.time():
+            self._fail(link, f"no reply within {self._timeout * 1000:.0f} ms")
+        else:
+            self._watch()
+
+    # --- connecting ----------------------------------------------------------------------
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start over on a new event loop (a connection belongs to one)."""
+        if self._link is not None and self._link.transport is not None:
+            self._link.transport.abort()
+        self._link = self._connecting = self._timer = None
+        self._out.clear()
+        self._queued.clear()
+        self._flush_scheduled = False
+        self._loop = loop
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        link: _Link | None = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                if self._path is not None:
+                    _, link = await loop.create_unix_connection(lambda: _Link(self), self._path)
+                else:
+                    _, link = await loop.create_connection(
+                        lambda: _Link(self),
+                        self._host,
+                        self._port,
+                        ssl=self._tls,
+                        server_hostname=self._host if self._tls else None,
+                    )
+                assert link.transport is not None
+                deadline = loop.time() + self._timeout
+                ready = [loop.create_future() for _ in self._handshake]
+                link.transport.write(b"".join(_pack(command) for command in self._handshake))
+                link.waiting.extend(_Call(f, None, (), deadline) for f in ready)
+                self._link = link
+                self._flush()  # what waited for the connection goes right after the handshake
+                await asyncio.gather(*ready)
+        except Exception as exc:  # every failure is the same outage to callers
+            reason = "connect timed out" if isinstance(exc, TimeoutError) else str(exc)
+            self._fail(link, reason or type(exc).__name__)
+        else:
+            if not self._healthy:
+                log.info("counters: Redis at %s is back", self.where)
+            self._healthy = True
+        finally:
+            self._connecting = None
+
+    # --- failing -------------------------------------------------------------------------
+
+    def _error_reply(self, call: _Call, reply: hiredis.ReplyError) -> None:
+        message = str(reply)
+        if message.startswith("NOSCRIPT") and call.script is not None:
+            # The server lost its script cache (restart, SCRIPT FLUSH): send the source.
+            self._out.append(_pack((b"EVAL", call.script.source, *call.args)))
+            self._queued.append(call)
+            if not self._flush_scheduled and self._loop is not None:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+            return
+        if call.future is None:
+            self._lost_adjustment(f"Redis error: {message}")
+        elif not call.future.done():
+            self.unavailable_total += 1
+            call.future.set_exception(CountersUnavailable(f"Redis error: {message}"))
+        if call.script is None:  # a handshake command: AUTH or SELECT refused
+            self._fail(self._link, f"Redis refused the connection setup: {message}")
+
+    def _fail(self, link: _Link | None, reason: str) -> None:
+        """Drop `link` and fail everything in flight or queued; fail fast for a while."""
+        if link is not None and link is not self._link and not link.waiting:
+            return  # an old connection's close, already handled
+        loop = self._loop
+        if loop is not None:
+            self._down_until = loop.time() + self._cooldown
+        if not self._closed:
+            self._down_reason = f"Redis at {self.where} unavailable: {reason}"
+        if self._healthy and not self._closed:
+            log.warning("counters: %s; failing fast for %.1f s", self._down_reason, self._cooldown)
+        self._healthy = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        calls: list[_Call] = []
+        if link is not None:
+            calls.extend(link.waiting)
+            link.waiting.clear()
+            if link.transport is not None:
+                link.transport.abort()
+        if link is None or link is self._link:
+            self._link = None
+            calls.extend(self._queued)
+            self._out.clear()
+            self._queued.clear()
+        error = CountersUnavailable(self._down_reason)
+        for call in calls:
+            if call.future is None:
+                self.lost_adjustments_total += 1
+                self.unavailable_total += 1
+            elif not call.future.done():
+                self.unavailable_total += 1
+                call.future.set_exception(error)
+
+    def _lost_adjustment(self, reason: str) -> None:
+        self.lost_adjustments_total += 1
+        self.unavailable_total += 1
+        loop = self._loop
+        now = loop.time() if loop is not None else 0.0
+        if self._healthy and now - self._error_logged_at >= 10.0:
+            self._error_logged_at = now
+            log.warning("counters: a settlement was lost (%s)", reason)
+
+
+def _tls_context(url: str, options: dict[str, Any]) -> ssl.SSLContext | None:
+    if not url.lower().startswith("rediss://"):
+        return None
+    context = ssl.create_default_context()
+    if str(options.get("ssl_cert_reqs", "required")).lower() == "none":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _handshake(options: dict[str, Any]) -> list[tuple[_Arg, ...]]:
+    """What a new connection sends first: AUTH, SELECT, and the scripts loaded."""
+    commands: list[tuple[_Arg, ...]] = []
+    password = options.get("password")
+    if password:
+        username = options.get("username")
+        commands.append((b"AUTH", username, password) if username else (b"AUTH", password))
+    db = int(options.get("db") or 0)
+    if db:
+        commands.append((b"SELECT", db))
+    commands.extend((b"SCRIPT", b"LOAD", script.source) for script in ALL)
+    return commands
