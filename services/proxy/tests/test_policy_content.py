@@ -177,13 +177,19 @@ async def test_credentials_echo_the_origin_and_errors_carry_the_cors_headers(
             headers={**gateway_headers(app), "X-AG-API-Key": "ag_wrong", "Origin": APP},
             json={"model": "gpt-4o-mini", "messages": HI},
         )
+        no_key = await client.post(
+            url,
+            headers={"X-AG-Gateway-Slug": app.slug, "Origin": APP},
+            json={"model": "gpt-4o-mini", "messages": HI},
+        )
     assert preflight.headers["access-control-allow-origin"] == APP
     assert preflight.headers["access-control-allow-credentials"] == "true"
-    # the browser app can read why it was refused
-    assert bad_key.status_code == 401
-    assert bad_key.headers["access-control-allow-origin"] == APP
-    assert bad_key.headers["access-control-allow-credentials"] == "true"
-    assert "X-Extra" in bad_key.headers["access-control-expose-headers"]
+    # the browser app can read why it was refused, a key wrong or missing
+    for refused in (bad_key, no_key):
+        assert refused.status_code == 401
+        assert refused.headers["access-control-allow-origin"] == APP
+        assert refused.headers["access-control-allow-credentials"] == "true"
+        assert "X-Extra" in refused.headers["access-control-expose-headers"]
 
 
 async def test_a_wildcard_origin_is_answered_with_a_star(proxy: LocalProxy, app: Tenant) -> None:

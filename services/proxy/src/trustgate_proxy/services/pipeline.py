@@ -173,9 +173,6 @@ class Pipeline:
         )
         call.gateway_id = gateway.id
         call.tenant_id = gateway.tenant_id
-        key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
-        if key is None:
-            raise Unauthenticated("missing_key")
         consumer = state.consumer_by_slug(gateway.id, request.slug)
         if consumer is None or consumer.type != "LLM":
             raise Unauthenticated("unknown_consumer")  # not a 404: consumers stay unlisted
@@ -184,8 +181,11 @@ class Pipeline:
         chain = plan.chain
         if request.origin is not None and chain.stages:
             cors: CorsPolicy | None = chain.find("cors")
-            if cors is not None:  # on every answer to an allowed origin, errors included
+            if cors is not None:  # on every answer to an allowed origin, a 401 included
                 headers.extend(cors.allow(request.origin))
+        key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
+        if key is None:
+            raise Unauthenticated("missing_key")
         call.auth_id = authenticate(state, gateway, consumer, plan.auth_ids, key).id
         ensure_active(gateway)  # said only to a caller holding a key of the gateway
 
