@@ -311,13 +311,17 @@ class RedisCounters:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
             return
-        if call.future is None:
-            self._lost_adjustment(f"Redis error: {message}")
-        elif not call.future.done():
-            self.unavailable_total += 1
-            call.future.set_exception(CountersUnavailable(f"Redis error: {message}"))
+        error = CountersUnavailable(f"Redis error: {message}")
         if call.script is None:  # a handshake command: AUTH or SELECT refused
+            if call.future is not None and not call.future.done():
+                call.future.set_exception(error)
             self._fail(self._link, f"Redis refused the connection setup: {message}")
+            return
+        self.unavailable_total += 1
+        if call.future is None:
+            self._lost_adjustment(str(error))
+        elif not call.future.done():
+            call.future.set_exception(error)
 
     def _fail(self, link: _Link | None, reason: str) -> None:
         """Drop `link` and fail everything in flight or queued; fail fast for a while."""
@@ -347,16 +351,17 @@ class RedisCounters:
             self._queued.clear()
         error = CountersUnavailable(self._down_reason)
         for call in calls:
+            if call.script is not None:
+                self.unavailable_total += 1
             if call.future is None:
                 self.lost_adjustments_total += 1
-                self.unavailable_total += 1
             elif not call.future.done():
-                self.unavailable_total += 1
                 call.future.set_exception(error)
 
     def _lost_adjustment(self, reason: str) -> None:
+        """Count a settlement that failed (already counted as unavailable); log it unless
+        the outage that caused it was logged."""
         self.lost_adjustments_total += 1
-        self.unavailable_total += 1
         loop = self._loop
         now = loop.time() if loop is not None else 0.0
         if self._healthy and now - self._error_logged_at >= 10.0:
