@@ -220,3 +220,8 @@ async def test_a_settlement_sent_soon_lands(counters: Counters, prefix: str) -> 
 
 async def _used(counters: Counters, keys: list[str], value: int) -> bool:
     return (await counters.reserve(keys, [100], 0, [60_000])).used == (value,)
+
+
+async def test_a_negative_reservation_is_a_caller_bug(counters: Counters, prefix: str) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        await counters.reserve([prefix + "budget"], [10], -5, [60_000])

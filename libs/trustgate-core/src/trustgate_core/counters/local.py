@@ -80,6 +80,8 @@ class LocalCounters:
         *,
         force: bool = False,
     ) -> Reservation:
+        if amount < 0:
+            raise ValueError("reserve: amount must not be negative (adjust releases)")
         now = self._now()
         entries = [self._live(key, now) for key in keys]
         used = [entry[0] if entry else 0 for entry in entries]

@@ -17,6 +17,7 @@ than each trying to connect; the next call after that reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -259,7 +260,8 @@ class RedisCounters:
     def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start over on a new event loop (a connection belongs to one)."""
         if self._link is not None and self._link.transport is not None:
-            self._link.transport.abort()
+            with contextlib.suppress(RuntimeError):  # that loop may be closed
+                self._link.transport.abort()
         self._link = self._connecting = self._timer = None
         self._out.clear()
         self._queued.clear()
