@@ -25,10 +25,9 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
-from redis.asyncio.connection import parse_url
 
 from trustgate_core.counters.base import CountersUnavailable, Reservation, WindowHit
 from trustgate_core.counters.scripts import ADJUST, ALL, HIT, RESERVE, Script
@@ -45,6 +44,33 @@ def _pack(args: Sequence[_Arg]) -> bytes:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+def parse_redis_url(url: str) -> dict[str, Any]:
+    """``redis://[user:password@]host[:port][/db]``, ``rediss://`` (TLS) or
+    ``unix://path[?db=N]``; query options (``ssl_cert_reqs``, ``db``) kept as given.
+    (redis-py's parser would do, but importing redis costs ~0.1 s and loads OpenTelemetry
+    into every plane.)"""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
+    options: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.username:
+        options["username"] = unquote(parts.username)
+    if parts.password:
+        options["password"] = unquote(parts.password)
+    if scheme == "unix":
+        options["path"] = unquote(parts.path)
+    else:
+        options["host"] = parts.hostname or "localhost"
+        options["port"] = parts.port or 6379
+        db = parts.path.lstrip("/")
+        if db:
+            if not db.isdigit():
+                raise ValueError("a Redis URL's path is its database number")
+            options["db"] = int(db)
+    return options
 
 
 def redis_location(url: str) -> str:
@@ -108,7 +134,7 @@ class RedisCounters:
     """The `Counters` port on Redis: exact across every process sharing the server."""
 
     def __init__(self, url: str, *, timeout: float = 0.05, cooldown: float = 1.0) -> None:
-        options: dict[str, Any] = dict(parse_url(url))
+        options = parse_redis_url(url)
         self._host: str = options.get("host", "localhost")
         self._port = int(options.get("port", 6379))
         self._path: str | None = options.get("path")

@@ -1,9 +1,9 @@
 """The policy engine (compiling and running a consumer's policies) and the exchange
 policies see. The plugins' runners live in ``trustgate_core.policy.runners``."""
 
+from trustgate_core.counters import CountersUnavailable
 from trustgate_core.policy.engine import (
     Chain,
-    CountersUnavailable,
     Decision,
     GatewayRunner,
     PolicyDeps,
