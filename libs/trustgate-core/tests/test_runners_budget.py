@@ -79,7 +79,11 @@ class Call(PolicyExchange):
 
 
 def runner(
-    settings: dict[str, Any], mode: str = "enforce", counters: LocalCounters | None = None
+    settings: dict[str, Any],
+    mode: str = "enforce",
+    counters: LocalCounters | None = None,
+    *,
+    global_: bool = False,
 ) -> tuple[TokenBudgetRunner, Consumer]:
     info = PolicyInfo(
         id=uuid7(),
@@ -87,6 +91,7 @@ def runner(
         plugin="token_rate_limiter",
         mode=mode,  # type: ignore[arg-type]
         stages=frozenset({"pre_request", "post_response"}),
+        global_=global_,
     )
     validated = TokenRateLimiterSettings.model_validate(settings)
     deps = PolicyDeps(counters=counters or LocalCounters(), prices=PriceBook.default())
@@ -233,9 +238,10 @@ async def test_over_budget_is_a_429_with_retry_after_and_the_headers() -> None:
 
 
 async def test_a_global_policy_counts_for_the_gateway() -> None:
-    r, consumer = runner({"aggregate": {"max": 10**6, "time_window": "1h"}})
+    r, consumer = runner({"aggregate": {"max": 10**6, "time_window": "1h"}}, global_=True)
     other = consumer.model_copy(update={"id": uuid7(), "policy_ids": []})
     await one_call(r, Call(other, HI))
+    await one_call(r, Call(consumer, HI))  # attached too: still the gateway's budget
     (key,) = (await spent(r)).keys()
     assert key.startswith(f"trl:{r.id}:global:{GW}:")
 

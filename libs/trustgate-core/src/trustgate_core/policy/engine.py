@@ -98,6 +98,8 @@ class PolicyInfo:
     parallel: bool = True
     stages: frozenset[Stage] = frozenset()
     mutates: frozenset[Capability] = frozenset()
+    #: counted per gateway (the reference's ``global`` scope), not per consumer
+    global_: bool = False
 
 
 @dataclass(slots=True)
@@ -316,6 +318,7 @@ class PolicyEngine:
             parallel=policy.parallel,
             stages=(stages or frozenset(spec.default_stages)) | frozenset(spec.mandatory_stages),
             mutates=spec.mutates,
+            global_=policy.global_,
         )
         return make(info, settings, self.deps)
 

@@ -376,6 +376,8 @@ class Pipeline:
                 raise reply.error
             if "post_request" in chain.stages or "pre_response" in chain.stages:
                 await self._response_stages(exchange, chain, reply.attempt, headers)
+            if exchange.response_filters:  # set at pre_request or pre_response
+                reply.attempt.filters = exchange.response_filters
             await reply.attempt.forwarder.relay(reply, send, guard)
         except asyncio.CancelledError:
             if not guard.absorb():
@@ -390,7 +392,7 @@ class Pipeline:
         self, exchange: Exchange, chain: Chain, attempt: Attempt, headers: Headers
     ) -> None:
         """``post_request`` and ``pre_response``: the headers they add go on the answer
-        (or on the error they raise), the filters they set rewrite it."""
+        (or on the error they raise)."""
         try:
             if "post_request" in chain.stages:
                 await chain.run("post_request", exchange)
@@ -402,8 +404,6 @@ class Pipeline:
                 attempt.headers.extend(added)
                 headers.extend(added)
                 added.clear()
-        if exchange.response_filters:
-            attempt.filters = exchange.response_filters
 
     def _attempt(self, exchange: Exchange, route: Route, headers: Headers) -> Attempt:
         """The upstream request for ``route``: the body passed through when client and

@@ -312,10 +312,6 @@ class TokenBudgetRunner(Runner):
         self.observe = self.mode == "observe"
         # consumer id -> (the consumer as last seen, key prefix, scope)
         self._subjects: dict[UUID, tuple[object, str, str]] = {}
-        if self.budgeted:
-            # the delivered-output filter goes on at pre_response: a stage this plugin
-            # runs internally, not one a policy selects
-            self.steps["pre_response"] = self.pre_response
 
     # -- pre_request -----------------------------------------------------------------------
     async def pre_request(self, x: PolicyExchange) -> Decision | None:
@@ -436,7 +432,12 @@ class TokenBudgetRunner(Runner):
             ends.append(end)
         got = await self.counters.reserve(keys, maxima, amount, ttls, force=self.observe)
         if got.allowed or self.observe:
-            x.scratch[self.id] = Held(keys, amount, prompt, price)
+            held = x.scratch[self.id] = Held(keys, amount, prompt, price)
+            if x.stream:  # an answer cut short is charged the output it delivered
+                marks = _STREAM_MARKS.get(x.path)
+                if marks is not None:
+                    held.delivered = Delivered(*marks)
+                    x.response_filters.append(held.delivered)
         if not got.allowed:
             i = got.blocked
             return Refusal(budgets[i], got.used[i], ends[i])
@@ -479,14 +480,14 @@ class TokenBudgetRunner(Runner):
 
     def _subject(self, x: PolicyExchange) -> tuple[str, str]:
         """The key prefix up to the subject (and the header's group) and the scope: the
-        consumer when the policy is attached to it, else the gateway (a global policy)."""
+        gateway for a global policy, else the consumer."""
         consumer = x.consumer
         held = self._subjects.get(consumer.id)
         if held is None or held[0] is not consumer:
-            if self.id in consumer.policy_ids:
-                scope, subject = "consumer", consumer.id
-            else:
+            if self.info.global_:
                 scope, subject = "global", x.gateway.id
+            else:
+                scope, subject = "consumer", consumer.id
             if len(self._subjects) >= _MEMO_MAX:
                 self._subjects.clear()
             held = self._subjects[consumer.id] = (
@@ -509,16 +510,6 @@ class TokenBudgetRunner(Runner):
     def _downgrade(self, x: PolicyExchange, model: str | None, target: str) -> None:
         x.set_model(target)
         x.response_headers.append((_DOWNGRADED, f"{model}→{target}".encode()))
-
-    # -- pre_response: count what a stream delivers ---------------------------------------
-    async def pre_response(self, x: PolicyExchange) -> Decision | None:
-        held = x.scratch.get(self.id)
-        if isinstance(held, Held) and x.stream:
-            marks = _STREAM_MARKS.get(x.path)
-            if marks is not None:
-                held.delivered = Delivered(*marks)
-                x.response_filters.append(held.delivered)
-        return None
 
     # -- post_response: settle -------------------------------------------------------------
     async def post_response(self, x: PolicyExchange) -> Decision | None:
