@@ -182,6 +182,17 @@ async def test_a_global_limit_is_shared_by_the_gateway_s_consumers_and_a_consume
     assert b"x-ratelimit-global-limit" not in dict(x.response_headers)
 
 
+async def test_a_global_limit_attached_to_a_consumer_still_counts_for_the_gateway(
+    engine: PolicyEngine,
+) -> None:
+    shared = policy("rate_limiter", {"limit": 1, "window": "1m"}, **{"global": True})
+    chain_a, a = chain_of(engine, shared)  # attached as well as global
+    chain_b, b = chain_of(engine, globals_=(shared,))
+    x = await call(chain_a, a)
+    assert dict(x.response_headers)[b"x-ratelimit-global-remaining"] == b"0"
+    assert (await refused(chain_b, b)).body()["scope"] == "global"
+
+
 async def test_two_limits_on_one_consumer_both_apply_and_the_headers_tell_the_tightest(
     engine: PolicyEngine,
 ) -> None:

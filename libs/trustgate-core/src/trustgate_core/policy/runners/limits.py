@@ -23,7 +23,7 @@ from uuid import UUID
 from trustgate_core.counters.base import WindowHit
 from trustgate_core.durations import parse_duration
 from trustgate_core.errors import PolicyRejected
-from trustgate_core.models import Consumer, Gateway
+from trustgate_core.models import Gateway
 from trustgate_core.plugins.ratelimit import RateLimiterSettings
 from trustgate_core.plugins.size import RequestSizeLimiterSettings
 from trustgate_core.policy.engine import Decision, PolicyDeps, PolicyInfo, Runner, RunnerType
@@ -64,26 +64,16 @@ class RateLimiter(Runner):
         self.group_by: bytes | None = header.lower().encode("latin-1") if header else None
         self.observe = info.mode == "observe"
         self.throttle = info.mode == "throttle"
-        self._prefix = f"ratelimit:{info.id}:"
-        # per consumer (the object, so a changed attachment is seen): key base and dim
-        self._subjects: dict[UUID, tuple[Consumer, str, Dim]] = {}
-
-    def _subject(self, x: PolicyExchange) -> tuple[str, Dim]:
-        """The counter key (before any header value) and dim of this call. A policy is
-        the consumer's own when the consumer has it attached; one that runs without being
-        attached is a global policy (the gateway's subject)."""
-        consumer = x.consumer
-        held = self._subjects.get(consumer.id)
-        if held is not None and held[0] is consumer:
-            return held[1], held[2]
-        dim: Dim = "consumer" if self.id in consumer.policy_ids else "global"
-        subject = consumer.id if dim == "consumer" else x.gateway.id
-        key = f"{self._prefix}{dim}:{subject}"
-        self._subjects[consumer.id] = (consumer, key, dim)
-        return key, dim
+        self.dim: Dim = "global" if info.global_ else "consumer"
+        self._names = _NAMES[self.dim]
+        self._prefix = f"ratelimit:{info.id}:{self.dim}:"
+        self._keys: dict[UUID, str] = {}  # by subject: the consumer, or the gateway
 
     async def pre_request(self, x: PolicyExchange) -> Decision | None:
-        key, dim = self._subject(x)
+        subject = x.gateway.id if self.info.global_ else x.consumer.id
+        key = self._keys.get(subject)
+        if key is None:
+            key = self._keys[subject] = f"{self._prefix}{subject}"
         if self.group_by is not None:
             value = x.header(self.group_by)
             if value:
@@ -96,14 +86,14 @@ class RateLimiter(Runner):
             hit = await counters.hit(key, self.limit, self.window_ms)
             decision = "throttle"
         if not hit.allowed:
-            raise self._refusal(hit, dim)
+            raise self._refusal(hit)
         if not self.observe:
-            _publish(x, _NAMES[dim], hit)
+            _publish(x, self._names, hit)
         return decision
 
-    def _refusal(self, hit: WindowHit, dim: Dim) -> PolicyRejected:
+    def _refusal(self, hit: WindowHit) -> PolicyRejected:
         retry = self.retry_after or max(hit.retry_after_s, 1)
-        names = _NAMES[dim]
+        dim, names = self.dim, self._names
         body = {
             "error": "rate limit exceeded",
             "message": f"Request blocked: {dim} rate limit exceeded. Retry after {retry}s.",
