@@ -219,9 +219,14 @@ def test_unknown_settings_keys_are_rejected_by_name() -> None:
 # --------------------------------------------------------------------------- rate_limiter
 
 
-def test_rate_limiter_fills_retry_after_with_the_window_in_seconds() -> None:
+def test_rate_limiter_keeps_retry_after_unset_unless_given() -> None:
+    # unset, Retry-After is the real time until a slot frees; given, it is announced as is
     policy = validate_policy("rate_limiter", None, None, {"limit": 5, "window": "1.5s"})
-    assert policy.settings == {"limit": 5, "window": "1.5s", "retry_after": "2"}
+    assert policy.settings == {"limit": 5, "window": "1.5s", "on_error": "fail_open"}
+    given = validate_policy(
+        "rate_limiter", None, None, {"limit": 5, "window": "1m", "retry_after": 7}
+    )
+    assert given.settings["retry_after"] == "7"
 
 
 @pytest.mark.parametrize(
