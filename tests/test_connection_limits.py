@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import DatabaseFactory, Infra, wait_for
+from trustgate_testkit.processes import PlaneProcess, plane_process
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
@@ -45,74 +41,21 @@ MIB = b"a" * (1 << 20)
 SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: "
 
 
-@dataclass
-class Plane:
-    name: str
-    url: str
-    host: str
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    def rss(self, field: str = "VmRSS") -> int:
-        """The process's resident memory (``VmHWM``: its peak) in bytes."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(f"no {field} for pid {self.proc.pid}")
-
-    def connect(self) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-
-def spawn(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "trustgate.cli", name], env=env, stdout=out, stderr=out
-        )
-
-
-@contextlib.asynccontextmanager
-async def running(name: str, env: dict[str, str], log: Path) -> AsyncIterator[Plane]:
-    """``trustgate <name>`` in a process of its own, until its /healthz answers."""
-    port = free_port()
-    port_var = {"proxy": "SERVER_PROXY_PORT", "admin": "SERVER_ADMIN_PORT"}[name]
-    full = os.environ | LIMITS | env | {port_var: str(port), "LOG_LEVEL": "warning"}
-    full[f"SERVER_{name.upper()}_METRICS_PORT"] = str(free_port())
-    proc = spawn(name, full, log)
-    plane = Plane(name, f"http://127.0.0.1:{port}", "127.0.0.1", port, proc)
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-
-            async def up() -> bool:
-                if proc.poll() is not None:
-                    pytest.fail(f"the {name} exited:\n{await asyncio.to_thread(log.read_text)}")
-                return (await client.get(f"{plane.url}/healthz")).status_code == 200
-
-            await wait_for(up, timeout=60, message=f"the {name} never answered /healthz")
-        yield plane
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(params=["proxy", "admin"])
 async def plane(
     request: pytest.FixtureRequest, infra: Infra, database_factory: DatabaseFactory, tmp_path: Path
-) -> AsyncIterator[Plane]:
+) -> AsyncIterator[PlaneProcess]:
     env = {"NATS_URL": infra.nats_url}
     if request.param == "admin":
         env["DATABASE_URL"] = await database_factory("tg_limits")
-    async with running(request.param, env, tmp_path / f"{request.param}.log") as started:
+    log = tmp_path / f"{request.param}.log"
+    async with plane_process(request.param, LIMITS | env, log) as started:
         yield started
 
 
-async def answered_fast(plane: Plane, during: Callable[[], bool], budget: float = 0.1) -> int:
+async def answered_fast(
+    plane: PlaneProcess, during: Callable[[], bool], budget: float = 0.1
+) -> int:
     """Legitimate ``GET /healthz`` on one keep-alive connection while ``during()`` holds;
     each must be answered within ``budget`` seconds. How many were. (The first request,
     which opens the connection, is not timed: it warms up the client too.)"""
@@ -167,7 +110,7 @@ def read_answer(sock: socket.socket, within: float) -> tuple[int | None, bytes, 
     return int(head.split()[1]), body, took
 
 
-def header_that_never_ends(plane: Plane) -> None:
+def header_that_never_ends(plane: PlaneProcess) -> None:
     """The issue's reproduction: a header value of 1 MiB after 1 MiB, up to 200 times;
     the server must answer 431 long before."""
     with plane.connect() as sock:
@@ -190,7 +133,7 @@ def header_that_never_ends(plane: Plane) -> None:
 
 
 async def test_a_header_that_never_ends_gets_431_and_never_slows_legitimate_requests(
-    plane: Plane,
+    plane: PlaneProcess,
 ) -> None:
     before = plane.rss()
     with attacking(lambda: header_that_never_ends(plane)) as running:
@@ -199,7 +142,7 @@ async def test_a_header_that_never_ends_gets_431_and_never_slows_legitimate_requ
 
 
 async def test_a_header_flood_from_20_connections_leaves_memory_bounded_and_requests_fast(
-    plane: Plane,
+    plane: PlaneProcess,
 ) -> None:
     before = plane.rss()
     with attacking(lambda: header_that_never_ends(plane), times=20) as running:
@@ -207,7 +150,7 @@ async def test_a_header_flood_from_20_connections_leaves_memory_bounded_and_requ
     assert plane.rss("VmHWM") - before < 50 << 20
 
 
-async def test_a_slow_header_gets_408_within_the_header_timeout(plane: Plane) -> None:
+async def test_a_slow_header_gets_408_within_the_header_timeout(plane: PlaneProcess) -> None:
     def slow_header() -> None:
         with plane.connect() as sock:
             sock.sendall(SLOW_HEAD + b"a few bytes, then nothing")
@@ -220,7 +163,9 @@ async def test_a_slow_header_gets_408_within_the_header_timeout(plane: Plane) ->
         assert await answered_fast(plane, running) > 0
 
 
-async def test_a_body_that_never_ends_is_closed_within_the_body_timeout(plane: Plane) -> None:
+async def test_a_body_that_never_ends_is_closed_within_the_body_timeout(
+    plane: PlaneProcess,
+) -> None:
     path = b"/v1/gateways" if plane.name == "admin" else b"/app/v1/chat/completions"
 
     def unfinished_body() -> None:
@@ -239,7 +184,7 @@ async def test_a_body_that_never_ends_is_closed_within_the_body_timeout(plane: P
 
 
 async def test_hundreds_of_idle_connections_are_closed_and_never_slow_requests(
-    plane: Plane,
+    plane: PlaneProcess,
 ) -> None:
     idle = [plane.connect() for _ in range(150)]
     try:
@@ -260,7 +205,7 @@ async def test_hundreds_of_idle_connections_are_closed_and_never_slow_requests(
 
 
 async def test_beyond_the_connection_cap_a_new_connection_gets_503_until_attackers_leave(
-    plane: Plane,
+    plane: PlaneProcess,
 ) -> None:
     held = [plane.connect() for _ in range(MAX_CONNECTIONS)]
     try:

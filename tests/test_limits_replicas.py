@@ -6,23 +6,17 @@ Retry-After (each check is one atomic script in Redis, never a read then a write
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
-import pytest
 
 from trustgate_core.bus import connect, ensure_streams
-from trustgate_core.embedded import free_port
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
+from trustgate_testkit.processes import PlaneProcess, plane_process
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
@@ -30,48 +24,9 @@ N = 20
 HI: Any = [{"role": "user", "content": "Hi"}]
 
 
-def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "trustgate.cli", "proxy"], env=env, stdout=out, stderr=out
-        )
-
-
-@contextlib.asynccontextmanager
-async def replica(env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """``trustgate proxy`` in a process of its own, until its /healthz answers; its URL."""
-    port = free_port()
-    full = (
-        os.environ
-        | env
-        | {
-            "SERVER_PROXY_PORT": str(port),
-            "SERVER_PROXY_METRICS_PORT": str(free_port()),
-            "PROXY_CONFIG_SNAPSHOT": "",
-            "LOG_LEVEL": "warning",
-        }
-    )
-    proc = spawn(full, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-
-            async def up() -> bool:
-                if proc.poll() is not None:
-                    pytest.fail(f"a replica exited:\n{await asyncio.to_thread(log.read_text)}")
-                with contextlib.suppress(httpx.TransportError):
-                    return (await client.get(f"{url}/healthz")).status_code == 200
-                return False
-
-            await wait_for(up, timeout=60, message="a replica never answered /healthz")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def replica(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[PlaneProcess]:
+    """``trustgate proxy`` in a process of its own, keeping no config snapshot."""
+    return plane_process("proxy", env | {"PROXY_CONFIG_SNAPSHOT": ""}, log)
 
 
 def sdk(url: str, tenant: Tenant, bucket: str) -> openai.AsyncOpenAI:
@@ -118,9 +73,10 @@ async def test_two_replicas_sharing_redis_admit_exactly_the_limit_of_concurrent_
     upstream: MockUpstream
     async with (
         serve_mock("mock") as upstream,
-        replica(env, tmp_path / "a.log") as a,
-        replica(env, tmp_path / "b.log") as b,
+        replica(env, tmp_path / "a.log") as first,
+        replica(env, tmp_path / "b.log") as second,
     ):
+        a, b = first.url, second.url
         tenant = await new_tenant(nc)
         await tenant.add_registry("primary", upstream.url)
         await tenant.add_consumer("app", ["primary"])
