@@ -35,6 +35,10 @@ from trustgate_core.counters.scripts import ADJUST, ALL, HIT, RESERVE, Script
 log = logging.getLogger(__name__)
 
 _Arg = bytes | str | int
+#: How long a settlement (``adjust_soon``) waits for a check to share its write.
+SETTLE_DELAY = 0.002
+#: A deadline check this late ran after the loop was stalled: it looks once more.
+_STALL = 0.005
 
 
 def _pack(args: Sequence[_Arg]) -> bytes:
@@ -152,6 +156,7 @@ class RedisCounters:
         self._out: list[bytes] = []  # written at the next flush, with `_queued`
         self._queued: list[_Call] = []
         self._flush_scheduled = False
+        self._later: asyncio.TimerHandle | None = None  # a settlement's delayed write
         self._timer: asyncio.TimerHandle | None = None
         self._down_until = 0.0
         self._down_reason = ""
@@ -198,7 +203,7 @@ class RedisCounters:
         if not (keys and delta):
             return
         try:
-            self._send(ADJUST, len(keys), (*keys, delta), None)
+            self._send(ADJUST, len(keys), (*keys, delta), None, urgent=False)
         except CountersUnavailable as exc:
             self._lost_adjustment(str(exc))
 
@@ -235,7 +240,13 @@ class RedisCounters:
         args: tuple[_Arg, ...],
         future: asyncio.Future[Any] | None,
         loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        urgent: bool = True,
     ) -> None:
+        """Queue one script call. An ``urgent`` one (a caller awaits it) is written at the
+        end of this loop iteration, with every call queued meanwhile; a settlement waits
+        up to ``SETTLE_DELAY`` for the next urgent write to ride along (one write and one
+        read per request instead of two), or goes alone."""
         if loop is None:
             loop = asyncio.get_running_loop()
         if loop is not self._loop:
@@ -248,18 +259,28 @@ class RedisCounters:
         self._out.append(_pack((b"EVALSHA", script.sha, *args)))
         self._queued.append(_Call(future, script, args, now + self._timeout))
         if self._link is not None:
-            if not self._flush_scheduled:
+            if self._flush_scheduled:
+                pass
+            elif urgent:
                 self._flush_scheduled = True
                 loop.call_soon(self._flush)
+            elif self._later is None:
+                self._later = loop.call_later(SETTLE_DELAY, self._flush)
         elif self._connecting is None:
             self._connecting = loop.create_task(self._connect(), name="counters-redis-connect")
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         link = self._link
         if link is None or link.transport is None or not self._queued:
             return
         link.transport.write(b"".join(self._out))
+        deadline = self._loop.time() + self._timeout if self._loop is not None else 0.0
+        for call in self._queued:  # Redis's time to answer, from the write
+            call.deadline = deadline
         link.waiting.extend(self._queued)
         self._out.clear()
         self._queued.clear()
@@ -276,10 +297,16 @@ class RedisCounters:
         link, loop = self._link, self._loop
         if link is None or not link.waiting or loop is None:
             return
-        if link.waiting[0].deadline <= loop.time():
-            self._fail(link, f"no reply within {self._timeout * 1000:.0f} ms")
-        else:
+        oldest, now = link.waiting[0], loop.time()
+        if oldest.deadline > now:
             self._watch()
+        elif now - oldest.deadline > _STALL:
+            # this check runs late: the loop was busy elsewhere (uvloop runs due timers
+            # before reading sockets), so a reply may be waiting unread; look once more
+            oldest.deadline = now + _STALL
+            self._watch()
+        else:
+            self._fail(link, f"no reply within {self._timeout * 1000:.0f} ms")
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -292,6 +319,9 @@ class RedisCounters:
         self._out.clear()
         self._queued.clear()
         self._flush_scheduled = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         self._loop = loop
 
     async def _connect(self) -> None:
