@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from trustgate_core.counters import CountersUnavailable, RedisCounters, WindowHit
 from trustgate_testkit.fixtures import Infra, wait_for
@@ -233,6 +234,32 @@ async def test_a_frozen_server_fails_calls_within_the_timeout(
         await wait_for(lambda: succeeds(counters, prefix + "rl"), timeout=5.0)
     finally:
         await counters.aclose()
+
+
+def test_a_stalled_event_loop_is_not_mistaken_for_redis_down(infra: Infra, prefix: str) -> None:
+    """The proxy's own loop (uvloop, which runs due timers before reading sockets) blocked
+    past the timeout while a reply waits in the socket: the call succeeds and the
+    counters stay up."""
+
+    async def stalled() -> None:
+        counters = RedisCounters(infra.redis_url, timeout=0.05)
+        try:
+            loop = asyncio.get_running_loop()
+            await counters.hit(prefix + "warm", 10, 60_000)  # connected
+            pending = asyncio.ensure_future(counters.hit(prefix + "rl", 10, 60_000))
+            await asyncio.sleep(0)  # the call is queued, its write scheduled
+            loop.call_soon(time.sleep, 0.2)  # right after the write, the loop stalls
+            assert (await pending).allowed
+            counters.adjust_soon([prefix + "settle"], 1)  # written within 2 ms...
+            loop.call_later(0.001, time.sleep, 0.2)  # ...but the loop stalls before
+            await asyncio.sleep(0.25)
+            assert (await counters.hit(prefix + "rl", 10, 60_000)).count == 2
+            assert counters.unavailable_total == 0
+        finally:
+            await counters.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(stalled())
 
 
 async def test_an_erroring_command_fails_alone(infra: Infra, prefix: str) -> None:
