@@ -100,11 +100,13 @@ class CustomPricing:
 class PriceBook:
     """Catalog prices by provider and model (slug or external id)."""
 
-    __slots__ = ("_any", "_scoped")
+    __slots__ = ("_any", "_memo", "_scoped")
 
     def __init__(self, entries: Iterable[Mapping[str, Any]]) -> None:
         self._scoped: dict[tuple[str, str], ModelPrice] = {}
         self._any: dict[str, ModelPrice] = {}
+        # (model, provider) -> what the catalog says: every request event asks
+        self._memo: dict[tuple[str, str | None], ModelPrice | None] = {}
         for entry in entries:
             price = _catalog_price(entry)
             if price is None:
@@ -134,11 +136,17 @@ class PriceBook:
             found = custom.price(model)
             if found is not None:
                 return found
+        key = (model, provider)
+        if key in self._memo:
+            return self._memo[key]
         found = self._find(model, provider)
         if found is None:
             base = _DATED.sub("", model)
             if base != model:
                 found = self._find(base, provider)
+        if len(self._memo) >= _CUSTOM_MEMO_MAX:  # model names come from clients: bounded
+            self._memo.clear()
+        self._memo[key] = found
         return found
 
     def _find(self, model: str, provider: str | None) -> ModelPrice | None:
