@@ -39,7 +39,6 @@ from trustgate_proxy.adapters.providers import BUILDERS
 from trustgate_proxy.adapters.upstream import make_session
 from trustgate_proxy.asgi.app import ProxyApp
 from trustgate_proxy.domain.call import Call, event_payload
-from trustgate_proxy.domain.routing import RoundRobin
 from trustgate_proxy.handlers.config import config_listeners
 from trustgate_proxy.observability.metrics import ProxyMetrics
 from trustgate_proxy.observability.recorder import CallRecorder
@@ -49,6 +48,8 @@ from trustgate_proxy.services.forward import Forwarders
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.pipeline import Pipeline
 from trustgate_proxy.services.ports import NO_POLICIES, CallSink, Chain, ChainCompiler, NullSink
+from trustgate_proxy.services.resilience import Routing
+from trustgate_proxy.services.sessions import Sessions
 from trustgate_proxy.settings import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class ProxyRuntime:
         self,
         settings: ProxySettings,
         *,
-        router: RouterFactory = RoundRobin,
+        router: RouterFactory | None = None,
         chain: ChainCompiler | None = None,
         tracing_env: Mapping[str, str] | None = None,
         bus: bool = True,
@@ -90,8 +91,14 @@ class ProxyRuntime:
             plane="LLM",
             gateway_runner=gateway_plan,
         )
+        self.routing = Routing.from_settings(settings)
+        self.sessions = Sessions.from_settings(settings)
         self.view = ConfigView(
-            self.state, box, BUILDERS, router=router, chain=chain or self._compile_chain
+            self.state,
+            box,
+            BUILDERS,
+            router=router or self.routing.router_factory,
+            chain=chain or self._compile_chain,
         )
         self.publisher: RequestEventPublisher[Call] = RequestEventPublisher(
             event_payload, call_traceparent, settings.event_queue_size
@@ -178,6 +185,7 @@ class ProxyRuntime:
             discovery_mode=s.discovery_mode,
             base_domain=s.gateway_base_domain,
             max_body_bytes=s.max_body_bytes,
+            sessions=self.sessions,
         )
         traffic = self.health.for_traffic()  # /metrics is on the operations port only
         self._app = ProxyApp(pipeline=self.pipeline, events=self.events, system=traffic)
@@ -187,6 +195,8 @@ class ProxyRuntime:
             self.recorder.tracer = tracer
             self.publisher.sampled = tracer.sampled  # the event's traceparent flag
         self.recorder.start()
+        await self.routing.start()
+        await self.sessions.start()
         if not self.bus:
             return
         self.publisher.start()
@@ -211,6 +221,8 @@ class ProxyRuntime:
         await self.runner.stop()
         if self.session is not None:
             await self.session.close()
+        await self.routing.stop()
+        await self.sessions.stop()
         await self.counters.aclose()
 
     async def __aenter__(self) -> ProxyRuntime:

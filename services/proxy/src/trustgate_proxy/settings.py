@@ -23,6 +23,16 @@ class ProxySettings(CoreSettings, RedisSettings):
     max_body_bytes: int = Field(8 << 20, alias="PROXY_MAX_BODY_BYTES")
     provider_request_timeout: float = Field(60.0, alias="PROVIDER_REQUEST_TIMEOUT")
     provider_connect_timeout: float = Field(10.0, alias="PROVIDER_CONNECT_TIMEOUT")
+    # what the first byte of an answer may take (default: the request timeout)
+    provider_response_header_timeout: float | None = Field(
+        None, alias="PROVIDER_RESPONSE_HEADER_TIMEOUT"
+    )
+    # attempts on one route after a retryable failure, before the next route
+    provider_max_retries: int = Field(2, alias="PROVIDER_MAX_RETRIES", ge=0, le=10)
+    # proxies whose X-Forwarded-For is believed (ip-hash), as CIDRs, comma-separated
+    trusted_proxies: str = Field("", alias="PROXY_TRUSTED_PROXIES")
+    # how long the gateway keeps a Responses answer for previous_response_id
+    session_store_ttl: float = Field(3600.0, alias="SESSION_STORE_TTL")
     upstream_pool_size: int = Field(1024, alias="PROXY_UPSTREAM_POOL_SIZE")
     upstream_keepalive: float = Field(60.0, alias="PROXY_UPSTREAM_KEEPALIVE")
     event_queue_size: int = Field(10_000, alias="METRICS_QUEUE_SIZE")
@@ -37,10 +47,14 @@ class ProxySettings(CoreSettings, RedisSettings):
     @field_validator(
         "provider_request_timeout",
         "provider_connect_timeout",
+        "provider_response_header_timeout",
         "upstream_keepalive",
+        "session_store_ttl",
         mode="before",
     )
     @classmethod
-    def _duration(cls, v: str | float) -> float:
+    def _duration(cls, v: str | float | None) -> float | None:
         """A number of seconds (``120``) or a Go-style duration (``250ms``, ``2m``)."""
+        if v is None or v == "":
+            return None
         return parse_duration(v, bare="s")

@@ -29,7 +29,6 @@ from trustgate_core.events import RequestEvent, decode_request_event
 from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_proxy.bootstrap import ProxyRuntime
 from trustgate_proxy.domain.call import Call, event_payload
-from trustgate_proxy.domain.routing import RoundRobin
 from trustgate_proxy.services.config_view import RouterFactory
 from trustgate_proxy.services.ports import ChainCompiler, MemorySink
 from trustgate_proxy.settings import ProxySettings
@@ -76,7 +75,7 @@ class EventLog:
 
 @asynccontextmanager
 async def local_proxy(
-    *, router: RouterFactory = RoundRobin, chain: ChainCompiler | None = None, **env: Any
+    *, router: RouterFactory | None = None, chain: ChainCompiler | None = None, **env: Any
 ) -> AsyncIterator[LocalProxy]:
     """The proxy in process, with ``env`` as settings (tracing off), and the given router
     factory and policy-chain compiler (default: the policy engine, with the limit counters

@@ -107,6 +107,9 @@ class ProxyApp:
 def _request(scope: Scope, slug: str) -> ClientRequest:
     """The headers the pipeline reads, in one pass."""
     request = ClientRequest(slug, scope["headers"])
+    client = scope.get("client")
+    if client:
+        request.client_host = client[0]
     for name, value in scope["headers"]:
         if name == b"x-ag-gateway-slug":
             request.gateway_slug = value.decode("latin-1")

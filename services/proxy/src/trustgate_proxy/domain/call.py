@@ -17,11 +17,21 @@ from trustgate_core.pricing import Cost, PriceBook, cost_of
 
 
 class AttemptRecord:
-    """One upstream attempt of a call, in order: where it went, how it ended
-    (``success`` | ``retryable`` | ``terminal``), the upstream status (0: no answer) and
-    how long it took. The routing issue publishes these in the request event."""
+    """One upstream attempt of a call, in order: where it went (``model``: the model the
+    route sent), how it ended (``success`` | ``retryable`` | ``terminal``), the upstream
+    status (0: no answer), how long it took, its number (1-based) and whether it came from
+    the fallback chain."""
 
-    __slots__ = ("latency", "model", "outcome", "provider", "registry_id", "status")
+    __slots__ = (
+        "attempt",
+        "fallback",
+        "latency",
+        "model",
+        "outcome",
+        "provider",
+        "registry_id",
+        "status",
+    )
 
     def __init__(
         self,
@@ -31,6 +41,8 @@ class AttemptRecord:
         outcome: str,
         status: int,
         latency: float,
+        attempt: int = 1,
+        fallback: bool = False,
     ) -> None:
         self.registry_id = registry_id
         self.provider = provider
@@ -38,6 +50,8 @@ class AttemptRecord:
         self.outcome = outcome
         self.status = status
         self.latency = latency  # seconds
+        self.attempt = attempt
+        self.fallback = fallback
 
 
 class PolicyRecord(Protocol):

@@ -22,7 +22,7 @@ __all__ = ["Answer", "Exchange"]
 
 
 class Exchange(PolicyExchange):
-    __slots__ = ("call", "default_model", "request")
+    __slots__ = ("call", "client_host", "default_model", "request")
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class Exchange(PolicyExchange):
     ) -> None:
         super().__init__(gateway, consumer, request_headers)
         self.call = call
+        self.client_host: str | None = None  # the peer address (ip-hash reads it)
         # the model the first route sends when the request names none (set for policies)
         self.default_model: str | None = None
         # the body decoded into the internal model, once, when an attempt translates it

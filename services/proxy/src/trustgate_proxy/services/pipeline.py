@@ -64,12 +64,14 @@ from trustgate_proxy.services.forward import (
 )
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.ports import (
+    NO_SESSIONS,
     Chain,
     CorsPolicy,
     Header,
     Headers,
     Receive,
     Send,
+    SessionPort,
     Upstream,
 )
 
@@ -112,6 +114,7 @@ class ClientRequest:
     __slots__ = (
         "api_key",
         "authorization",
+        "client_host",
         "content_length",
         "gateway_slug",
         "headers",
@@ -125,6 +128,7 @@ class ClientRequest:
         self.slug = slug
         self.headers = headers
         self.origin: str | None = None  # a browser's Origin
+        self.client_host: str | None = None  # the TCP peer's address
         self.gateway_slug: str | None = None
         self.host: str | None = None
         self.api_key: str | None = None  # X-AG-API-Key
@@ -147,6 +151,7 @@ class Pipeline:
         max_body_bytes: int = 8 << 20,
         max_json_depth: int = MAX_DEPTH,
         disconnect_check_after: float = 0.25,
+        sessions: SessionPort = NO_SESSIONS,
     ) -> None:
         self.state = state
         self.view = view
@@ -159,6 +164,7 @@ class Pipeline:
         self.max_json_depth = max_json_depth
         # a plain call runs this long before a client disconnect is watched for
         self.disconnect_check_after = disconnect_check_after
+        self.sessions = sessions
 
     async def handle(
         self, call: Call, request: ClientRequest, receive: Receive, send: Send, headers: Headers
@@ -197,7 +203,11 @@ class Pipeline:
             return
 
         exchange = Exchange(call, gateway, consumer, request.headers)
+        exchange.client_host = request.client_host
         self._parse(exchange, await self._read_body(receive, request.content_length))
+        await self.sessions.begin(exchange, headers)
+        if exchange.dirty:
+            _encode_again(exchange)
         if not chain.stages:
             candidates = plan.candidates(call.requested_model or None)
             await self._forward(exchange, plan, candidates, receive, send, headers)
@@ -262,10 +272,7 @@ class Pipeline:
             headers.extend(exchange.response_headers)
             exchange.response_headers.clear()
         if exchange.dirty:
-            doc = exchange.doc
-            exchange.body = orjson.dumps(doc)
-            model = doc.get("model")
-            call.requested_model = model if isinstance(model, str) else None
+            _encode_again(exchange)
         answer = exchange.answer
         if answer is None:
             return False
@@ -505,6 +512,15 @@ class Pipeline:
             url = f"{base}/count_tokens{sep}{query}"
         _selected(call, model, out)
         return Attempt(self.forwarders.passthrough, call, route, target, url, body, False, out)
+
+
+def _encode_again(exchange: Exchange) -> None:
+    """The document a policy or the session store rewrote, as the body to send."""
+    doc = exchange.doc
+    exchange.body = orjson.dumps(doc)
+    exchange.dirty = False
+    model = doc.get("model")
+    exchange.call.requested_model = model if isinstance(model, str) else None
 
 
 def _header(headers: Sequence[Header], name: bytes) -> str | None:

@@ -23,6 +23,7 @@ from trustgate_proxy.domain.formats.base import WireFormat
 
 __all__ = [
     "NO_POLICIES",
+    "NO_SESSIONS",
     "CallSink",
     "Chain",
     "ChainCompiler",
@@ -36,6 +37,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "SessionPort",
     "TargetBuilder",
     "Upstream",
     "no_policies",
@@ -127,6 +129,25 @@ class ChainCompiler(Protocol):
 
 def no_policies(consumer: Consumer) -> Chain:
     return NO_POLICIES
+
+
+# -- sessions -----------------------------------------------------------------------------
+class SessionPort(Protocol):
+    """Conversations across calls: ``begin`` runs once per call after the body is parsed
+    and before any policy or route (it may echo ``X-Session-Id`` in ``headers``, record
+    the session on the call, rewrite the document — a ``previous_response_id`` the gateway
+    keeps — marking ``exchange.dirty``, and add response filters that keep what it
+    needs of the answer)."""
+
+    async def begin(self, exchange: Exchange, headers: Headers) -> None: ...
+
+
+class NoSessions:
+    async def begin(self, exchange: Exchange, headers: Headers) -> None:
+        return None
+
+
+NO_SESSIONS = NoSessions()
 
 
 # -- finished calls -----------------------------------------------------------------------
