@@ -327,3 +327,16 @@ async def test_closed_counters_refuse_calls(infra: Infra, prefix: str) -> None:
     with pytest.raises(CountersUnavailable, match="closed"):
         await counters.hit(prefix + "rl", 1, 1000)
     assert counters.lost_adjustments_total == 0
+
+
+async def test_plain_commands_share_the_connection(infra: Infra, prefix: str) -> None:
+    counters = RedisCounters(infra.redis_url, timeout=1.0)
+    try:
+        assert await counters.execute("SET", prefix + "kv", "v", "PX", 60_000) == b"OK"
+        assert await counters.execute("GET", prefix + "kv") == b"v"
+        assert (await counters.hit(prefix + "rl", 10, 60_000)).allowed
+        with pytest.raises(CountersUnavailable, match="ERR"):
+            await counters.execute("NOSUCHCOMMAND")
+        assert await counters.execute("GET", prefix + "kv") == b"v"  # still up
+    finally:
+        await counters.aclose()

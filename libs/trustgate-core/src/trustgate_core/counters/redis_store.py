@@ -24,7 +24,7 @@ import os
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
@@ -35,6 +35,8 @@ from trustgate_core.counters.scripts import ADJUST, ALL, HIT, RESERVE, Script
 log = logging.getLogger(__name__)
 
 _Arg = bytes | str | int
+#: The marker of a plain command (``execute``): sent as is, never as EVALSHA.
+_PLAIN: Final = Script(b"", b"")
 #: How long a settlement (``adjust_soon``) waits for a check to share its write.
 SETTLE_DELAY = 0.002
 #: A deadline check this late ran after the loop was stalled: it looks once more.
@@ -207,6 +209,12 @@ class RedisCounters:
         except CountersUnavailable as exc:
             self._lost_adjustment(str(exc))
 
+    async def execute(self, *command: _Arg) -> Any:
+        """One plain Redis command (``GET``, ``SET … PX``, ``PUBLISH``) on the same
+        connection, with the same deadline and failure mode as the scripts (for what
+        replicas share besides counters: route health, conversations)."""
+        return await self._call(_PLAIN, 0, command)
+
     async def aclose(self) -> None:
         """Settle what is in flight (within the timeout), then close the connection."""
         if self._closed:
@@ -255,8 +263,11 @@ class RedisCounters:
         if now < self._down_until or self._closed:
             self.unavailable_total += 1
             raise CountersUnavailable(self._down_reason)
-        args = (numkeys, *args)
-        self._out.append(_pack((b"EVALSHA", script.sha, *args)))
+        if script is _PLAIN:
+            self._out.append(_pack(args))
+        else:
+            args = (numkeys, *args)
+            self._out.append(_pack((b"EVALSHA", script.sha, *args)))
         self._queued.append(_Call(future, script, args, now + self._timeout))
         if self._link is not None:
             if self._flush_scheduled:
@@ -361,7 +372,7 @@ class RedisCounters:
 
     def _error_reply(self, call: _Call, reply: hiredis.ReplyError) -> None:
         message = str(reply)
-        if message.startswith("NOSCRIPT") and call.script is not None:
+        if message.startswith("NOSCRIPT") and call.script is not None and call.script is not _PLAIN:
             # The server lost its script cache (restart, SCRIPT FLUSH): send the source.
             self._out.append(_pack((b"EVAL", call.script.source, *call.args)))
             self._queued.append(call)
