@@ -86,11 +86,20 @@ def model_mapping(options: Mapping[str, Any]) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where to send a request: a binding, and the model to send (``None``: as sent)."""
+    """Where to send a request: a binding, and the model to send (``None``: as sent).
+    ``weight``: its share under weighted strategies (the pool member's, else the
+    binding's); ``key`` names it for strategies' state (registry id and model)."""
 
     binding: Binding
     model: str | None
     pinned: bool = False
+    weight: int = 0
+    key: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.weight <= 0:
+            object.__setattr__(self, "weight", self.binding.weight)
+        object.__setattr__(self, "key", f"{self.binding.registry.id}:{self.model or ''}")
 
 
 @dataclass(frozen=True, slots=True)
