@@ -116,6 +116,27 @@ class PolicyDecision(_Frozen):
     error: str | None = None  # why the policy failed (its on_error decided the outcome)
 
 
+AttemptOutcome = Literal["success", "retryable", "terminal"]
+
+
+class RequestAttempt(_Frozen):
+    """One upstream attempt of the call, in the order they were made: where it went
+    (``route_model``: the model that route sent), how it ended (``success``: relayed;
+    ``retryable``: a transport error, 5xx, 429 or 408, so another attempt may have
+    followed; ``terminal``: relayed as it was), the upstream's status (``None``: no
+    answer), how long it took, its number (1-based) and whether the fallback chain
+    chose it."""
+
+    registry_id: UUID
+    provider: str
+    attempt: int
+    fallback: bool = False
+    route_model: str | None = None
+    outcome: AttemptOutcome | str  # one of AttemptOutcome, or a newer one
+    status_code: int | None = None
+    latency_ms: float
+
+
 class RequestSizes(_Frozen):
     request_bytes: int = 0
     response_bytes: int = 0
@@ -151,6 +172,13 @@ class RequestEvent(_Frozen):
     response_body: str | None = None
     request_body_truncated: bool = False
     response_body_truncated: bool = False
+    # every upstream attempt, in order (empty: the call never reached an upstream)
+    attempts: list[RequestAttempt] = []
+    # the last attempt's outcome (``None``: no attempt was made)
+    outcome: AttemptOutcome | str | None = None
+    # the conversation the call belongs to (``X-Session-Id`` or the gateway's
+    # ``session_config``)
+    session_id: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,7 @@ import json
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,7 @@ SCHEMA_FILE = "exported_event.schema.json"
 
 Outcome = Literal["success", "retryable", "terminal"]
 
+_OUTCOMES = frozenset(Outcome.__args__)  # type: ignore[attr-defined]
 _TIMEOUT_KINDS = {"upstream_timeout"}
 _RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
@@ -93,6 +94,17 @@ class ExportedPolicyDecision(_Frozen):
     error: str | None = None
 
 
+class ExportedAttempt(_Frozen):
+    registry_id: UUID
+    provider: str
+    attempt: int = Field(description="1-based, in the order the attempts were made")
+    fallback: bool = Field(False, description="the fallback chain chose this route")
+    route_model: str | None = Field(None, description="the model this route sent")
+    outcome: str = Field(description="success, retryable or terminal")
+    status_code: int | None = Field(None, description="the upstream's status (none: no answer)")
+    latency_ms: float
+
+
 class ExportedLatency(_Frozen):
     total_ms: float
     provider_ms: float | None = None
@@ -126,6 +138,10 @@ class ExportedEvent(_Frozen):
         default_factory=list, description="the policies that ran, in order"
     )
     latency: ExportedLatency
+    session_id: str | None = Field(None, description="the conversation (X-Session-Id)")
+    attempts: list[ExportedAttempt] = Field(
+        default_factory=list, description="every upstream attempt, in order"
+    )
 
 
 def clip(text: str | None, limit: int) -> tuple[str | None, bool]:
@@ -140,6 +156,11 @@ def clip(text: str | None, limit: int) -> tuple[str | None, bool]:
 
 
 def outcome_of(event: RequestEvent) -> Outcome:
+    """The last upstream attempt's outcome; for a call that made none (refused by the
+    gateway or a policy, or from a proxy that records no attempts), one read from its
+    status."""
+    if event.outcome in _OUTCOMES:
+        return cast(Outcome, event.outcome)
     if event.ok:
         return "success"
     if event.status in _RETRYABLE_STATUSES or event.error_kind in _TIMEOUT_KINDS:
@@ -198,6 +219,8 @@ def export_event(event: RequestEvent, *, max_body_bytes: int | None = None) -> E
             gateway_ms=timings.gateway_ms,
             policies_ms=timings.policies_ms,
         ),
+        session_id=event.session_id,
+        attempts=[ExportedAttempt(**a.model_dump()) for a in event.attempts],
     )
 
 

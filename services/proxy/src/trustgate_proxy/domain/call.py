@@ -102,6 +102,7 @@ class Call:
         "requested_model",
         "response_body",
         "response_bytes",
+        "session_id",
         "started",
         "started_wall",
         "status",
@@ -143,6 +144,7 @@ class Call:
         self.policy_chain: Sequence[PolicyRecord] = _NO_POLICIES
         self.policies_time = 0.0  # seconds spent running policies inline
         self.attempts: list[AttemptRecord] = []
+        self.session_id: str | None = None  # the conversation (X-Session-Id)
         self.request_bytes = 0
         self.response_bytes = 0
         # body capture, only when the gateway's telemetry asks (then references, cut later)
@@ -178,6 +180,19 @@ def _decision(record: PolicyRecord) -> dict[str, Any]:
     }
 
 
+def _attempt(record: AttemptRecord) -> dict[str, Any]:
+    return {
+        "registry_id": record.registry_id,
+        "provider": record.provider,
+        "attempt": record.attempt,
+        "fallback": record.fallback,
+        "route_model": record.model,
+        "outcome": record.outcome,
+        "status_code": record.status or None,
+        "latency_ms": _ms(record.latency),
+    }
+
+
 def event_payload(call: Call) -> dict[str, Any]:
     """The ``RequestEvent`` of a finished call, as a mapping orjson encodes directly."""
     total = max(0.0, call.ended - call.started)
@@ -189,6 +204,7 @@ def event_payload(call: Call) -> dict[str, Any]:
             upstream = max(0.0, call.upstream_end - call.upstream_start)
         if call.upstream_ttfb:
             ttfb = max(0.0, call.upstream_ttfb - call.upstream_start)
+    attempts = call.attempts
     payload = {
         "schema_version": REQUEST_SCHEMA_VERSION,
         "kind": "llm",
@@ -219,6 +235,9 @@ def event_payload(call: Call) -> dict[str, Any]:
         "sizes": {"request_bytes": call.request_bytes, "response_bytes": call.response_bytes},
         "started_at": datetime.fromtimestamp(call.started_wall, UTC),
         "ended_at": datetime.fromtimestamp(call.started_wall + total, UTC),
+        "attempts": [_attempt(a) for a in attempts],
+        "outcome": attempts[-1].outcome if attempts else None,
+        "session_id": call.session_id,
     }
     if call.body_limit:
         for name, body in (("request", call.request_body), ("response", call.response_body)):
