@@ -98,6 +98,7 @@ class Tenant:
         api_key: str = UPSTREAM_KEY,
         options: dict[str, Any] | None = None,
         auth: dict[str, Any] | None = None,
+        description: str | None = None,
     ) -> Registry:
         """An LLM registry; ``auth`` (in clear) replaces the default api-key credentials and
         is sealed as the admin seals it."""
@@ -108,6 +109,7 @@ class Tenant:
             created_at=now,
             updated_at=now,
             name=name,
+            description=description,
             provider=provider,
             provider_options={"base_url": base_url} if options is None else options,
             auth=self.box.seal_fields(auth or {"type": "api_key", "api_key": {"api_key": api_key}}),
