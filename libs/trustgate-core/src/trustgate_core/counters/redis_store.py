@@ -23,7 +23,7 @@ import logging
 import os
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -145,6 +145,7 @@ class RedisCounters:
         self._port = int(options.get("port", 6379))
         self._path: str | None = options.get("path")
         self._tls = _tls_context(url, options)
+        self._auth = _auth(options)
         self._handshake = _handshake(options)
         self.where = redis_location(url)
         self._timeout = timeout
@@ -214,6 +215,33 @@ class RedisCounters:
         connection, with the same deadline and failure mode as the scripts (for what
         replicas share besides counters: route health, conversations)."""
         return await self._call(_PLAIN, 0, command)
+
+    async def subscribe(self, channel: bytes, on_message: Callable[[bytes], None]) -> Subscription:
+        """A connection of its own, subscribed to ``channel``: each message's data goes to
+        ``on_message`` (called in the event loop; it must not raise). Raises
+        `CountersUnavailable` when Redis does not confirm within the timeout; the
+        subscription's ``lost`` resolves when its connection ends (the caller
+        resubscribes)."""
+        loop = asyncio.get_running_loop()
+        subscription = Subscription(on_message, loop)
+        try:
+            async with asyncio.timeout(self._timeout):
+                if self._path is not None:
+                    await loop.create_unix_connection(lambda: subscription, self._path)
+                else:
+                    await loop.create_connection(
+                        lambda: subscription,
+                        self._host,
+                        self._port,
+                        ssl=self._tls,
+                        server_hostname=self._host if self._tls else None,
+                    )
+                await subscription.start([*self._auth, (b"SUBSCRIBE", channel)])
+        except Exception as exc:
+            subscription.close()
+            reason = "subscribe timed out" if isinstance(exc, TimeoutError) else str(exc)
+            raise CountersUnavailable(f"Redis at {self.where} unavailable: {reason}") from exc
+        return subscription
 
     async def aclose(self) -> None:
         """Settle what is in flight (within the timeout), then close the connection."""
@@ -438,6 +466,63 @@ class RedisCounters:
             log.warning("counters: a settlement was lost (%s)", reason)
 
 
+class Subscription(asyncio.Protocol):
+    """A connection in subscribe mode (`RedisCounters.subscribe`): replies to the setup
+    commands first, then messages, each handed to ``on_message``."""
+
+    def __init__(
+        self, on_message: Callable[[bytes], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._on_message = on_message
+        self._reader = hiredis.Reader()
+        self._setup: deque[asyncio.Future[Any]] = deque()
+        self._transport: asyncio.Transport | None = None
+        #: Resolves when the connection ends, for whatever reason.
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    async def start(self, commands: list[tuple[_Arg, ...]]) -> None:
+        """Send the setup (AUTH, SUBSCRIBE) and wait for every reply."""
+        assert self._transport is not None
+        loop = asyncio.get_running_loop()
+        ready = [loop.create_future() for _ in commands]
+        self._setup.extend(ready)
+        self._transport.write(b"".join(_pack(command) for command in commands))
+        await asyncio.gather(*ready)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._reader.feed(data)
+            while (reply := self._reader.gets()) is not False:
+                if self._setup:
+                    ready = self._setup.popleft()
+                    if isinstance(reply, hiredis.ReplyError):
+                        ready.set_exception(CountersUnavailable(f"Redis error: {reply}"))
+                    elif not ready.done():
+                        ready.set_result(reply)
+                elif isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    self._on_message(reply[2])
+        except hiredis.ProtocolError:
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = CountersUnavailable(f"subscription lost ({exc or 'closed'})")
+        while self._setup:
+            ready = self._setup.popleft()
+            if not ready.done():
+                ready.set_exception(error)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        elif not self.lost.done():
+            self.lost.set_result(None)
+
+
 def _tls_context(url: str, options: dict[str, Any]) -> ssl.SSLContext | None:
     if not url.lower().startswith("rediss://"):
         return None
@@ -448,13 +533,18 @@ def _tls_context(url: str, options: dict[str, Any]) -> ssl.SSLContext | None:
     return context
 
 
+def _auth(options: dict[str, Any]) -> list[tuple[_Arg, ...]]:
+    """AUTH, when the URL carries a password."""
+    password = options.get("password")
+    if not password:
+        return []
+    username = options.get("username")
+    return [(b"AUTH", username, password) if username else (b"AUTH", password)]
+
+
 def _handshake(options: dict[str, Any]) -> list[tuple[_Arg, ...]]:
     """What a new connection sends first: AUTH, SELECT, and the scripts loaded."""
-    commands: list[tuple[_Arg, ...]] = []
-    password = options.get("password")
-    if password:
-        username = options.get("username")
-        commands.append((b"AUTH", username, password) if username else (b"AUTH", password))
+    commands = _auth(options)
     db = int(options.get("db") or 0)
     if db:
         commands.append((b"SELECT", db))
