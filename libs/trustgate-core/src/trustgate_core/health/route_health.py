@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import math
 import os
 import time
@@ -39,6 +40,7 @@ from trustgate_core.counters import CountersUnavailable, RedisCounters
 from trustgate_core.health import scripts
 from trustgate_core.models import HealthChecks
 
+log = logging.getLogger(__name__)
 DEFAULT_COOLDOWN: Final = 30.0
 #: Passive health with ``threshold`` or ``interval`` unset.
 DEFAULT_THRESHOLD: Final = 3
@@ -360,8 +362,11 @@ class RouteHealth:
                     await self._stale.wait()
             self._stale.clear()
             now = self._clock()
-            if self._redis is None or not await self._resync(self._redis, now):
-                self._expire(now)
+            try:
+                if self._redis is None or not await self._resync(self._redis, now):
+                    self._expire(now)
+            except Exception:  # an unreadable entry must not end the syncing
+                log.exception("route health: rereading the shared state failed")
 
     async def _resync(self, redis: RedisCounters, now: float) -> bool:
         """Write what Redis missed, then read every route out; False when unreachable."""
