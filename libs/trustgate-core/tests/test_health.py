@@ -253,7 +253,8 @@ async def test_two_replicas_watching_a_route_probe_it_once_per_interval_between_
     await wait_for(lambda: len(calls) >= 20, timeout=5)
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert min(gaps) > interval * 0.5  # never two probes for one interval
-    assert (calls[-1] - calls[0]) / (len(calls) - 1) == pytest.approx(interval, rel=0.3)
+    mean = (calls[-1] - calls[0]) / (len(calls) - 1)
+    assert interval * 0.9 < mean < interval * 2  # not once per replica; late only under load
 
     holder, other = (first, second) if first.probes_total else (second, first)
     assert other.probes_total == 0
@@ -293,8 +294,7 @@ def free_port() -> int:
 
 async def test_with_redis_unreachable_health_is_kept_in_this_process(clock: Clock) -> None:
     redis = RedisCounters(f"redis://127.0.0.1:{free_port()}/0", timeout=0.05)
-    health = health_from(redis, resync_every=0.05)
-    health._clock = clock
+    health = RouteHealth(redis, clock=clock, resync_every=0.05)
     await health.start()
     try:
         health.report(ROUTE, False, checks=PASSIVE_1)  # never raises
@@ -316,11 +316,22 @@ async def test_with_redis_unreachable_health_is_kept_in_this_process(clock: Cloc
         await redis.aclose()
 
 
-async def test_without_redis_counters_health_lives_in_this_process() -> None:
-    health = health_from(LocalCounters())
-    assert health._redis is None
-    health.report(ROUTE, False, retry_after=1.0)  # outside an event loop: no task needed
-    assert not health.available(ROUTE)
+async def test_health_from_shares_through_redis_counters_only(infra: Infra) -> None:
+    redis = RedisCounters(infra.redis_url)
+    prefix = f"test:health:{uuid.uuid4().hex}:"
+    shared = [health_from(redis, prefix=prefix), health_from(redis, prefix=prefix)]
+    alone = [health_from(LocalCounters(), prefix=prefix) for _ in range(2)]
+    try:
+        for health in (*shared, *alone):
+            await health.start()
+        await reported(shared[0], ROUTE, False, retry_after=5.0)
+        await reported(alone[0], ROUTE, False, retry_after=5.0)
+        await wait_for(lambda: not shared[1].available(ROUTE), timeout=1.0)
+        assert alone[1].available(ROUTE)
+    finally:
+        for health in (*shared, *alone):
+            await health.stop()
+        await redis.aclose()
 
 
 @contextlib.asynccontextmanager
