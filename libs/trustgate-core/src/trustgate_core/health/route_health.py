@@ -162,6 +162,8 @@ class RouteHealth:
     # --- active probes -----------------------------------------------------------------
 
     def watch(self, key: str, probe: Probe, interval: float) -> None:
+        if not interval > 0:
+            raise ValueError("a probe's interval must be a positive number of seconds")
         self.unwatch(key)
         self._probes[key] = (probe, interval)
         if self._running:
