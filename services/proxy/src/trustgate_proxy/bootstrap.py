@@ -91,7 +91,7 @@ class ProxyRuntime:
             plane="LLM",
             gateway_runner=gateway_plan,
         )
-        self.routing = Routing.from_settings(settings)
+        self.routing = Routing.from_settings(settings, self.counters)
         self.sessions = Sessions.from_settings(settings)
         self.view = ConfigView(
             self.state,
@@ -106,6 +106,7 @@ class ProxyRuntime:
         if sink is None:
             sink = self.publisher if settings.telemetry_enabled and bus else NullSink()
         self.observed = ProxyMetrics(before_collect=self._drain_recorder)
+        self.observed.watch_routing(self.routing)
         # metrics and spans are taken from each finished call in the background
         self.recorder = CallRecorder(sink, self.observed)
         self.events: CallSink = self.recorder
@@ -195,7 +196,7 @@ class ProxyRuntime:
             self.recorder.tracer = tracer
             self.publisher.sampled = tracer.sampled  # the event's traceparent flag
         self.recorder.start()
-        await self.routing.start()
+        await self.routing.start(self.view, self.pipeline.forwarders)
         await self.sessions.start()
         if not self.bus:
             return

@@ -19,6 +19,7 @@ the empty string.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 from uuid import UUID
 
 from prometheus_client import CollectorRegistry
@@ -38,6 +39,30 @@ from trustgate_core.observability.metrics import (
 from trustgate_proxy.domain.call import Call
 
 _CALL_LABELS = ("gateway_id", "consumer_id", "model")
+ATTEMPT_BUCKETS = (1.0, 2.0, 3.0, 4.0, 6.0, 9.0)
+
+
+class _RouteHealthReadings(Protocol):
+    ejections_total: int
+
+    def unhealthy(self) -> list[str]: ...
+
+
+class _RoutingCounters(Protocol):
+    retries: int
+    fallbacks: int
+
+
+class RoutingReadings(Protocol):
+    """What ``watch_routing`` reads (``services.resilience.Routing``)."""
+
+    @property
+    def stats(self) -> _RoutingCounters: ...
+
+    @property
+    def health(self) -> _RouteHealthReadings: ...
+
+
 _MAX_SLOTS = 8192
 MAX_LABEL_CHARS = 128
 MAX_MODELS_PER_GATEWAY = 50
@@ -136,6 +161,16 @@ class ProxyMetrics:
                 hist_series,
             )
         )
+        self.attempts = a.add(
+            CappedHistogram(
+                "trustgate_proxy_upstream_attempts",
+                "Upstream attempts per request (retries and fallbacks included), by"
+                " gateway; requests that reached no upstream are not counted.",
+                ("gateway_id",),
+                ATTEMPT_BUCKETS,
+                hist_series,
+            )
+        )
         self.max_models = max_models
         self.max_models_per_gateway = max_models_per_gateway
         self._models: dict[tuple[UUID | None, str], str] = {}  # (gateway, name) -> label
@@ -195,6 +230,8 @@ class ProxyMetrics:
             slot.upstream.observe(upstream)
             overhead = total - upstream
             slot.overhead.observe(overhead if overhead > 0.0 else 0.0)
+        if call.attempts:
+            self.attempts.series_for((slot.by_model[0],)).observe(len(call.attempts))
         usage = call.usage
         if usage:
             n = usage.get("prompt_tokens")
@@ -219,6 +256,32 @@ class ProxyMetrics:
         else:
             slot.cached_tokens = cell
         return cell
+
+    def watch_routing(self, routing: RoutingReadings) -> None:
+        """Route health and the routers' counters, read at scrape time."""
+        a = self.aggregates
+        stats = routing.stats
+        health = routing.health
+        a.gauge(
+            "trustgate_proxy_routes_unhealthy",
+            "Registries route health has taken out (ejected, cooling down or half-open).",
+            lambda: len(health.unhealthy()),
+        )
+        a.counter(
+            "trustgate_proxy_route_ejections_total",
+            "Times this replica took a registry out (passive health or Retry-After).",
+            lambda: health.ejections_total,
+        )
+        a.counter(
+            "trustgate_proxy_upstream_retries_total",
+            "Attempts repeated on the same route after a retryable failure.",
+            lambda: stats.retries,
+        )
+        a.counter(
+            "trustgate_proxy_upstream_fallbacks_total",
+            "Attempts made on a consumer's fallback chain.",
+            lambda: stats.fallbacks,
+        )
 
     def render(self) -> tuple[bytes, str]:
         return render(self.registry)

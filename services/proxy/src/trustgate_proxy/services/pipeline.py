@@ -45,6 +45,7 @@ from trustgate_core.errors import (
     PayloadTooLarge,
     Unauthenticated,
     Unavailable,
+    UpstreamTimeout,
 )
 from trustgate_core.replica import ReplicaState
 from trustgate_core.service.asgi import send_bytes, send_json
@@ -52,7 +53,7 @@ from trustgate_proxy.domain.call import AttemptRecord, Call
 from trustgate_proxy.domain.exchange import Exchange
 from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, InboundCodec, WireFormat
 from trustgate_proxy.domain.nesting import MAX_DEPTH, nested_deeper_than
-from trustgate_proxy.domain.routing import RETRYABLE, Candidates, Route
+from trustgate_proxy.domain.routing import SUCCESS, Candidates, Route
 from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
 from trustgate_proxy.services.forward import (
     Attempt,
@@ -61,6 +62,7 @@ from trustgate_proxy.services.forward import (
     UpstreamReply,
     client_left,
     prepare_body,
+    retry_after_seconds,
 )
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.ports import (
@@ -344,25 +346,38 @@ class Pipeline:
         send: Send,
         headers: Headers,
     ) -> None:
-        """Open attempts in the router's order until one does not end retryably (or none
-        is left), then relay that reply. Every attempt is recorded on the call and reported
-        to the router. A client that disconnects cancels the upstream call (recorded as
-        499)."""
+        """Open attempts on the routes the router gives until one succeeds or it gives no
+        more (retries, the next route, the fallback chain: ``services.resilience``), then
+        relay: the success, else the last answer an upstream gave; with none at all, the
+        failure (one route) or 503 ``no_backend_available`` (several). Every attempt is
+        recorded on the call and reported to the router. A client that disconnects
+        cancels the upstream call (recorded as 499)."""
         call = exchange.call
         chain = plan.chain
-        router = plan.router
+        attempts = plan.router.attempts(candidates, exchange)
         guard = DisconnectGuard(receive, 0.0 if call.stream else self.disconnect_check_after)
         reply: UpstreamReply | None = None
+        answered: UpstreamReply | None = None  # the last attempt an upstream answered
         try:
-            for route in router.attempts(candidates, exchange):
-                if reply is not None:  # a retryable failure: what it recorded is not the call's
-                    reply.release()
+            while (route := await attempts.next()) is not None:
+                if reply is not None:  # a failed attempt: what it recorded is not the call's
+                    if reply is not answered:
+                        reply.release()
                     call.error_kind = None
                     call.upstream_ttfb = call.upstream_end = 0.0
                 attempt = self._attempt(exchange, route, headers)
                 started = perf_counter()
                 reply = await attempt.forwarder.open(attempt)
                 latency = perf_counter() - started
+                resp = reply.resp
+                reply.outcome = attempts.report(
+                    route,
+                    reply.status,
+                    reply.data,
+                    isinstance(reply.error, UpstreamTimeout),
+                    retry_after_seconds(resp),
+                    latency,
+                )
                 binding = route.binding
                 call.attempts.append(
                     AttemptRecord(
@@ -372,15 +387,24 @@ class Pipeline:
                         reply.outcome,
                         reply.status,
                         latency,
+                        attempts.number,
+                        attempts.fallback,
                     )
                 )
-                router.report(route, reply.outcome, latency)
-                if reply.outcome != RETRYABLE:
+                if resp is not None:
+                    if answered is not None:
+                        answered.release()
+                    answered = reply
+                if reply.outcome == SUCCESS:
                     break
             if reply is None:
                 raise NoBackendAvailable("no backend available for this consumer")
-            if reply.error is not None:  # no attempt got an answer
-                raise reply.error
+            if reply.error is not None:  # the last attempt got no answer
+                if answered is None:
+                    if len({a.registry_id for a in call.attempts}) > 1:
+                        raise NoBackendAvailable("no backend answered")
+                    raise reply.error
+                reply = _relaying(call, answered)
             if "post_request" in chain.stages or "pre_response" in chain.stages:
                 await self._response_stages(exchange, chain, reply.attempt, headers)
             if exchange.response_filters:  # set at pre_request or pre_response
@@ -392,8 +416,11 @@ class Pipeline:
             client_left(call, reply.resp if reply is not None else None)
         finally:
             guard.disarm()
+            attempts.close()
             if reply is not None:
                 reply.release()
+            if answered is not None and answered is not reply:
+                answered.release()
 
     async def _response_stages(
         self, exchange: Exchange, chain: Chain, attempt: Attempt, headers: Headers
@@ -415,6 +442,11 @@ class Pipeline:
     def _attempt(self, exchange: Exchange, route: Route, headers: Headers) -> Attempt:
         """The upstream request for ``route``: the body passed through when client and
         provider speak the same format, translated otherwise."""
+        attempt = self._attempt_for(exchange, route, headers)
+        attempt.timeouts = self.forwarders.timeouts.of(route.binding.registry)
+        return attempt
+
+    def _attempt_for(self, exchange: Exchange, route: Route, headers: Headers) -> Attempt:
         call = exchange.call
         binding = route.binding
         call.registry_id = binding.registry.id
@@ -521,6 +553,21 @@ def _encode_again(exchange: Exchange) -> None:
     exchange.dirty = False
     model = doc.get("model")
     exchange.call.requested_model = model if isinstance(model, str) else None
+
+
+def _relaying(call: Call, reply: UpstreamReply) -> UpstreamReply:
+    """An earlier attempt's answer, relayed after later attempts got none: the call
+    names its route again."""
+    attempt = reply.attempt
+    binding = attempt.route.binding
+    call.registry_id = binding.registry.id
+    call.provider = binding.provider
+    call.status = reply.status
+    for record in reversed(call.attempts):
+        if record.registry_id == binding.registry.id and record.status == reply.status:
+            call.model = record.model
+            break
+    return reply
 
 
 def _header(headers: Sequence[Header], name: bytes) -> str | None:

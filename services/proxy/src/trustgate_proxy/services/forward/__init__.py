@@ -11,8 +11,11 @@ from trustgate_proxy.services.forward.common import (
     Attempt,
     DisconnectGuard,
     Forwarder,
+    TimeoutBook,
+    Timeouts,
     UpstreamReply,
     client_left,
+    retry_after_seconds,
 )
 from trustgate_proxy.services.forward.passthrough import PassThrough, prepare_body
 from trustgate_proxy.services.forward.translate import Translator
@@ -21,6 +24,7 @@ from trustgate_proxy.services.forward.translate import Translator
 class Forwarders:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
+        self.timeouts = TimeoutBook.of_session(session)
         self.passthrough = PassThrough(session)
         self.translate = Translator(session)
 
@@ -31,8 +35,11 @@ __all__ = [
     "Forwarder",
     "Forwarders",
     "PassThrough",
+    "TimeoutBook",
+    "Timeouts",
     "Translator",
     "UpstreamReply",
     "client_left",
     "prepare_body",
+    "retry_after_seconds",
 ]

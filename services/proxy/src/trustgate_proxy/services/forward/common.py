@@ -10,13 +10,17 @@ Splitting *open* from *relay* is what lets the pipeline retry or fall back: unti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from time import perf_counter
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from time import perf_counter, time
 from typing import Any
+from uuid import UUID
 
 import aiohttp
 
+from trustgate_core.durations import parse_duration
 from trustgate_core.errors import BackendError, TrustGateError, UpstreamTimeout
+from trustgate_core.models import Registry
 from trustgate_core.policy import ResponseFilter
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.domain.formats import InboundCodec, OutboundCodec, StreamEncoder, WireFormat
@@ -81,6 +85,7 @@ class Attempt:
         "route",
         "stream",
         "target",
+        "timeouts",
         "url",
         "wire",
     )
@@ -112,6 +117,7 @@ class Attempt:
         self.encoder: StreamEncoder | None = None  # translating a stream
         # policies' rewrites of a 2xx answer, in the client's format (regex_replace)
         self.filters: Sequence[ResponseFilter] = ()
+        self.timeouts: Timeouts | None = None  # the registry's (None: the session's)
 
 
 class UpstreamReply:
@@ -142,6 +148,90 @@ class UpstreamReply:
             self.resp.release()
 
 
+class Timeouts:
+    """One registry's timeouts: ``client`` for aiohttp (connect; ``sock_read`` is the
+    wait for the first byte; ``total``), and ``idle``, the longest silence between a
+    stream's chunks once it has started (``None``: as the first byte)."""
+
+    __slots__ = ("client", "idle")
+
+    def __init__(self, client: aiohttp.ClientTimeout, idle: float | None) -> None:
+        self.client = client
+        self.idle = idle
+
+
+_TIMEOUT_OPTIONS = ("connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout")
+
+
+def _seconds(options: Mapping[str, Any], name: str) -> float | None:
+    """A duration option (``"250ms"``, ``"2m"``, or seconds); ``None`` when absent or not
+    a positive duration (the admin validates; the proxy never fails a request on it)."""
+    value = options.get(name)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        seconds = parse_duration(value, bare="s")
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None
+
+
+class TimeoutBook:
+    """Each registry's ``Timeouts``, from its ``provider_options`` (``connect_timeout``,
+    ``first_byte_timeout``, ``idle_timeout``, ``total_timeout``) over the process
+    defaults (``PROVIDER_CONNECT_TIMEOUT``, ``PROVIDER_RESPONSE_HEADER_TIMEOUT`` else
+    ``PROVIDER_REQUEST_TIMEOUT``, and ``PROVIDER_REQUEST_TIMEOUT`` between chunks; no
+    total). Built once per registry version, not per request; ``None`` for a registry
+    that sets none (the session's own timeout applies)."""
+
+    def __init__(
+        self,
+        connect: float | None = None,
+        first_byte: float | None = None,
+        idle: float | None = None,
+    ) -> None:
+        self.connect = connect
+        self.first_byte = first_byte
+        self.idle = idle
+        self._built: dict[UUID, tuple[Registry, Timeouts | None]] = {}
+
+    @classmethod
+    def of_session(cls, session: aiohttp.ClientSession) -> TimeoutBook:
+        timeout = session.timeout
+        return cls(timeout.connect, timeout.sock_read, timeout.sock_read)
+
+    def defaults(self, first_byte: float | None) -> None:
+        """The process's first-byte default (``PROVIDER_RESPONSE_HEADER_TIMEOUT``)."""
+        if first_byte:
+            self.first_byte = first_byte
+            self._built = {}
+
+    def of(self, registry: Registry) -> Timeouts | None:
+        entry = self._built.get(registry.id)
+        if entry is None or entry[0] is not registry:
+            if len(self._built) > 4096:
+                self._built = {}
+            entry = self._built[registry.id] = (registry, self._build(registry))
+        return entry[1]
+
+    def _build(self, registry: Registry) -> Timeouts | None:
+        options = registry.provider_options or {}
+        given = [_seconds(options, name) for name in _TIMEOUT_OPTIONS]
+        if not any(given) and self.first_byte == self.idle:
+            return None
+        connect, first_byte, idle, total = given
+        first_byte = first_byte or self.first_byte
+        return Timeouts(
+            aiohttp.ClientTimeout(
+                total=total,
+                connect=connect or self.connect,
+                sock_connect=connect or self.connect,
+                sock_read=first_byte,
+            ),
+            idle or self.idle,
+        )
+
+
 class Forwarder:
     """Opens attempts over the upstream session; subclasses relay the reply to the client
     (``PassThrough`` in the same format, ``Translator`` across formats)."""
@@ -169,13 +259,21 @@ class Forwarder:
                 if target.needs_authorize
                 else target.headers
             )
-            resp = await self.session.post(url, data=body, headers=headers)
+            timeouts = attempt.timeouts
+            if timeouts is None:
+                resp = await self.session.post(url, data=body, headers=headers)
+            else:
+                resp = await self.session.post(
+                    url, data=body, headers=headers, timeout=timeouts.client
+                )
         except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
             return _failed(attempt, upstream_failure(call, exc, "upstream unreachable"))
         call.upstream_ttfb = perf_counter()
         call.status = resp.status
         try:
             if resp.status < 300 and self.streams(attempt, resp):
+                if timeouts is not None and timeouts.idle != timeouts.client.sock_read:
+                    _read_timeout(resp, timeouts.idle)
                 return UpstreamReply(attempt, resp, SUCCESS)
             data = await resp.read()
         except (aiohttp.ClientError, OSError) as exc:
@@ -243,6 +341,31 @@ class DisconnectGuard:
             return False
         self.task.uncancel()
         return True
+
+
+def _read_timeout(resp: aiohttp.ClientResponse, seconds: float | None) -> None:
+    """From now on, a stream silent for ``seconds`` is cut (aiohttp's read timeout
+    between chunks; the first byte had its own)."""
+    connection = resp.connection
+    if connection is not None and connection.protocol is not None:
+        connection.protocol.read_timeout = seconds
+
+
+def retry_after_seconds(resp: aiohttp.ClientResponse | None) -> float | None:
+    """A 429's or 503's ``Retry-After``, in seconds (a number or an HTTP date)."""
+    if resp is None or resp.status not in (429, 503):
+        return None
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time())
 
 
 def _failed(attempt: Attempt, error: BackendError) -> UpstreamReply:
