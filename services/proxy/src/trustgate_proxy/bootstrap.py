@@ -92,7 +92,7 @@ class ProxyRuntime:
             gateway_runner=gateway_plan,
         )
         self.routing = Routing.from_settings(settings, self.counters)
-        self.sessions = Sessions.from_settings(settings)
+        self.sessions = Sessions.from_settings(settings, self.counters)
         self.view = ConfigView(
             self.state,
             box,
