@@ -118,6 +118,13 @@ class Tenant:
         self.registries[name] = registry
         return registry
 
+    async def put_registry(self, name: str, **changes: Any) -> Registry:
+        """The registry with ``changes`` (fields as stored: ``auth`` sealed)."""
+        registry = self.registries[name].model_copy(update=changes)
+        await self._publish(RegistryEvent(**self._envelope(registry.id), entity=registry))
+        self.registries[name] = registry
+        return registry
+
     async def add_consumer(
         self,
         name: str,

@@ -1,0 +1,328 @@
+"""The ``semantic`` load-balancing strategy (reference §5): the route whose registry's
+``description`` is closest in meaning to the prompt goes first.
+
+Closeness is the cosine similarity between embeddings, computed through an
+embeddings-capable registry of the consumer's gateway, named by
+``lb_config.embedding_config``:
+
+- ``registry_id``: that registry; else ``provider``: the gateway's first enabled registry
+  of that provider offering OpenAI-format embeddings (its own credentials are used);
+- ``model``: the embeddings model (default ``text-embedding-3-small``);
+- ``timeout_ms``: how long one embeddings call may take (default 2000).
+
+The prompt is the body's ``prompt`` when it is text, else the last user message's text
+(Chat, Messages and Responses shapes). A registry description's embedding is kept until
+the description (or the embeddings registry or model) changes; a prompt's, in a bounded
+cache keyed by the text's hash. What is missing goes in one embeddings call.
+
+It never fails a request: without a prompt, without descriptions, or when embeddings are
+unavailable (no such registry, an error, a timeout), the routes go round-robin. After
+``FAILURES_TO_OPEN`` failures in a row the embeddings registry is left alone for
+``OPEN_FOR`` seconds (then one call tries it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from hashlib import blake2b
+from operator import mul
+from typing import Any, Final
+from uuid import UUID
+
+import aiohttp
+import orjson
+
+from trustgate_core.models import LbConfig, Registry
+from trustgate_proxy.domain.exchange import Exchange
+from trustgate_proxy.domain.routing import Route
+from trustgate_proxy.domain.strategies import RoundRobinStrategy, StrategyDeps
+
+DEFAULT_MODEL: Final = "text-embedding-3-small"
+DEFAULT_TIMEOUT: Final = 2.0
+FAILURES_TO_OPEN: Final = 3
+OPEN_FOR: Final = 30.0
+_MAX_PROMPTS = 1024
+_MAX_DESCRIPTIONS = 1024
+_MAX_PROMPT_CHARS = 32_000  # what is embedded of a longer prompt
+
+Vector = tuple[float, ...]  # unit length
+
+
+class EmbeddingsUnavailable(Exception):
+    """No embeddings now: the strategy degrades to round-robin."""
+
+
+def prompt_text(doc: Mapping[str, Any]) -> str | None:
+    """The text a request is routed on: ``prompt``, else the last user message's text."""
+    prompt = doc.get("prompt")
+    if isinstance(prompt, str) and prompt.strip():
+        return prompt[:_MAX_PROMPT_CHARS]
+    messages = doc.get("messages")
+    if not isinstance(messages, list):
+        messages = doc.get("input")
+        if isinstance(messages, str):
+            return messages[:_MAX_PROMPT_CHARS] if messages.strip() else None
+        if not isinstance(messages, list):
+            return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            text = _text(message.get("content"))
+            return text[:_MAX_PROMPT_CHARS] if text.strip() else None
+    return None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def unit(values: Sequence[float]) -> Vector | None:
+    """``values`` scaled to length 1 (``None``: the zero vector)."""
+    norm = math.sqrt(math.fsum(v * v for v in values))
+    if norm == 0.0 or math.isnan(norm):
+        return None
+    return tuple(v / norm for v in values)
+
+
+def cosine(a: Vector, b: Vector) -> float:
+    """The cosine similarity of two unit vectors (0 when their sizes differ)."""
+    return sum(map(mul, a, b)) if len(a) == len(b) else 0.0
+
+
+class Circuit:
+    """Opens after ``threshold`` failures in a row; once ``open_for`` seconds have passed,
+    lets one call through (half-open): its success closes it, its failure opens it
+    again."""
+
+    __slots__ = ("_clock", "failures", "open_for", "opened_at", "threshold", "trial")
+
+    def __init__(
+        self,
+        threshold: int = FAILURES_TO_OPEN,
+        open_for: float = OPEN_FOR,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.open_for = open_for
+        self._clock = clock
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial = False
+
+    def allows(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if self.trial or self._clock() - self.opened_at < self.open_for:
+            return False
+        self.trial = True
+        return True
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self.trial = False
+
+    def failed(self) -> None:
+        self.failures += 1
+        if self.trial or self.failures >= self.threshold:
+            self.opened_at = self._clock()
+        self.trial = False
+
+
+class SemanticStrategy:
+    """Orders the routes by how close their registry's description is to the prompt."""
+
+    def __init__(self, config: LbConfig, deps: StrategyDeps) -> None:
+        embedding = config.embedding_config or {}
+        self._deps = deps
+        registry_id = embedding.get("registry_id")
+        self._registry_id = _uuid(registry_id)
+        provider = embedding.get("provider")
+        self._provider = provider.lower() if isinstance(provider, str) and provider else None
+        model = embedding.get("model")
+        self._model = model if isinstance(model, str) and model else DEFAULT_MODEL
+        timeout = embedding.get("timeout_ms")
+        self._timeout = (
+            timeout / 1000
+            if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0
+            else DEFAULT_TIMEOUT
+        )
+        self.circuit = Circuit()
+        self.fallback = RoundRobinStrategy()
+        self._prompts: dict[bytes, Vector | None] = {}
+        self._descriptions: dict[tuple[UUID, str], Vector | None] = {}
+        self._by_gateway: dict[UUID, UUID] = {}  # gateway -> its embeddings registry
+
+    async def order(self, routes: Sequence[Route], exchange: Exchange) -> Sequence[Route]:
+        if len(routes) < 2:
+            return routes
+        text = prompt_text(exchange.doc)
+        if text is None or not any(r.binding.registry.description for r in routes):
+            return self.fallback.rotate(routes)
+        try:
+            prompt, described = await self._vectors(text, routes, exchange.gateway.id)
+        except EmbeddingsUnavailable:
+            return self.fallback.rotate(routes)
+        if prompt is None:
+            return self.fallback.rotate(routes)
+        scored = [
+            (cosine(prompt, v) if (v := described.get(r.binding.registry.id)) else -2.0, i)
+            for i, r in enumerate(routes)
+        ]
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        return [routes[i] for _, i in scored]
+
+    def started(self, route: Route) -> None:
+        return None
+
+    def finished(self, route: Route, outcome: str, latency: float) -> None:
+        return None
+
+    # -- embeddings -------------------------------------------------------------------------
+    async def _vectors(
+        self, text: str, routes: Sequence[Route], gateway_id: UUID
+    ) -> tuple[Vector | None, dict[UUID, Vector | None]]:
+        """The prompt's vector and each described registry's (by id), embedding in one
+        call what is not cached."""
+        registry = self._registry(gateway_id)
+        if registry is None:
+            raise EmbeddingsUnavailable
+        source = registry.id
+        prompt_key = blake2b(f"{source}\0{text}".encode(), digest_size=16).digest()
+        missing: list[str] = []
+        prompt = self._prompts.get(prompt_key, _MISSING)
+        if prompt is _MISSING:
+            missing.append(text)
+        described: dict[UUID, Vector | None] = {}
+        wanted: dict[str, list[UUID]] = {}
+        for route in routes:
+            r = route.binding.registry
+            if not r.description:
+                continue
+            vector = self._descriptions.get((source, r.description), _MISSING)
+            if vector is _MISSING:
+                wanted.setdefault(r.description, []).append(r.id)
+            else:
+                described[r.id] = vector
+        missing.extend(wanted)
+        if missing:
+            vectors = await self._embed(registry, missing)
+            if prompt is _MISSING:
+                prompt = vectors[0]
+                _bounded_put(self._prompts, prompt_key, prompt, _MAX_PROMPTS)
+                vectors = vectors[1:]
+            for description, vector in zip(wanted, vectors, strict=True):
+                _bounded_put(self._descriptions, (source, description), vector, _MAX_DESCRIPTIONS)
+                for rid in wanted[description]:
+                    described[rid] = vector
+        return prompt, described
+
+    def _registry(self, gateway_id: UUID) -> Registry | None:
+        """The gateway's embeddings registry (``None``: it has none)."""
+        view = self._deps.view
+        if view is None:
+            return None
+        registries: Mapping[UUID, Registry] = view.state.registries
+        wanted = self._registry_id or self._by_gateway.get(gateway_id)
+        if wanted is not None:
+            registry = registries.get(wanted)
+            if registry is not None and registry.gateway_id == gateway_id and registry.enabled:
+                return registry
+        if self._provider is None:
+            return None
+        for registry in registries.values():
+            if (
+                registry.gateway_id == gateway_id
+                and registry.enabled
+                and registry.type == "LLM"
+                and (registry.provider or "").lower() == self._provider
+            ):
+                self._by_gateway[gateway_id] = registry.id
+                return registry
+        return None
+
+    async def _embed(self, registry: Registry, texts: list[str]) -> list[Vector | None]:
+        """One OpenAI-format embeddings call for ``texts``, their unit vectors in order."""
+        if not self.circuit.allows():
+            raise EmbeddingsUnavailable
+        try:
+            vectors = await asyncio.wait_for(self._call(registry, texts), self._timeout)
+        except (EmbeddingsUnavailable, aiohttp.ClientError, OSError, ValueError):
+            # OSError: TimeoutError included; ValueError: an answer that does not parse
+            self.circuit.failed()
+            raise EmbeddingsUnavailable from None
+        self.circuit.succeeded()
+        return vectors
+
+    async def _call(self, registry: Registry, texts: list[str]) -> list[Vector | None]:
+        session: aiohttp.ClientSession | None = self._deps.session
+        if session is None:
+            raise EmbeddingsUnavailable
+        try:
+            target = self._deps.view.target(registry)
+        except Exception:  # credentials that do not open: no embeddings from it
+            raise EmbeddingsUnavailable from None
+        url = target.embeddings_url(self._model) if target.wire == "openai_chat" else None
+        if url is None:
+            raise EmbeddingsUnavailable
+        body = orjson.dumps({"model": self._model, "input": texts})
+        headers = (
+            await target.authorize("POST", url, body) if target.needs_authorize else target.headers
+        )
+        async with session.post(url, data=body, headers=headers) as resp:
+            if resp.status >= 300:
+                raise EmbeddingsUnavailable
+            doc = orjson.loads(await resp.read())
+        return _vectors_of(doc, len(texts))
+
+
+_MISSING: Any = object()
+
+
+def _vectors_of(doc: Any, count: int) -> list[Vector | None]:
+    """The unit vectors of an OpenAI embeddings answer, by ``index``."""
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("no data")
+    out: list[Vector | None] = [None] * count
+    for position, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ValueError("an item is not an object")
+        index = item.get("index", position)
+        embedding = item.get("embedding")
+        if not isinstance(index, int) or not 0 <= index < count or not isinstance(embedding, list):
+            raise ValueError("an item without its index or embedding")
+        if not all(isinstance(v, int | float) for v in embedding):
+            raise ValueError("an embedding that is not numbers")
+        out[index] = unit(embedding)
+    return out
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    if len(cache) >= limit:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def _uuid(value: Any) -> UUID | None:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            return None
+    return None
+
+
+def semantic_strategy(config: LbConfig, deps: StrategyDeps) -> SemanticStrategy:
+    """The ``semantic`` strategy for a consumer's ``lb_config``."""
+    return SemanticStrategy(config, deps)
