@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from trustgate_core.models import LbConfig
 from trustgate_proxy.domain.exchange import Exchange
-from trustgate_proxy.domain.routing import SUCCESS, Route
+from trustgate_proxy.domain.routing import RETRYABLE, SUCCESS, Route
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -287,11 +287,12 @@ class IpHash(_Stateless):
 
 class Latency:
     """Power of two choices: of two random routes, the one whose EWMA of time to first
-    byte, inflated by its EWMA error rate, is lower goes first. A route never measured
-    scores 0, so each is tried early; errors make a fast route look slow."""
+    byte, inflated by its EWMA rate of retryable failures, is lower goes first. A route
+    never measured scores 0, so each is tried early; failures make a fast route look
+    slow (they come back fast)."""
 
     ALPHA = 0.3  # weight of the newest sample
-    ERROR_PENALTY = 4.0  # a route failing every time looks 5x slower
+    ERROR_PENALTY = 20.0  # a route failing every time looks 21x slower
 
     def __init__(self, config: LbConfig | None = None, deps: StrategyDeps | None = None) -> None:
         self.ttfb: dict[str, float] = {}
@@ -320,7 +321,7 @@ class Latency:
     def finished(self, route: Route, outcome: str, latency: float) -> None:
         key = route.key
         a = self.ALPHA
-        failed = 0.0 if outcome == SUCCESS else 1.0
+        failed = 1.0 if outcome == RETRYABLE else 0.0  # a client's 4xx is not the route's
         self.errors[key] = a * failed + (1 - a) * self.errors.get(key, failed)
         if outcome == SUCCESS and latency > 0:
             prev = self.ttfb.get(key)

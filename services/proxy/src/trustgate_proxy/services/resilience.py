@@ -269,6 +269,7 @@ class RouteAttempts:
             route = await self._take()
             if route is not None:
                 router.stats.fallbacks += 1
+                self.fallback = True
                 return route
         if self.number == 0:  # every route is out: the one that failed longest ago
             return self._last_resort()
@@ -278,7 +279,6 @@ class RouteAttempts:
         self._stage = _CHAIN
         self._order = self._candidates.fallback
         self._i = 0
-        self.fallback = True
 
     async def _take(self) -> Route | None:
         """The next route of the current order that health lets through (or whose

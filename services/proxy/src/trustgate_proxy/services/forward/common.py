@@ -349,6 +349,7 @@ def _read_timeout(resp: aiohttp.ClientResponse, seconds: float | None) -> None:
     connection = resp.connection
     if connection is not None and connection.protocol is not None:
         connection.protocol.read_timeout = seconds
+        connection.protocol.start_timeout()  # counted from now, not from the last read
 
 
 def retry_after_seconds(resp: aiohttp.ClientResponse | None) -> float | None:
