@@ -5,7 +5,6 @@ upstream call, may answer it themselves, or refuse it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,13 @@ from trustgate_core.errors import Forbidden
 from trustgate_core.models import Consumer
 from trustgate_core.models.policy import Stage
 from trustgate_proxy.domain.exchange import Answer, Exchange
-from trustgate_proxy.domain.routing import Candidates, Route, RoutingConfig
+from trustgate_proxy.domain.routing import (
+    RETRYABLE,
+    Candidates,
+    Route,
+    RoutingConfig,
+    outcome_of_status,
+)
 from trustgate_proxy.services.ports import Chain
 from trustgate_testkit.proxy.local import LocalProxy, local_proxy
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
@@ -25,16 +30,46 @@ REFUSED = "http://127.0.0.1:9/v1"  # discard port: nothing listens, the connect 
 
 
 class EveryRoute:
-    """Tries every candidate in order (the shape of a fallback chain)."""
+    """Tries every candidate in order until one does not end retryably (the shape of a
+    fallback chain)."""
 
     def __init__(self, config: RoutingConfig) -> None:
         self.reports: list[tuple[str, str]] = []
 
-    def attempts(self, candidates: Candidates, exchange: Exchange) -> Iterator[Route]:
-        return iter(candidates.routes)
+    def attempts(self, candidates: Candidates, exchange: Exchange) -> EveryAttempt:
+        return EveryAttempt(self, list(candidates.routes))
 
-    def report(self, route: Route, outcome: str, latency: float) -> None:
-        self.reports.append((route.binding.registry.name, outcome))
+
+class EveryAttempt:
+    def __init__(self, router: EveryRoute, routes: list[Route]) -> None:
+        self.router = router
+        self.routes = routes
+        self.number = 0
+        self.fallback = False
+        self.done = False
+
+    async def next(self) -> Route | None:
+        if self.done or not self.routes:
+            return None
+        self.number += 1
+        return self.routes.pop(0)
+
+    def report(
+        self,
+        route: Route,
+        status: int,
+        body: bytes | None,
+        timed_out: bool,
+        retry_after: float | None,
+        latency: float,
+    ) -> str:
+        outcome = outcome_of_status(status) if status else RETRYABLE
+        self.router.reports.append((route.binding.registry.name, outcome))
+        self.done = outcome != RETRYABLE
+        return outcome
+
+    def close(self) -> None:
+        return None
 
 
 class Recorded:
