@@ -232,50 +232,85 @@ async def test_no_secret_appears_in_any_log_line(
     assert secret not in text and key not in text
 
 
-async def test_routing_settings_the_proxy_does_not_act_on_are_refused(
+async def test_routing_settings_are_checked_and_what_no_plane_does_is_refused(
     api: httpx.AsyncClient, gateway: str
 ) -> None:
-    """Nothing is stored and ignored: an enabled pool, another algorithm, an enabled
-    fallback chain and health checks are refused with a 422 that says so, on create and on
-    update; their disabled forms (the proxy's round-robin) are accepted."""
-    reg = await api.post(
-        f"/v1/gateways/{gateway}/registries",
-        json={"name": "rr", "provider": "openai", "auth": {"type": "api_key", "api_key": "k"}},
-    )
-    assert reg.status_code == 201, reg.text
-    rid = reg.json()["id"]
+    """Pools, strategies, fallback chains and health checks are stored (the proxy acts on
+    them); smart-routing (no scoring service) is refused, and so is a fallback chain that
+    loops: a registry named twice, or one of the consumer's own pool."""
+    registries = f"/v1/gateways/{gateway}/registries"
+    base = {"provider": "openai", "auth": {"type": "api_key", "api_key": "k"}}
+    a = (await api.post(registries, json={"name": "a", **base})).json()["id"]
+    b = (await api.post(registries, json={"name": "b", **base})).json()["id"]
     consumers = f"/v1/gateways/{gateway}/consumers"
     refused = [
-        {"lb_config": {"enabled": True, "members": [{"registry_id": rid}]}},
-        {"lb_config": {"algorithm": "random"}},
-        {"fallback": {"enabled": True, "triggers": ["http_5xx"], "chain": [rid]}},
+        ({"lb_config": {"algorithm": "smart-routing", "smart_routing": {"tiers": [{}]}}}, "smart"),
+        ({"lb_config": {"enabled": True}}, "members"),
+        (
+            {"fallback": {"enabled": True, "triggers": ["http_5xx"], "chain": [b, b]}},
+            "cannot loop",
+        ),
+        (
+            {"fallback": {"enabled": True, "triggers": ["plugin_rejection"], "chain": [b]}},
+            "not supported yet",
+        ),
+        (
+            {
+                "registries": [{"id": a}],
+                "fallback": {"enabled": True, "triggers": ["http_5xx"], "chain": [a]},
+            },
+            "own fallback",
+        ),
     ]
-    for n, extra in enumerate(refused):
+    for n, (extra, why) in enumerate(refused):
         r = await api.post(consumers, json={"name": f"refused-{n}", **extra})
         _assert_error(r, 422, "validation_failed")
-        assert "not supported" in r.json()["message"], r.text
+        assert why in r.json()["message"], r.text
     ok = await api.post(
         consumers,
         json={
-            "name": "round-robin",
-            "registries": [{"id": rid}],
-            "lb_config": {"enabled": False, "algorithm": "round-robin"},
-            "fallback": {"enabled": False, "chain": [rid]},
+            "name": "resilient",
+            "registries": [{"id": a, "weight": 3}],
+            "lb_config": {"enabled": False, "algorithm": "weighted-round-robin"},
+            "fallback": {
+                "enabled": True,
+                "triggers": ["http_5xx", "context_window_exceeded", "content_filter"],
+                "budget": {"max_attempts": 4, "max_total_latency_ms": 20_000},
+                "chain": [b],
+            },
         },
     )
     assert ok.status_code == 201, ok.text
-    r = await api.put(f"{consumers}/{ok.json()['id']}", json={"lb_config": {"enabled": True}})
-    _assert_error(r, 422, "validation_failed")
-    assert "not supported" in r.json()["message"]
+    assert ok.json()["fallback"]["chain"] == [b]
+    for algorithm in ("round-robin", "random", "least-connections", "ip-hash", "latency"):
+        r = await api.put(
+            f"{consumers}/{ok.json()['id']}", json={"lb_config": {"algorithm": algorithm}}
+        )
+        assert r.status_code == 200, r.text
 
-    registries = f"/v1/gateways/{gateway}/registries"
-    base = {"provider": "openai", "auth": {"type": "api_key", "api_key": "k"}}
-    for n, checks in enumerate([{"passive": True, "threshold": 3, "interval": 30}, {"path": "/h"}]):
-        r = await api.post(registries, json={"name": f"hc-{n}", "health_checks": checks, **base})
-        _assert_error(r, 422, "validation_failed")
-        assert "not supported" in r.json()["message"], r.text
-    r = await api.put(f"{registries}/{rid}", json={"health_checks": {"passive": True}})
+    passive = await api.post(
+        registries, json={"name": "hc-passive", "health_checks": {"passive": True}, **base}
+    )
+    assert passive.status_code == 201, passive.text
+    checks = passive.json()["health_checks"]
+    assert (checks["threshold"], checks["interval"]) == (3, 60)
+    active = await api.post(
+        registries,
+        json={"name": "hc-active", "health_checks": {"path": "/v1/models", "interval": 15}, **base},
+    )
+    assert active.status_code == 201, active.text
+    r = await api.put(f"{registries}/{a}", json={"health_checks": {"path": "no-slash"}})
     _assert_error(r, 422, "validation_failed")
+
+    timed = {"first_byte_timeout": "2s", "idle_timeout": 5, "total_timeout": "2m"}
+    r = await api.post(registries, json={"name": "timed", "provider_options": timed, **base})
+    assert r.status_code == 201, r.text
+    for wrong in ({"idle_timeout": "soon"}, {"connect_timeout": 0}, {"total_timeout": True}):
+        r = await api.post(
+            registries, json={"name": "badly-timed", "provider_options": wrong, **base}
+        )
+        _assert_error(r, 422, "validation_failed")
+        assert f"provider_options.{next(iter(wrong))}" in r.json()["message"]
 
 
 async def test_a_client_certificate_no_plane_presents_is_refused_not_stored(

@@ -107,12 +107,11 @@ class GatewayUpdate(GatewayIn):
     status: Literal["active", "disabled"] | None = None
 
 
-# Routing settings the data plane does not act on yet are refused, never stored and
-# ignored: the proxy round-robins over a consumer's registries, one attempt per request.
-_NOT_YET = "is not supported yet (the proxy round-robins over the consumer's registries)"
-
-
 # -- registries -----------------------------------------------------------------------------
+DEFAULT_HEALTH_THRESHOLD = 3
+DEFAULT_HEALTH_INTERVAL = 60
+
+
 class HealthChecks(Body):
     passive: bool = False
     path: str | None = None
@@ -121,11 +120,18 @@ class HealthChecks(Body):
     interval: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _supported(self) -> HealthChecks:
-        if self.passive:
-            raise ValueError(f"passive health checks {_NOT_YET}")
-        if self.path or self.headers:
-            raise ValueError("active health checks (path, headers) are not supported")
+    def _defaults(self) -> HealthChecks:
+        """Passive checks eject a registry after ``threshold`` failures within ``interval``
+        seconds (3 in 60 unless given); active ones GET ``path`` every ``interval``
+        seconds (60 unless given), once for the whole cluster."""
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError("path must start with /")
+        if self.headers and not self.path:
+            raise ValueError("headers are sent by active checks: they need a path")
+        if self.passive and self.threshold is None:
+            self.threshold = DEFAULT_HEALTH_THRESHOLD
+        if (self.passive or self.path) and self.interval is None:
+            self.interval = DEFAULT_HEALTH_INTERVAL
         return self
 
 
@@ -188,12 +194,22 @@ class ModelPolicyEntry(ModelPolicyIn):
     registry_id: UUID
 
 
-FallbackTrigger = Literal["http_5xx", "http_429", "timeout", "provider_error", "plugin_rejection"]
+FallbackTrigger = Literal[
+    "http_5xx",
+    "http_429",
+    "timeout",
+    "provider_error",
+    "plugin_rejection",
+    "context_window_exceeded",
+    "content_filter",
+]
 LbAlgorithm = Literal[
     "round-robin",
     "random",
     "weighted-round-robin",
     "least-connections",
+    "ip-hash",
+    "latency",
     "semantic",
     "smart-routing",
 ]
@@ -216,8 +232,13 @@ class Fallback(Body):
             raise ValueError("an enabled fallback needs at least one trigger")
         if self.enabled and not self.chain:
             raise ValueError("an enabled fallback needs a non-empty chain")
-        if self.enabled:
-            raise ValueError(f"an enabled fallback chain {_NOT_YET}")
+        if len(set(self.chain)) != len(self.chain):
+            raise ValueError("the chain names a registry twice: a fallback chain cannot loop")
+        if "plugin_rejection" in self.triggers:
+            raise ValueError(
+                "the plugin_rejection trigger is not supported yet (no policy refuses an "
+                "answer at pre_response)"
+            )
         return self
 
 
@@ -241,13 +262,14 @@ class LbConfig(Body):
         if self.algorithm == "semantic" and not self.embedding_config:
             raise ValueError("the semantic algorithm needs embedding_config")
         if self.algorithm == "smart-routing":
-            tiers = (self.smart_routing or {}).get("tiers")
-            if not tiers:
-                raise ValueError("smart-routing needs smart_routing.tiers")
-        if self.enabled:
-            raise ValueError(f"an enabled load-balancing pool {_NOT_YET}")
-        if self.algorithm != "round-robin":
-            raise ValueError(f"the {self.algorithm} algorithm {_NOT_YET}")
+            raise ValueError(
+                "the smart-routing algorithm is not supported (it needs an external "
+                "complexity-scoring service no plane has)"
+            )
+        if self.smart_routing:
+            raise ValueError("smart_routing is not supported (see algorithm)")
+        if self.enabled and not self.members:
+            raise ValueError("an enabled pool needs members")
         return self
 
 

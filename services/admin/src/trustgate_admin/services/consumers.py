@@ -70,7 +70,16 @@ def _check_rules(spec: dict[str, Any]) -> None:
         raise ValidationFailed("roles: only role_based consumers have roles")
     if spec.get("toolkit") and (spec.get("type") or "LLM") != "MCP":
         raise ValidationFailed("toolkit: only MCP consumers have a toolkit")
-    keys = {str(r["id"]) for r in registries} | {str(x) for x in fallback.get("chain") or []}
+    chain = {str(x) for x in fallback.get("chain") or []}
+    pool = {str(r["id"]) for r in registries} | {
+        str(m["registry_id"]) for m in (spec.get("lb_config") or {}).get("members") or []
+    }
+    if fallback.get("enabled") and chain & pool:
+        raise ValidationFailed(
+            "fallback.chain: a registry of the consumer's pool cannot be its own fallback "
+            f"(the chain would loop back to {sorted(chain & pool)[0]})"
+        )
+    keys = {str(r["id"]) for r in registries} | chain
     for mp in spec.get("model_policies") or []:
         if str(mp["registry_id"]) not in keys:
             raise ValidationFailed(

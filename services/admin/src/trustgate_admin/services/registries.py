@@ -25,6 +25,7 @@ from trustgate_admin.services.common import ensure_unique_name, get_child, get_g
 from trustgate_admin.services.consumers import reemit_consumers
 from trustgate_admin.services.uow import UnitOfWork, now
 from trustgate_core.crypto import find_masked, merge_masked
+from trustgate_core.durations import parse_duration
 from trustgate_core.errors import HasDependents, ValidationFailed
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Registry
@@ -52,10 +53,32 @@ def _validate(fields: dict[str, Any], catalog: Catalog) -> None:
             raise ValidationFailed("provider_options.base_url: is required for openai_compatible")
         if fields.get("mcp_target") is not None:
             raise ValidationFailed("mcp_target: only MCP registries have an mcp_target")
+        _check_timeouts(fields.get("provider_options") or {})
     else:
         if fields.get("mcp_target") is None:
             raise ValidationFailed("mcp_target: is required for MCP registries")
         validate_mcp_target(fields["mcp_target"])
+
+
+#: ``provider_options`` the proxy times a registry's calls by (connect, first byte, between
+#: stream chunks, whole call): a positive duration ("30s", "250ms") or seconds.
+TIMEOUT_OPTIONS = ("connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout")
+
+
+def _check_timeouts(options: dict[str, Any]) -> None:
+    for name in TIMEOUT_OPTIONS:
+        value = options.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = None if isinstance(value, bool) else parse_duration(value, bare="s")
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is None or seconds <= 0:
+            raise ValidationFailed(
+                f'provider_options.{name}: must be a positive duration ("30s", "250ms") '
+                "or a number of seconds"
+            )
 
 
 async def create(uow: UnitOfWork, catalog: Catalog, gateway_id: UUID, body: RegistryIn) -> Registry:
