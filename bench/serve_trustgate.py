@@ -10,7 +10,8 @@
 3. runs the proxy in this process (uvloop, httptools) until SIGINT/SIGTERM, then stops
    nats-server.
 
-``--policies`` attaches a ``rate_limiter`` and a ``token_rate_limiter`` to the consumer
+``--routing`` serves model ``json`` through a weighted two-member pool with passive health
+and an untriggered fallback chain (issue 12's benchmark). ``--policies`` attaches a ``rate_limiter`` and a ``token_rate_limiter`` to the consumer
 (limits far above what a run sends, so every request is checked and none refused), with
 their counters in a private ``redis-server`` started like nats-server (``--redis-cpus``,
 default core 0, the load generator's).
@@ -39,9 +40,17 @@ from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.embedded import find_nats_server, free_port, wait_port
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.subjects import requests_stream
+from trustgate_core.models import (
+    Fallback,
+    HealthChecks,
+    LbConfig,
+    LbMember,
+    ModelPolicy,
+    RegistryBinding,
+)
 from trustgate_proxy.main import serve_settings
 from trustgate_proxy.settings import ProxySettings
-from trustgate_testkit.proxy.tenant import new_tenant
+from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 BENCH_KEY = "ag_benchmark-key-0123456789abcdefghijklmnopqrstuv"
 SLUG = "bench"
@@ -104,8 +113,47 @@ def stop(pid: int) -> None:
         time.sleep(0.05)
 
 
+async def resilient(tenant: Tenant, url: str) -> None:
+    """``--routing``: model ``json`` served by a weighted two-member pool (registries
+    ``json`` and ``json-b``, weights 3:1, both on the JSON mock) with passive health on
+    both, and a fallback chain (``json-fallback``) that a healthy mock never triggers."""
+    checks = HealthChecks(passive=True, threshold=3, interval=60)
+    for name in ("json-b", "json-fallback"):
+        await tenant.add_registry(name, url, api_key="bench-upstream-key")
+    for name in ("json", "json-b", "json-fallback"):
+        await tenant.put_registry(name, health_checks=checks)
+    ids = {name: tenant.registries[name].id for name in ("json", "json-b", "json-fallback")}
+    consumer = tenant.consumers[SLUG]
+    await tenant.put_consumer(
+        SLUG,
+        registries=[
+            *consumer.registries,
+            RegistryBinding(registry_id=ids["json-b"]),
+        ],
+        model_policies=[
+            *consumer.model_policies,
+            ModelPolicy(registry_id=ids["json-b"], allowed=["json"], default="json"),
+            ModelPolicy(registry_id=ids["json-fallback"], allowed=["json"], default="json"),
+        ],
+        lb_config=LbConfig(
+            enabled=True,
+            algorithm="weighted-round-robin",
+            members=[
+                LbMember(registry_id=ids["json"], model="json", weight=3),
+                LbMember(registry_id=ids["json-b"], model="json", weight=1),
+            ],
+        ),
+        fallback=Fallback(enabled=True, triggers=["http_5xx"], chain=[ids["json-fallback"]]),
+    )
+
+
 async def seed(
-    nats_url: str, upstreams: dict[str, str], secret: str, *, policies: bool = False
+    nats_url: str,
+    upstreams: dict[str, str],
+    secret: str,
+    *,
+    policies: bool = False,
+    routing: bool = False,
 ) -> None:
     nc = await connect(nats_url, name="bench-seed")
     try:
@@ -125,6 +173,8 @@ async def seed(
             slug=SLUG,
             key=BENCH_KEY,
         )
+        if routing and "json" in upstreams:
+            await resilient(tenant, upstreams["json"])
         if policies:
             for name, plugin, settings in POLICIES:
                 await tenant.add_policy(name, plugin, settings, consumers=[SLUG])
@@ -152,6 +202,11 @@ def main() -> None:
         help="attach a rate limiter and a token budget, counters in a private Redis",
     )
     parser.add_argument("--redis-cpus", default="0", help="CPUs for redis-server")
+    parser.add_argument(
+        "--routing",
+        action="store_true",
+        help="model json through a weighted two-member pool, passive health, a fallback chain",
+    )
     args = parser.parse_args()
 
     upstreams = {
@@ -178,7 +233,15 @@ def main() -> None:
         if args.policies:
             redis_pid, env["REDIS_URL"] = start_redis(store, args.redis_cpus)
         settings = ProxySettings(**env)  # type: ignore[arg-type]
-        asyncio.run(seed(nats_url, upstreams, settings.secrets_material, policies=args.policies))
+        asyncio.run(
+            seed(
+                nats_url,
+                upstreams,
+                settings.secrets_material,
+                policies=args.policies,
+                routing=args.routing,
+            )
+        )
         serve_settings(settings)
     finally:
         stop(nats_pid)
