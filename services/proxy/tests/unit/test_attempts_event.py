@@ -13,6 +13,10 @@ import orjson
 from trustgate_core.events.requests import RequestAttempt, RequestEvent, decode_request_event
 from trustgate_core.telemetry.event import export_event, exported_event_json_schema
 from trustgate_proxy.domain.call import AttemptRecord, Call, event_payload
+from trustgate_testkit.proxy.local import EventLog, local_proxy
+from trustgate_testkit.proxy.mock_upstream import serve_mock
+from trustgate_testkit.proxy.sdk_clients import openai_sdk
+from trustgate_testkit.proxy.server import poll, until_known
 
 PRIMARY = UUID(int=11)
 BACKUP = UUID(int=12)
@@ -132,3 +136,34 @@ def test_an_outcome_unknown_to_this_version_still_decodes_and_exports_from_the_s
     event = decode_request_event(orjson.dumps(doc))
     assert event.outcome == "hedged"
     assert export_event(event).status.outcome == "retryable"
+
+
+async def test_a_call_rescued_by_a_second_route_reports_both_attempts_in_its_event() -> None:
+    """Through the in-process proxy: the first route answers 429 (with a long
+    Retry-After, so it is not retried), the second serves the call."""
+    async with serve_mock("busy") as busy, serve_mock("spare") as spare, local_proxy() as proxy:
+        tenant = await proxy.new_tenant()
+        first = await tenant.add_registry("busy", busy.url)
+        second = await tenant.add_registry(
+            "spare",
+            "",
+            options={"base_url": spare.url, "model_mapping": {"gpt-4o-ratelimited": "gpt-4o"}},
+        )
+        await tenant.add_consumer("app", ["busy", "spare"])
+        await until_known(proxy, tenant)
+        log = EventLog(proxy.sink, tenant.gateway.id)
+        raw = await openai_sdk(proxy, tenant).chat.completions.with_raw_response.create(
+            model="gpt-4o-ratelimited", messages=[{"role": "user", "content": "Hi"}]
+        )
+        assert raw.parse().choices[0].message.content == "Hello from spare"
+        trace = raw.headers["x-ag-trace-id"]
+        await poll(lambda: bool(log.by_trace(trace)), 5.0)
+        (event,) = log.by_trace(trace)
+    assert [
+        (a.registry_id, a.attempt, a.route_model, a.outcome, a.status_code) for a in event.attempts
+    ] == [
+        (first.id, 1, "gpt-4o-ratelimited", "retryable", 429),
+        (second.id, 2, "gpt-4o", "success", 200),
+    ]
+    assert event.outcome == "success"
+    assert export_event(event).status.outcome == "success"
