@@ -282,6 +282,17 @@ async def test_routing_settings_are_checked_and_what_no_plane_does_is_refused(
     )
     assert ok.status_code == 201, ok.text
     assert ok.json()["fallback"]["chain"] == [b]
+    semantic: list[tuple[dict[str, object], int]] = [
+        ({}, 422),  # no embeddings registry named
+        ({"registry_id": str(uuid.uuid4())}, 422),  # not one of the gateway's
+        ({"registry_id": b, "api_key": "sk-ignored"}, 422),  # the registry's own key is used
+        ({"registry_id": b, "model": "text-embedding-3-small", "timeout_ms": 1500}, 200),
+        ({"provider": "openai"}, 200),
+    ]
+    for config, status in semantic:
+        lb = {"algorithm": "semantic", "embedding_config": config}
+        r = await api.put(f"{consumers}/{ok.json()['id']}", json={"lb_config": lb})
+        assert r.status_code == status, (config, r.text)
     for algorithm in ("round-robin", "random", "least-connections", "ip-hash", "latency"):
         r = await api.put(
             f"{consumers}/{ok.json()['id']}", json={"lb_config": {"algorithm": algorithm}}

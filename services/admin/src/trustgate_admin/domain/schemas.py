@@ -249,12 +249,29 @@ class LbMember(Body):
     weight: int = Field(1, ge=1, le=100)
 
 
+class EmbeddingConfig(Body):
+    """Where the ``semantic`` strategy embeds prompts and registry descriptions: a
+    registry of the gateway (``registry_id``, or the first enabled one of ``provider``),
+    with its own credentials, and the embeddings ``model``."""
+
+    registry_id: UUID | None = None
+    provider: str | None = Field(None, min_length=1)
+    model: str | None = Field(None, min_length=1)
+    timeout_ms: int | None = Field(None, gt=0, le=60_000)
+
+    @model_validator(mode="after")
+    def _source(self) -> EmbeddingConfig:
+        if self.registry_id is None and self.provider is None:
+            raise ValueError("embedding_config needs registry_id or provider")
+        return self
+
+
 class LbConfig(Body):
     enabled: bool = False
     algorithm: LbAlgorithm = "round-robin"
     pool_alias: str | None = None
     members: list[LbMember] = []
-    embedding_config: dict[str, Any] | None = None
+    embedding_config: EmbeddingConfig | None = None
     smart_routing: dict[str, Any] | None = None
 
     @model_validator(mode="after")

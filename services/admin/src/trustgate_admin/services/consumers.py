@@ -53,6 +53,19 @@ async def _registries_of(
     return found
 
 
+def _referenced(spec: dict[str, Any]) -> set[UUID]:
+    """The registries a consumer's routing names besides its own: the fallback chain, the
+    pool's members and the semantic strategy's embeddings registry (each must exist in
+    the gateway)."""
+    lb = spec.get("lb_config") or {}
+    named = [
+        *((spec.get("fallback") or {}).get("chain") or []),
+        *(m["registry_id"] for m in lb.get("members") or []),
+        (lb.get("embedding_config") or {}).get("registry_id"),
+    ]
+    return {UUID(str(x)) for x in named if x}
+
+
 def _check_rules(spec: dict[str, Any]) -> None:
     mode = spec.get("routing_mode") or "inline"
     registries = spec.get("registries") or []
@@ -140,9 +153,8 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: ConsumerIn) -> Consume
         await ensure_unique_name(
             uow.session, t.ConsumerRow, gateway_id, body.name, None, "consumer"
         )
+        await _registries_of(uow, gateway_id, _referenced(spec))
         fallback = spec.get("fallback")
-        if fallback:
-            await _registries_of(uow, gateway_id, {UUID(x) for x in fallback.get("chain") or []})
         slug = consumer_slug()
         while (
             await uow.session.exec(select(t.ConsumerRow.id).where(t.ConsumerRow.slug == slug))
@@ -236,8 +248,7 @@ async def update(
             **changes,
         }
         _check_rules(spec)
-        if (spec.get("fallback") or {}).get("chain"):
-            await _registries_of(uow, gateway_id, {UUID(x) for x in spec["fallback"]["chain"]})
+        await _registries_of(uow, gateway_id, _referenced(spec))
         if "registries" in changes:
             await _set_registries(uow, row, changes["registries"])
         for key in (
