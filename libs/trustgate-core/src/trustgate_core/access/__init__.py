@@ -3,7 +3,7 @@ with the base domain as a parameter), consumer API-key authentication, OIDC/OAut
 tokens (JWKS or introspection) and the roles a token's claims select. Pure but for the
 IdP calls the token verifier makes; shared by the proxy and the MCP plane."""
 
-from trustgate_core.access.auth import api_key_from_headers, authenticate
+from trustgate_core.access.auth import api_key_from_headers, authenticate, bearer_token
 from trustgate_core.access.discovery import DiscoveryMode, discover_gateway, ensure_active
 from trustgate_core.access.idp_http import FetchJson, IdpError, http_fetcher
 from trustgate_core.access.roles import matching_roles, role_matches
@@ -25,6 +25,7 @@ __all__ = [
     "Verified",
     "api_key_from_headers",
     "authenticate",
+    "bearer_token",
     "discover_gateway",
     "ensure_active",
     "http_fetcher",

@@ -1,4 +1,5 @@
-"""Consumer authentication by API key (reference §3, "Credential sources")."""
+"""Consumer authentication by API key, and the bearer token that is not one (reference §3,
+"Credential sources")."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ def api_key_from_headers(
     if authorization and authorization[:7].lower() == _BEARER:
         token = authorization[7:].strip()
         if token.startswith(API_KEY_PREFIX):
+            return token
+    return None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer …`` when it is not an API key (an OIDC/OAuth2
+    token for `TokenVerifier`)."""
+    if authorization and authorization[:7].lower() == _BEARER:
+        token = authorization[7:].strip()
+        if token and not token.startswith(API_KEY_PREFIX):
             return token
     return None
 

@@ -151,6 +151,9 @@ class RequestEvent(_Frozen):
     consumer_id: UUID | None = None
     registry_id: UUID | None = None
     auth_id: UUID | None = None
+    # who a bearer token names (its auth's ``subject_claim``, ``sub`` by default); None
+    # for API keys
+    subject: str | None = None
     method: str
     path: str
     provider: str | None = None

@@ -127,6 +127,9 @@ class ExportedEvent(_Frozen):
     tenant_id: str | None = None
     consumer: ExportedConsumer = ExportedConsumer()
     auth_id: UUID | None = Field(None, description="the consumer key's id (never the key)")
+    subject: str | None = Field(
+        None, description="who a bearer token names (its auth's subject_claim); not for keys"
+    )
     timestamp: datetime = Field(description="when the request arrived (RFC 3339, UTC)")
     end_timestamp: datetime
     status: ExportedStatus
@@ -182,6 +185,7 @@ def export_event(event: RequestEvent, *, max_body_bytes: int | None = None) -> E
         tenant_id=event.tenant_id,
         consumer=ExportedConsumer(id=event.consumer_id),
         auth_id=event.auth_id,
+        subject=event.subject,
         timestamp=event.started_at,
         end_timestamp=event.ended_at,
         status=ExportedStatus(

@@ -107,6 +107,7 @@ class Call:
         "started_wall",
         "status",
         "stream",
+        "subject",
         "tenant_id",
         "trace_id",
         "upstream_end",
@@ -129,6 +130,7 @@ class Call:
         self.consumer_id: UUID | None = None
         self.registry_id: UUID | None = None
         self.auth_id: UUID | None = None
+        self.subject: str | None = None  # a bearer token's subject_claim (not for API keys)
         self.provider: str | None = None
         self.requested_model: str | None = None
         self.model: str | None = None
@@ -214,6 +216,7 @@ def event_payload(call: Call) -> dict[str, Any]:
         "consumer_id": call.consumer_id,
         "registry_id": call.registry_id,
         "auth_id": call.auth_id,
+        "subject": call.subject,
         "method": call.method,
         "path": call.path,
         "provider": call.provider,

@@ -3,10 +3,11 @@
 Read ``handle`` top to bottom for the lifecycle (seed 001, "Request lifecycle"):
 
 1. **discover** the gateway (``X-AG-Gateway-Slug`` or the Host);
-2. **authenticate** the consumer's key, find the consumer by its slug and its compiled
-   **plan** (bindings, router, policy chain), then refuse a disabled gateway — every
-   failure before that is one 401 answer, so a caller without a key learns nothing of
-   which gateways and consumers exist;
+2. **authenticate** the consumer's key or bearer token (OIDC/OAuth2; a role-based
+   consumer's plan then comes from the roles its claims select), find the consumer by its
+   slug and its compiled **plan** (bindings, router, policy chain), then refuse a disabled
+   gateway — every failure before that is one 401 answer, so a caller without a key learns
+   nothing of which gateways and consumers exist;
 3. **read** the body (bounded in size) and **parse** it (bounded in depth);
 4. the chain's **pre_request** stage (it may answer the call itself: a cache hit);
 5. **route**: the router orders the candidates into attempts; each is **opened** (sent,
@@ -34,10 +35,13 @@ from trustgate_core.access import (
     DiscoveryMode,
     api_key_from_headers,
     authenticate,
+    bearer_token,
     discover_gateway,
     ensure_active,
 )
+from trustgate_core.access.mtls import verify_client_certificate
 from trustgate_core.errors import (
+    Forbidden,
     InvalidModel,
     InvalidRequest,
     MethodNotAllowed,
@@ -47,6 +51,7 @@ from trustgate_core.errors import (
     Unavailable,
     UpstreamTimeout,
 )
+from trustgate_core.models import Gateway
 from trustgate_core.replica import ReplicaState
 from trustgate_core.service.asgi import send_bytes, send_json
 from trustgate_proxy.domain.call import AttemptRecord, Call
@@ -191,11 +196,9 @@ class Pipeline:
             cors: CorsPolicy | None = chain.find("cors")
             if cors is not None:  # on every answer to an allowed origin, a 401 included
                 headers.extend(cors.allow(request.origin))
-        key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
-        if key is None:
-            raise Unauthenticated("missing_key")
-        call.auth_id = authenticate(state, gateway, consumer, plan.auth_ids, key).id
-        ensure_active(gateway)  # said only to a caller holding a key of the gateway
+        plan = await self._authenticate(call, request, gateway, plan)
+        chain = plan.chain
+        ensure_active(gateway)  # said only to a caller holding a credential of the gateway
 
         if call.path == MODELS:
             call.status = 200
@@ -227,6 +230,51 @@ class Pipeline:
             if "post_response" in chain.stages:
                 await chain.run("post_response", exchange)
             call.policies_time = exchange.policies_time
+
+    async def _authenticate(
+        self, call: Call, request: ClientRequest, gateway: Gateway, plan: ConsumerPlan
+    ) -> ConsumerPlan:
+        """The caller's credential, in the reference's order: an API key, another bearer
+        token (OIDC/OAuth2, against the consumer's token auths), then a client
+        certificate (its mtls auths). Returns the plan to serve: a role-based consumer's
+        comes from the roles the token's claims select (a key or a certificate has no
+        claims: 403)."""
+        consumer = plan.consumer
+        key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
+        token = None if key is not None else bearer_token(request.authorization)
+        if key is not None:
+            call.auth_id = authenticate(self.state, gateway, consumer, plan.auth_ids, key).id
+        elif token is not None:
+            verified = await self.view.tokens.verify(token, plan.token_auths)
+            call.auth_id = verified.auth.id
+            call.subject = verified.subject
+            if not consumer.active:
+                raise Forbidden("consumer is inactive")
+            if consumer.routing_mode == "role_based":
+                return self.view.role_plan(consumer, verified.claims)
+            return plan
+        else:
+            certificate = getattr(request, "peer_cert", None)
+            if certificate is None or not plan.certificate_auths:
+                raise Unauthenticated("missing_key")
+            chain = getattr(request, "peer_chain", ())
+            identity = next(
+                (
+                    found
+                    for auth in plan.certificate_auths
+                    if (found := verify_client_certificate(auth, certificate, chain)) is not None
+                ),
+                None,
+            )
+            if identity is None:
+                raise Unauthenticated("bad_certificate")
+            call.auth_id = identity.auth_id
+            call.subject = identity.subject
+            if not consumer.active:
+                raise Forbidden("consumer is inactive")
+        if consumer.routing_mode == "role_based":
+            raise Forbidden("forbidden")  # roles come from a token's claims
+        return plan
 
     async def preflight(
         self, call: Call, request: ClientRequest, send: Send, headers: Headers
