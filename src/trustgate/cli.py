@@ -72,7 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["serve", "migrate", "republish", "token"],
         help="serve (default); migrate the database; re-emit every entity; print a token",
     )
-    admin.add_argument("--ttl", type=int, default=3600, help="token lifetime in seconds")
+    admin.add_argument(
+        "--ttl", default="3600", help="token lifetime: seconds or a duration (1h); at most 24h"
+    )
+    scope = admin.add_mutually_exclusive_group()
+    scope.add_argument("--tenant", help="token: act for this tenant only")
+    scope.add_argument(
+        "--platform", action="store_true", help="token: an operator token over every tenant"
+    )
+    admin.add_argument("--read-only", action="store_true", help="token: GET only")
+    admin.add_argument("--subject", default="admin", help="token: its sub (the audit's who)")
     admin.set_defaults(func=_admin)
 
     run = sub.add_parser("run", help="a single node: embedded NATS and Postgres, all planes")

@@ -17,6 +17,7 @@ from trustgate_admin.adapters.db.engine import (
 )
 from trustgate_admin.adapters.db.migrate import migrate
 from trustgate_admin.adapters.outbox_relay import OutboxRelay
+from trustgate_admin.api.security import Authenticator, JwksKeys
 from trustgate_admin.domain.catalog import Catalog
 from trustgate_admin.services.uow import UnitOfWork
 from trustgate_admin.settings import AdminSettings
@@ -35,6 +36,7 @@ class Container:
     nc: NATS
     relay: OutboxRelay
     catalog: Catalog
+    authenticator: Authenticator
 
     def uow(self, transaction: AsyncConnection | None = None) -> UnitOfWork:
         """A unit of work; given an open ``transaction``, one that joins it (an idempotent
@@ -68,6 +70,23 @@ async def build(settings: AdminSettings, *, run_relay: bool = True) -> Container
         nc=nc,
         relay=relay,
         catalog=Catalog(),
+        authenticator=authenticator(settings),
+    )
+
+
+def authenticator(settings: AdminSettings) -> Authenticator:
+    keys = None
+    if settings.jwks_url:
+        keys = JwksKeys(
+            settings.jwks_url, ttl=settings.jwks_cache_ttl, min_refresh=settings.jwks_min_refresh
+        )
+    return Authenticator(
+        secret=settings.server_secret_key,
+        max_ttl_seconds=settings.max_token_ttl,
+        platform_claim_required=settings.platform_claim_required,
+        m2m_keys=keys,
+        m2m_issuer=settings.m2m_issuer,
+        m2m_audience=settings.m2m_audience,
     )
 
 

@@ -19,10 +19,7 @@ def main(action: str, args: argparse.Namespace) -> int:
         serve(settings)
         return 0
     if action == "token":
-        from trustgate_admin.api.security import mint_admin_token
-
-        print(mint_admin_token(settings.server_secret_key, ttl_seconds=args.ttl))
-        return 0
+        return _token(settings, args)
     if action == "migrate":
         from trustgate_admin.adapters.db.engine import create_engine
         from trustgate_admin.adapters.db.migrate import migrate
@@ -45,3 +42,23 @@ def main(action: str, args: argparse.Namespace) -> int:
         return 0
     print(f"unknown action {action}", file=sys.stderr)
     return 2
+
+
+def _token(settings: AdminSettings, args: argparse.Namespace) -> int:
+    """Print a console token: a platform one unless ``--tenant``; ``--read-only`` GETs only."""
+    from trustgate_admin.api.security import mint_admin_token
+    from trustgate_core.durations import parse_duration
+
+    ttl = parse_duration(args.ttl, bare="s")
+    if not 0 < ttl <= settings.max_token_ttl:
+        print(f"--ttl must be positive and at most {settings.max_token_ttl:g}s", file=sys.stderr)
+        return 2
+    token = mint_admin_token(
+        settings.server_secret_key,
+        ttl_seconds=int(ttl),
+        subject=args.subject,
+        tenant_id=args.tenant,
+        read_only=args.read_only,
+    )
+    print(token)
+    return 0

@@ -14,6 +14,7 @@ from trustgate_admin.api.deps import require_admin
 from trustgate_admin.api.errors import install_error_handlers
 from trustgate_admin.api.metrics import AdminMetrics, HttpMetricsMiddleware
 from trustgate_admin.api.routes import (
+    audit,
     auths,
     catalogs,
     consumers,
@@ -58,7 +59,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.add_middleware(HttpMetricsMiddleware, metrics=observed)
     app.include_router(health.router)
     secured = [Depends(require_admin)]
-    for module in (gateways, registries, consumers, auths, policies, roles, catalogs):
+    for module in (gateways, registries, consumers, auths, policies, roles, catalogs, audit):
         app.include_router(module.router, dependencies=secured)
     return app
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from trustgate_core.durations import parse_duration
 from trustgate_core.settings import DEFAULT_HOST, CoreSettings, DatabaseSettings
 
 
@@ -13,4 +14,18 @@ class AdminSettings(CoreSettings, DatabaseSettings):
     outbox_batch_size: int = Field(200, alias="OUTBOX_BATCH_SIZE")
     publish_timeout: float = Field(5.0, alias="OUTBOX_PUBLISH_TIMEOUT")
     docs_enabled: bool = Field(True, alias="ADMIN_DOCS_ENABLED")
-    platform_claim_required: bool = Field(False, alias="ADMIN_PLATFORM_CLAIM_REQUIRED")
+    # A token without tenant_id is a platform token only with platform_admin: true
+    # (docs/admin-access.md); false restores the old "no tenant means platform".
+    platform_claim_required: bool = Field(True, alias="ADMIN_PLATFORM_CLAIM_REQUIRED")
+    jwks_url: str | None = Field(None, alias="ADMIN_JWKS_URL")
+    jwks_cache_ttl: float = Field(300.0, alias="ADMIN_JWKS_CACHE_TTL", gt=0)
+    jwks_min_refresh: float = Field(30.0, alias="ADMIN_JWKS_MIN_REFRESH", ge=0)
+    m2m_issuer: str | None = Field(None, alias="ADMIN_M2M_ISSUER")
+    m2m_audience: str = Field("trustgate-admin", alias="ADMIN_M2M_AUDIENCE")
+    max_token_ttl: float = Field(24 * 3600.0, alias="ADMIN_M2M_MAX_TOKEN_TTL", gt=0)
+
+    @field_validator("jwks_cache_ttl", "jwks_min_refresh", "max_token_ttl", mode="before")
+    @classmethod
+    def _admin_duration(cls, v: str | float) -> float:
+        """Seconds (``3600``) or a Go-style duration (``24h``)."""
+        return parse_duration(v, bare="s")

@@ -11,6 +11,8 @@ CONFIG_PREFIX = "trustgate.config"
 CONFIG_SUBJECTS = f"{CONFIG_PREFIX}.>"
 REQUESTS_PREFIX = "trustgate.requests"
 REQUESTS_SUBJECTS = f"{REQUESTS_PREFIX}.>"
+AUDIT_PREFIX = "trustgate.audit"
+AUDIT_SUBJECTS = f"{AUDIT_PREFIX}.>"
 CACHE_LOOKUP_SUBJECT = "trustgate.cache.lookup"
 CACHE_STORE_SUBJECT = "trustgate.cache.store"
 
@@ -24,6 +26,10 @@ def parse_config_subject(subject: str) -> tuple[EntityKind, str, str]:
     if len(parts) != 5 or ".".join(parts[:2]) != CONFIG_PREFIX:
         raise ValueError(f"not a config subject: {subject!r}")
     return EntityKind(parts[2]), parts[3], parts[4]
+
+
+def audit_subject(gateway_id: UUID | str) -> str:
+    return f"{AUDIT_PREFIX}.{gateway_id}"
 
 
 def requests_subject(gateway_id: UUID | str) -> str:
@@ -60,3 +66,10 @@ def requests_stream(max_age_seconds: float = 24 * 3600, max_bytes: int = 1 << 30
         max_age_seconds=max_age_seconds,
         max_bytes=max_bytes,
     )
+
+
+AUDIT_STREAM = StreamSpec(
+    name="TRUSTGATE_AUDIT",
+    subjects=[AUDIT_SUBJECTS],
+    description="One event per admin change: who, what (kind, id, operation, revision), when.",
+)

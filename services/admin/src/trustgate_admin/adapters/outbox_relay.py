@@ -1,4 +1,4 @@
-"""The outbox relay: publishes committed config events to JetStream, in order, at least once.
+"""The outbox relay: publishes committed config and audit events to JetStream, in order, at least once.
 
 One relay publishes at a time across all admin instances (a Postgres advisory lock held on
 its listening connection), so events of an entity reach the stream in revision order. It
@@ -19,7 +19,7 @@ from nats.aio.client import Client as NATS
 
 from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL
 from trustgate_core.bus import ensure_streams
-from trustgate_core.events.subjects import CONFIG_STREAM, StreamSpec
+from trustgate_core.events.subjects import AUDIT_STREAM, CONFIG_STREAM, StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class OutboxRelay:
         self._nc = nc
         self._connect = connect
         self._js = nc.jetstream(timeout=publish_timeout)
-        self._streams = streams or [CONFIG_STREAM]
+        self._streams = streams or [CONFIG_STREAM, AUDIT_STREAM]
         self._poll = poll_interval
         self._batch = batch_size
         self._timeout = publish_timeout

@@ -30,6 +30,29 @@ class Page(BaseModel):
     total: int
 
 
+class AuditEntry(BaseModel):
+    """One admin change: who (the token's subject), what, when, and the gateway's tenant."""
+
+    id: UUID
+    occurred_at: datetime
+    actor: str
+    tenant_id: str | None
+    gateway_id: UUID
+    kind: str
+    entity_id: UUID
+    operation: str
+    revision: int
+
+
+class AuditPage(BaseModel):
+    """A page of the audit log."""
+
+    items: list[AuditEntry]
+    page: int
+    size: int
+    total: int
+
+
 def returns(model: type[BaseModel], status: int = 200) -> dict[str, Any]:
     """Route keywords documenting ``model`` as the answer (nothing validated or filtered
     at run time: the answer is rendered as it is)."""

@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from trustgate_admin.api.security import authenticate
 from trustgate_admin.bootstrap import Container
 from trustgate_admin.domain import idempotency as keys
 from trustgate_admin.domain.input import MAX_DEPTH, json_problem, text_problem
@@ -81,11 +80,7 @@ async def _checked_input(request: Request) -> Any:
 
 async def _idempotent(request: Request, handler: Handler, key: str, parsed: Any) -> Response:
     container: Container = request.app.state.container
-    identity = authenticate(
-        request.headers.get("authorization"),
-        container.settings.server_secret_key,
-        platform_claim_required=container.settings.platform_claim_required,
-    )
+    identity = await container.authenticator.authenticate(request.headers.get("authorization"))
     once = keys.IdempotentRequest(
         principal=json.dumps([identity.tenant_id, identity.subject]),
         method=request.method,

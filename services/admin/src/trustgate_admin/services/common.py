@@ -27,6 +27,11 @@ async def get_gateway(session: AsyncSession, gateway_id: UUID) -> t.GatewayRow:
     return row
 
 
+async def gateway_tenant(session: AsyncSession, gateway_id: UUID) -> str | None:
+    """The gateway's tenant; 404 when there is no such gateway."""
+    return (await get_gateway(session, gateway_id)).tenant_id
+
+
 async def get_child(
     session: AsyncSession, table: type[R], gateway_id: UUID, entity_id: UUID, *, lock: bool = False
 ) -> R:

@@ -53,7 +53,18 @@ def _sealed_telemetry(box: SecretBox, telemetry: dict[str, Any] | None) -> dict[
     return sealed
 
 
-async def create(uow: UnitOfWork, body: GatewayIn) -> Gateway:
+def _owned_by(body: GatewayIn, tenant: str | None) -> GatewayIn:
+    """The body with its tenant: a tenant's token creates gateways for its tenant only
+    (naming another is a 422); a platform token names any."""
+    if tenant is None:
+        return body
+    if body.tenant_id is not None and body.tenant_id != tenant:
+        raise ValidationFailed("tenant_id: a tenant's token creates gateways for its tenant only")
+    return body.model_copy(update={"tenant_id": tenant})
+
+
+async def create(uow: UnitOfWork, body: GatewayIn, tenant: str | None = None) -> Gateway:
+    body = _owned_by(body, tenant)
     telemetry = _sealed_telemetry(uow.box, body.telemetry)
     async with uow:
         slug = body.slug or gateway_slug()
@@ -84,16 +95,25 @@ async def get(uow: UnitOfWork, gateway_id: UUID) -> Gateway:
         return wire.gateway(await get_gateway(uow.session, gateway_id))
 
 
-async def list_(uow: UnitOfWork, q: ListQuery) -> tuple[list[Gateway], int]:
+async def list_(
+    uow: UnitOfWork, q: ListQuery, tenant: str | None = None
+) -> tuple[list[Gateway], int]:
+    """The gateways (of ``tenant`` only, when given)."""
     async with uow:
         stmt: Any = select(t.GatewayRow)
+        if tenant is not None:
+            stmt = stmt.where(t.GatewayRow.tenant_id == tenant)
         if "slug" in q.filters:
             stmt = stmt.where(t.GatewayRow.slug == q.filters["slug"])
         rows, total = await page(uow.session, stmt, q, t.GatewayRow)
         return [wire.gateway(r) for r in rows], total
 
 
-async def update(uow: UnitOfWork, gateway_id: UUID, body: GatewayUpdate) -> Gateway:
+async def update(
+    uow: UnitOfWork, gateway_id: UUID, body: GatewayUpdate, tenant: str | None = None
+) -> Gateway:
+    if tenant is not None and "tenant_id" in body.model_fields_set:
+        _owned_by(body, tenant)  # a tenant's token cannot hand its gateway to another
     async with uow:
         row = await get_gateway(uow.session, gateway_id)
         await _check_unique(uow.session, body.slug, body.domain, row.id)
@@ -123,6 +143,6 @@ async def delete(uow: UnitOfWork, gateway_id: UUID) -> None:
                 raise HasDependents(
                     f"the gateway still has {table.__tablename__}; delete them first"
                 )
-        await uow.session.delete(row)
         await uow.tombstone(EntityKind.gateway, row.id, row.id)
+        await uow.session.delete(row)
         await uow.commit()

@@ -3,6 +3,8 @@
 Every mutation takes a fresh revision from one sequence, writes its rows, and queues the
 config event (whole entity state, or a tombstone) in the outbox — all in one transaction.
 On commit Postgres notifies the relay, which publishes after the commit.
+A unit of work acting for an admin identity (``actor``) also records each change in the
+audit log and queues its audit event, in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 from uuid import UUID
 
+from sqlalchemy import inspect as orm_state
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from trustgate_admin.adapters.db.errors import is_unavailable
-from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL, OutboxRow
+from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL, AuditRow, GatewayRow, OutboxRow
+from trustgate_admin.domain.identity import AdminIdentity
 from trustgate_core.crypto import SecretBox
 from trustgate_core.errors import AlreadyExists, Conflict, HasDependents, Unavailable
+from trustgate_core.events.audit import AuditEvent, AuditOperation, encode_audit_event
 from trustgate_core.events.config import EVENT_TYPES, encode_event
-from trustgate_core.events.subjects import config_subject
+from trustgate_core.events.subjects import audit_subject, config_subject
+from trustgate_core.ids import uuid7
 from trustgate_core.models.base import Entity, EntityKind
 
 E = TypeVar("E", bound=Entity)
@@ -39,6 +45,7 @@ class UnitOfWork:
         self._sessions = sessions
         self.box = box
         self._emitted = 0
+        self.actor: AdminIdentity | None = None
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
@@ -118,6 +125,7 @@ class UnitOfWork:
     ) -> Any:
         """Give ``row`` a fresh revision (and ``updated_at`` unless ``touch`` is false),
         flush it, and queue the config event with the state ``entity_of()`` builds."""
+        operation: AuditOperation = "update" if orm_state(row).has_identity else "create"
         row.revision = await self.next_revision()
         if touch:
             row.updated_at = now()
@@ -127,11 +135,51 @@ class UnitOfWork:
         if inspect.isawaitable(entity):
             entity = await entity
         self.emit(kind, entity.gateway_id, entity.id, row.revision, entity)
+        await self._audit(kind, entity.gateway_id, entity.id, operation, row.revision)
         return entity
 
     async def tombstone(self, kind: EntityKind, gateway_id: UUID, entity_id: UUID) -> None:
-        """Queue the delete event of an entity."""
-        self.emit(kind, gateway_id, entity_id, await self.next_revision(), None)
+        """Queue the delete event of an entity (a gateway's before its row is deleted:
+        its audit entry reads the gateway's tenant)."""
+        revision = await self.next_revision()
+        self.emit(kind, gateway_id, entity_id, revision, None)
+        await self._audit(kind, gateway_id, entity_id, "delete", revision)
+
+    async def _audit(
+        self,
+        kind: EntityKind,
+        gateway_id: UUID,
+        entity_id: UUID,
+        operation: AuditOperation,
+        revision: int,
+    ) -> None:
+        if self.actor is None:
+            return
+        gateway = await self.session.get(GatewayRow, gateway_id)
+        event = AuditEvent(
+            id=uuid7(),
+            occurred_at=now(),
+            actor=self.actor.subject,
+            tenant_id=gateway.tenant_id if gateway is not None else self.actor.tenant_id,
+            gateway_id=gateway_id,
+            kind=kind,
+            entity_id=entity_id,
+            operation=operation,
+            revision=revision,
+        )
+        self.session.add(AuditRow(**event.model_dump(exclude={"schema_version"})))
+        self.session.add(
+            OutboxRow(
+                subject=audit_subject(gateway_id),
+                msg_id=f"audit:{event.id}",
+                kind="audit",
+                entity_id=entity_id,
+                revision=revision,
+                payload=encode_audit_event(event),
+                created_at=event.occurred_at,
+            )
+        )
+        self._emitted += 1
 
     async def commit(self) -> None:
         if self._emitted:

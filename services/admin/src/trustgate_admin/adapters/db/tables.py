@@ -224,3 +224,24 @@ class IdempotencyRow(SQLModel, table=True):
     status: int
     body: str
     created_at: datetime = _ts()
+
+
+class AuditRow(SQLModel, table=True):
+    """One admin change: who (the token's subject), what, when, and the gateway's tenant.
+    No foreign key: the entry outlives the gateway it names."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("audit_log_tenant", "tenant_id", "occurred_at"),
+        Index("audit_log_occurred_at", "occurred_at"),
+    )
+
+    id: UUID = Field(primary_key=True)
+    occurred_at: datetime = _ts()
+    actor: str
+    tenant_id: str | None = None
+    gateway_id: UUID
+    kind: str
+    entity_id: UUID
+    operation: str
+    revision: int = Field(sa_column=Column(BigInteger, nullable=False))

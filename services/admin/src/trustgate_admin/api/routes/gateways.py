@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from trustgate_admin.api import render
 from trustgate_admin.api.answers import Page, Resource, returns
-from trustgate_admin.api.deps import ContainerDep, UowDep
+from trustgate_admin.api.deps import AdminDep, ContainerDep, UowDep
 from trustgate_admin.api.errors import GATEWAY_ERRORS
 from trustgate_admin.api.paging import Listing, envelope
 from trustgate_admin.api.routing import AdminRoute
@@ -21,14 +21,18 @@ LISTING = Listing(filters=("slug",))
 
 
 @router.post("", **returns(Resource, 201))
-async def create_gateway(body: GatewayIn, uow: UowDep, c: ContainerDep) -> dict[str, Any]:
-    return render.gateway(await gateways.create(uow, body), c.settings, c.box)
+async def create_gateway(
+    body: GatewayIn, uow: UowDep, c: ContainerDep, who: AdminDep
+) -> dict[str, Any]:
+    return render.gateway(await gateways.create(uow, body, who.tenant_id), c.settings, c.box)
 
 
 @router.get("", openapi_extra=LISTING.openapi(), **returns(Page))
-async def list_gateways(request: Request, uow: UowDep, c: ContainerDep) -> dict[str, Any]:
+async def list_gateways(
+    request: Request, uow: UowDep, c: ContainerDep, who: AdminDep
+) -> dict[str, Any]:
     q = LISTING.parse(request.query_params)
-    items, total = await gateways.list_(uow, q)
+    items, total = await gateways.list_(uow, q, who.tenant_id)
     return envelope([render.gateway(g, c.settings, c.box) for g in items], q, total)
 
 
@@ -39,9 +43,10 @@ async def get_gateway(gateway_id: UUID, uow: UowDep, c: ContainerDep) -> dict[st
 
 @router.put("/{gateway_id}", **returns(Resource))
 async def update_gateway(
-    gateway_id: UUID, body: GatewayUpdate, uow: UowDep, c: ContainerDep
+    gateway_id: UUID, body: GatewayUpdate, uow: UowDep, c: ContainerDep, who: AdminDep
 ) -> dict[str, Any]:
-    return render.gateway(await gateways.update(uow, gateway_id, body), c.settings, c.box)
+    gateway = await gateways.update(uow, gateway_id, body, who.tenant_id)
+    return render.gateway(gateway, c.settings, c.box)
 
 
 @router.delete("/{gateway_id}", status_code=204)
