@@ -42,7 +42,7 @@ async def require_admin(
 
 
 async def _ensure_tenant_gateway(container: Container, tenant: str, request: Request) -> None:
-    raw = request.path_params.get("gateway_id") or request.query_params.get("gateway_id")
+    raw = request.path_params.get("gateway_id")
     if raw is None:
         return
     try:
