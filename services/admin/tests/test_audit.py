@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
+import pytest
 
 from trustgate_admin.api.security import mint_admin_token
 from trustgate_core.events.audit import decode_audit_event
 from trustgate_core.events.subjects import audit_subject
-from trustgate_testkit.admin import RunningAdmin
+from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
 from trustgate_testkit.fixtures import NatsServer, wait_for
 
 REGISTRY = {
@@ -86,3 +87,36 @@ async def test_creates_updates_and_deletes_are_listed_and_published(
         assert [e.revision for e in got] == sorted(revisions)
     finally:
         await nc.close()
+
+
+@pytest.mark.slow
+async def test_audit_events_of_changes_made_while_nats_is_down_arrive_after_it(
+    database_factory, nats_server: NatsServer
+) -> None:
+    dsn = await database_factory("tg_audit_outage")
+    async with running_admin(admin_settings(dsn, nats_server.url)) as admin, admin.client() as api:
+        nats_server.stop()
+        gw = (await api.post("/v1/gateways", json={})).json()["id"]
+        assert (await api.put(f"/v1/gateways/{gw}", json={"status": "disabled"})).status_code == 200
+        assert (await api.delete(f"/v1/gateways/{gw}")).status_code == 204
+        assert (await api.get("/v1/audit", params={"gateway_id": gw})).json()["total"] == 3
+        nats_server.start()
+
+        nc = await nats.connect(nats_server.url)
+        try:
+            got: list[Any] = []
+
+            async def all_three() -> bool:
+                got.clear()  # each try reads the stream from its start
+                sub = await nc.jetstream().subscribe(audit_subject(gw), ordered_consumer=True)
+                try:
+                    while len(got) < 3:
+                        got.append(decode_audit_event((await sub.next_msg(timeout=1)).data))
+                finally:
+                    await sub.unsubscribe()
+                return True
+
+            await wait_for(all_three, timeout=30, message="audit events lost in the outage")
+            assert [e.operation for e in got] == ["create", "update", "delete"]
+        finally:
+            await nc.close()

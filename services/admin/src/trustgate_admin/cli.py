@@ -49,7 +49,10 @@ def _token(settings: AdminSettings, args: argparse.Namespace) -> int:
     from trustgate_admin.api.security import mint_admin_token
     from trustgate_core.durations import parse_duration
 
-    ttl = parse_duration(args.ttl, bare="s")
+    try:
+        ttl = parse_duration(args.ttl, bare="s")
+    except ValueError:
+        ttl = 0.0
     if not 0 < ttl <= settings.max_token_ttl:
         print(f"--ttl must be positive and at most {settings.max_token_ttl:g}s", file=sys.stderr)
         return 2
