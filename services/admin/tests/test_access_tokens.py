@@ -7,10 +7,14 @@ must be a 401 ``unauthorized``."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -190,3 +194,19 @@ async def test_a_rotated_key_is_picked_up_on_its_first_unknown_kid(
         )
     finally:
         idp.keys = [old, new]
+
+
+def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+async def test_the_cli_mints_a_read_only_tenant_token(admin: RunningAdmin) -> None:
+    env = {**os.environ, "SERVER_SECRET_KEY": SECRET}
+    command = [sys.executable, "-m", "trustgate.cli", "admin", "token"]
+    scoped = [*command, "--tenant", f"tenant-{uuid.uuid4().hex[:8]}", "--read-only", "--ttl", "2h"]
+    token = (await asyncio.to_thread(_run, scoped, env)).stdout
+    async with admin.client(token.strip()) as client:
+        assert (await client.get("/v1/gateways")).json()["total"] == 0
+        assert (await client.post("/v1/gateways", json={})).status_code == 403
+    too_long = await asyncio.to_thread(_run, [*command, "--ttl", "48h"], env)
+    assert too_long.returncode == 2 and not too_long.stdout

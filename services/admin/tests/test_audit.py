@@ -120,3 +120,35 @@ async def test_audit_events_of_changes_made_while_nats_is_down_arrive_after_it(
             assert [e.operation for e in got] == ["create", "update", "delete"]
         finally:
             await nc.close()
+
+
+async def test_every_kind_of_entity_is_recorded_with_its_operation(
+    admin: RunningAdmin, api: Any
+) -> None:
+    gw = (await api.post("/v1/gateways", json={})).json()["id"]
+    base = f"/v1/gateways/{gw}"
+    reg = (await api.post(f"{base}/registries", json=REGISTRY)).json()["id"]
+    con = (await api.post(f"{base}/consumers", json={"name": "c"})).json()["id"]
+    auth = (await api.post(f"{base}/auths", json={"name": "k", "type": "api_key"})).json()["id"]
+    pol = (
+        await api.post(
+            f"{base}/policies",
+            json={"name": "p", "slug": "rate_limiter", "settings": {"limit": 5, "window": "1m"}},
+        )
+    ).json()["id"]
+    role = (await api.post(f"{base}/roles", json={"name": "r"})).json()["id"]
+    assert (await api.post(f"{base}/consumers/{con}/auths/{auth}")).status_code == 204
+
+    entries = (
+        await api.get("/v1/audit", params={"gateway_id": gw, "order": "asc", "sort": "occurred_at"})
+    ).json()["items"]
+    assert [(e["kind"], e["entity_id"], e["operation"]) for e in entries] == [
+        ("gateway", gw, "create"),
+        ("registry", reg, "create"),
+        ("consumer", con, "create"),
+        ("auth", auth, "create"),
+        ("policy", pol, "create"),
+        ("role", role, "create"),
+        ("consumer", con, "update"),  # the auth attached
+    ]
+    assert {e["actor"] for e in entries} == {"admin"}

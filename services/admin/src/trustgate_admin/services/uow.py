@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 from uuid import UUID
 
-from sqlalchemy import inspect as orm_state
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -34,6 +33,8 @@ from trustgate_core.ids import uuid7
 from trustgate_core.models.base import Entity, EntityKind
 
 E = TypeVar("E", bound=Entity)
+#: What a use case gives a row it creates; every publish assigns one from the sequence (≥ 1).
+NEW_ROW_REVISION = 0
 
 
 def now() -> datetime:
@@ -125,7 +126,7 @@ class UnitOfWork:
     ) -> Any:
         """Give ``row`` a fresh revision (and ``updated_at`` unless ``touch`` is false),
         flush it, and queue the config event with the state ``entity_of()`` builds."""
-        operation: AuditOperation = "update" if orm_state(row).has_identity else "create"
+        operation: AuditOperation = "create" if row.revision == NEW_ROW_REVISION else "update"
         row.revision = await self.next_revision()
         if touch:
             row.updated_at = now()
