@@ -36,6 +36,7 @@ class ErrorBody(BaseModel):
 _DESCRIPTIONS = {
     400: "Bad request: an identifier in the path is not a UUID, or a malformed header",
     401: "Missing, malformed or expired admin token",
+    403: "The token is read-only (scope admin:read) and the operation writes",
     404: "No such resource",
     409: "Conflicts with existing data, or the same Idempotency-Key is in flight",
     422: "The body, query or a field in it is invalid (the message names it)",
@@ -115,4 +116,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 #: The error answers of every route under /v1/gateways.
-GATEWAY_ERRORS = answers(400, 401, 404, 409, 422, 503)
+GATEWAY_ERRORS = answers(400, 401, 403, 404, 409, 422, 503)
