@@ -11,7 +11,9 @@ import contextlib
 import resource
 import signal
 import socket
+import ssl
 from collections.abc import Awaitable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -57,6 +59,26 @@ def connection_limits(
     )
 
 
+@dataclass(frozen=True)
+class ListenerTls:
+    """A listener that speaks TLS: its certificate chain and key (PEM files; the key may
+    be in the certificate's file), and, with ``client_ca``, client certificates asked for
+    and verified against that bundle (a client without one still connects: it may hold
+    another credential; one the bundle does not vouch for fails the handshake)."""
+
+    cert: str
+    key: str | None = None
+    client_ca: str | None = None
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        return {
+            "ssl_certfile": self.cert,
+            "ssl_keyfile": self.key,
+            "ssl_ca_certs": self.client_ca,
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL if self.client_ca else ssl.CERT_NONE,
+        }
+
+
 def server_config(
     app: Any,
     settings: CoreSettings,
@@ -64,15 +86,18 @@ def server_config(
     host: str,
     port: int,
     max_connections: int | None = None,
+    tls: ListenerTls | None = None,
     **options: Any,
 ) -> uvicorn.Config:
     """A plane's uvicorn config: httptools under `trustgate_core.service.connections`'
-    limits, no access log, no ``server`` header; ``options`` are uvicorn's own."""
+    limits, no access log, no ``server`` header, TLS with ``tls``; ``options`` are
+    uvicorn's own."""
     limits = connection_limits(settings, max_connections)
     options = {
         "access_log": False,
         "server_header": False,
         "log_level": settings.log_level.lower(),
+        **(tls.uvicorn_options() if tls is not None else {}),
         **options,
     }
     return uvicorn.Config(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from trustgate_core.access.mtls import ClientCertificates, IpNetwork, parse_networks
 from trustgate_core.counters import RedisSettings
 from trustgate_core.durations import parse_duration
 from trustgate_core.replica.snapshot import state_path
+from trustgate_core.serving import ListenerTls
 from trustgate_core.settings import DEFAULT_HOST, CoreSettings
 
 
@@ -33,6 +35,14 @@ class ProxySettings(CoreSettings, RedisSettings):
     trusted_proxies: str = Field("", alias="PROXY_TRUSTED_PROXIES")
     # how long the gateway keeps a Responses answer for previous_response_id
     session_store_ttl: float = Field(3600.0, alias="SESSION_STORE_TTL")
+    # the traffic port speaks TLS with this certificate chain and key (PEM files); with a
+    # client CA bundle it asks for client certificates (mtls consumers)
+    tls_cert: str = Field("", alias="SERVER_PROXY_TLS_CERT")
+    tls_key: str = Field("", alias="SERVER_PROXY_TLS_KEY")
+    tls_client_ca: str = Field("", alias="SERVER_PROXY_TLS_CLIENT_CA")
+    # peers whose X-Forwarded-Client-Cert is believed (Envoy in front), as CIDRs,
+    # comma-separated; from any other peer the header is ignored
+    trust_xfcc_from: str = Field("", alias="TRUST_XFCC_FROM")
     upstream_pool_size: int = Field(1024, alias="PROXY_UPSTREAM_POOL_SIZE")
     upstream_keepalive: float = Field(60.0, alias="PROXY_UPSTREAM_KEEPALIVE")
     event_queue_size: int = Field(10_000, alias="METRICS_QUEUE_SIZE")
@@ -43,6 +53,27 @@ class ProxySettings(CoreSettings, RedisSettings):
         default_factory=lambda: state_path("proxy-config.snapshot"),
         alias="PROXY_CONFIG_SNAPSHOT",
     )
+
+    @model_validator(mode="after")
+    def _tls_and_trust(self) -> ProxySettings:
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise ValueError("SERVER_PROXY_TLS_KEY and _CLIENT_CA need SERVER_PROXY_TLS_CERT")
+        self.xfcc_trusted()  # a malformed CIDR or a /0 stops the boot
+        return self
+
+    def listener_tls(self) -> ListenerTls | None:
+        """The traffic port's TLS, if ``SERVER_PROXY_TLS_CERT`` is set."""
+        if not self.tls_cert:
+            return None
+        return ListenerTls(self.tls_cert, self.tls_key or None, self.tls_client_ca or None)
+
+    def xfcc_trusted(self) -> tuple[IpNetwork, ...]:
+        """``TRUST_XFCC_FROM`` as networks."""
+        return parse_networks(self.trust_xfcc_from)
+
+    def client_certificates(self) -> ClientCertificates:
+        """Which client certificate a request presents (``ProxyApp(certificates=...)``)."""
+        return ClientCertificates.for_listener(self.xfcc_trusted(), self.tls_client_ca or None)
 
     @field_validator(
         "provider_request_timeout",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from time import time
 from typing import Any
@@ -306,7 +306,7 @@ def _pair(element: dict[str, str], key: list[str], value: list[str]) -> None:
         element[name] = "".join(value).strip()
 
 
-def xfcc_certificates(header: str) -> tuple[x509.Certificate, list[x509.Certificate]] | None:
+def xfcc_certificates(header: str) -> Presented | None:
     """The client certificate (and the chain it sent) in the element the nearest proxy
     added (the last one): ``Cert`` and ``Chain``, URL-encoded PEM. None without one, or when
     it does not parse."""
@@ -324,6 +324,74 @@ def xfcc_certificates(header: str) -> tuple[x509.Certificate, list[x509.Certific
     except ValueError:
         return None
     return leaf, [c for c in rest if c != leaf]
+
+
+#: A certificate and the intermediates sent with it.
+Presented = tuple[x509.Certificate, list[x509.Certificate]]
+
+
+class ClientCertificates:
+    """Which client certificate a request presents: ``X-Forwarded-Client-Cert`` when the
+    TCP peer is one of ``trusted`` (the proxy in front vouches for its own client; a TLS
+    certificate of that peer is the proxy's, not the client's), else the one the client
+    proved in this listener's TLS handshake — with, as intermediates, the rest of the chain
+    it sent and the CA certificates of the listener's client bundle (``listener_cas``: the
+    handshake verified the chain against them; an auth's ``ca_cert`` stays its anchor).
+    The header from any other peer is ignored (and logged). Parsed certificates are kept
+    (bounded), so a repeat costs a lookup."""
+
+    __slots__ = ("_parsed", "listener_cas", "trusted")
+
+    def __init__(
+        self, trusted: Sequence[IpNetwork] = (), listener_cas: Sequence[x509.Certificate] = ()
+    ) -> None:
+        self.trusted = tuple(trusted)
+        self.listener_cas = [c for c in listener_cas if _is_ca(c)]
+        self._parsed: dict[str, Presented | None] = {}
+
+    @classmethod
+    def for_listener(
+        cls, trusted: Sequence[IpNetwork], client_ca_file: str | None
+    ) -> ClientCertificates:
+        """With the CA certificates of ``client_ca_file`` (PEM), the listener's bundle."""
+        cas: list[x509.Certificate] = []
+        if client_ca_file:
+            with open(client_ca_file, "rb") as bundle:
+                cas = x509.load_pem_x509_certificates(bundle.read())
+        return cls(trusted, cas)
+
+    def presented(
+        self, tls_chain: Sequence[str] | None, xfcc: str | None, peer: str | None
+    ) -> tuple[x509.Certificate, list[x509.Certificate], bool] | None:
+        """The certificate, its intermediates, and whether it came in the header."""
+        if xfcc is not None:
+            if self.trusted and trusted_peer(peer, self.trusted):
+                found = self._parse(xfcc, xfcc_certificates)
+                return None if found is None else (*found, True)
+            log.warning("mtls: X-Forwarded-Client-Cert from untrusted peer %s ignored", peer)
+        if tls_chain:
+            leaf = self._parse(tls_chain[0], _pem_certificate)
+            if leaf is None:
+                return None
+            sent = [p[0] for pem in tls_chain[1:] if (p := self._parse(pem, _pem_certificate))]
+            return leaf[0], [*sent, *self.listener_cas], False
+        return None
+
+    def _parse(self, text: str, parse: Callable[[str], Presented | None]) -> Presented | None:
+        parsed = self._parsed
+        if text in parsed:
+            return parsed[text]
+        if len(parsed) >= MAX_VERDICTS:
+            parsed.clear()
+        found = parsed[text] = parse(text)
+        return found
+
+
+def _pem_certificate(pem: str) -> Presented | None:
+    try:
+        return x509.load_pem_x509_certificate(pem.encode()), []
+    except ValueError:
+        return None
 
 
 def trusted_peer(host: str | None, networks: Iterable[IpNetwork]) -> bool:

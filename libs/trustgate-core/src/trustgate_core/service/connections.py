@@ -15,6 +15,11 @@ file handles. `guarded_protocol` returns the protocol class to give ``uvicorn.Co
 - beyond ``max_connections`` open connections on the server, a new one gets 503 with
   ``Retry-After`` at once, unread, and is closed.
 
+On a TLS listener, each request's scope carries the ASGI TLS extension
+(``scope["extensions"]["tls"]``): ``client_cert_chain`` holds the certificate the client
+proved in the handshake and (from Python 3.13) the chain it sent, PEM, leaf first (empty
+without one), read once per connection.
+
 The timers cost nothing per request: one sweep per server walks its connections every
 `ConnectionLimits.tick` seconds and counts time in ticks; a connection only records the
 tick at which its current phase began (and, while a body is read, the tick it last heard
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -147,6 +153,23 @@ def _response(error: TrustGateError, extra: bytes = b"") -> bytes:
     )
 
 
+def tls_extension(tls: ssl.SSLObject) -> dict[str, Any]:
+    """The ASGI TLS extension of a connection: what is unknown here is None."""
+    der = tls.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    sent = getattr(tls, "get_unverified_chain", None)  # Python 3.13
+    if chain and sent is not None:
+        chain += [c.public_bytes() for c in sent()[1:]]  # PEM by default
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": None,
+        "cipher_suite": None,
+    }
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol keeping `limits` (see the module's docstring)."""
 
@@ -167,6 +190,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # of the head being read
         self._max_head = self.limits.max_header_bytes
         self._refused = False  # counted in the sweep's lingering refusals
+        self._extensions: dict[str, Any] | None = None  # on TLS: the connection's
 
     # -- connections ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -176,6 +200,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._since = self._sweep.ticks
         self._sweep.arm()
+        tls = transport.get_extra_info("ssl_object")
+        if tls is not None:
+            self._extensions = {"tls": tls_extension(tls)}
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         """503 at once, unread."""
@@ -236,6 +263,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._extensions is not None:
+            self.scope["extensions"] = self._extensions  # type: ignore[typeddict-unknown-key]
         if self._phase != OPEN:  # a connection's first head is timed from its opening
             self._since = self._sweep.ticks
         self._phase = HEAD

@@ -18,6 +18,7 @@ import logging
 import os
 from time import perf_counter, time
 
+from trustgate_core.access.mtls import ClientCertificates
 from trustgate_core.errors import MethodNotAllowed, NotFound, TrustGateError, Unauthenticated
 from trustgate_core.service import HealthApp
 from trustgate_proxy.asgi.responses import SECURITY_HEADERS, send_error
@@ -39,10 +40,21 @@ UNVERSIONED = {route.removeprefix("/v1"): route for route in (*POSTS, MODELS)}
 
 
 class ProxyApp:
-    def __init__(self, *, pipeline: Pipeline, events: CallSink, system: HealthApp) -> None:
+    """``certificates`` says which client certificate a request presents (its TLS
+    handshake's, or ``X-Forwarded-Client-Cert`` from a trusted peer)."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        events: CallSink,
+        system: HealthApp,
+        certificates: ClientCertificates | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.events = events
         self.system = system
+        self.certificates = certificates or ClientCertificates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +79,7 @@ class ProxyApp:
                 expected = "GET"
             else:
                 raise NotFound("not_found")
-            request = _request(scope, path[1:slash])
+            request = _request(scope, path[1:slash], self.certificates)
             if method == expected:
                 await self.pipeline.handle(call, request, receive, send, headers)
             elif method == "OPTIONS":
@@ -104,12 +116,13 @@ class ProxyApp:
             self.events.emit(call)
 
 
-def _request(scope: Scope, slug: str) -> ClientRequest:
-    """The headers the pipeline reads, in one pass."""
+def _request(scope: Scope, slug: str, certificates: ClientCertificates) -> ClientRequest:
+    """The headers the pipeline reads, in one pass; the client certificate presented."""
     request = ClientRequest(slug, scope["headers"])
     client = scope.get("client")
     if client:
         request.client_host = client[0]
+    xfcc: str | None = None
     for name, value in scope["headers"]:
         if name == b"x-ag-gateway-slug":
             request.gateway_slug = value.decode("latin-1")
@@ -125,4 +138,14 @@ def _request(scope: Scope, slug: str) -> ClientRequest:
             request.content_length = value
         elif name == b"origin":
             request.origin = value.decode("latin-1")
+        elif name == b"x-forwarded-client-cert":
+            text = value.decode("latin-1")
+            xfcc = text if xfcc is None else f"{xfcc},{text}"
+    extensions = scope.get("extensions")
+    tls = extensions.get("tls") if extensions else None
+    if xfcc is not None or tls is not None:
+        chain = tls.get("client_cert_chain") if tls else None
+        presented = certificates.presented(chain, xfcc, request.client_host)
+        if presented is not None:
+            request.peer_cert, request.peer_chain, request.xfcc = presented
     return request

@@ -30,6 +30,7 @@ from time import perf_counter
 from typing import Any, Final
 
 import orjson
+from cryptography import x509
 
 from trustgate_core.access import (
     DiscoveryMode,
@@ -116,7 +117,10 @@ class ClientShapedError(InvalidRequest):
 class ClientRequest:
     """What the HTTP layer read of a request besides its route (``Call.path``): the
     consumer slug from the path, the headers the pipeline looks at, and all of them as
-    received (``headers``, for policies)."""
+    received (``headers``, for policies); the client certificate the caller presented
+    (``peer_cert``, with ``peer_chain`` the intermediates it sent): from this listener's
+    TLS handshake, or ``X-Forwarded-Client-Cert`` from a trusted peer (``xfcc``: whether
+    it came from there) — for mtls auths to verify."""
 
     __slots__ = (
         "api_key",
@@ -127,8 +131,11 @@ class ClientRequest:
         "headers",
         "host",
         "origin",
+        "peer_cert",
+        "peer_chain",
         "slug",
         "x_api_key",
+        "xfcc",
     )
 
     def __init__(self, slug: str, headers: Sequence[Header] = ()) -> None:
@@ -142,6 +149,9 @@ class ClientRequest:
         self.x_api_key: str | None = None
         self.authorization: str | None = None
         self.content_length: bytes | None = None
+        self.peer_cert: x509.Certificate | None = None
+        self.peer_chain: Sequence[x509.Certificate] = ()
+        self.xfcc = False
 
 
 class Pipeline:

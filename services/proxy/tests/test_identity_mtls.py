@@ -1,0 +1,321 @@
+"""mtls consumers on the proxy: its own TLS listener asks for client certificates (verified
+against ``SERVER_PROXY_TLS_CLIENT_CA``), and ``X-Forwarded-Client-Cert`` is believed only
+from ``TRUST_XFCC_FROM``. Certificates are made by the test; the official openai SDK
+calls through ``httpx`` holding the client certificate."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import openai
+import pytest
+import pytest_asyncio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from openai import AsyncOpenAI
+
+from trustgate_core.access.mtls import ClientCertificates, parse_networks
+from trustgate_core.ids import uuid7
+from trustgate_core.models import Auth
+from trustgate_core.serving import EmbeddedServer, server_config
+from trustgate_core.settings import DEV_SECRET_KEY
+from trustgate_proxy.asgi.app import ProxyApp, _request
+from trustgate_proxy.bootstrap import ProxyRuntime
+from trustgate_proxy.services.pipeline import ClientRequest
+from trustgate_proxy.services.ports import MemorySink
+from trustgate_proxy.settings import ProxySettings
+from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.server import poll
+from trustgate_testkit.proxy.tenant import Tenant, new_tenant
+
+NOW = datetime.now(UTC)
+# a client proving a certificate sends no bearer token (the SDK's api_key is a placeholder)
+CHAT: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "Hello!"}],
+    "extra_headers": {"Authorization": openai.Omit()},
+}
+
+
+@dataclass
+class Issued:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def files(self, where: Path, name: str) -> tuple[str, str]:
+        cert, key = where / f"{name}.pem", where / f"{name}.key"
+        cert.write_text(self.pem)
+        key.write_bytes(
+            self.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return str(cert), str(key)
+
+
+def issue(
+    name: str,
+    issuer: Issued | None = None,
+    *,
+    ca: bool = False,
+    server: bool = False,
+    not_after: datetime = NOW + timedelta(days=30),
+) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=2))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
+            critical=False,
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    elif not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    return Issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
+
+
+@dataclass
+class Pki:
+    root: Issued
+    issuing: Issued  # an intermediate: client certificates chain through it
+    where: Path
+
+    def client(self, name: str, **kw: Any) -> Issued:
+        return issue(name, self.issuing, **kw)
+
+    def context(self, client: Issued | None, name: str = "client") -> ssl.SSLContext:
+        """What the client trusts (our root) and proves (``client`` and its intermediate)."""
+        context = ssl.create_default_context(cadata=self.root.pem)
+        if client is not None:
+            chain = self.where / f"{name}-chain.pem"
+            _, key = client.files(self.where, name)
+            chain.write_text(client.pem + self.issuing.pem)
+            context.load_cert_chain(str(chain), key)
+        return context
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    root = issue("Test Root CA", ca=True)
+    return Pki(root, issue("Test Issuing CA", root, ca=True), tmp_path_factory.mktemp("pki"))
+
+
+@dataclass
+class TlsProxy:
+    url: str
+    tenant: Tenant
+    sink: MemorySink
+
+
+@pytest_asyncio.fixture
+async def tls_proxy(pki: Pki, upstream: MockUpstream, request: Any) -> AsyncIterator[TlsProxy]:
+    trusted: str = getattr(request, "param", "")
+    server_cert, server_key = issue("proxy", pki.root, server=True).files(pki.where, "server")
+    bundle = pki.where / "client-ca.pem"
+    bundle.write_text(pki.root.pem + pki.issuing.pem)
+    settings = ProxySettings(
+        SERVER_SECRET_KEY=DEV_SECRET_KEY,
+        GATEWAY_BASE_DOMAIN="gw.test",
+        PROXY_CONFIG_SNAPSHOT="",
+        SERVER_PROXY_TLS_CERT=server_cert,
+        SERVER_PROXY_TLS_KEY=server_key,
+        SERVER_PROXY_TLS_CLIENT_CA=str(bundle),
+        TRUST_XFCC_FROM=trusted,
+    )
+    sink = MemorySink()
+    async with ProxyRuntime(settings, bus=False, sink=sink, tracing_env={}) as runtime:
+        wired = runtime.app
+        app = ProxyApp(
+            pipeline=wired.pipeline,
+            events=wired.events,
+            system=wired.system,
+            certificates=settings.client_certificates(),
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        config = server_config(
+            app,
+            settings,
+            host="127.0.0.1",
+            port=0,
+            tls=settings.listener_tls(),
+            lifespan="off",
+            log_config=None,
+        )
+        server = EmbeddedServer(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            await poll(lambda: server.started, 5.0)
+            tenant = await new_tenant(None, local=runtime.apply)
+            await tenant.add_registry("primary", upstream.url)
+            yield TlsProxy(f"https://127.0.0.1:{sock.getsockname()[1]}", tenant, sink)
+        finally:
+            server.should_exit = True
+            await task
+            sock.close()
+
+
+async def mtls_consumer(proxy: TlsProxy, pki: Pki, name: str, **lists: list[str]) -> str:
+    """A consumer whose one auth is an mtls auth trusting the test root; its slug."""
+    tenant = proxy.tenant
+    now = datetime.now(UTC)
+    auth = Auth(
+        id=uuid7(),
+        gateway_id=tenant.gateway.id,
+        created_at=now,
+        updated_at=now,
+        name=f"{name}-certs",
+        type="mtls",
+        config={"mtls": {"ca_cert": pki.root.pem, **lists}},
+    )
+    tenant.auths[auth.name] = auth
+    await tenant.put_auth(auth.name)
+    consumer = await tenant.add_consumer(name, ["primary"], with_key=False)
+    await tenant.put_consumer(name, auth_ids=[auth.id])
+    return consumer.slug
+
+
+def sdk(proxy: TlsProxy, slug: str, http: httpx.AsyncClient, **headers: str) -> AsyncOpenAI:
+    return AsyncOpenAI(
+        base_url=f"{proxy.url}/{slug}/v1",
+        api_key="unused",
+        max_retries=0,
+        timeout=10,
+        http_client=http,
+        default_headers={"X-AG-Gateway-Slug": proxy.tenant.slug, **headers},
+    )
+
+
+async def test_a_client_certificate_of_the_auths_ca_gets_a_completion(
+    tls_proxy: TlsProxy, pki: Pki
+) -> None:
+    slug = await mtls_consumer(tls_proxy, pki, "billing", allowed_common_names=["billing"])
+    async with httpx.AsyncClient(verify=pki.context(pki.client("billing"))) as http:
+        completion = await sdk(tls_proxy, slug, http).chat.completions.create(**CHAT)
+    assert completion.choices[0].message.content == "Hello from mock"
+
+
+async def test_a_certificate_of_another_ca_fails_the_handshake(
+    tls_proxy: TlsProxy, pki: Pki
+) -> None:
+    slug = await mtls_consumer(tls_proxy, pki, "billing")
+    stranger = issue("billing", issue("Test Issuing CA", ca=True))  # same names, other keys
+    async with httpx.AsyncClient(verify=pki.context(stranger, "stranger")) as http:
+        with pytest.raises(openai.APIConnectionError):
+            await sdk(tls_proxy, slug, http).chat.completions.create(**CHAT)
+
+
+async def test_an_expired_certificate_fails_the_handshake(tls_proxy: TlsProxy, pki: Pki) -> None:
+    slug = await mtls_consumer(tls_proxy, pki, "billing")
+    expired = pki.client("billing", not_after=NOW - timedelta(days=1))
+    async with httpx.AsyncClient(verify=pki.context(expired, "expired")) as http:
+        with pytest.raises(openai.APIConnectionError):
+            await sdk(tls_proxy, slug, http).chat.completions.create(**CHAT)
+
+
+async def test_a_common_name_the_auth_does_not_allow_is_401(tls_proxy: TlsProxy, pki: Pki) -> None:
+    slug = await mtls_consumer(tls_proxy, pki, "billing", allowed_common_names=["billing"])
+    async with httpx.AsyncClient(verify=pki.context(pki.client("payroll"), "payroll")) as http:
+        with pytest.raises(openai.AuthenticationError) as refused:
+            await sdk(tls_proxy, slug, http).chat.completions.create(**CHAT)
+    assert refused.value.status_code == 401
+
+
+async def test_without_a_certificate_the_listener_still_serves_and_the_consumer_is_401(
+    tls_proxy: TlsProxy, pki: Pki
+) -> None:
+    slug = await mtls_consumer(tls_proxy, pki, "billing")
+    async with httpx.AsyncClient(verify=pki.context(None)) as http:
+        with pytest.raises(openai.AuthenticationError):
+            await sdk(tls_proxy, slug, http).chat.completions.create(**CHAT)
+
+
+def xfcc(client: Issued, pki: Pki) -> str:
+    return (
+        f'By=spiffe://proxy;Hash=00;Cert="{quote(client.pem)}";'
+        f'Chain="{quote(client.pem + pki.issuing.pem)}"'
+    )
+
+
+async def test_a_forwarded_client_cert_from_an_untrusted_peer_is_ignored(
+    tls_proxy: TlsProxy, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    slug = await mtls_consumer(tls_proxy, pki, "billing", allowed_common_names=["billing"])
+    spoofed = xfcc(pki.client("billing"), pki)
+    async with httpx.AsyncClient(verify=pki.context(None)) as http:
+        client = sdk(tls_proxy, slug, http, **{"X-Forwarded-Client-Cert": spoofed})
+        with pytest.raises(openai.AuthenticationError) as refused:
+            await client.chat.completions.create(**CHAT)
+    assert refused.value.status_code == 401
+    assert "X-Forwarded-Client-Cert from untrusted peer 127.0.0.1 ignored" in caplog.text
+
+
+@pytest.mark.parametrize("tls_proxy", ["127.0.0.0/8"], indirect=True)
+async def test_a_forwarded_client_cert_from_a_trusted_peer_is_believed(
+    tls_proxy: TlsProxy, pki: Pki
+) -> None:
+    slug = await mtls_consumer(tls_proxy, pki, "billing", allowed_common_names=["billing"])
+    # the peer (an Envoy here) proves its own certificate; the header names its client's
+    envoy = pki.context(pki.client("envoy"), "envoy")
+    async with httpx.AsyncClient(verify=envoy) as http:
+        forwarded = xfcc(pki.client("billing"), pki)
+        client = sdk(tls_proxy, slug, http, **{"X-Forwarded-Client-Cert": forwarded})
+        completion = await client.chat.completions.create(**CHAT)
+        assert completion.choices[0].message.content == "Hello from mock"
+        other = sdk(
+            tls_proxy, slug, http, **{"X-Forwarded-Client-Cert": xfcc(pki.client("payroll"), pki)}
+        )
+        with pytest.raises(openai.AuthenticationError):
+            await other.chat.completions.create(**CHAT)
+
+
+def test_the_request_carries_the_certificate_a_trusted_peer_forwards(pki: Pki) -> None:
+    client = pki.client("billing")
+    certificates = ClientCertificates(parse_networks("10.0.0.0/8"))
+    headers = [(b"x-forwarded-client-cert", xfcc(client, pki).encode())]
+
+    def request(peer: str, tls_chain: list[str] | None = None) -> ClientRequest:
+        scope: dict[str, Any] = {"headers": headers, "client": (peer, 40000)}
+        if tls_chain is not None:
+            scope["extensions"] = {"tls": {"client_cert_chain": tls_chain}}
+        return _request(scope, "slug", certificates)
+
+    trusted = request("10.1.2.3", [pki.client("envoy").pem])
+    assert trusted.peer_cert == client.cert
+    assert list(trusted.peer_chain) == [pki.issuing.cert]
+    assert trusted.xfcc
+    spoofed = request("192.0.2.7")
+    assert spoofed.peer_cert is None
+    own = pki.client("direct")
+    beside = request("192.0.2.7", [own.pem])  # the header ignored, the handshake's kept
+    assert beside.peer_cert == own.cert
+    assert not beside.xfcc
