@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError, InterfaceError
 
 from trustgate_admin.adapters.db.errors import is_unavailable
+from trustgate_admin.api.security import mint_admin_token
 from trustgate_testkit.admin import admin_settings, running_admin
 from trustgate_testkit.fixtures import NatsServer, wait_for
 
@@ -32,14 +33,17 @@ async def test_dropped_database_connections_are_503_with_retry_after(
 ) -> None:
     dsn = await database_factory("tg_dbdown")
     async with running_admin(admin_settings(dsn, bus.url)) as admin, admin.client() as api:
-        assert (await api.get("/v1/gateways")).status_code == 200
+        secret = admin.settings.server_secret_key
+        tenant = admin.client(mint_admin_token(secret, tenant_id="tenant-dbdown"))
+        gw = (await tenant.post("/v1/gateways", json={})).json()["id"]
         await _allow_connections(dsn, False)
         try:
-            for method, url, body in (
-                ("GET", "/v1/gateways", None),
-                ("POST", "/v1/gateways", {"name": "while-down"}),
+            for client, method, url, body in (
+                (api, "GET", "/v1/gateways", None),
+                (api, "POST", "/v1/gateways", {"name": "while-down"}),
+                (tenant, "GET", f"/v1/gateways/{gw}", None),  # its tenant is checked first
             ):
-                r = await api.request(method, url, json=body)
+                r = await client.request(method, url, json=body)
                 assert r.status_code == 503, r.text
                 assert r.headers["retry-after"].isdigit()
                 assert r.json()["error"] == "unavailable"
@@ -50,6 +54,7 @@ async def test_dropped_database_connections_are_503_with_retry_after(
             return (await api.get("/v1/gateways")).status_code == 200
 
         await wait_for(answers, timeout=10, message="the admin did not recover")
+        await tenant.aclose()
 
 
 @pytest.mark.parametrize(

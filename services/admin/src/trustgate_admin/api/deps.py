@@ -49,8 +49,8 @@ async def _ensure_tenant_gateway(container: Container, tenant: str, request: Req
         gateway_id = UUID(str(raw))
     except ValueError:
         return  # the route answers 400 invalid_uuid
-    async with container.sessions() as session:
-        if await gateway_tenant(session, gateway_id) != tenant:
+    async with container.uow() as uow:  # a database outage is a 503, as everywhere
+        if await gateway_tenant(uow.session, gateway_id) != tenant:
             raise NotFound()
 
 
