@@ -15,6 +15,12 @@ core):
 
     python3 bench/compare.py --baseline-dir . --baseline-name no-policies \
         --name policies --serve-args=--policies -- --scenarios a,b --repeat 3
+
+A JWT consumer against an API-key one, in one run (``--jwt``: this checkout is called with
+``bench/jwt_bench.py``'s OIDC token instead of the API key):
+
+    python3 bench/compare.py --baseline-dir . --baseline-name api-key --name jwt \\
+        --serve-args=--jwt --jwt -- --scenarios a,b --repeat 3
 """
 
 from __future__ import annotations
@@ -40,15 +46,25 @@ def serve(checkout: Path, port: int, extra: str = "") -> str:
     ).rstrip()
 
 
-def harness_args(port: int, name: str, checkout: Path, extra: str = "") -> list[str]:
+def harness_args(
+    port: int, name: str, checkout: Path, extra: str = "", bearer: str | None = None
+) -> list[str]:
+    credential = f"Authorization: Bearer {bearer}" if bearer else f"X-AG-API-Key: {KEY}"
     return [
         "--custom-name", name,
         "--custom-start", serve(checkout, port, extra),
         "--custom-url", f"http://127.0.0.1:{port}/bench/v1/chat/completions",
         "--custom-header", "X-AG-Gateway-Slug: bench",
-        "--custom-header", f"X-AG-API-Key: {KEY}",
+        "--custom-header", credential,
         "--custom-model", "{kind}",
     ]  # fmt: skip
+
+
+def _bench_token() -> str:
+    sys.path.insert(0, str(REPO / "bench"))
+    import jwt_bench
+
+    return str(jwt_bench.token())
 
 
 def in_netns() -> None:
@@ -70,6 +86,11 @@ def main() -> int:
     parser.add_argument("--harness", type=Path, default=REPO.parent / "shared/bench/bench.py")
     parser.add_argument(
         "--serve-args", default="", help="extra serve_trustgate.py arguments for this checkout"
+    )
+    parser.add_argument(
+        "--jwt",
+        action="store_true",
+        help="this checkout is called with bench/jwt_bench.py's token (serve it with --jwt)",
     )
     parser.add_argument(
         "--baseline-serve-args",
@@ -97,7 +118,12 @@ def main() -> int:
         return bench.target_custom(mock, copy)
 
     bench.TARGET_BUILDERS["baseline"] = target_baseline
-    sys.argv = [str(ours.harness), "run", *harness_args(18141, ours.name, REPO, ours.serve_args)]
+    bearer = _bench_token() if ours.jwt else None
+    sys.argv = [
+        str(ours.harness),
+        "run",
+        *harness_args(18141, ours.name, REPO, ours.serve_args, bearer),
+    ]
     sys.argv += ["--targets", "direct,baseline,custom", "--netns", "off", *rest]
     return int(bench.main() or 0)
 

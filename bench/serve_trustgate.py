@@ -10,7 +10,8 @@
 3. runs the proxy in this process (uvloop, httptools) until SIGINT/SIGTERM, then stops
    nats-server.
 
-``--routing`` serves model ``json`` through a weighted two-member pool with passive health
+``--jwt`` lets the consumer also authenticate with ``jwt_bench.token()`` (an OIDC token
+verified against a public key of its auth; issue 13's benchmark). ``--routing`` serves model ``json`` through a weighted two-member pool with passive health
 and an untriggered fallback chain (issue 12's benchmark). ``--policies`` attaches a ``rate_limiter`` and a ``token_rate_limiter`` to the consumer
 (limits far above what a run sends, so every request is checked and none refused), with
 their counters in a private ``redis-server`` started like nats-server (``--redis-cpus``,
@@ -35,12 +36,17 @@ import signal
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
+
+import jwt_bench  # bench/, beside this file
 
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.embedded import find_nats_server, free_port, wait_port
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.subjects import requests_stream
+from trustgate_core.ids import uuid7
 from trustgate_core.models import (
+    Auth,
     Fallback,
     HealthChecks,
     LbConfig,
@@ -147,6 +153,30 @@ async def resilient(tenant: Tenant, url: str) -> None:
     )
 
 
+async def token_auth(tenant: Tenant) -> None:
+    """``--jwt``: the consumer also takes OIDC tokens signed by ``jwt_bench``'s key."""
+    now = datetime.now(UTC)
+    config = {
+        "issuer": jwt_bench.ISSUER,
+        "audiences": [jwt_bench.AUDIENCE],
+        "public_keys": [{"kid": "bench", "pem": jwt_bench.public_key_pem()}],
+        "allowed_algorithms": ["RS256"],
+    }
+    auth = Auth(
+        id=uuid7(),
+        gateway_id=tenant.gateway.id,
+        created_at=now,
+        updated_at=now,
+        name="bench-oidc",
+        type="oidc",
+        config={"oidc": config},
+    )
+    tenant.auths[auth.name] = auth
+    await tenant.put_auth(auth.name)
+    consumer = tenant.consumers[SLUG]
+    await tenant.put_consumer(SLUG, auth_ids=[*consumer.auth_ids, auth.id])
+
+
 async def seed(
     nats_url: str,
     upstreams: dict[str, str],
@@ -154,6 +184,7 @@ async def seed(
     *,
     policies: bool = False,
     routing: bool = False,
+    jwt: bool = False,
 ) -> None:
     nc = await connect(nats_url, name="bench-seed")
     try:
@@ -173,6 +204,8 @@ async def seed(
             slug=SLUG,
             key=BENCH_KEY,
         )
+        if jwt:
+            await token_auth(tenant)
         if routing and "json" in upstreams:
             await resilient(tenant, upstreams["json"])
         if policies:
@@ -202,6 +235,11 @@ def main() -> None:
         help="attach a rate limiter and a token budget, counters in a private Redis",
     )
     parser.add_argument("--redis-cpus", default="0", help="CPUs for redis-server")
+    parser.add_argument(
+        "--jwt",
+        action="store_true",
+        help="the consumer also takes bench/jwt_bench.py's OIDC token (Authorization: Bearer)",
+    )
     parser.add_argument(
         "--routing",
         action="store_true",
@@ -240,6 +278,7 @@ def main() -> None:
                 settings.secrets_material,
                 policies=args.policies,
                 routing=args.routing,
+                jwt=args.jwt,
             )
         )
         serve_settings(settings)
