@@ -50,6 +50,17 @@ def build_broker() -> Any:
         "telemetry and policy-cache (durable consumers).",
         schema=RequestEvent,
     )
+    from trustgate_core.events.audit import AuditEvent
+    from trustgate_core.events.subjects import AUDIT_PREFIX, AUDIT_STREAM
+
+    broker.publisher(
+        f"{AUDIT_PREFIX}.{{gateway_id}}",
+        stream=JStream(AUDIT_STREAM.name, declare=False),
+        title="audit",
+        description="One event per admin change (who, what, when): published by admin "
+        "through its outbox.",
+        schema=AuditEvent,
+    )
     return broker
 
 
