@@ -3,6 +3,7 @@ certificates are made here with ``cryptography``."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 from uuid import uuid4
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from trustgate_core.access.mtls import (
+    ClientCertificates,
     parse_networks,
     parse_xfcc,
     trusted_peer,
@@ -215,3 +217,27 @@ def test_trusted_peers_are_cidrs_and_never_everyone() -> None:
     assert parse_networks("") == ()
     with pytest.raises(ValueError):
         parse_networks("0.0.0.0/0")
+
+
+def test_a_flood_of_spoofed_headers_is_ignored_with_one_warning(
+    root: Issued, caplog: pytest.LogCaptureFixture
+) -> None:
+    certificates = ClientCertificates(parse_networks("10.0.0.0/8"))
+    header = f'Cert="{quote(issue("svc", root).pem)}"'
+    with caplog.at_level(logging.WARNING, logger="trustgate_core.access.mtls"):
+        for _ in range(100):
+            assert certificates.presented(None, header, "203.0.113.9") is None
+    warnings = [r for r in caplog.records if "untrusted peer 203.0.113.9" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_the_listeners_cas_are_intermediates_toward_the_auths_root(
+    root: Issued, intermediate: Issued
+) -> None:
+    client = issue("svc", intermediate)
+    certificates = ClientCertificates((), [intermediate.cert, client.cert])  # only CAs kept
+    presented = certificates.presented([client.pem], None, "192.0.2.1")
+    assert presented is not None
+    leaf, chain, from_header = presented
+    assert (leaf, chain, from_header) == (client.cert, [intermediate.cert], False)
+    assert verify_client_certificate(mtls_auth(root.pem), leaf, chain) is not None

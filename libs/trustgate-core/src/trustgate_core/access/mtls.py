@@ -38,6 +38,8 @@ VERDICT_TTL = 300.0
 MAX_CHAIN = 4
 #: Verdicts kept per auth; beyond, the oldest half is dropped.
 MAX_VERDICTS = 4096
+#: Seconds between two warnings of an ignored X-Forwarded-Client-Cert.
+WARN_EVERY = 10.0
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -111,8 +113,8 @@ class _Policy:
         self.common_names = common_names
         self.dns_names = dns_names
         self.fingerprints = fingerprints
-        # fingerprint → (identity or None, expires at)
-        self.verdicts: dict[bytes, tuple[Identity | None, float]] = {}
+        # fingerprint → (identity or None, expires at, final)
+        self.verdicts: dict[bytes, tuple[Identity | None, float, bool]] = {}
 
     @classmethod
     def compile(cls, auth: Auth) -> _Policy:
@@ -136,16 +138,15 @@ class _Policy:
         digest = leaf.fingerprint(hashes.SHA256())
         now = time()
         cached = self.verdicts.get(digest)
-        if cached is not None and now < cached[1] and (cached[0] or not intermediates):
+        # a verdict that is not final (no chain found) may change with other intermediates
+        if cached is not None and now < cached[1] and (cached[2] or not intermediates):
             return cached[0]
-        identity, expires = self._decide(leaf, digest, intermediates, now)
-        if identity is None and intermediates:  # it may chain with other intermediates
-            return None
+        identity, expires, final = self._decide(leaf, digest, intermediates, now)
         verdicts = self.verdicts
         if len(verdicts) >= MAX_VERDICTS:
             for key in list(verdicts)[: MAX_VERDICTS // 2]:
                 del verdicts[key]
-        verdicts[digest] = (identity, min(expires, now + VERDICT_TTL))
+        verdicts[digest] = (identity, min(expires, now + VERDICT_TTL), final)
         return identity
 
     def _decide(
@@ -154,23 +155,28 @@ class _Policy:
         digest: bytes,
         intermediates: Sequence[x509.Certificate],
         now: float,
-    ) -> tuple[Identity | None, float]:
-        chain = _chain(leaf, self.anchors, intermediates, now)
-        if chain is None:
-            return None, now + VERDICT_TTL
-        expires = min(c.not_valid_after_utc.timestamp() for c in chain)
-        if not _client_usage(leaf):
-            return None, expires
+    ) -> tuple[Identity | None, float, bool]:
+        """The verdict, until when it holds, and whether it is final whatever the
+        intermediates. The lists first: they are cheap and need no chain."""
+        expires = leaf.not_valid_after_utc.timestamp()
         common_name = _common_name(leaf)
         dns_names = _dns_names(leaf)
-        if self.fingerprints is not None and digest.hex() not in self.fingerprints:
-            return None, expires
-        if self.common_names is not None and (
-            common_name is None or common_name.lower() not in self.common_names
+        if (
+            not _client_usage(leaf)
+            or (self.fingerprints is not None and digest.hex() not in self.fingerprints)
+            or (
+                self.common_names is not None
+                and (common_name is None or common_name.lower() not in self.common_names)
+            )
+            or (
+                self.dns_names is not None
+                and not any(n.lower() in self.dns_names for n in dns_names)
+            )
         ):
-            return None, expires
-        if self.dns_names is not None and not any(n.lower() in self.dns_names for n in dns_names):
-            return None, expires
+            return None, expires, True
+        chain = _chain(leaf, self.anchors, intermediates, now)
+        if chain is None:
+            return None, now + VERDICT_TTL, False
         subject = common_name or (dns_names[0] if dns_names else digest.hex())
         claims: dict[str, Any] = {
             "sub": subject,
@@ -179,7 +185,8 @@ class _Policy:
             "issuer": leaf.issuer.rfc4514_string(),
             "serial_number": format(leaf.serial_number, "x"),
         }
-        return Identity(self.auth_id, subject, claims), expires
+        expires = min(c.not_valid_after_utc.timestamp() for c in chain)
+        return Identity(self.auth_id, subject, claims), expires, True
 
 
 def _valid_at(cert: x509.Certificate, now: float) -> bool:
@@ -340,7 +347,7 @@ class ClientCertificates:
     The header from any other peer is ignored (and logged). Parsed certificates are kept
     (bounded), so a repeat costs a lookup."""
 
-    __slots__ = ("_parsed", "listener_cas", "trusted")
+    __slots__ = ("_ignored_count", "_parsed", "_warned", "listener_cas", "trusted")
 
     def __init__(
         self, trusted: Sequence[IpNetwork] = (), listener_cas: Sequence[x509.Certificate] = ()
@@ -348,6 +355,8 @@ class ClientCertificates:
         self.trusted = tuple(trusted)
         self.listener_cas = [c for c in listener_cas if _is_ca(c)]
         self._parsed: dict[str, Presented | None] = {}
+        self._warned = -WARN_EVERY
+        self._ignored_count = 0
 
     @classmethod
     def for_listener(
@@ -368,7 +377,7 @@ class ClientCertificates:
             if self.trusted and trusted_peer(peer, self.trusted):
                 found = self._parse(xfcc, xfcc_certificates)
                 return None if found is None else (*found, True)
-            log.warning("mtls: X-Forwarded-Client-Cert from untrusted peer %s ignored", peer)
+            self._ignored(peer)
         if tls_chain:
             leaf = self._parse(tls_chain[0], _pem_certificate)
             if leaf is None:
@@ -376,6 +385,20 @@ class ClientCertificates:
             sent = [p[0] for pem in tls_chain[1:] if (p := self._parse(pem, _pem_certificate))]
             return leaf[0], [*sent, *self.listener_cas], False
         return None
+
+    def _ignored(self, peer: str | None) -> None:
+        """Logged at most every `WARN_EVERY` seconds (a flood must not flood the log)."""
+        self._ignored_count += 1
+        now = time()
+        if now - self._warned >= WARN_EVERY:
+            log.warning(
+                "mtls: X-Forwarded-Client-Cert from untrusted peer %s ignored (%d since the"
+                " last warning)",
+                peer,
+                self._ignored_count,
+            )
+            self._warned = now
+            self._ignored_count = 0
 
     def _parse(self, text: str, parse: Callable[[str], Presented | None]) -> Presented | None:
         parsed = self._parsed
