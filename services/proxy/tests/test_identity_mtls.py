@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from openai import AsyncOpenAI
+from pydantic import ValidationError
 
 from trustgate_core.access.mtls import ClientCertificates, parse_networks
 from trustgate_core.ids import uuid7
@@ -319,3 +320,19 @@ def test_the_request_carries_the_certificate_a_trusted_peer_forwards(pki: Pki) -
     beside = request("192.0.2.7", [own.pem])  # the header ignored, the handshake's kept
     assert beside.peer_cert == own.cert
     assert not beside.xfcc
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TRUST_XFCC_FROM": "0.0.0.0/0"},  # would believe every peer
+        {"TRUST_XFCC_FROM": "10.0.0.0/8,::/0"},
+        {"TRUST_XFCC_FROM": "not-a-network"},
+        {"SERVER_PROXY_TLS_CLIENT_CA": "/etc/ca.pem"},  # client certificates need TLS
+    ],
+)
+def test_settings_that_would_trust_everyone_or_cannot_work_stop_the_boot(
+    env: dict[str, str],
+) -> None:
+    with pytest.raises(ValidationError):
+        ProxySettings(SERVER_SECRET_KEY=DEV_SECRET_KEY, GATEWAY_BASE_DOMAIN="gw.test", **env)
