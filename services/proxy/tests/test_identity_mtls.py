@@ -292,11 +292,14 @@ async def test_a_forwarded_client_cert_from_a_trusted_peer_is_believed(
         client = sdk(tls_proxy, slug, http, **{"X-Forwarded-Client-Cert": forwarded})
         completion = await client.chat.completions.create(**CHAT)
         assert completion.choices[0].message.content == "Hello from mock"
-        other = sdk(
-            tls_proxy, slug, http, **{"X-Forwarded-Client-Cert": xfcc(pki.client("payroll"), pki)}
-        )
-        with pytest.raises(openai.AuthenticationError):
-            await other.chat.completions.create(**CHAT)
+        # even a trusted peer cannot vouch for a name the auth does not allow, or a CA it
+        # does not trust
+        stranger = issue("billing", issue("Test Issuing CA", ca=True))
+        for refused in (pki.client("payroll"), stranger):
+            header = xfcc(refused, pki)
+            other = sdk(tls_proxy, slug, http, **{"X-Forwarded-Client-Cert": header})
+            with pytest.raises(openai.AuthenticationError):
+                await other.chat.completions.create(**CHAT)
 
 
 def test_the_request_carries_the_certificate_a_trusted_peer_forwards(pki: Pki) -> None:
