@@ -30,10 +30,11 @@ from pydantic import ValidationError
 from trustgate_core.access.mtls import ClientCertificates, parse_networks
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Auth
-from trustgate_core.serving import EmbeddedServer, server_config
+from trustgate_core.serving import EmbeddedServer
 from trustgate_core.settings import DEV_SECRET_KEY
-from trustgate_proxy.asgi.app import ProxyApp, _request
+from trustgate_proxy.asgi.app import _request
 from trustgate_proxy.bootstrap import ProxyRuntime
+from trustgate_proxy.main import server_config as proxy_server_config
 from trustgate_proxy.services.pipeline import ClientRequest
 from trustgate_proxy.services.ports import MemorySink
 from trustgate_proxy.settings import ProxySettings
@@ -154,24 +155,11 @@ async def tls_proxy(pki: Pki, upstream: MockUpstream, request: Any) -> AsyncIter
     )
     sink = MemorySink()
     async with ProxyRuntime(settings, bus=False, sink=sink, tracing_env={}) as runtime:
-        wired = runtime.app
-        app = ProxyApp(
-            pipeline=wired.pipeline,
-            events=wired.events,
-            system=wired.system,
-            certificates=settings.client_certificates(),
-        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        config = server_config(
-            app,
-            settings,
-            host="127.0.0.1",
-            port=0,
-            tls=settings.listener_tls(),
-            lifespan="off",
-            log_config=None,
-        )
+        # the proxy's own traffic server: TLS and trusted XFCC peers from its settings
+        config = proxy_server_config(runtime, settings)
+        config.log_config = None
         server = EmbeddedServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:

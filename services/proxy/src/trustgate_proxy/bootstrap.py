@@ -189,7 +189,12 @@ class ProxyRuntime:
             sessions=self.sessions,
         )
         traffic = self.health.for_traffic()  # /metrics is on the operations port only
-        self._app = ProxyApp(pipeline=self.pipeline, events=self.events, system=traffic)
+        self._app = ProxyApp(
+            pipeline=self.pipeline,
+            events=self.events,
+            system=traffic,
+            certificates=s.client_certificates(),
+        )
         self.tracing = setup_tracing(self.SERVICE_NAME, self.tracing_env)
         if self.tracing is not None:
             tracer = CallTracer(self.tracing)

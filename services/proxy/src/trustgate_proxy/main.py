@@ -19,12 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def server_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Config:
-    """The traffic port (``/metrics`` answers 404 there)."""
+    """The traffic port (``/metrics`` answers 404 there), over TLS when
+    ``SERVER_PROXY_TLS_CERT`` is set."""
     return serving.server_config(
         runtime.app,
         settings,
         host=settings.host,
         port=settings.port,
+        tls=settings.listener_tls(),
         loop="none",
         lifespan="off",
         proxy_headers=False,
