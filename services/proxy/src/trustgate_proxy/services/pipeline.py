@@ -264,10 +264,10 @@ class Pipeline:
                 return self.view.role_plan(consumer, verified.claims)
             return plan
         else:
-            certificate = getattr(request, "peer_cert", None)
+            certificate = request.peer_cert
             if certificate is None or not plan.certificate_auths:
                 raise Unauthenticated("missing_key")
-            chain = getattr(request, "peer_chain", ())
+            chain = request.peer_chain
             identity = next(
                 (
                     found
