@@ -61,10 +61,15 @@ def harness_args(
 
 
 def _bench_token() -> str:
-    sys.path.insert(0, str(REPO / "bench"))
-    import jwt_bench
-
-    return str(jwt_bench.token())
+    """``bench/jwt_bench.py``'s token, made with this checkout's venv (pyjwt is there)."""
+    made = subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-c", "import jwt_bench; print(jwt_bench.token())"],
+        cwd=REPO / "bench",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return made.stdout.strip()
 
 
 def in_netns() -> None:
@@ -115,6 +120,8 @@ def main() -> int:
         copy.custom_name = values["--custom-name"]
         copy.custom_start = values["--custom-start"]
         copy.custom_url = values["--custom-url"]
+        # its own headers (the credential may differ: an API key against our bearer token)
+        copy.custom_header = [v for k, v in zip(baseline[::2], baseline[1::2]) if k == "--custom-header"]
         return bench.target_custom(mock, copy)
 
     bench.TARGET_BUILDERS["baseline"] = target_baseline
