@@ -121,7 +121,8 @@ def main() -> int:
         copy.custom_start = values["--custom-start"]
         copy.custom_url = values["--custom-url"]
         # its own headers (the credential may differ: an API key against our bearer token)
-        copy.custom_header = [v for k, v in zip(baseline[::2], baseline[1::2]) if k == "--custom-header"]
+        pairs = zip(baseline[::2], baseline[1::2], strict=True)
+        copy.custom_header = [v for k, v in pairs if k == "--custom-header"]
         return bench.target_custom(mock, copy)
 
     bench.TARGET_BUILDERS["baseline"] = target_baseline
