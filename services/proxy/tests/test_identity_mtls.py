@@ -43,11 +43,11 @@ from trustgate_testkit.proxy.server import poll
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 NOW = datetime.now(UTC)
-# a client proving a certificate sends no bearer token (the SDK's api_key is a placeholder)
+# the SDK still sends its placeholder api_key as a bearer: a consumer that takes no tokens
+# lets the certificate decide
 CHAT: dict[str, Any] = {
     "model": "gpt-4o-mini",
     "messages": [{"role": "user", "content": "Hello!"}],
-    "extra_headers": {"Authorization": openai.Omit()},
 }
 
 

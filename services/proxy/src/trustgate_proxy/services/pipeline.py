@@ -252,6 +252,15 @@ class Pipeline:
         consumer = plan.consumer
         key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
         token = None if key is not None else bearer_token(request.authorization)
+        if (
+            token is not None
+            and not plan.token_auths
+            and plan.certificate_auths
+            and request.peer_cert is not None
+        ):
+            # a client with a certificate whose SDK sends a placeholder bearer
+            # (openai's api_key): the consumer takes no tokens, the certificate decides
+            token = None
         if key is not None:
             call.auth_id = authenticate(self.state, gateway, consumer, plan.auth_ids, key).id
         elif token is not None:
