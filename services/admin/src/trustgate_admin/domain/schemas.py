@@ -363,11 +363,26 @@ class PolicyCreate(PolicyIn):
 
 
 # -- roles ----------------------------------------------------------------------------------
+class ClaimRule(Body):
+    """A claim the token must carry: ``path`` dotted (``realm_access.roles``)."""
+
+    path: str = Field(min_length=1, max_length=255)
+    op: Literal["equals", "contains_any", "contains_all"] = "equals"
+    values: list[str | int | bool] = Field(min_length=1)
+
+
+class OidcMapping(Body):
+    """Which tokens a role applies to: ``any`` or ``all`` of its claim rules hold."""
+
+    match: Literal["any", "all"] = "any"
+    claims: list[ClaimRule] = Field(min_length=1)
+
+
 class RoleIn(Body):
     name: str | None = Field(None, min_length=1, max_length=255)
     model_policies: list[ModelPolicyEntry] | None = None
     mcp_policies: dict[str, Any] | None = None
-    oidc_mapping: dict[str, Any] | None = None
+    oidc_mapping: OidcMapping | None = None
 
 
 class RoleCreate(RoleIn):
