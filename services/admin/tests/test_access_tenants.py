@@ -121,3 +121,18 @@ async def test_a_read_only_token_reads_and_every_write_is_403(tenants: Tenants) 
         assert r.json()["error"] == "forbidden"
     assert (await ca.get(f"/v1/gateways/{own}")).json()["status"] == "active"
     assert (await ca.get(f"/v1/gateways/{own}/auths")).json()["total"] == 0
+
+
+async def test_a_tenant_cannot_set_or_lift_its_own_plan(tenants: Tenants) -> None:
+    """Entitlements are the platform's: a tenant's token setting them on a new gateway,
+    raising them or clearing them on its own is 403 (it would lift its own limits)."""
+    ca = tenants.a
+    plan = {"entitlements": {"burst_per_min": 10_000, "quota_per_month": 10**9}}
+    slug = f"gw-{uuid.uuid4().hex[:10]}"
+    r = await ca.post("/v1/gateways", json={"slug": slug, **plan})
+    assert r.status_code == 403 and r.json()["error"] == "forbidden", r.text
+    own = await _gateway(ca)
+    for change in (plan, {"entitlements": None}):
+        r = await ca.put(f"/v1/gateways/{own}", json=change)
+        assert r.status_code == 403, r.text
+    assert (await ca.get(f"/v1/gateways/{own}")).json()["entitlements"] is None

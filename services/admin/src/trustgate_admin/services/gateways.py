@@ -18,7 +18,7 @@ from trustgate_admin.services import wire
 from trustgate_admin.services.common import get_gateway, page
 from trustgate_admin.services.uow import UnitOfWork, now
 from trustgate_core.crypto import SecretBox, find_masked, merge_masked
-from trustgate_core.errors import AlreadyExists, HasDependents, ValidationFailed
+from trustgate_core.errors import AlreadyExists, Forbidden, HasDependents, ValidationFailed
 from trustgate_core.ids import gateway_slug, uuid7
 from trustgate_core.models import Gateway
 from trustgate_core.models.base import EntityKind
@@ -60,6 +60,8 @@ def _owned_by(body: GatewayIn, tenant: str | None) -> GatewayIn:
         return body
     if body.tenant_id is not None and body.tenant_id != tenant:
         raise ValidationFailed("tenant_id: a tenant's token creates gateways for its tenant only")
+    if "entitlements" in body.model_fields_set:  # a tenant must not lift its own plan
+        raise Forbidden("entitlements are set by the platform, not by a tenant")
     return body.model_copy(update={"tenant_id": tenant})
 
 
@@ -112,7 +114,9 @@ async def list_(
 async def update(
     uow: UnitOfWork, gateway_id: UUID, body: GatewayUpdate, tenant: str | None = None
 ) -> Gateway:
-    if tenant is not None and "tenant_id" in body.model_fields_set:
+    if tenant is not None and (
+        "tenant_id" in body.model_fields_set or "entitlements" in body.model_fields_set
+    ):
         _owned_by(body, tenant)  # a tenant's token cannot hand its gateway to another
     async with uow:
         row = await get_gateway(uow.session, gateway_id)
