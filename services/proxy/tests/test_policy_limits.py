@@ -7,10 +7,8 @@ reaching a running proxy over the bus within a second without resetting counters
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -33,6 +31,7 @@ from trustgate_testkit.proxy.sdk_clients import (
 )
 from trustgate_testkit.proxy.server import RunningProxy, poll
 from trustgate_testkit.proxy.tenant import Tenant
+from trustgate_testkit.redis_server import RedisServer
 
 HI: Any = [{"role": "user", "content": "Hi"}]
 
@@ -250,28 +249,14 @@ async def test_the_gateway_plan_quota_is_a_429_saying_quota_for_every_consumer(
 
 # -- Redis lost mid-run -------------------------------------------------------------------
 @contextlib.contextmanager
-def redis_server(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A private ``redis-server`` on ``port`` (no persistence), killed on exit."""
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def redis_server(port: int) -> Iterator[RedisServer]:
+    """A private ``redis-server`` on ``port``, killed on exit."""
+    server = RedisServer(port=port)
+    server.start()
     try:
-        yield proc
+        yield server
     finally:
-        proc.kill()
-        proc.wait()
+        server.kill()
 
 
 async def answered_within_a_second(client: openai.AsyncOpenAI) -> int:
@@ -291,10 +276,10 @@ async def failed_open(proxy: RunningProxy) -> float:
 
 
 async def test_with_redis_gone_fail_open_admits_fail_closed_answers_503_and_limits_return_with_it(
-    upstream: MockUpstream, tmp_path: Path
+    upstream: MockUpstream,
 ) -> None:
     port = free_port()
-    with redis_server(port, tmp_path) as first:
+    with redis_server(port) as first:
         async with local_proxy(REDIS_URL=f"redis://127.0.0.1:{port}/0") as proxy:
             tenant = await route_to_url(proxy, await proxy.new_tenant(), upstream.url)
             await tenant.add_consumer("strict", ["primary"])
@@ -307,7 +292,6 @@ async def test_with_redis_gone_fail_open_admits_fail_closed_answers_503_and_limi
             assert await answered_within_a_second(strict) == 200
 
             first.kill()
-            first.wait()
             before = await failed_open(proxy)
             for _ in range(4):  # beyond the limit: nothing counts while Redis is gone
                 assert await answered_within_a_second(lenient) == 200
@@ -318,7 +302,7 @@ async def test_with_redis_gone_fail_open_admits_fail_closed_answers_503_and_limi
                 assert int(caught.value.response.headers["retry-after"]) >= 1
             assert await failed_open(proxy) >= before + 4
 
-            with redis_server(port, tmp_path):  # back (empty): limits apply again
+            with redis_server(port):  # back (empty): limits apply again
 
                 async def limited_again() -> bool:
                     return await answered_within_a_second(lenient) == 429
