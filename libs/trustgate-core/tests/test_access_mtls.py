@@ -4,15 +4,13 @@ certificates are made here with ``cryptography``."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote
 from uuid import uuid4
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from trustgate_core.access.mtls import (
     ClientCertificates,
@@ -23,50 +21,7 @@ from trustgate_core.access.mtls import (
     xfcc_certificates,
 )
 from trustgate_core.models import Auth
-
-NOW = datetime.now(UTC)
-
-
-class Issued:
-    def __init__(self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-        self.cert = cert
-        self.key = key
-
-    @property
-    def pem(self) -> str:
-        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def issue(
-    name: str,
-    issuer: Issued | None = None,
-    *,
-    ca: bool = False,
-    dns: tuple[str, ...] = (),
-    not_before: datetime = NOW - timedelta(days=1),
-    not_after: datetime = NOW + timedelta(days=30),
-    usage: x509.ObjectIdentifier | None = ExtendedKeyUsageOID.CLIENT_AUTH,
-) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if dns:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False
-        )
-    if not ca and usage is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
-    return Issued(cert, key)
+from trustgate_testkit.pki import NOW, Issued, issue
 
 
 def mtls_auth(ca_pem: str, **lists: list[str]) -> Auth:

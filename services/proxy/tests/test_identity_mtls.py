@@ -11,7 +11,6 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,10 +19,6 @@ import httpx
 import openai
 import pytest
 import pytest_asyncio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from openai import AsyncOpenAI
 from pydantic import ValidationError
 
@@ -38,71 +33,17 @@ from trustgate_proxy.main import server_config as proxy_server_config
 from trustgate_proxy.services.pipeline import ClientRequest
 from trustgate_proxy.services.ports import MemorySink
 from trustgate_proxy.settings import ProxySettings
+from trustgate_testkit.pki import NOW, Issued, issue
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.server import poll
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
-NOW = datetime.now(UTC)
 # the SDK still sends its placeholder api_key as a bearer: a consumer that takes no tokens
 # lets the certificate decide
 CHAT: dict[str, Any] = {
     "model": "gpt-4o-mini",
     "messages": [{"role": "user", "content": "Hello!"}],
 }
-
-
-@dataclass
-class Issued:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def pem(self) -> str:
-        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
-
-    def files(self, where: Path, name: str) -> tuple[str, str]:
-        cert, key = where / f"{name}.pem", where / f"{name}.key"
-        cert.write_text(self.pem)
-        key.write_bytes(
-            self.key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        return str(cert), str(key)
-
-
-def issue(
-    name: str,
-    issuer: Issued | None = None,
-    *,
-    ca: bool = False,
-    server: bool = False,
-    not_after: datetime = NOW + timedelta(days=30),
-) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=2))
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
-            critical=False,
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    elif not ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return Issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
 
 
 @dataclass
