@@ -18,9 +18,9 @@ from trustgate_proxy.domain.exchange import Answer, Exchange
 from trustgate_proxy.domain.routing import (
     RETRYABLE,
     Candidates,
+    OneAttempt,
     Route,
     RoutingConfig,
-    outcome_of_status,
 )
 from trustgate_proxy.services.ports import Chain
 from trustgate_testkit.proxy.local import LocalProxy, local_proxy
@@ -40,19 +40,22 @@ class EveryRoute:
         return EveryAttempt(self, list(candidates.routes))
 
 
-class EveryAttempt:
+class EveryAttempt(OneAttempt):
+    """The candidates in order, each reported to the router, until one does not end
+    retryably (outcomes as the proxy's single attempt classifies them)."""
+
     def __init__(self, router: EveryRoute, routes: list[Route]) -> None:
+        super().__init__(routes[0])
         self.router = router
-        self.routes = routes
-        self.number = 0
-        self.fallback = False
+        self.rest = routes[1:]
         self.done = False
 
     async def next(self) -> Route | None:
-        if self.done or not self.routes:
-            return None
-        self.number += 1
-        return self.routes.pop(0)
+        route = await super().next()
+        if route is None and not self.done and self.rest:
+            self._route = self.rest.pop(0)
+            route = await super().next()
+        return route
 
     def report(
         self,
@@ -63,13 +66,10 @@ class EveryAttempt:
         retry_after: float | None,
         latency: float,
     ) -> str:
-        outcome = outcome_of_status(status) if status else RETRYABLE
+        outcome = super().report(route, status, body, timed_out, retry_after, latency)
         self.router.reports.append((route.binding.registry.name, outcome))
         self.done = outcome != RETRYABLE
         return outcome
-
-    def close(self) -> None:
-        return None
 
 
 class Recorded:
