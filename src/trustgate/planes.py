@@ -82,6 +82,15 @@ PROXY = Plane(
     help="the proxy plane: LLM traffic",
     when_missing="serving the admin plane only",
 )
+MCP = Plane(
+    name="mcp",
+    distribution="trustgate-mcp",
+    module="trustgate_mcp.main",
+    settings="trustgate_mcp.settings:McpSettings",
+    port=8082,
+    help="the MCP plane: registered MCP servers aggregated for agents",
+    when_missing="no MCP endpoint",
+)
 TELEMETRY = Plane(
     name="telemetry",
     distribution="trustgate-telemetry",
@@ -93,6 +102,6 @@ TELEMETRY = Plane(
 )
 
 #: In the order `trustgate run` starts them.
-PLANES: tuple[Plane, ...] = (ADMIN, PROXY, TELEMETRY)
+PLANES: tuple[Plane, ...] = (ADMIN, PROXY, MCP, TELEMETRY)
 #: What a bare `trustgate` starts, as the Go TrustGate does.
 DEFAULT = PROXY

@@ -30,6 +30,7 @@ class ReplicaState:
         self._gateway_by_slug: dict[str, Gateway] = {}
         self._gateway_by_domain: dict[str, Gateway] = {}
         self._consumer_by_slug: dict[tuple[UUID, str], Consumer] = {}
+        self._consumer_by_any_slug: dict[str, Consumer] = {}
         self._auth_by_hash: dict[str, Auth] = {}
         self._tables: dict[EntityKind, dict[UUID, Entity]] = {
             EntityKind.gateway: self.gateways,  # type: ignore[dict-item]
@@ -63,6 +64,7 @@ class ReplicaState:
                 self._gateway_by_domain[entity.domain.lower()] = entity
         elif isinstance(entity, Consumer):
             self._consumer_by_slug[(entity.gateway_id, entity.slug)] = entity
+            self._consumer_by_any_slug[entity.slug] = entity
         elif isinstance(entity, Auth) and entity.key_hash:
             self._auth_by_hash[entity.key_hash] = entity
 
@@ -76,6 +78,8 @@ class ReplicaState:
             k = (entity.gateway_id, entity.slug)
             if self._consumer_by_slug.get(k) is entity:
                 del self._consumer_by_slug[k]
+            if self._consumer_by_any_slug.get(entity.slug) is entity:
+                del self._consumer_by_any_slug[entity.slug]
         elif isinstance(entity, Auth) and entity.key_hash:
             if self._auth_by_hash.get(entity.key_hash) is entity:
                 del self._auth_by_hash[entity.key_hash]
@@ -102,6 +106,12 @@ class ReplicaState:
 
     def consumer_by_slug(self, gateway_id: UUID, slug: str) -> Consumer | None:
         return self._consumer_by_slug.get((gateway_id, slug))
+
+    def consumer_by_any_slug(self, slug: str) -> Consumer | None:
+        """The consumer of that slug in any gateway: slugs are globally unique (the admin
+        mints them), so a path alone names its gateway (the MCP plane's path-first
+        scoping, and OAuth clients that send no gateway header)."""
+        return self._consumer_by_any_slug.get(slug)
 
     def auth_by_key_hash(self, key_hash: str) -> Auth | None:
         return self._auth_by_hash.get(key_hash)

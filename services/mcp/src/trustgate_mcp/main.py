@@ -1,0 +1,74 @@
+"""Runs the MCP plane: ``serve()`` for ``trustgate mcp``; ``run_server()`` for ``trustgate run``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from trustgate_core import serving
+from trustgate_core.serving import until_signalled
+from trustgate_mcp.bootstrap import McpRuntime
+from trustgate_mcp.settings import McpSettings
+
+log = logging.getLogger(__name__)
+
+
+def server_config(runtime: McpRuntime, settings: McpSettings) -> uvicorn.Config:
+    """The traffic port (``/metrics`` answers 404 there)."""
+    return serving.server_config(
+        runtime.app,
+        settings,
+        host=settings.host,
+        port=settings.port,
+        loop="none",
+        lifespan="off",
+        proxy_headers=False,
+        date_header=True,
+        backlog=4096,
+        log_config=None,
+    )
+
+
+def operations_config(runtime: McpRuntime, settings: McpSettings) -> uvicorn.Config:
+    """The operations port: ``/metrics``, ``/healthz``, ``/readyz``."""
+    return serving.operations_config(
+        runtime.health, settings, port=settings.metrics_port, loop="none", log_config=None
+    )
+
+
+async def run_server(
+    settings: McpSettings | None = None, *, sockets: list[socket.socket] | None = None
+) -> None:
+    """Serve the plane (and its operations port) until cancelled, then shut down."""
+    settings = settings or McpSettings()
+    async with McpRuntime(settings) as runtime:
+        await serving.serve_until_cancelled(
+            server_config(runtime, settings),
+            sockets,
+            beside=[operations_config(runtime, settings)],
+        )
+
+
+def serve() -> None:
+    """``trustgate mcp``: one MCP process on ``SERVER_MCP_PORT`` (uvloop, httptools)."""
+    serve_settings(McpSettings())
+
+
+def serve_settings(settings: McpSettings) -> None:
+    """Run the plane in this process until SIGINT or SIGTERM."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    factory: Callable[[], asyncio.AbstractEventLoop]
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(until_signalled(run_server(settings)))

@@ -1,0 +1,47 @@
+"""The MCP plane's settings: the core ones plus its own, from the environment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from trustgate_core.counters import RedisSettings
+from trustgate_core.durations import parse_duration
+from trustgate_core.settings import DEFAULT_HOST, CoreSettings
+from trustgate_mcp.oauth.settings import OAuthSettings
+
+
+class McpSettings(CoreSettings, RedisSettings, OAuthSettings):
+    """``REDIS_*`` (``RedisSettings``): limit counters and upstream-session replacements
+    shared with the other replicas; none → kept in this process."""
+
+    host: str = Field(DEFAULT_HOST, alias="SERVER_MCP_HOST")
+    port: int = Field(8082, alias="SERVER_MCP_PORT")
+    metrics_port: int = Field(9082, alias="SERVER_MCP_METRICS_PORT")
+    discovery_mode: Literal["header", "subdomain"] = Field("header", alias="GATEWAY_DISCOVERY_MODE")
+    max_body_bytes: int = Field(4 << 20, alias="MCP_MAX_BODY_BYTES", gt=0)
+    # how long a session the plane hands out stays valid, seconds
+    session_ttl: float = Field(24 * 3600.0, alias="MCP_SESSION_TTL", gt=0)
+    # earlier secrets keys (comma-separated) whose sessions are still accepted after a key
+    # rotation; new sessions are sealed with the current key only
+    session_previous_keys: str = Field("", alias="MCP_SESSION_PREVIOUS_KEYS", repr=False)
+    # how long an upstream's tools/resources/prompts lists are kept before they are asked
+    # again (a listChanged notification drops them sooner)
+    list_ttl: float = Field(300.0, alias="MCP_LIST_TTL", ge=0)
+    upstream_connect_timeout: float = Field(10.0, alias="MCP_UPSTREAM_CONNECT_TIMEOUT", gt=0)
+    upstream_timeout: float = Field(60.0, alias="MCP_UPSTREAM_TIMEOUT", gt=0)
+    upstream_pool_size: int = Field(512, alias="MCP_UPSTREAM_POOL_SIZE", gt=0)
+    event_queue_size: int = Field(10_000, alias="METRICS_QUEUE_SIZE")
+    telemetry_enabled: bool = Field(True, alias="TELEMETRY_ENABLED")
+
+    @field_validator(
+        "session_ttl", "list_ttl", "upstream_connect_timeout", "upstream_timeout", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        """A number of seconds (``120``) or a Go-style duration (``250ms``, ``2m``)."""
+        return parse_duration(value, bare="s")
+
+    def previous_keys(self) -> list[str]:
+        return [k.strip() for k in self.session_previous_keys.split(",") if k.strip()]
