@@ -142,6 +142,22 @@ class RequestSizes(_Frozen):
     response_bytes: int = 0
 
 
+class McpCallDetails(_Frozen):
+    """What an MCP call (``kind: mcp``) did: the JSON-RPC ``method`` (``tools/call``,
+    ``resources/read``, ``prompts/get``), the name the client used (``tool``: the exposed
+    tool or prompt name, or the resource URI) and the upstream's own (``upstream_tool``),
+    the server (the registry's name; its id is the event's ``registry_id``), whether the
+    upstream said the tool failed (``is_error``: a result with ``isError``) and the
+    JSON-RPC error code the client got (``rpc_error_code``: ``None`` on success)."""
+
+    method: str
+    tool: str | None = None
+    upstream_tool: str | None = None
+    server: str | None = None
+    is_error: bool = False
+    rpc_error_code: int | None = None
+
+
 class RequestEvent(_Frozen):
     schema_version: int = REQUEST_SCHEMA_VERSION
     kind: Literal["llm", "mcp"] = "llm"
@@ -182,6 +198,8 @@ class RequestEvent(_Frozen):
     # the conversation the call belongs to (``X-Session-Id`` or the gateway's
     # ``session_config``)
     session_id: str | None = None
+    # ``kind: mcp`` only: the MCP call
+    mcp: McpCallDetails | None = None
 
     @property
     def ok(self) -> bool:

@@ -44,3 +44,6 @@ class Consumer(Entity):
     policy_ids: list[UUID] = []
     toolkit: list[dict[str, Any]] | None = None
     fail_mode: Literal["open", "closed"] | None = None
+    # MCP consumers: every tool is named ``{server}_{tool}`` (stable when a server is
+    # added), not only those whose names collide
+    always_prefix: bool = False

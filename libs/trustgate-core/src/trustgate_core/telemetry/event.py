@@ -23,7 +23,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trustgate_core.events.requests import RequestEvent
+from trustgate_core.events.requests import McpCallDetails, RequestEvent
 
 EXPORT_SCHEMA_VERSION = 1
 SCHEMA_FILE = "exported_event.schema.json"
@@ -145,6 +145,9 @@ class ExportedEvent(_Frozen):
     attempts: list[ExportedAttempt] = Field(
         default_factory=list, description="every upstream attempt, in order"
     )
+    mcp: McpCallDetails | None = Field(
+        None, description="kind mcp only: the method, tool, server and JSON-RPC outcome"
+    )
 
 
 def clip(text: str | None, limit: int) -> tuple[str | None, bool]:
@@ -225,6 +228,7 @@ def export_event(event: RequestEvent, *, max_body_bytes: int | None = None) -> E
         ),
         session_id=event.session_id,
         attempts=[ExportedAttempt(**a.model_dump()) for a in event.attempts],
+        mcp=event.mcp,
     )
 
 

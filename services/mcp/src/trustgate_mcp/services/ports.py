@@ -53,6 +53,11 @@ class UpstreamUnavailable(Exception):
     reason is for the log and the event, never with a credential in it)."""
 
 
+class UpstreamAuthRequired(UpstreamUnavailable):
+    """The upstream's auth mode needs something the caller did not bring (a bearer token
+    for passthrough or exchange, or one for another audience)."""
+
+
 class SessionExpired(UpstreamUnavailable):
     """The upstream no longer knows the session (HTTP 404 on a request that carried it)."""
 
