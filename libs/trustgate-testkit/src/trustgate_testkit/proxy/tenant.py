@@ -118,6 +118,35 @@ class Tenant:
         self.registries[name] = registry
         return registry
 
+    async def add_mcp_registry(
+        self,
+        name: str,
+        url: str,
+        *,
+        auth: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Registry:
+        """An MCP registry (an MCP server at ``url``); ``auth`` and ``headers`` (in clear)
+        are sealed as the admin seals them."""
+        now = _now()
+        target: dict[str, Any] = {"url": url, "transport": "streamable-http"}
+        if auth is not None:
+            target["auth"] = auth
+        if headers is not None:
+            target["headers"] = headers
+        registry = Registry(
+            id=uuid7(),
+            gateway_id=self.gateway.id,
+            created_at=now,
+            updated_at=now,
+            name=name,
+            type="MCP",
+            mcp_target=self.box.seal_fields(target),
+        )
+        await self._publish(RegistryEvent(**self._envelope(registry.id), entity=registry))
+        self.registries[name] = registry
+        return registry
+
     async def put_registry(self, name: str, **changes: Any) -> Registry:
         """The registry with ``changes`` (fields as stored: ``auth`` sealed)."""
         registry = self.registries[name].model_copy(update=changes)
@@ -134,7 +163,10 @@ class Tenant:
         with_key: bool = True,
         slug: str | None = None,
         key: str | None = None,
+        **fields: Any,
     ) -> Consumer:
+        """``fields``: other consumer fields (``type="MCP"``, ``toolkit``, ``fail_mode``,
+        ``always_prefix``, ...)."""
         now = _now()
         auth_ids: list[UUID] = []
         if with_key:
@@ -167,6 +199,7 @@ class Tenant:
                 for r, (allowed, default) in (policies or {}).items()
             ],
             auth_ids=auth_ids,
+            **fields,
         )
         await self._publish(ConsumerEvent(**self._envelope(consumer.id), entity=consumer))
         self.consumers[name] = consumer
