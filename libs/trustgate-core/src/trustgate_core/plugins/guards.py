@@ -94,11 +94,14 @@ TOOL_ALLOWLIST = PluginSpec(
     id="tool_allowlist",
     name="Tool allowlist",
     category="security",
-    description="Filters the tools a request offers the model through allow and deny lists.",
+    description=(
+        "Filters tools through allow and deny lists: the tools an LLM request offers the "
+        "model; on MCP, the tools a consumer sees and may call."
+    ),
     stages=("pre_request",),
     mandatory_stages=("pre_request",),
     default_stages=("pre_request",),
-    protocols=("LLM",),
+    protocols=("LLM", "MCP"),
     modes=("enforce", "observe"),
     settings_model=ToolAllowlistSettings,
     mutates=frozenset({"request_body"}),

@@ -14,6 +14,7 @@ from trustgate_core.policy.engine import (
     RunnerType,
 )
 from trustgate_core.policy.exchange import Answer, Header, PolicyExchange, ResponseFilter
+from trustgate_core.policy.mcp import McpExchange, call_target, rpc_error
 
 __all__ = [
     "Answer",
@@ -22,6 +23,7 @@ __all__ = [
     "Decision",
     "GatewayRunner",
     "Header",
+    "McpExchange",
     "PolicyDeps",
     "PolicyEngine",
     "PolicyExchange",
@@ -30,4 +32,6 @@ __all__ = [
     "ResponseFilter",
     "Runner",
     "RunnerType",
+    "call_target",
+    "rpc_error",
 ]

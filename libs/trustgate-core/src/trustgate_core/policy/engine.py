@@ -135,6 +135,11 @@ class Runner:
             stage: getattr(self, stage) for stage in STAGES if stage in info.stages
         }
 
+    def allows_tool(self, name: str) -> bool:
+        """Whether this policy lets a caller see and call the tool ``name`` (an MCP
+        ``tool_allowlist`` says no to some)."""
+        return True
+
     async def pre_request(self, x: PolicyExchange) -> Decision | None:
         return None
 
@@ -158,9 +163,9 @@ Batch = tuple[Runner, ...]
 class Chain:
     """A consumer's compiled policies. ``stages`` names the stages with work (the caller
     runs only those); ``runners`` is the chain in order (the CORS runner answers
-    preflights through ``find``)."""
+    preflights through ``find``); ``allows_tool`` filters an MCP ``tools/list``."""
 
-    __slots__ = ("_batches", "_engine", "runners", "stages")
+    __slots__ = ("_batches", "_engine", "_tool_gates", "runners", "stages")
 
     def __init__(self, engine: PolicyEngine, runners: tuple[Runner, ...]) -> None:
         self._engine = engine
@@ -171,6 +176,15 @@ class Chain:
             if batches:
                 self._batches[stage] = batches
         self.stages: frozenset[Stage] = frozenset(self._batches)
+        # an observed allowlist hides nothing: it only records what it would refuse
+        self._tool_gates = tuple(
+            r for r in runners if r.plugin == "tool_allowlist" and r.mode != "observe"
+        )
+
+    def allows_tool(self, name: str) -> bool:
+        """Whether the consumer may see and call the tool ``name`` (its exposed name):
+        every enforced ``tool_allowlist`` of the chain allows it (True without one)."""
+        return all(gate.allows_tool(name) for gate in self._tool_gates)
 
     def find(self, plugin: str) -> Runner | None:
         for runner in self.runners:
