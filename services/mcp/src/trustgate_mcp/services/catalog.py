@@ -1,0 +1,133 @@
+"""A consumer's catalog from its servers' live lists.
+
+Every list of every server is asked for at once (``UpstreamPort.listing`` keeps them for
+``MCP_LIST_TTL``, returning the same list objects while it holds them), so the built
+catalog is memoized on those identities: an unchanged catalog is not rebuilt per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, get_args
+from uuid import UUID
+
+from trustgate_core.models import Consumer, Registry
+from trustgate_mcp.domain.catalog import Catalog, ServerLists, build_catalog
+from trustgate_mcp.services.ports import (
+    Caller,
+    ListKind,
+    RpcFailure,
+    UpstreamPort,
+    UpstreamUnavailable,
+)
+
+METHOD_NOT_FOUND = -32601
+_KINDS: tuple[ListKind, ...] = get_args(ListKind)
+# a list a server does not implement: always this object, so the memo still recognises
+# that server's lists (never mutated: the catalog copies what it lists)
+_NOT_IMPLEMENTED: list[dict[str, Any]] = []
+
+# one server's outcome: its four lists in ``_KINDS`` order, or why it is unreachable
+_Fetched = tuple[list[dict[str, Any]], ...] | UpstreamUnavailable
+
+
+@dataclass(slots=True)
+class _Memo:
+    """The last catalog built for a consumer and what it was built from (compared by
+    identity), with the last allow-list's view of it."""
+
+    consumer: Consumer
+    inputs: tuple[tuple[Registry, _Fetched], ...]
+    catalog: Catalog
+    allowed_tool: Callable[[str], bool] | None = None
+    allowed: Catalog | None = None
+
+    def holds(self, consumer: Consumer, inputs: tuple[tuple[Registry, _Fetched], ...]) -> bool:
+        return (
+            self.consumer is consumer
+            and len(self.inputs) == len(inputs)
+            and all(
+                registry is kept_registry and _same(fetched, kept)
+                for (registry, fetched), (kept_registry, kept) in zip(
+                    inputs, self.inputs, strict=True
+                )
+            )
+        )
+
+
+def _same(fetched: _Fetched, kept: _Fetched) -> bool:
+    """The same lists (identity), or unreachable both times."""
+    if isinstance(fetched, UpstreamUnavailable) or isinstance(kept, UpstreamUnavailable):
+        return isinstance(fetched, UpstreamUnavailable) and isinstance(kept, UpstreamUnavailable)
+    return all(a is b for a, b in zip(fetched, kept, strict=True))
+
+
+class CatalogService:
+    def __init__(self, upstreams: UpstreamPort) -> None:
+        self._upstreams = upstreams
+        # one entry per consumer id: a consumer's new version replaces the old one's
+        self._memos: dict[UUID, _Memo] = {}
+
+    async def catalog(
+        self,
+        caller: Caller,
+        registries: Sequence[Registry],
+        *,
+        allowed_tool: Callable[[str], bool] | None = None,
+    ) -> Catalog:
+        """The catalog of ``caller.consumer`` over ``registries`` (its MCP registries).
+
+        A server that cannot be reached is left out and named in ``skipped`` when the
+        consumer's ``fail_mode`` is open (the default); with ``closed`` its
+        `UpstreamUnavailable` is raised. A server that does not implement a list
+        (-32601) has an empty one.
+        """
+        consumer = caller.consumer
+        fetched = await asyncio.gather(*(self._server(registry, caller) for registry in registries))
+        inputs = tuple(zip(registries, fetched, strict=True))
+        memo = self._memos.get(consumer.id)
+        if memo is None or not memo.holds(consumer, inputs):
+            memo = _Memo(consumer, inputs, self._build(consumer, inputs))
+            self._memos[consumer.id] = memo
+        if allowed_tool is None:
+            return memo.catalog
+        if memo.allowed is None or memo.allowed_tool is not allowed_tool:
+            memo.allowed_tool, memo.allowed = allowed_tool, memo.catalog.only(allowed_tool)
+        return memo.allowed
+
+    @staticmethod
+    def _build(consumer: Consumer, inputs: tuple[tuple[Registry, _Fetched], ...]) -> Catalog:
+        lists: list[ServerLists] = []
+        skipped: list[UUID] = []
+        for registry, fetched in inputs:
+            if isinstance(fetched, UpstreamUnavailable):
+                if consumer.fail_mode == "closed":
+                    raise fetched
+                skipped.append(registry.id)
+                continue
+            tools, resources, templates, prompts = fetched
+            lists.append(ServerLists(registry, tools, resources, templates, prompts))
+        return build_catalog(consumer, lists, skipped=tuple(skipped))
+
+    async def _server(self, registry: Registry, caller: Caller) -> _Fetched:
+        answers = await asyncio.gather(
+            *(self._upstreams.listing(registry, caller, kind) for kind in _KINDS),
+            return_exceptions=True,
+        )
+        lists: list[list[dict[str, Any]]] = []
+        for answer in answers:
+            if isinstance(answer, UpstreamUnavailable):
+                return answer
+            if isinstance(answer, RpcFailure):
+                if answer.code != METHOD_NOT_FOUND:
+                    return UpstreamUnavailable(
+                        f"{registry.name}: list answered error {answer.code}"
+                    )
+                lists.append(_NOT_IMPLEMENTED)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                lists.append(answer)
+        return tuple(lists)
