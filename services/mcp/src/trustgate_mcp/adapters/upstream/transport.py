@@ -1,0 +1,125 @@
+"""One JSON-RPC message over MCP's streamable HTTP transport (spec 2025-06-18 / 2025-11-25).
+
+A POST carries the message; the answer is a JSON body, an SSE stream (read until the
+response with our id, collecting the server's notifications on the way), or 202 for a
+notification. Raw dicts and orjson only: this is the request path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from trustgate_mcp.services.ports import (
+    RpcFailure,
+    SessionExpired,
+    UpstreamUnavailable,
+)
+
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+BASE_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json, text/event-stream",
+}
+
+
+@dataclass(slots=True)
+class Answer:
+    """What one POST brought back: the JSON-RPC ``result`` (None for a notification), the
+    session id the server set, and the notifications it sent on the way."""
+
+    result: dict[str, Any] | None
+    session_id: str | None = None
+    notifications: list[str] = field(default_factory=list)
+
+
+async def post(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    message: dict[str, Any],
+    limit: aiohttp.ClientTimeout,
+) -> Answer:
+    """POST ``message``; its answer. ``headers`` are complete (content type, accept,
+    session, version, auth). Raises `RpcFailure`, `SessionExpired`, `UpstreamUnavailable`."""
+    try:
+        async with http.post(
+            url, data=orjson.dumps(message), headers=headers, timeout=limit
+        ) as resp:
+            status = resp.status
+            if status == 404 and SESSION_HEADER in headers:
+                raise SessionExpired("the upstream no longer knows the session")
+            if status == 202 or (status < 300 and "id" not in message):
+                return Answer(None, resp.headers.get(SESSION_HEADER))
+            if status >= 300 or status < 200:
+                raise UpstreamUnavailable(f"the upstream answered HTTP {status}")
+            session_id = resp.headers.get(SESSION_HEADER)
+            if resp.content_type == "text/event-stream":
+                answer = await _read_stream(resp.content, message["id"])
+                answer.session_id = session_id
+                return answer
+            body = await resp.read()
+    except TimeoutError:
+        raise UpstreamUnavailable(f"the upstream did not answer within {limit.total:g}s") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnavailable(f"cannot reach the upstream ({type(exc).__name__})") from None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamUnavailable("the upstream's answer is not JSON") from None
+    return Answer(_outcome(doc), session_id)
+
+
+def _outcome(doc: Any) -> dict[str, Any]:
+    """The ``result`` of a JSON-RPC response, or its error raised."""
+    if isinstance(doc, dict):
+        result = doc.get("result")
+        if isinstance(result, dict):
+            return result
+        error = doc.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            message = error.get("message")
+            raise RpcFailure(
+                code if isinstance(code, int) else -32603,
+                message if isinstance(message, str) else "upstream error",
+                error.get("data"),
+            )
+    raise UpstreamUnavailable("the upstream's answer is not a JSON-RPC response")
+
+
+async def _read_stream(content: aiohttp.StreamReader, request_id: Any) -> Answer:
+    """Read SSE events until the response to ``request_id``. Comments and pings are
+    skipped; server-to-client requests (sampling, elicitation) are not supported and
+    ignored; notifications' methods are collected."""
+    answer = Answer(None)
+    data: list[bytes] = []
+    async for raw in content:
+        line = raw.rstrip(b"\r\n")
+        if line:
+            if line.startswith(b"data:"):
+                chunk = line[5:]
+                data.append(chunk[1:] if chunk.startswith(b" ") else chunk)
+            continue
+        if not data:
+            continue
+        payload, data = b"\n".join(data), []
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable("the upstream sent an event that is not JSON") from None
+        if not isinstance(doc, dict):
+            continue
+        method = doc.get("method")
+        if isinstance(method, str):
+            if "id" not in doc:
+                answer.notifications.append(method)
+            continue
+        if doc.get("id") == request_id:
+            answer.result = _outcome(doc)
+            return answer
+    raise UpstreamUnavailable("the upstream's stream ended without an answer")
