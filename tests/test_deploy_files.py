@@ -18,7 +18,7 @@ COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 
 INFRA_PORTS = {"postgres": 5432, "nats": 4222, "redis": 6379, "kafka": 9092}
-PLANE_PORTS = {"admin": 8080, "proxy": 8081, "telemetry": 8083}
+PLANE_PORTS = {"admin": 8080, "proxy": 8081, "mcp": 8082, "telemetry": 8083}
 
 # Modules that may hold settings classes; those not installed (yet) are skipped.
 SETTINGS_MODULES = [
@@ -32,8 +32,9 @@ SETTINGS_MODULES = [
 
 # Variables the compose file sets for planes that are not written yet: Redis is for the
 # proxy's shared counters and policy-cache (architecture §4, §6).
+# MCP_BASE_DOMAIN is for the MCP plane's Host-based gateway discovery (issue 14).
 # Remove a name here once a settings class reads it.
-PENDING_SETTINGS = {"REDIS_HOST"}
+PENDING_SETTINGS = {"REDIS_HOST", "MCP_BASE_DOMAIN"}
 
 
 def _aliases(field: Any) -> set[str]:
@@ -139,6 +140,41 @@ def test_planes_get_the_settings_they_need(compose: dict[str, Any]) -> None:
     telemetry = _environment(compose["services"]["telemetry"])
     for name in ("NATS_URL", "KAFKA_BROKERS", "TELEMETRY_KAFKA_TOPIC"):
         assert name in telemetry
+    mcp = _environment(compose["services"]["mcp"])
+    for name in ("SERVER_SECRET_KEY", "NATS_URL", "MCP_BASE_DOMAIN"):
+        assert name in mcp
+    assert "REDIS_HOST" in mcp or "REDIS_URL" in mcp, "MCP replicas would not share limits"
+
+
+def _alias(settings: type[BaseSettings], field: str) -> str:
+    alias = settings.model_fields[field].alias
+    assert alias, f"{settings.__name__}.{field} has no environment name"
+    return alias
+
+
+def test_the_mcp_service_matches_the_planes_settings(compose: dict[str, Any]) -> None:
+    """The port compose publishes and probes is ``McpSettings``' default, and the names it
+    sets are the ones ``McpSettings`` reads (``SERVER_MCP_*``)."""
+    from trustgate_mcp.settings import McpSettings
+
+    fields = McpSettings.model_fields
+    assert fields["port"].default == PLANE_PORTS["mcp"]
+    assert _alias(McpSettings, "port") == "SERVER_MCP_PORT"
+    assert _alias(McpSettings, "metrics_port") == "SERVER_MCP_METRICS_PORT"
+    service = compose["services"]["mcp"]
+    env = _environment(service)
+    # a port compose overrode would no longer be the one published and probed
+    assert _alias(McpSettings, "port") not in env
+    assert compose["x-trustgate-env"][_alias(McpSettings, "host")] == "0.0.0.0"
+    assert fields["host"].default == "127.0.0.1"
+
+
+def test_the_mcp_plane_starts_after_what_it_reads_like_the_proxy(compose: dict[str, Any]) -> None:
+    """Its config replica needs NATS and the admin's streams; its counters need Redis."""
+    mcp = compose["services"]["mcp"]["depends_on"]
+    proxy = compose["services"]["proxy"]["depends_on"]
+    assert mcp == proxy
+    assert all(dep["condition"] == "service_healthy" for dep in mcp.values())
 
 
 def test_every_variable_the_planes_set_is_a_real_setting(compose: dict[str, Any]) -> None:
