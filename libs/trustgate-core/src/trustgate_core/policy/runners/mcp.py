@@ -8,21 +8,22 @@ LLM-only (``MCP_RUNNERS`` in ``trustgate_core.policy.runners``). Both judge the 
   plane answers -32001), and left out of ``tools/list`` (``Chain.allows_tool``).
   ``on_empty_after_filter`` and ``scope`` concern an LLM request's ``tools`` field only.
 - ``per_tool_rate_limiter``: the first rule whose ``tool`` glob matches gives the tool
-  its windows; each tool it matches is counted on its own. The windows are fixed (aligned
-  on the epoch) and reserved together in one atomic ``counters.reserve``: exact across
-  replicas, and a refused call consumes none of them. Over a window: 429 with
-  ``Retry-After`` (the end of the window) and ``X-RateLimit-Tool-*`` (the plane answers
-  -32004); passing, the ``X-RateLimit-Tool-*`` headers of the tightest window. Counted per
-  consumer, or per gateway with ``scope: global`` (or a global policy). On MCP a rule can
-  only reject (the admin refuses the other behaviours for MCP consumers).
+  its windows; each tool it matches is counted on its own. Each window is a sliding
+  window like ``rate_limiter``'s (one atomic ``counters.hit``: exact across replicas, a
+  refused hit is not counted), checked shortest first: a call a longer window refuses
+  has taken a slot of the shorter ones only (they free soonest). Over a window: 429 with
+  ``Retry-After`` (until a slot frees) and ``X-RateLimit-Tool-*`` (the plane answers
+  -32004); passing, the ``X-RateLimit-Tool-*`` headers of the tightest window. Counted
+  per consumer, or per gateway with ``scope: global`` (or a global policy). On MCP a rule
+  can only reject (the admin refuses the other behaviours for MCP consumers).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from typing import Final
 
+from trustgate_core.counters.base import WindowHit
 from trustgate_core.durations import parse_duration
 from trustgate_core.errors import PolicyRejected
 from trustgate_core.plugins.base import glob_match
@@ -34,8 +35,8 @@ from trustgate_core.policy.mcp import McpExchange
 from trustgate_core.policy.runners.content import compile_globs
 
 _TOOLS_CALL: Final = "tools/call"
-#: How long a window's key outlives its window (a replica's clock a little behind).
-_KEY_SLACK_MS: Final = 60_000
+#: Tools whose rule is remembered (the names an upstream offers are few).
+_MEMO_MAX: Final = 10_000
 _LIMIT: Final = b"x-ratelimit-tool-limit"
 _REMAINING: Final = b"x-ratelimit-tool-remaining"
 _RESET: Final = b"x-ratelimit-tool-reset"
@@ -77,12 +78,14 @@ class McpToolAllowlist(Runner):
 
 
 class _Rule:
-    __slots__ = ("durations_ms", "maxima", "pattern")
+    __slots__ = ("pattern", "windows")
 
     def __init__(self, pattern: str, windows: list[tuple[int, int]]) -> None:
         self.pattern = pattern
-        self.durations_ms = tuple(duration for duration, _ in windows)
-        self.maxima = tuple(limit for _, limit in windows)
+        tightest: dict[int, int] = {}  # two windows of one length: the smaller max holds
+        for duration_ms, limit in windows:
+            tightest[duration_ms] = min(limit, tightest.get(duration_ms, limit))
+        self.windows = tuple(sorted(tightest.items()))  # (duration ms, max), shortest first
 
 
 class PerToolRateLimiter(Runner):
@@ -113,7 +116,7 @@ class PerToolRateLimiter(Runner):
         if tool in self._by_tool:
             return self._by_tool[tool]
         found = next((rule for rule in self._rules if glob_match(rule.pattern, tool)), None)
-        if len(self._by_tool) < 10_000:  # tool names are few; a flood of made-up ones is not
+        if len(self._by_tool) < _MEMO_MAX:  # tool names are few; made-up ones are not kept
             self._by_tool[tool] = found
         return found
 
@@ -124,54 +127,52 @@ class PerToolRateLimiter(Runner):
         rule = self._rule(tool)
         if rule is None:
             return None
-        now_ms = int(time.time() * 1000)
         subject = x.gateway.id if self.dim == "global" else x.consumer.id
         base = f"{self._prefix}{subject}:{tool}:"
-        keys: list[str] = []
-        ttls: list[int] = []
-        ends: list[int] = []
-        for duration in rule.durations_ms:
-            window = now_ms // duration
-            keys.append(f"{base}{duration}:{window}")
-            end = (window + 1) * duration
-            ends.append(end)
-            ttls.append(end - now_ms + _KEY_SLACK_MS)
-        reservation = await self.deps.counters.reserve(keys, rule.maxima, 1, ttls)
-        if not reservation.allowed:
-            at = reservation.blocked
-            limit = rule.maxima[at]
-            retry = max(-(-(ends[at] - now_ms) // 1000), 1)
-            raise PolicyRejected(
-                429,
-                {
-                    "error": "rate limit exceeded",
-                    "message": f"Request blocked: the tool {tool!r} may be called {limit} "
-                    f"times per {rule.durations_ms[at] // 1000}s. Retry after {retry}s.",
-                    "reason": "tool_rate_limit_exceeded",
-                    "scope": self.dim,
-                    "tool": tool,
-                    "limit": limit,
-                    "retry_after_seconds": retry,
-                },
+        counters = self.deps.counters
+        tightest: WindowHit | None = None
+        for duration_ms, limit in rule.windows:
+            hit: WindowHit = await counters.hit(f"{base}{duration_ms}", limit, duration_ms)
+            if not hit.allowed:
+                raise self._refusal(tool, duration_ms, hit)
+            if tightest is None or hit.remaining < tightest.remaining:
+                tightest = hit
+        if tightest is not None:
+            x.response_headers.extend(
                 (
-                    (b"retry-after", b"%d" % retry),
-                    (_LIMIT, b"%d" % limit),
-                    (_REMAINING, b"0"),
-                    (_RESET, b"%d" % -(-ends[at] // 1000)),
-                ),
-                kind="rate_limited",
+                    (_LIMIT, b"%d" % tightest.limit),
+                    (_REMAINING, b"%d" % tightest.remaining),
+                    (_RESET, b"%d" % _ceil_s(tightest.reset_ms)),
+                )
             )
-        tightest = min(
-            range(len(keys)), key=lambda i: (rule.maxima[i] - reservation.used[i], ends[i])
-        )
-        x.response_headers.extend(
-            (
-                (_LIMIT, b"%d" % rule.maxima[tightest]),
-                (_REMAINING, b"%d" % max(rule.maxima[tightest] - reservation.used[tightest], 0)),
-                (_RESET, b"%d" % -(-ends[tightest] // 1000)),
-            )
-        )
         return None
+
+    def _refusal(self, tool: str, duration_ms: int, hit: WindowHit) -> PolicyRejected:
+        retry = max(hit.retry_after_s, 1)
+        return PolicyRejected(
+            429,
+            {
+                "error": "rate limit exceeded",
+                "message": f"Request blocked: the tool {tool!r} may be called {hit.limit} "
+                f"times per {_ceil_s(duration_ms)}s. Retry after {retry}s.",
+                "reason": "tool_rate_limit_exceeded",
+                "scope": self.dim,
+                "tool": tool,
+                "limit": hit.limit,
+                "retry_after_seconds": retry,
+            },
+            (
+                (b"retry-after", b"%d" % retry),
+                (_LIMIT, b"%d" % hit.limit),
+                (_REMAINING, b"0"),
+                (_RESET, b"%d" % _ceil_s(hit.reset_ms)),
+            ),
+            kind="rate_limited",
+        )
+
+
+def _ceil_s(ms: int) -> int:
+    return -(-ms // 1000)
 
 
 RUNNERS: dict[str, RunnerType] = {
