@@ -1,0 +1,585 @@
+"""The plane's OAuth 2.1 endpoints through an ASGI client, over a replica state filled
+with models (no bus): metadata, registration, the connect page, PKCE, codes, refresh
+rotation, audience binding."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from uuid import UUID
+
+import httpx
+import jwt
+
+from trustgate_core.counters import Counters, LocalCounters, RedisCounters
+from trustgate_core.events import AuthEvent, ConsumerEvent, GatewayEvent
+from trustgate_core.ids import hash_api_key, uuid7
+from trustgate_core.models import Auth, Consumer, Gateway
+from trustgate_core.replica import ReplicaState
+from trustgate_mcp.oauth.server import OAuthServer
+from trustgate_mcp.settings import McpSettings
+
+NOW = datetime.now(UTC)
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.rstrip(b"=").decode()
+
+
+@dataclass
+class World:
+    state: ReplicaState = field(default_factory=ReplicaState)
+    revision: int = 0
+
+    def put(self, entity: Any) -> Any:
+        self.revision += 1
+        kind = {Gateway: GatewayEvent, Consumer: ConsumerEvent, Auth: AuthEvent}[type(entity)]
+        event = kind(
+            op="upsert",
+            revision=self.revision,
+            gateway_id=entity.gateway_id,
+            entity_id=entity.id,
+            occurred_at=NOW,
+            entity=entity,
+        )
+        assert self.state.apply(event)
+        return entity
+
+    def gateway(self) -> Gateway:
+        gw = uuid7()
+        return self.put(
+            Gateway(id=gw, gateway_id=gw, created_at=NOW, updated_at=NOW, slug=f"gw-{gw.hex[-8:]}")
+        )
+
+    def api_key(self, gateway: Gateway, **changes: Any) -> tuple[Auth, str]:
+        key = "ag_" + secrets.token_urlsafe(24)
+        fields: dict[str, Any] = {
+            "id": uuid7(),
+            "gateway_id": gateway.id,
+            "created_at": NOW,
+            "updated_at": NOW,
+            "name": "agent key",
+            "type": "api_key",
+            "key_hash": hash_api_key(key),
+        }
+        return self.put(Auth(**{**fields, **changes})), key
+
+    def consumer(self, gateway: Gateway, auth_ids: list[UUID], **changes: Any) -> Consumer:
+        cid = uuid7()
+        fields: dict[str, Any] = {
+            "id": cid,
+            "gateway_id": gateway.id,
+            "created_at": NOW,
+            "updated_at": NOW,
+            "name": "Agents",
+            "slug": f"agents-{cid.hex[-10:]}",
+            "type": "MCP",
+            "auth_ids": auth_ids,
+        }
+        return self.put(Consumer(**{**fields, **changes}))
+
+    def changed(self, entity: Any, **changes: Any) -> Any:
+        return self.put(entity.model_copy(update=changes))
+
+
+def server(world: World, counters: Counters | None = None, **env: Any) -> OAuthServer:
+    settings = McpSettings(**env)
+    return OAuthServer(world.state, settings, counters or LocalCounters())
+
+
+# -- the client side of the flow ---------------------------------------------------------
+BASE = "http://mcp.test"
+REDIRECT = "http://127.0.0.1:33418/callback"
+
+
+def client_for(oauth: OAuthServer) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=oauth), base_url=BASE)
+
+
+async def registered(http: httpx.AsyncClient, redirect: str = REDIRECT) -> str:
+    answer = await http.post(
+        "/oauth/register", json={"redirect_uris": [redirect], "client_name": "Claude"}
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["client_id"])
+
+
+def authorize_params(client_id: str, slug: str, challenge: str, **changes: str) -> dict[str, str]:
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "state": "st-123",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "resource": f"{BASE}/{slug}/mcp",
+        "scope": "mcp",
+    }
+    params.update(changes)
+    return {k: v for k, v in params.items() if v != ""}
+
+
+def form_token(page: str) -> str:
+    match = re.search(r'name="form" value="([^"]+)"', page)
+    assert match, page
+    return html.unescape(match.group(1))
+
+
+async def sign_in(http: httpx.AsyncClient, page: httpx.Response, key: str) -> httpx.Response:
+    return await http.post("/oauth/authorize", data={"form": form_token(page.text), "api_key": key})
+
+
+def redirect_query(answer: httpx.Response) -> dict[str, str]:
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(REDIRECT + "?")
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+@dataclass
+class Tenant:
+    world: World
+    gateway: Gateway
+    auth: Auth
+    key: str
+    consumer: Consumer
+
+    @property
+    def resource(self) -> str:
+        return f"{BASE}/{self.consumer.slug}/mcp"
+
+
+def tenant() -> Tenant:
+    world = World()
+    gateway = world.gateway()
+    auth, key = world.api_key(gateway)
+    consumer = world.consumer(gateway, [auth.id])
+    return Tenant(world, gateway, auth, key, consumer)
+
+
+async def code_for(http: httpx.AsyncClient, t: Tenant, client_id: str, challenge: str) -> str:
+    page = await http.get(
+        "/oauth/authorize", params=authorize_params(client_id, t.consumer.slug, challenge)
+    )
+    assert page.status_code == 200, page.text
+    query = redirect_query(await sign_in(http, page, t.key))
+    assert query["state"] == "st-123"
+    return query["code"]
+
+
+async def tokens(
+    http: httpx.AsyncClient, client_id: str, code: str, verifier: str, **changes: str
+) -> httpx.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": client_id,
+        "code_verifier": verifier,
+    }
+    form.update(changes)
+    return await http.post("/oauth/token", data={k: v for k, v in form.items() if v != ""})
+
+
+# -- metadata ------------------------------------------------------------------------------
+async def test_protected_resource_metadata_names_the_mcp_url_and_this_authorization_server() -> (
+    None
+):
+    oauth = server(World())
+    async with client_for(oauth) as http:
+        answer = await http.get("/.well-known/oauth-protected-resource/team-a/mcp")
+        assert answer.status_code == 200
+        assert answer.json()["resource"] == f"{BASE}/team-a/mcp"
+        assert answer.json()["authorization_servers"] == [BASE]
+        assert answer.json()["bearer_methods_supported"] == ["header"]
+        assert answer.json()["scopes_supported"] == ["mcp"]
+        assert (await http.get("/.well-known/oauth-protected-resource/a/b/mcp")).status_code == 404
+    assert oauth.challenge(f"{BASE}/team-a/mcp") == (
+        f'Bearer resource_metadata="{BASE}/.well-known/oauth-protected-resource/team-a/mcp"'
+    )
+
+
+async def test_the_public_url_setting_wins_over_the_host_header() -> None:
+    oauth = server(World(), MCP_PUBLIC_URL="https://mcp.example.com/")
+    async with client_for(oauth) as http:
+        prm = (await http.get("/.well-known/oauth-protected-resource/team-a/mcp")).json()
+        meta = (await http.get("/.well-known/oauth-authorization-server")).json()
+    assert prm["resource"] == "https://mcp.example.com/team-a/mcp"
+    assert meta["issuer"] == "https://mcp.example.com"
+    assert meta["token_endpoint"] == "https://mcp.example.com/oauth/token"
+
+
+async def test_authorization_server_metadata_offers_code_with_s256_only_and_public_clients() -> (
+    None
+):
+    async with client_for(server(World())) as http:
+        for path in (
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-authorization-server/x/mcp",
+        ):
+            meta = (await http.get(path)).json()
+            assert meta["issuer"] == BASE
+            assert meta["code_challenge_methods_supported"] == ["S256"]
+            assert meta["token_endpoint_auth_methods_supported"] == ["none"]
+            assert meta["registration_endpoint"] == f"{BASE}/oauth/register"
+        jwks = (await http.get("/.well-known/jwks.json")).json()
+    assert [k["alg"] for k in jwks["keys"]] == ["EdDSA"]
+
+
+async def test_every_replica_derives_the_same_signing_key_from_the_secrets_key() -> None:
+    one, two = server(World()), server(World())
+    other = server(World(), TRUSTGATE_SECRETS_KEY="another-secret-key-0123456789-abcdef")
+    assert one.signer.jwks() == two.signer.jwks()
+    assert other.signer.jwks() != one.signer.jwks()
+
+
+# -- registration -------------------------------------------------------------------------
+async def test_registration_makes_a_public_client_and_checks_redirect_uris() -> None:
+    async with client_for(server(World())) as http:
+        answer = await http.post(
+            "/oauth/register",
+            json={
+                "redirect_uris": ["https://app.example.com/cb", "http://localhost:8765/cb"],
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+        )
+        assert answer.status_code == 201
+        assert answer.json()["token_endpoint_auth_method"] == "none"
+        assert "client_secret" not in answer.json()
+        for bad in (
+            {"redirect_uris": ["http://app.example.com/cb"]},
+            {"redirect_uris": ["https://app.example.com/cb#frag"]},
+            {"redirect_uris": ["javascript:alert(1)"]},
+            {"redirect_uris": []},
+            {"client_name": "no uris"},
+        ):
+            refused = await http.post("/oauth/register", json=bad)
+            assert refused.status_code == 400, bad
+            assert refused.json()["error"] == "invalid_redirect_uri"
+        refused = await http.post(
+            "/oauth/register", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert refused.json()["error"] == "invalid_client_metadata"
+        grants = await http.post(
+            "/oauth/register", json={"redirect_uris": [REDIRECT], "grant_types": ["password"]}
+        )
+        assert grants.json()["error"] == "invalid_client_metadata"
+
+
+# -- authorization ------------------------------------------------------------------------
+async def test_the_connect_page_signs_in_with_the_consumers_api_key_and_returns_a_code() -> None:
+    t = tenant()
+    async with client_for(server(t.world)) as http:
+        client_id = await registered(http)
+        _, challenge = pkce()
+        page = await http.get(
+            "/oauth/authorize", params=authorize_params(client_id, t.consumer.slug, challenge)
+        )
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Claude" in page.text and t.resource in page.text
+        assert not re.search(r"<script|<link|<img|src=", page.text)  # no external assets
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+        wrong = await sign_in(http, page, "ag_not-a-key")
+        assert wrong.status_code == 401
+        assert "does not open this MCP server" in wrong.text
+        assert "ag_not-a-key" not in wrong.text
+
+        query = redirect_query(await sign_in(http, wrong, t.key))
+        assert query["state"] == "st-123" and query["code"]
+
+
+async def test_a_key_of_another_consumer_or_a_disabled_key_does_not_sign_in() -> None:
+    t = tenant()
+    other_auth, other_key = t.world.api_key(t.gateway)
+    t.world.consumer(t.gateway, [other_auth.id])
+    disabled, disabled_key = t.world.api_key(t.gateway, enabled=False)
+    t.world.changed(t.consumer, auth_ids=[t.auth.id, disabled.id])
+    async with client_for(server(t.world)) as http:
+        client_id = await registered(http)
+        _, challenge = pkce()
+        page = await http.get(
+            "/oauth/authorize", params=authorize_params(client_id, t.consumer.slug, challenge)
+        )
+        for key in (other_key, disabled_key, ""):
+            assert (await sign_in(http, page, key)).status_code == 401
+
+
+async def test_a_forged_or_tampered_form_token_is_refused() -> None:
+    t = tenant()
+    async with client_for(server(t.world)) as http:
+        client_id = await registered(http)
+        _, challenge = pkce()
+        page = await http.get(
+            "/oauth/authorize", params=authorize_params(client_id, t.consumer.slug, challenge)
+        )
+        token = form_token(page.text)
+        tampered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+        for form in (tampered, "made-up"):
+            answer = await http.post("/oauth/authorize", data={"form": form, "api_key": t.key})
+            assert answer.status_code == 400
+            assert "expired" in answer.text
+
+
+async def test_pkce_s256_is_required_and_errors_go_back_to_the_registered_redirect_uri() -> None:
+    t = tenant()
+    async with client_for(server(t.world)) as http:
+        client_id = await registered(http)
+        _, challenge = pkce()
+        slug = t.consumer.slug
+        cases = {
+            "invalid_request": [
+                authorize_params(client_id, slug, challenge, code_challenge_method="plain"),
+                authorize_params(client_id, slug, challenge, code_challenge_method=""),
+                authorize_params(client_id, slug, "", code_challenge_method="S256"),
+            ],
+            "unsupported_response_type": [
+                authorize_params(client_id, slug, challenge, response_type="token")
+            ],
+            "invalid_target": [
+                authorize_params(client_id, slug, challenge, resource=""),
+                authorize_params(
+                    client_id, slug, challenge, resource="https://elsewhere.example/x/mcp"
+                ),
+            ],
+            "invalid_scope": [authorize_params(client_id, slug, challenge, scope="mcp admin")],
+        }
+        for error, requests in cases.items():
+            for params in requests:
+                query = redirect_query(await http.get("/oauth/authorize", params=params))
+                assert query["error"] == error, params
+                assert query["state"] == "st-123"
+
+        # before the redirect URI is known to be the client's, nothing is redirected
+        unknown_client = await http.get(
+            "/oauth/authorize", params=authorize_params("forged", slug, challenge)
+        )
+        assert unknown_client.status_code == 400
+        assert unknown_client.json()["error"] == "invalid_client"
+        other_uri = await http.get(
+            "/oauth/authorize",
+            params=authorize_params(
+                client_id, slug, challenge, redirect_uri="https://evil.example/cb"
+            ),
+        )
+        assert other_uri.status_code == 400
+        assert other_uri.json()["error"] == "invalid_request"
+
+
+async def test_the_connect_page_is_rate_limited_per_client_ip() -> None:
+    t = tenant()
+    async with client_for(server(t.world, MCP_CONNECT_RATE_LIMIT_PER_MINUTE=3)) as http:
+        client_id = await registered(http)
+        _, challenge = pkce()
+        page = await http.get(
+            "/oauth/authorize", params=authorize_params(client_id, t.consumer.slug, challenge)
+        )
+        statuses = [(await sign_in(http, page, "ag_wrong")).status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+        blocked = await sign_in(http, page, t.key)
+        assert blocked.status_code == 429 and blocked.headers["retry-after"] == "60"
+
+
+# -- tokens --------------------------------------------------------------------------------
+async def test_the_code_becomes_an_audience_bound_token_that_verify_accepts() -> None:
+    t = tenant()
+    oauth = server(t.world)
+    async with client_for(oauth) as http:
+        client_id = await registered(http)
+        verifier, challenge = pkce()
+        answer = await tokens(
+            http, client_id, await code_for(http, t, client_id, challenge), verifier
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    assert body["token_type"] == "Bearer" and body["scope"] == "mcp"
+    assert body["expires_in"] == 3600 and body["refresh_token"]
+
+    grant = oauth.verify(body["access_token"], t.resource)
+    assert grant is not None
+    assert (grant.gateway_id, grant.consumer_id, grant.auth_id) == (
+        t.gateway.id,
+        t.consumer.id,
+        t.auth.id,
+    )
+    assert grant.scopes == ("mcp",)
+
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == t.resource and claims["iss"] == BASE
+    assert claims["token_use"] == "mcp_access" and claims["consumer_id"] == str(t.consumer.id)
+    assert jwt.get_unverified_header(body["access_token"])["kid"] == oauth.signer.kid
+
+    # another consumer's MCP URL, another host: refused
+    other = t.world.consumer(t.gateway, [t.auth.id])
+    assert oauth.verify(body["access_token"], f"{BASE}/{other.slug}/mcp") is None
+    assert oauth.verify(body["access_token"], f"http://other.test/{t.consumer.slug}/mcp") is None
+    assert oauth.verify(body["access_token"] + "x", t.resource) is None
+    assert oauth.verify("not-a-jwt", t.resource) is None
+    # another replica with the same secrets key verifies; one with another key does not
+    assert server(t.world).verify(body["access_token"], t.resource) is not None
+    assert (
+        server(t.world, TRUSTGATE_SECRETS_KEY="another-secret-key-0123456789-abcdef").verify(
+            body["access_token"], t.resource
+        )
+        is None
+    )
+
+    # the key is disabled: its tokens stop working at once
+    t.world.changed(t.auth, enabled=False)
+    assert oauth.verify(body["access_token"], t.resource) is None
+
+
+async def test_a_wrong_verifier_a_plain_verifier_or_another_redirect_uri_is_refused() -> None:
+    t = tenant()
+    async with client_for(server(t.world)) as http:
+        client_id = await registered(http)
+        verifier, challenge = pkce()
+        wrong_verifier = await tokens(
+            http, client_id, await code_for(http, t, client_id, challenge), pkce()[0]
+        )
+        assert wrong_verifier.status_code == 400
+        assert wrong_verifier.json()["error"] == "invalid_grant"
+        plain = await tokens(
+            http, client_id, await code_for(http, t, client_id, challenge), challenge
+        )
+        assert plain.json()["error"] == "invalid_grant"
+        missing = await tokens(http, client_id, await code_for(http, t, client_id, challenge), "")
+        assert missing.json()["error"] == "invalid_request"
+        other_uri = await tokens(
+            http,
+            client_id,
+            await code_for(http, t, client_id, challenge),
+            verifier,
+            redirect_uri="http://127.0.0.1:1/other",
+        )
+        assert other_uri.json()["error"] == "invalid_grant"
+        other_client = await tokens(
+            http, await registered(http), await code_for(http, t, client_id, challenge), verifier
+        )
+        assert other_client.json()["error"] == "invalid_grant"
+        forged_client = await tokens(http, "forged", "x", verifier)
+        assert (forged_client.status_code, forged_client.json()["error"]) == (401, "invalid_client")
+        unsupported = await tokens(http, client_id, "x", verifier, grant_type="password")
+        assert unsupported.json()["error"] == "unsupported_grant_type"
+        not_form = await http.post("/oauth/token", json={"grant_type": "authorization_code"})
+        assert not_form.status_code == 400 and not_form.json()["error"] == "invalid_request"
+
+
+async def test_a_code_is_single_use() -> None:
+    t = tenant()
+    async with client_for(server(t.world)) as http:
+        client_id = await registered(http)
+        verifier, challenge = pkce()
+        code = await code_for(http, t, client_id, challenge)
+        assert (await tokens(http, client_id, code, verifier)).status_code == 200
+        again = await tokens(http, client_id, code, verifier)
+        assert again.status_code == 400
+        assert again.json() == {
+            "error": "invalid_grant",
+            "error_description": "the authorization code was already used",
+        }
+
+
+async def test_a_code_is_single_use_across_replicas_sharing_redis(infra: Any) -> None:
+    t = tenant()
+    counters = [RedisCounters(infra.redis_url), RedisCounters(infra.redis_url)]
+    one, two = server(t.world, counters[0]), server(t.world, counters[1])
+    try:
+        async with client_for(one) as http_one, client_for(two) as http_two:
+            client_id = await registered(http_one)
+            verifier, challenge = pkce()
+            code = await code_for(http_one, t, client_id, challenge)
+            first = await tokens(http_two, client_id, code, verifier)
+            assert first.status_code == 200  # registered and signed in on one, redeemed on two
+            assert (await tokens(http_one, client_id, code, verifier)).json()[
+                "error"
+            ] == "invalid_grant"
+    finally:
+        for c in counters:
+            await c.aclose()
+
+
+async def test_refresh_rotates_and_each_refresh_token_is_single_use() -> None:
+    t = tenant()
+    oauth = server(t.world)
+    async with client_for(oauth) as http:
+        client_id = await registered(http)
+        verifier, challenge = pkce()
+        first = (
+            await tokens(http, client_id, await code_for(http, t, client_id, challenge), verifier)
+        ).json()
+
+        def refresh(token: str, **extra: str) -> Any:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": token,
+                "client_id": client_id,
+                **extra,
+            }
+            return http.post("/oauth/token", data=form)
+
+        second = await refresh(first["refresh_token"], resource=t.resource)
+        assert second.status_code == 200, second.text
+        assert second.json()["refresh_token"] != first["refresh_token"]
+        assert oauth.verify(second.json()["access_token"], t.resource) is not None
+        reused = await refresh(first["refresh_token"])
+        assert reused.json()["error"] == "invalid_grant"
+        other_target = await refresh(second.json()["refresh_token"], resource=f"{BASE}/x/mcp")
+        assert other_target.json()["error"] == "invalid_target"
+        assert (await refresh("garbage")).json()["error"] == "invalid_grant"
+
+        # the consumer is deactivated: refreshing stops
+        fresh = await tokens(
+            http, client_id, await code_for(http, t, client_id, challenge), verifier
+        )
+        t.world.changed(t.consumer, active=False)
+        stopped = (await refresh(fresh.json()["refresh_token"])).json()
+        assert stopped == {
+            "error": "invalid_grant",
+            "error_description": "the sign-in no longer opens this MCP server",
+        }
+
+
+async def test_a_refresh_token_of_a_disabled_key_is_refused() -> None:
+    t = tenant()
+    async with client_for(server(t.world)) as http:
+        client_id = await registered(http)
+        verifier, challenge = pkce()
+        first = (
+            await tokens(http, client_id, await code_for(http, t, client_id, challenge), verifier)
+        ).json()
+        t.world.changed(t.auth, enabled=False)
+        answer = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": first["refresh_token"],
+                "client_id": client_id,
+            },
+        )
+        assert answer.json()["error"] == "invalid_grant"
+
+
+async def test_wrong_methods_and_odd_input_get_oauth_errors_not_500s() -> None:
+    async with client_for(server(World())) as http:
+        assert (await http.get("/oauth/token")).status_code == 405
+        assert (await http.post("/.well-known/jwks.json")).status_code == 405
+        dup = await http.get("/oauth/authorize?client_id=a&client_id=b")
+        assert dup.status_code == 400 and dup.json()["error"] == "invalid_request"
+        big = await http.post("/oauth/register", content=b"x" * (70 << 10))
+        assert big.status_code == 413
+        bad_host = await http.get(
+            "/.well-known/oauth-authorization-server", headers={"host": "evil.test/<script>"}
+        )
+        assert bad_host.status_code == 400
