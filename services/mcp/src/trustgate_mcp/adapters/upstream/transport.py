@@ -27,6 +27,11 @@ BASE_HEADERS = {
 }
 
 
+# Connection failures before an answer began: closed or reset (a stale keep-alive
+# connection), or refused.
+_UNTAKEN = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
 @dataclass(slots=True)
 class Answer:
     """What one POST brought back: the JSON-RPC ``result`` (None for a notification), the
@@ -45,28 +50,66 @@ async def post(
     limit: aiohttp.ClientTimeout,
 ) -> Answer:
     """POST ``message``; its answer. ``headers`` are complete (content type, accept,
-    session, version, auth). Raises `RpcFailure`, `SessionExpired`, `UpstreamUnavailable`."""
+    session, version, auth). Raises `RpcFailure`, `SessionExpired`, `UpstreamUnavailable`.
+
+    A connection that failed before the answer began (the server restarted or dropped an
+    idle keep-alive connection the pool still held) is retried once on a new connection:
+    otherwise the first call after every upstream restart would fail."""
+    try:
+        return await _post(http, url, headers, message, limit)
+    except _UNTAKEN:
+        pass
+    try:
+        return await _post(http, url, headers, message, limit)
+    except _UNTAKEN as exc:
+        raise _unreachable(exc) from None
+
+
+async def _post(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    message: dict[str, Any],
+    limit: aiohttp.ClientTimeout,
+) -> Answer:
+    """One attempt; `_UNTAKEN` errors escape only when the connection failed before the
+    answer began (a stale pooled connection, or none at all)."""
     try:
         async with http.post(
             url, data=orjson.dumps(message), headers=headers, timeout=limit
         ) as resp:
-            status = resp.status
-            if status == 404 and SESSION_HEADER in headers:
-                raise SessionExpired("the upstream no longer knows the session")
-            if status == 202 or (status < 300 and "id" not in message):
-                return Answer(None, resp.headers.get(SESSION_HEADER))
-            if status >= 300 or status < 200:
-                raise UpstreamUnavailable(f"the upstream answered HTTP {status}")
-            session_id = resp.headers.get(SESSION_HEADER)
-            if resp.content_type == "text/event-stream":
-                answer = await _read_stream(resp.content, message["id"])
-                answer.session_id = session_id
-                return answer
-            body = await resp.read()
+            try:
+                return await _answer(resp, headers, message)
+            except aiohttp.ClientError as exc:
+                raise _unreachable(exc) from None
     except TimeoutError:
         raise UpstreamUnavailable(f"the upstream did not answer within {limit.total:g}s") from None
+    except _UNTAKEN:
+        raise
     except aiohttp.ClientError as exc:
-        raise UpstreamUnavailable(f"cannot reach the upstream ({type(exc).__name__})") from None
+        raise _unreachable(exc) from None
+
+
+def _unreachable(exc: Exception) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"cannot reach the upstream ({type(exc).__name__})")
+
+
+async def _answer(
+    resp: aiohttp.ClientResponse, headers: dict[str, str], message: dict[str, Any]
+) -> Answer:
+    status = resp.status
+    if status == 404 and SESSION_HEADER in headers:
+        raise SessionExpired("the upstream no longer knows the session")
+    session_id = resp.headers.get(SESSION_HEADER)
+    if status == 202 or (200 <= status < 300 and "id" not in message):
+        return Answer(None, session_id)
+    if not 200 <= status < 300:
+        raise UpstreamUnavailable(f"the upstream answered HTTP {status}")
+    if resp.content_type == "text/event-stream":
+        answer = await _read_stream(resp.content, message["id"])
+        answer.session_id = session_id
+        return answer
+    body = await resp.read()
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
