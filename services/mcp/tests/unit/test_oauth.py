@@ -16,15 +16,29 @@ from urllib.parse import parse_qsl, urlsplit
 from uuid import UUID
 
 import httpx
+import httpx2
 import jwt
+from aiohttp import web
+from mcp.client.auth import OAuthClientProvider
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+from pydantic import AnyUrl
 
+from trustgate_core.access import bearer_token
 from trustgate_core.counters import Counters, LocalCounters, RedisCounters
 from trustgate_core.events import AuthEvent, ConsumerEvent, GatewayEvent
 from trustgate_core.ids import hash_api_key, uuid7
 from trustgate_core.models import Auth, Consumer, Gateway
 from trustgate_core.replica import ReplicaState
+from trustgate_core.service.asgi import Receive, Scope, Send, send_json
+from trustgate_mcp.oauth.grants import s256
 from trustgate_mcp.oauth.server import OAuthServer
 from trustgate_mcp.settings import McpSettings
+from trustgate_testkit.idp import LocalIdp
 
 NOW = datetime.now(UTC)
 
@@ -583,3 +597,206 @@ async def test_wrong_methods_and_odd_input_get_oauth_errors_not_500s() -> None:
             "/.well-known/oauth-authorization-server", headers={"host": "evil.test/<script>"}
         )
         assert bad_host.status_code == 400
+
+
+# -- the MCP SDK's OAuth client, end to end ------------------------------------------------
+class ProtectedMcp:
+    """Test-only stand-in for the plane's ``/{slug}/mcp`` endpoint: 401 with the OAuth
+    server's challenge unless the bearer token verifies for this exact URL, then 200 with
+    what the grant says. Everything else goes to the OAuth server."""
+
+    def __init__(self, oauth: OAuthServer) -> None:
+        self.oauth = oauth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if self.oauth.handles(path):
+            await self.oauth(scope, receive, send)
+            return
+        resource = BASE + path
+        headers = dict(scope["headers"])
+        token = bearer_token(headers.get(b"authorization", b"").decode())
+        grant = self.oauth.verify(token, resource) if token else None
+        if grant is None:
+            challenge = self.oauth.challenge(resource).encode()
+            await send_json(
+                send, 401, {"error": "unauthorized"}, [(b"www-authenticate", challenge)]
+            )
+            return
+        doc = {"consumer_id": str(grant.consumer_id), "auth_id": str(grant.auth_id)}
+        await send_json(send, 200, doc, [])
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+async def test_the_mcp_sdk_oauth_client_discovers_registers_signs_in_and_refreshes() -> None:
+    t = tenant()
+    oauth = server(t.world)
+    browser = client_for(oauth)
+    answers: list[dict[str, str]] = []
+    visited: list[str] = []
+
+    async def redirect_handler(url: str) -> None:
+        """The person's browser: the connect page, the API key, the redirect back."""
+        visited.append(url)
+        page = await browser.get(url)
+        answers.append(redirect_query(await sign_in(browser, page, t.key)))
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        answer = answers.pop()
+        return AuthorizationCodeResult(code=answer["code"], state=answer["state"])
+
+    storage = MemoryStorage()
+    provider = OAuthClientProvider(
+        server_url=t.resource,
+        client_metadata=OAuthClientMetadata(redirect_uris=[AnyUrl(REDIRECT)], client_name="sdk"),
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+    transport = httpx2.ASGITransport(app=ProtectedMcp(oauth))
+    async with browser, httpx2.AsyncClient(transport=transport, auth=provider) as agent:
+        first = await agent.post(t.resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert first.status_code == 200, first.text
+        assert first.json() == {"consumer_id": str(t.consumer.id), "auth_id": str(t.auth.id)}
+        assert len(visited) == 1
+        authorize = dict(parse_qsl(urlsplit(visited[0]).query))
+        assert authorize["resource"] == t.resource
+        assert authorize["code_challenge_method"] == "S256"
+        assert storage.client is not None and storage.client.token_endpoint_auth_method == "none"
+        assert storage.tokens is not None
+        issued = storage.tokens
+
+        # the access token expires (client side): the SDK refreshes, no second sign-in
+        provider.context.token_expiry_time = 1.0
+        second = await agent.post(t.resource, json={"jsonrpc": "2.0", "id": 2, "method": "ping"})
+        assert second.status_code == 200
+        assert len(visited) == 1
+        assert storage.tokens.refresh_token != issued.refresh_token
+        assert storage.tokens.access_token != issued.access_token
+
+
+# -- sign-in with the configured identity provider ------------------------------------------
+@dataclass
+class IdpTokenEndpoint:
+    """The token endpoint ``LocalIdp`` lacks (it has discovery, JWKS and introspection):
+    checks the client and the PKCE verifier and answers an id token ``LocalIdp`` signs."""
+
+    idp: LocalIdp
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)  # code -> nonce, challenge, sub
+    url: str = ""
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        issued = self.codes.pop(str(form.get("code")), None)
+        client_ok = (form.get("client_id"), form.get("client_secret")) == self.idp.client
+        if issued is None or not client_ok:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        if s256(str(form.get("code_verifier"))) != issued["challenge"]:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        id_token = self.idp.mint(aud=self.idp.client[0], nonce=issued["nonce"], sub=issued["sub"])
+        return web.json_response({"id_token": id_token, "access_token": "opaque"})
+
+
+async def test_sign_in_with_the_configured_idp_identifies_the_person_by_sub() -> None:
+    t = tenant()
+    idp = LocalIdp(client_id="mcp-plane", client_secret="idp-s3cret")
+    oidc = t.world.put(
+        Auth(
+            id=uuid7(),
+            gateway_id=t.gateway.id,
+            created_at=NOW,
+            updated_at=NOW,
+            name="company sso",
+            type="oidc",
+            config={"issuer": idp.issuer},
+        )
+    )
+    t.world.changed(t.consumer, auth_ids=[t.auth.id, oidc.id])
+    no_sso = t.world.consumer(t.gateway, [t.auth.id])
+    endpoint = IdpTokenEndpoint(idp)
+    app = web.Application()
+    app.router.add_post("/token", endpoint.token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    oauth = server(
+        t.world,
+        MCP_DEFAULT_IDP_ISSUER=idp.issuer,
+        MCP_DEFAULT_IDP_NAME="Company SSO",
+        MCP_DEFAULT_IDP_CLIENT_ID="mcp-plane",
+        MCP_DEFAULT_IDP_CLIENT_SECRET="idp-s3cret",
+        MCP_DEFAULT_IDP_AUTHORIZE_URL=f"{idp.issuer}/authorize",
+        MCP_DEFAULT_IDP_TOKEN_URL=f"http://127.0.0.1:{port}/token",
+        MCP_DEFAULT_IDP_JWKS_URL=idp.jwks_url,
+    )
+
+    async def through_idp(
+        http: httpx.AsyncClient, client_id: str, slug: str, challenge: str, sub: str
+    ) -> httpx.Response:
+        page = await http.get(
+            "/oauth/authorize", params=authorize_params(client_id, slug, challenge)
+        )
+        link = re.search(r'class="idp" href="([^"]+)">Sign in with Company SSO', page.text)
+        assert link, page.text
+        to_idp = await http.get(html.unescape(link.group(1)))
+        assert to_idp.status_code == 302
+        sent = dict(parse_qsl(urlsplit(to_idp.headers["location"]).query))
+        assert to_idp.headers["location"].startswith(f"{idp.issuer}/authorize?")
+        assert sent["redirect_uri"] == f"{BASE}/oauth/callback"
+        assert sent["code_challenge_method"] == "S256" and sent["client_id"] == "mcp-plane"
+        # the IdP signs the person in and sends the browser back with a code
+        code = secrets.token_urlsafe(16)
+        endpoint.codes[code] = {
+            "nonce": sent["nonce"],
+            "challenge": sent["code_challenge"],
+            "sub": sub,
+        }
+        return await http.get("/oauth/callback", params={"code": code, "state": sent["state"]})
+
+    try:
+        async with client_for(oauth) as http:
+            client_id = await registered(http)
+            verifier, challenge = pkce()
+            back = await through_idp(http, client_id, t.consumer.slug, challenge, "alice")
+            issued = await tokens(http, client_id, redirect_query(back)["code"], verifier)
+            assert issued.status_code == 200, issued.text
+            grant = oauth.verify(issued.json()["access_token"], t.resource)
+            assert grant is not None
+            assert (grant.subject, grant.auth_id, grant.consumer_id) == (
+                "alice",
+                oidc.id,
+                t.consumer.id,
+            )
+
+            # detaching the IdP's auth from the consumer ends that access
+            t.world.changed(t.consumer, auth_ids=[t.auth.id])
+            assert oauth.verify(issued.json()["access_token"], t.resource) is None
+
+            refused = await through_idp(http, client_id, no_sso.slug, challenge, "bob")
+            assert refused.status_code == 401
+            assert "does not accept sign-in with Company SSO" in refused.text
+
+            expired = await http.get("/oauth/callback", params={"code": "x", "state": "forged"})
+            assert expired.status_code == 400
+    finally:
+        await runner.cleanup()
+        idp.stop()
