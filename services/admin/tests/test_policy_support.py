@@ -1,6 +1,7 @@
-"""A policy is stored only when a plane enforces its plugin: the others (semantic cache,
-content guards, prompt transforms, per-tool limits — later issues) are refused with a 422
-that says so, and the policies catalog tells which are enforced."""
+"""A policy is stored only when a plane (LLM or MCP) enforces its plugin: the others
+(semantic cache, content guards, prompt transforms — later issues) are refused with a 422
+that says so, and the policies catalog tells which are enforced, and where. A policy the
+plane of a consumer it is attached to would ignore is refused too, naming the plane."""
 
 from __future__ import annotations
 
@@ -10,14 +11,34 @@ import httpx
 import pytest
 
 from trustgate_core.plugins import PLUGINS
-from trustgate_core.policy.runners import LLM_RUNNERS
+from trustgate_core.policy.runners import LLM_RUNNERS, MCP_RUNNERS
 
-NOT_ENFORCED = sorted(spec.id for spec in PLUGINS if spec.id not in LLM_RUNNERS)
+NOT_ENFORCED = sorted(
+    spec.id for spec in PLUGINS if spec.id not in LLM_RUNNERS and spec.id not in MCP_RUNNERS
+)
+PER_TOOL = {"rules": [{"tool": "search", "windows": [{"duration": "1m", "max": 5}]}]}
 
 
 @pytest.fixture
 async def gateway(api: httpx.AsyncClient) -> str:
     r = await api.post("/v1/gateways", json={"slug": f"sup-{uuid.uuid4().hex[:8]}"})
+    return str(r.json()["id"])
+
+
+async def _consumer(api: httpx.AsyncClient, gateway: str, plane: str) -> str:
+    r = await api.post(
+        f"/v1/gateways/{gateway}/consumers", json={"name": f"{plane}-c", "type": plane}
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def _policy(api: httpx.AsyncClient, gateway: str, slug: str, settings: object) -> str:
+    r = await api.post(
+        f"/v1/gateways/{gateway}/policies",
+        json={"name": f"{slug}-{uuid.uuid4().hex[:6]}", "slug": slug, "settings": settings},
+    )
+    assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
 
@@ -31,6 +52,12 @@ def test_the_limit_and_content_plugins_are_enforced() -> None:
         "tool_allowlist",
         "regex_replace",
     } <= set(LLM_RUNNERS)
+    assert {
+        "rate_limiter",
+        "request_size_limiter",
+        "per_tool_rate_limiter",
+        "tool_allowlist",
+    } <= set(MCP_RUNNERS)
 
 
 @pytest.mark.parametrize("plugin", ["semantic_cache", "trustguard", "prompt_compression"])
@@ -45,6 +72,15 @@ async def test_a_policy_no_plane_enforces_is_refused_not_stored(
     assert "not supported yet" in r.json()["message"]
     listed = (await api.get(url)).json()
     assert listed["items"] == []
+
+
+async def test_a_per_tool_limit_is_accepted_now_the_mcp_plane_enforces_it(
+    api: httpx.AsyncClient, gateway: str
+) -> None:
+    policy = await _policy(api, gateway, "per_tool_rate_limiter", PER_TOOL)
+    stored = (await api.get(f"/v1/gateways/{gateway}/policies/{policy}")).json()
+    assert stored["slug"] == "per_tool_rate_limiter"
+    assert stored["settings"]["rules"][0]["tool"] == "search"
 
 
 async def test_a_stored_policy_cannot_be_switched_to_a_plugin_no_plane_enforces(
@@ -62,13 +98,51 @@ async def test_a_stored_policy_cannot_be_switched_to_a_plugin_no_plane_enforces(
     assert r.status_code == 422 and "not supported yet" in r.json()["message"]
 
 
-async def test_the_catalog_says_which_plugins_are_enforced(api: httpx.AsyncClient) -> None:
+async def test_a_policy_attached_to_a_consumer_cannot_become_one_its_plane_ignores(
+    api: httpx.AsyncClient, gateway: str
+) -> None:
+    llm = await _consumer(api, gateway, "LLM")
+    policy = await _policy(api, gateway, "rate_limiter", {"limit": 5, "window": "1m"})
+    attached = await api.post(f"/v1/gateways/{gateway}/consumers/{llm}/policies/{policy}")
+    assert attached.status_code == 204, attached.text
+    url = f"/v1/gateways/{gateway}/policies/{policy}"
+    r = await api.put(url, json={"slug": "per_tool_rate_limiter", "settings": PER_TOOL})
+    assert r.status_code == 422, r.text
+    assert r.json()["message"] == (
+        "policy_id: plugin 'per_tool_rate_limiter' is not enforced on LLM consumers "
+        "(enforced on MCP consumers only)"
+    )
+    assert (await api.get(url)).json()["slug"] == "rate_limiter"  # unchanged
+
+
+async def test_a_per_tool_limit_on_an_mcp_consumer_can_only_reject(
+    api: httpx.AsyncClient, gateway: str
+) -> None:
+    mcp = await _consumer(api, gateway, "MCP")
+    policy = await _policy(api, gateway, "per_tool_rate_limiter", PER_TOOL)
+    attached = await api.post(f"/v1/gateways/{gateway}/consumers/{mcp}/policies/{policy}")
+    assert attached.status_code == 204, attached.text
+    rules = [{**PER_TOOL["rules"][0], "behavior": "inject_error_result"}]
+    r = await api.put(
+        f"/v1/gateways/{gateway}/policies/{policy}", json={"settings": {"rules": rules}}
+    )
+    assert r.status_code == 422, r.text
+    assert "rules[0].behavior" in r.json()["message"]
+    assert "MCP consumer" in r.json()["message"]
+
+
+async def test_the_catalog_says_which_plugins_are_enforced_and_where(
+    api: httpx.AsyncClient,
+) -> None:
     catalog = (await api.get("/v1/policies-catalog")).json()
-    enforced = {
-        item["slug"]: item["enforced"] for group in catalog["groups"] for item in group["items"]
-    }
+    items = {item["slug"]: item for group in catalog["groups"] for item in group["items"]}
+    enforced = {slug: item["enforced"] for slug, item in items.items()}
     assert enforced["rate_limiter"] is True and enforced["semantic_cache"] is False
+    assert enforced["per_tool_rate_limiter"] is True
     assert sorted(slug for slug, on in enforced.items() if not on) == NOT_ENFORCED
+    assert items["per_tool_rate_limiter"]["enforced_on"] == ["MCP"]
+    assert items["tool_allowlist"]["enforced_on"] == ["LLM", "MCP"]
+    assert items["token_rate_limiter"]["enforced_on"] == ["LLM"]
 
 
 def _valid(plugin: str) -> dict[str, object]:

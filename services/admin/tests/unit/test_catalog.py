@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from trustgate_admin.domain.catalog import Catalog
+from trustgate_admin.domain.catalog import Catalog, check_attachable, check_enforced
+from trustgate_core.errors import ValidationFailed
 from trustgate_core.plugins import PLUGINS
 
 PROVIDER_CODES = {
@@ -223,6 +224,42 @@ def test_policies_catalog_lists_every_plugin(catalog: Catalog) -> None:
         assert group["type"]
         for item in group["items"]:
             assert item["settings_schema"]["type"] == "object"
+
+
+def test_policies_catalog_says_which_planes_enforce_each_plugin(catalog: Catalog) -> None:
+    items = {
+        item["slug"]: item for group in catalog.policies()["groups"] for item in group["items"]
+    }
+    on = {slug: item["enforced_on"] for slug, item in items.items()}
+    assert on["rate_limiter"] == ["LLM", "MCP"]
+    assert on["request_size_limiter"] == ["LLM", "MCP"]
+    assert on["tool_allowlist"] == ["LLM", "MCP"]
+    assert on["per_tool_rate_limiter"] == ["MCP"]
+    assert on["token_rate_limiter"] == ["LLM"] and on["cors"] == ["LLM"]
+    assert on["semantic_cache"] == []
+    for item in items.values():
+        assert item["enforced"] is bool(item["enforced_on"])
+        assert set(item["enforced_on"]) <= set(item["protocols"])
+
+
+def test_a_policy_attaches_only_to_a_consumer_of_a_plane_that_enforces_it() -> None:
+    check_enforced("per_tool_rate_limiter")
+    with pytest.raises(ValidationFailed, match="not supported yet"):
+        check_enforced("semantic_cache")
+    rule = {"tool": "search", "windows": [{"duration": "1m", "max": 5}]}
+    check_attachable("per_tool_rate_limiter", None, None, {"rules": [rule]}, "MCP")
+    check_attachable("ratelimit", None, None, {"limit": 5, "window": "1m"}, "MCP")  # an alias
+    with pytest.raises(ValidationFailed) as llm:
+        check_attachable("per_tool_rate_limiter", None, None, {"rules": [rule]}, "LLM")
+    assert llm.value.message == (
+        "policy_id: plugin 'per_tool_rate_limiter' is not enforced on LLM consumers "
+        "(enforced on MCP consumers only)"
+    )
+    with pytest.raises(ValidationFailed, match="not enforced on MCP consumers"):
+        check_attachable("token_rate_limiter", None, None, {}, "MCP")
+    stripping = {"rules": [{**rule, "behavior": "strip_tool_from_request"}]}
+    with pytest.raises(ValidationFailed, match=r"rules\[0\]\.behavior.*MCP consumer"):
+        check_attachable("per_tool_rate_limiter", None, None, stripping, "MCP")
 
 
 def test_catalog_reads_nothing_until_asked() -> None:

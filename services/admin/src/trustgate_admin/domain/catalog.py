@@ -14,8 +14,9 @@ import threading
 from importlib import resources
 from typing import Any, Final, cast
 
-from trustgate_core.plugins import policies_catalog
-from trustgate_core.policy.runners import LLM_RUNNERS
+from trustgate_core.errors import ValidationFailed
+from trustgate_core.plugins import policies_catalog, resolve_plugin, validate_policy
+from trustgate_core.policy.runners import ENFORCED_ON
 from trustgate_core.pricing import catalog_models
 
 _PACKAGE: Final = "trustgate_admin"
@@ -69,12 +70,15 @@ class Catalog:
         return copy.deepcopy(self._load("mcp_servers.json", "mcp_servers"))
 
     def policies(self) -> dict[str, Any]:
-        """The plugins, each with ``enforced``: whether a plane enforces it today (the
-        admin refuses policies of the others)."""
+        """The plugins, each with ``enforced_on``: the planes (``LLM``, ``MCP``) that
+        enforce it today, and ``enforced``: whether any does (the admin refuses policies
+        of the others, and attaching one to a consumer of a plane that does not)."""
         catalog = policies_catalog()
         for group in catalog["groups"]:
             for item in group["items"]:
-                item["enforced"] = item["slug"] in LLM_RUNNERS
+                planes = ENFORCED_ON.get(item["slug"], ())
+                item["enforced_on"] = list(planes)
+                item["enforced"] = bool(planes)
         return catalog
 
     # ------------------------------------------------------------------ internals
@@ -115,3 +119,41 @@ class Catalog:
                         raise ValueError(f"{filename}: {key!r} must be a list")
                     self._cache[filename] = cached
         return cast(list[dict[str, Any]], cached)
+
+
+def enforced_on(slug: str) -> tuple[str, ...]:
+    """The planes that enforce the plugin a policy slug names (none for an unknown one)."""
+    spec = resolve_plugin(slug)
+    return () if spec is None else ENFORCED_ON.get(spec.id, ())
+
+
+def check_enforced(slug: str) -> None:
+    """A policy no plane enforces is refused (422), not stored and ignored."""
+    if not enforced_on(slug):
+        raise ValidationFailed(
+            f"slug: plugin {slug!r} is not supported yet (no plane enforces it; "
+            "see the policies catalog's 'enforced')"
+        )
+
+
+def check_attachable(
+    slug: str,
+    stages: list[str] | None,
+    mode: str | None,
+    settings: dict[str, Any] | None,
+    plane: str,
+) -> None:
+    """A policy may be attached to a consumer of ``plane`` (``LLM``/``MCP``) when that
+    plane enforces its plugin and its settings hold there (a per-tool limit on MCP can
+    only reject); else 422 naming the plane, as a policy the plane would ignore."""
+    planes = enforced_on(slug)
+    if plane not in planes:
+        where = " and ".join(planes) or "no"
+        raise ValidationFailed(
+            f"policy_id: plugin {slug!r} is not enforced on {plane} consumers "
+            f"(enforced on {where} consumers only)"
+        )
+    try:
+        validate_policy(slug, stages, mode, settings, plane)
+    except ValidationFailed as refusal:
+        raise ValidationFailed(f"{refusal.message} (attaching to a {plane} consumer)") from None

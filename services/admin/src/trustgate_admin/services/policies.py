@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from trustgate_admin.adapters.db import tables as t
+from trustgate_admin.domain.catalog import check_attachable, check_enforced
 from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import PolicyIn
 from trustgate_admin.services import wire
@@ -20,17 +21,20 @@ from trustgate_core.ids import uuid7
 from trustgate_core.models import Policy
 from trustgate_core.models.base import EntityKind
 from trustgate_core.plugins import ValidatedPolicy, validate_policy
-from trustgate_core.policy.runners import LLM_RUNNERS
 
 
 def _enforced(checked: ValidatedPolicy) -> ValidatedPolicy:
-    """A policy no plane enforces is refused, not stored and ignored."""
-    if checked.plugin not in LLM_RUNNERS:
-        raise ValidationFailed(
-            f"slug: plugin {checked.plugin!r} is not supported yet (no plane enforces it; "
-            "see the policies catalog's 'enforced')"
-        )
+    """A policy no plane (LLM or MCP) enforces is refused, not stored and ignored."""
+    check_enforced(checked.plugin)
     return checked
+
+
+async def _planes_of(uow: UnitOfWork, consumer_ids: list[UUID]) -> set[str]:
+    """The planes (consumer types) of these consumers."""
+    if not consumer_ids:
+        return set()
+    stmt = select(t.ConsumerRow.type).where(col(t.ConsumerRow.id).in_(consumer_ids))
+    return set((await uow.session.exec(stmt)).all())
 
 
 async def consumer_ids(uow: UnitOfWork, policy_id: UUID) -> list[UUID]:
@@ -131,6 +135,11 @@ async def update(
                 settings,
             )
         )
+        # still enforced on every plane it is attached to (a change could make it ignored)
+        for plane in sorted(await _planes_of(uow, await consumer_ids(uow, policy_id))):
+            check_attachable(
+                checked.slug, list(checked.stages), checked.mode, checked.settings, plane
+            )
         for key in ("name", "description", "slug", "enabled", "priority", "parallel"):
             if key in changes:
                 setattr(row, key, changes[key])
