@@ -53,6 +53,40 @@ class AuditPage(BaseModel):
     total: int
 
 
+class Tool(BaseModel):
+    """An MCP tool as its server lists it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    inputSchema: dict[str, Any]  # MCP's spelling
+    annotations: dict[str, Any] | None = None
+
+
+class ToolList(BaseModel):
+    """An MCP registry's live tool list (every page of ``tools/list``)."""
+
+    registry_id: UUID
+    tools: list[Tool]
+    count: int
+    latency_ms: int
+
+
+class ConnectionTest(BaseModel):
+    """A connection test's outcome: ``stage`` is where it stopped (``done`` when ``ok``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool
+    provider: str | None
+    stage: str
+    status_code: int | None
+    latency_ms: int
+    message: str
+
+
 def returns(model: type[BaseModel], status: int = 200) -> dict[str, Any]:
     """Route keywords documenting ``model`` as the answer (nothing validated or filtered
     at run time: the answer is rendered as it is)."""

@@ -40,7 +40,9 @@ _DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with existing data, or the same Idempotency-Key is in flight",
     422: "The body, query or a field in it is invalid (the message names it)",
+    502: "The upstream (an MCP server) could not be reached or answered an error",
     503: "The configuration database is unreachable; retry after Retry-After seconds",
+    504: "The upstream did not answer within the timeout",
 }
 
 

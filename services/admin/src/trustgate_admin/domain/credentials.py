@@ -126,8 +126,39 @@ def validate_mcp_target(target: Any) -> None:
         raise _fail("mcp_target.auth", "mode static needs header and value")
     if mode == "passthrough" and not auth.get("expected_audience"):
         raise _fail("mcp_target.auth.expected_audience", "is required for passthrough")
-    if mode == "forwarded" and not auth.get("provider"):
-        raise _fail("mcp_target.auth.provider", "is required for forwarded")
+    if mode == "forwarded":
+        raise _fail(
+            "mcp_target.auth.mode",
+            "forwarded is not supported yet (no plane runs the upstream sign-in it needs)",
+        )
+    if mode == "client_credentials":
+        _require(auth, ("token_url", "client_id", "client_secret"), "client_credentials")
+    if mode == "exchange":
+        _validate_exchange(auth)
+
+
+#: RFC 8693 token exchange: the fields each pattern needs besides ``token_url``.
+EXCHANGE_PATTERNS: dict[str, tuple[str, ...]] = {
+    "impersonation": ("audience",),
+    "delegation": ("audience", "actor"),
+    "obo": ("scope",),
+    "token_exchange": ("audience",),
+}
+
+
+def _validate_exchange(auth: dict[str, Any]) -> None:
+    pattern = auth.get("pattern")
+    if pattern not in EXCHANGE_PATTERNS:
+        raise _fail("mcp_target.auth.pattern", f"must be one of {', '.join(EXCHANGE_PATTERNS)}")
+    _require(auth, ("token_url", *EXCHANGE_PATTERNS[pattern]), f"exchange ({pattern})")
+
+
+def _require(auth: dict[str, Any], names: tuple[str, ...], what: str) -> None:
+    for name in names:
+        if not auth.get(name):
+            raise _fail(f"mcp_target.auth.{name}", f"is required for {what}")
+    if "token_url" in names and not _is_url(auth["token_url"]):
+        raise _fail("mcp_target.auth.token_url", "must be an http(s) URL")
 
 
 def normalize_auth_config(kind: str, config: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -164,10 +164,25 @@ class RegistryCreate(RegistryIn):
 
 
 class TestConnectionIn(Body):
-    provider: str
+    """A registry to try: an LLM one (``provider``, ``provider_options``, ``auth``) or an
+    MCP one (``type: MCP`` or an ``mcp_target``); with ``registry_id``, the stored one, the
+    body's fields overriding it (masked values keep the stored secrets)."""
+
+    type: str | None = None
+    provider: str | None = None
     provider_options: dict[str, Any] | None = None
     auth: dict[str, Any] | None = None
+    mcp_target: dict[str, Any] | None = None
     registry_id: UUID | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if v.upper() not in ("LLM", "MCP"):
+            raise ValueError("must be LLM or MCP")
+        return v.upper()
 
 
 # -- consumers ------------------------------------------------------------------------------
@@ -321,6 +336,11 @@ class ConsumerIn(Body):
     roles: list[UUID] | None = None
     toolkit: list[ToolkitEntry] | None = None
     fail_mode: Literal["open", "closed"] | None = None
+    always_prefix: bool | None = Field(
+        None,
+        description="MCP consumers: name every tool {server}_{tool}, not only colliding ones "
+        "(names stay stable when a server is added)",
+    )
 
 
 class ConsumerCreate(ConsumerIn):

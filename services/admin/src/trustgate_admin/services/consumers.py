@@ -81,8 +81,13 @@ def _check_rules(spec: dict[str, Any]) -> None:
             raise ValidationFailed("fallback: not allowed for role_based consumers")
     elif spec.get("roles"):
         raise ValidationFailed("roles: only role_based consumers have roles")
-    if spec.get("toolkit") and (spec.get("type") or "LLM") != "MCP":
+    is_mcp = (spec.get("type") or "LLM") == "MCP"
+    if spec.get("toolkit") and not is_mcp:
         raise ValidationFailed("toolkit: only MCP consumers have a toolkit")
+    if spec.get("always_prefix") and not is_mcp:
+        raise ValidationFailed("always_prefix: only MCP consumers name tools")
+    if is_mcp and mode == "role_based":
+        raise ValidationFailed("routing_mode: role_based is not supported on the MCP plane yet")
     chain = {str(x) for x in fallback.get("chain") or []}
     pool = {str(r["id"]) for r in registries} | {
         str(m["registry_id"]) for m in (spec.get("lb_config") or {}).get("members") or []
@@ -175,6 +180,7 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: ConsumerIn) -> Consume
             headers=spec.get("headers") or {},
             toolkit=spec.get("toolkit"),
             fail_mode=spec.get("fail_mode") or ("open" if spec.get("type") == "MCP" else None),
+            always_prefix=bool(spec.get("always_prefix")),
             revision=0,
             created_at=ts,
             updated_at=ts,
@@ -221,6 +227,8 @@ async def update(
     uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID, body: ConsumerIn
 ) -> Consumer:
     changes = body.model_dump(exclude_unset=True, mode="json")
+    if "always_prefix" in changes:
+        changes["always_prefix"] = bool(changes["always_prefix"])  # null: the default
     if "roles" in changes:
         raise ValidationFailed("roles: set on create only; use the association routes")
     if any(r.get("model_policies") for r in changes.get("registries") or []):
@@ -244,6 +252,7 @@ async def update(
             "lb_config": row.lb_config,
             "fallback": row.fallback,
             "toolkit": row.toolkit,
+            "always_prefix": row.always_prefix,
             "roles": [str(r) for r in current.role_ids] if "routing_mode" in changes else None,
             **changes,
         }
@@ -261,6 +270,7 @@ async def update(
             "headers",
             "toolkit",
             "fail_mode",
+            "always_prefix",
         ):
             if key in changes:
                 setattr(row, key, changes[key])

@@ -23,10 +23,18 @@ async def _emit(uow: UnitOfWork, row: t.RoleRow) -> Role:
     return await uow.publish(EntityKind.role, row, lambda: wire.role(uow.session, row))
 
 
+def _refuse_mcp_policies(spec: dict[str, Any]) -> None:
+    """No plane reads a role's MCP policies (role-based MCP consumers are refused too):
+    stored, they would look enforced."""
+    if spec.get("mcp_policies") is not None:
+        raise ValidationFailed("mcp_policies: not supported yet")
+
+
 async def create(uow: UnitOfWork, gateway_id: UUID, body: RoleIn) -> Role:
     if not body.name:
         raise ValidationFailed("name: is required")
     spec = body.model_dump(exclude_unset=True, mode="json")
+    _refuse_mcp_policies(spec)
     async with uow:
         await get_gateway(uow.session, gateway_id)
         await ensure_unique_name(uow.session, t.RoleRow, gateway_id, body.name, None, "role")
@@ -65,6 +73,7 @@ async def list_(uow: UnitOfWork, gateway_id: UUID, q: ListQuery) -> tuple[list[R
 
 async def update(uow: UnitOfWork, gateway_id: UUID, role_id: UUID, body: RoleIn) -> Role:
     changes = body.model_dump(exclude_unset=True, mode="json")
+    _refuse_mcp_policies(changes)
     async with uow:
         row = await get_child(uow.session, t.RoleRow, gateway_id, role_id, lock=True)
         if "name" in changes and changes["name"] != row.name:

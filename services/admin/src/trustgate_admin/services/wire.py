@@ -157,6 +157,7 @@ async def consumers(session: AsyncSession, rows: Sequence[t.ConsumerRow]) -> lis
             policy_ids=policy_ids.get(row.id, []),
             toolkit=row.toolkit,
             fail_mode=row.fail_mode,  # type: ignore[arg-type]
+            always_prefix=row.always_prefix,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

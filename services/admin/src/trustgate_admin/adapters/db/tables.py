@@ -8,12 +8,14 @@ from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
     Index,
     LargeBinary,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -89,6 +91,9 @@ class ConsumerRow(SQLModel, table=True):
     headers: dict[str, Any] | None = _json()
     toolkit: list[dict[str, Any]] | None = _json()
     fail_mode: str | None = None
+    always_prefix: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     revision: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
