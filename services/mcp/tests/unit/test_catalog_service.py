@@ -21,6 +21,7 @@ from trustgate_mcp.services.ports import (
     UpstreamSession,
     UpstreamUnavailable,
 )
+from trustgate_testkit.fixtures import wait_for
 
 NOW = datetime.now(UTC)
 GW = UUID(int=1)
@@ -65,7 +66,10 @@ class FakeUpstreams:
             for kind in get_args(ListKind):
                 lists.setdefault(kind, [])
         self.asked: list[tuple[UUID, ListKind]] = []
+        self.cancelled: list[tuple[UUID, ListKind]] = []
+        # answer once that many listings are in flight (None: at once, as from the cache)
         self.barrier: asyncio.Barrier | None = None
+        self.hang = False
 
     async def listing(
         self, registry: Registry, caller: Caller, kind: ListKind
@@ -74,6 +78,12 @@ class FakeUpstreams:
         if self.barrier is not None:
             async with asyncio.timeout(2):
                 await self.barrier.wait()
+        if self.hang:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.append((registry.id, kind))
+                raise
         answer = self.answers[registry.id][kind]
         if isinstance(answer, Exception):
             raise answer
@@ -125,10 +135,12 @@ async def test_every_list_of_every_server_is_asked_for_at_once() -> None:
 
 
 @pytest.mark.parametrize("fail_mode", ["open", None])
+@pytest.mark.parametrize("fetched", [True, False], ids=["fetched", "cached"])
 async def test_a_dead_server_is_skipped_when_the_consumer_fails_open(
-    fail_mode: str | None,
+    fail_mode: str | None, fetched: bool
 ) -> None:
     upstreams = two_servers()
+    upstreams.barrier = asyncio.Barrier(8) if fetched else None
     upstreams.answers[DOCS.id]["tools"] = UpstreamUnavailable("docs: connection refused")
     service = CatalogService(upstreams)
     catalog = await service.catalog(caller(WEATHER, DOCS, fail_mode=fail_mode), [WEATHER, DOCS])
@@ -138,8 +150,12 @@ async def test_a_dead_server_is_skipped_when_the_consumer_fails_open(
     assert catalog.skipped == (DOCS.id,)
 
 
-async def test_a_dead_server_fails_the_catalog_when_the_consumer_fails_closed() -> None:
+@pytest.mark.parametrize("fetched", [True, False], ids=["fetched", "cached"])
+async def test_a_dead_server_fails_the_catalog_when_the_consumer_fails_closed(
+    fetched: bool,
+) -> None:
     upstreams = two_servers()
+    upstreams.barrier = asyncio.Barrier(8) if fetched else None
     upstreams.answers[DOCS.id]["prompts"] = UpstreamUnavailable("docs: timed out")
     service = CatalogService(upstreams)
     with pytest.raises(UpstreamUnavailable, match="docs: timed out"):
@@ -221,3 +237,16 @@ async def test_the_allow_list_view_is_kept_for_the_same_allow_list() -> None:
     assert await service.catalog(who, [WEATHER, DOCS], allowed_tool=allowed) is first
     everything = await service.catalog(who, [WEATHER, DOCS])
     assert [t["name"] for t in everything.tools] == ["weather_search", "forecast", "docs_search"]
+
+
+async def test_a_cancelled_catalog_cancels_the_lists_still_in_flight() -> None:
+    upstreams = two_servers()
+    upstreams.hang = True
+    task = asyncio.ensure_future(
+        CatalogService(upstreams).catalog(caller(WEATHER, DOCS), [WEATHER, DOCS])
+    )
+    await wait_for(lambda: len(upstreams.asked) == 8, timeout=2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(upstreams.cancelled) == sorted(upstreams.asked)
