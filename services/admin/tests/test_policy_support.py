@@ -146,8 +146,9 @@ async def test_the_catalog_says_which_plugins_are_enforced_and_where(
 
 
 def _valid(plugin: str) -> dict[str, object]:
-    return {
+    valid: dict[str, dict[str, object]] = {
         "semantic_cache": {},
         "trustguard": {"collector_id": str(uuid.uuid4())},
         "prompt_compression": {},
-    }[plugin]
+    }
+    return valid[plugin]
