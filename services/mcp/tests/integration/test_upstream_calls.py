@@ -196,7 +196,7 @@ async def test_a_slow_upstream_times_out(docs_sse: str, weather_json: str) -> No
         session = await client.open(reg, CALLER)
         with pytest.raises(UpstreamUnavailable) as info:
             await client.request(
-                reg, session, CALLER, "tools/call", {"name": "slow", "arguments": {"seconds": 3}}
+                reg, session, CALLER, "tools/call", {"name": "slow", "arguments": {"seconds": 1}}
             )
         assert "did not answer within 0.3s" in str(info.value)
         await client.aclose()
