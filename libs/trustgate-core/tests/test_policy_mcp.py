@@ -14,6 +14,7 @@ from uuid import UUID
 import pytest
 
 from trustgate_core.counters import RedisCounters
+from trustgate_core.embedded import free_port
 from trustgate_core.errors import PolicyRejected, RateLimitUnavailable
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Consumer, Gateway, Policy
@@ -417,3 +418,20 @@ async def test_the_gateway_plan_counts_mcp_calls_across_replicas(
     who = consumer(gw)
     codes = await across(replicas, gw, who, (), 8)
     assert codes.count(0) == 5 and codes.count(-32004) == 3
+
+
+async def test_a_per_tool_limit_lets_calls_through_when_redis_is_unreachable() -> None:
+    counters = RedisCounters(f"redis://127.0.0.1:{free_port()}/0", timeout=0.05)
+    engine = PolicyEngine(MCP_RUNNERS, PolicyDeps(counters=counters), plane="MCP")
+    gw = gateway()
+    rule = {"tool": "forecast", "windows": [{"duration": "1m", "max": 1}]}
+    per_tool = policy(gw, "per_tool_rate_limiter", {"rules": [rule]})
+    who = consumer(gw, per_tool)
+    chain = compile_for(engine, gw, who, per_tool)
+    try:
+        x = tool_call(gw, who, "forecast")
+        assert await outcome(chain, x) == 0
+        assert [r.error for r in x.records] == ["counters_unavailable"]
+        assert engine.failed_open["per_tool_rate_limiter"] == 1
+    finally:
+        await counters.aclose()
