@@ -496,13 +496,24 @@ async def test_a_code_is_single_use() -> None:
         client_id = await registered(http)
         verifier, challenge = pkce()
         code = await code_for(http, t, client_id, challenge)
-        assert (await tokens(http, client_id, code, verifier)).status_code == 200
+        first = await tokens(http, client_id, code, verifier)
+        assert first.status_code == 200
         again = await tokens(http, client_id, code, verifier)
         assert again.status_code == 400
         assert again.json() == {
             "error": "invalid_grant",
             "error_description": "the authorization code was already used",
         }
+        # the code was replayed: the tokens it gave can no longer be refreshed
+        refreshed = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": first.json()["refresh_token"],
+                "client_id": client_id,
+            },
+        )
+        assert refreshed.json()["error_description"] == "the refresh token was revoked"
 
 
 async def test_a_code_is_single_use_across_replicas_sharing_redis(infra: Any) -> None:
@@ -548,7 +559,13 @@ async def test_refresh_rotates_and_each_refresh_token_is_single_use() -> None:
         assert second.json()["refresh_token"] != first["refresh_token"]
         assert oauth.verify(second.json()["access_token"], t.resource) is not None
         reused = await refresh(first["refresh_token"])
-        assert reused.json()["error"] == "invalid_grant"
+        assert reused.json()["error_description"] == "the refresh token was already used"
+        # a reused refresh token means a leak: the whole sign-in's refresh chain is revoked
+        revoked = await refresh(second.json()["refresh_token"])
+        assert revoked.json()["error_description"] == "the refresh token was revoked"
+        second = await tokens(
+            http, client_id, await code_for(http, t, client_id, challenge), verifier
+        )
         other_target = await refresh(second.json()["refresh_token"], resource=f"{BASE}/x/mcp")
         assert other_target.json()["error"] == "invalid_target"
         assert (await refresh("garbage")).json()["error"] == "invalid_grant"
@@ -613,7 +630,8 @@ class ProtectedMcp:
         if self.oauth.handles(path):
             await self.oauth(scope, receive, send)
             return
-        resource = BASE + path
+        resource = self.oauth.resource_url(scope, path.split("/")[1])
+        assert resource == BASE + path
         headers = dict(scope["headers"])
         token = bearer_token(headers.get(b"authorization", b"").decode())
         grant = self.oauth.verify(token, resource) if token else None

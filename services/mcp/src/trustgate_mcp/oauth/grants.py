@@ -4,9 +4,12 @@ against the live configuration when redeemed, and the token pair they turn into.
 
 A grant is a small dict: ``gid``/``cid`` (gateway and consumer ids), ``sub``, ``aid``
 (the auth the user signed in through, or None), ``scope``, ``res`` (the MCP URL) and
-``cl`` (a hash of the client id). Single use is enforced with the limit counters (Redis
-when configured, so across replicas; this process otherwise): the first redemption of a
-``jti`` takes the one slot of a window as long as the blob's life.
+``cl`` (a hash of the client id) and ``fam``, the sign-in it descends from. Single use is
+enforced with the limit counters (Redis when configured, so across replicas; this process
+otherwise): the first redemption of a ``jti`` takes the one slot of a window as long as
+the blob's life. A code or refresh token presented twice means one copy leaked (OAuth 2.1
+§4.3.1): the whole family is revoked, so neither the thief nor the client can refresh
+again (access tokens already issued live out their ``MCP_OAUTH_TOKEN_TTL``).
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class Grants:
     def code(self, grant: dict[str, Any], redirect_uri: str, challenge: str) -> str:
         now = int(time.time())
         doc = {**grant, "ru": redirect_uri, "ch": challenge, "exp": now + CODE_TTL}
-        return self.sealer.seal(CODE, {**doc, "jti": uuid.uuid4().hex})
+        return self.sealer.seal(CODE, {**doc, "jti": uuid.uuid4().hex, "fam": uuid.uuid4().hex})
 
     async def redeem(self, purpose: bytes, blob: str | None, client_id: str) -> dict[str, Any]:
         """The grant a code or refresh token carries, used up; raises `BadRequest`."""
@@ -101,21 +104,25 @@ class Grants:
             raise BadRequest("invalid_grant", f"the {kind} is invalid or expired")
         if doc.get("cl") != client_hash(client_id):
             raise BadRequest("invalid_grant", f"the {kind} was issued to another client")
-        await self._once(str(doc.get("jti")), int(doc["exp"] - time.time()) + 60, kind)
-        return doc
-
-    async def _once(self, jti: str, ttl_s: int, kind: str) -> None:
+        family = f"mcp:oauth:revoked:{doc.get('fam')}"
+        ttl_ms = (int(doc["exp"] - time.time()) + 60) * 1000
+        family_ttl_ms = (self.refresh_ttl + 60) * 1000
         try:
-            hit = await self.counters.hit(f"mcp:oauth:used:{jti}", 1, max(ttl_s, 1) * 1000)
+            revoked = await self.counters.reserve([family], [0], 0, [family_ttl_ms])
+            if not revoked.allowed:
+                raise BadRequest("invalid_grant", f"the {kind} was revoked")
+            hit = await self.counters.hit(f"mcp:oauth:used:{doc.get('jti')}", 1, ttl_ms)
+            if not hit.allowed:
+                await self.counters.reserve([family], [1], 1, [family_ttl_ms], force=True)
+                raise BadRequest("invalid_grant", f"the {kind} was already used")
         except CountersUnavailable as exc:
             raise BadRequest("temporarily_unavailable", "try again in a moment", 503) from exc
-        if not hit.allowed:
-            raise BadRequest("invalid_grant", f"the {kind} was already used")
+        return doc
 
     def pair(self, issuer: str, grant: dict[str, Any]) -> dict[str, Any]:
         """The token response for a grant: an access token for its resource and a fresh
         refresh token."""
-        keep = ("gid", "cid", "aid", "sub", "scope", "res", "cl")
+        keep = ("gid", "cid", "aid", "sub", "scope", "res", "cl", "fam")
         core = {k: grant.get(k) for k in keep}
         access = self.tokens.issue(
             issuer,

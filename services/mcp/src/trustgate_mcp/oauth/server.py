@@ -174,6 +174,12 @@ class OAuthServer:
             scopes=tuple(str(claims.get("scope") or "").split()),
         )
 
+    def resource_url(self, scope: Scope, slug: str) -> str | None:
+        """The MCP URL a request to ``/{slug}/mcp`` is for, spelt as the tokens' audience
+        (``MCP_PUBLIC_URL`` or the scheme and lower-cased Host); None without a usable Host."""
+        base = urls.base_url(scope, self.settings.public_url)
+        return None if base is None else urls.mcp_url(base, slug)
+
     def challenge(self, resource: str) -> str:
         return f'Bearer resource_metadata="{urls.resource_metadata_url(resource)}"'
 
