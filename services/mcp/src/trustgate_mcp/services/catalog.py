@@ -1,21 +1,22 @@
 """A consumer's catalog from its servers' live lists.
 
-Every list of every server is asked for at once (``UpstreamPort.listing`` keeps them for
-``MCP_LIST_TTL``, returning the same list objects while it holds them), so the built
-catalog is memoized on those identities: an unchanged catalog is not rebuilt per call.
+Every list of every server is asked for at once (``eagerly``: a cached answer costs no
+task). ``UpstreamPort.listing`` keeps lists for ``MCP_LIST_TTL`` and returns the same list
+objects while it holds them, so the built catalog is memoized on those identities: an
+unchanged catalog is not rebuilt per call.
 """
 
 from __future__ import annotations
 
-import asyncio
 import operator
-from collections.abc import Callable, Coroutine, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast, get_args
+from typing import Any, cast, get_args
 from uuid import UUID
 
 from trustgate_core.models import Consumer, Registry
 from trustgate_mcp.domain.catalog import Catalog, ServerLists, build_catalog
+from trustgate_mcp.services.eager import eagerly
 from trustgate_mcp.services.ports import (
     Caller,
     ListKind,
@@ -25,7 +26,6 @@ from trustgate_mcp.services.ports import (
 )
 
 METHOD_NOT_FOUND = -32601
-_T = TypeVar("_T")
 _KINDS: tuple[ListKind, ...] = get_args(ListKind)
 # a list a server does not implement: always this object, so the memo still recognises
 # that server's lists (never mutated: the catalog copies what it lists)
@@ -83,7 +83,7 @@ class CatalogService:
         (-32601) has an empty one.
         """
         consumer = caller.consumer
-        answers = await _eagerly(
+        answers = await eagerly(
             [
                 self._upstreams.listing(registry, caller, kind)
                 for registry in registries
@@ -138,72 +138,3 @@ class CatalogService:
             else:
                 lists.append(cast("list[dict[str, Any]]", answer))
         return tuple(lists)
-
-
-async def _eagerly(coroutines: Sequence[Coroutine[Any, Any, _T]]) -> list[_T | Exception]:
-    """``asyncio.gather(*coroutines, return_exceptions=True)`` without its cost when
-    answers are cached: each coroutine runs at once up to its first suspension, and only
-    one that suspends goes on as a task (what Python 3.12's eager tasks do). Every
-    ``tools/call`` consults the catalog, and eight tasks per call cost over 100 µs here
-    while eight cached answers cost a few."""
-    results: list[Any] = []  # None holds the place of a suspended one's answer
-    suspended: list[tuple[int, asyncio.Future[_T]]] = []
-    try:
-        for i, coroutine in enumerate(coroutines):
-            try:
-                yielded = coroutine.send(None)
-            except StopIteration as stop:
-                results.append(stop.value)
-            except Exception as exc:
-                results.append(exc)
-            else:
-                results.append(None)
-                suspended.append((i, asyncio.ensure_future(_resumed(coroutine, yielded))))
-    except BaseException:
-        for coroutine in coroutines[len(results) :]:
-            coroutine.close()
-        for _, future in suspended:
-            future.cancel()
-        raise
-    if suspended:
-        answers = await asyncio.gather(*(f for _, f in suspended), return_exceptions=True)
-        for (i, _), answer in zip(suspended, answers, strict=True):
-            if isinstance(answer, BaseException) and not isinstance(answer, Exception):
-                raise answer
-            results[i] = answer
-    return results
-
-
-async def _resumed(coroutine: Coroutine[Any, Any, _T], yielded: Any) -> _T:
-    return await _Rest(coroutine, yielded)
-
-
-class _Rest(Generic[_T]):
-    """The rest of a started coroutine that last yielded ``yielded`` (a future for the
-    event loop): the task running this passes every send and throw on, as ``await``
-    would have."""
-
-    __slots__ = ("_coroutine", "_yielded")
-
-    def __init__(self, coroutine: Coroutine[Any, Any, _T], yielded: Any) -> None:
-        self._coroutine = coroutine
-        self._yielded = yielded
-
-    def __await__(self) -> Generator[Any, Any, _T]:
-        coroutine, yielded = self._coroutine, self._yielded
-        while True:
-            try:
-                sent = yield yielded
-            except GeneratorExit:
-                coroutine.close()
-                raise
-            except BaseException as exc:
-                try:
-                    yielded = coroutine.throw(exc)
-                except StopIteration as stop:
-                    return cast("_T", stop.value)
-            else:
-                try:
-                    yielded = coroutine.send(sent)
-                except StopIteration as stop:
-                    return cast("_T", stop.value)
