@@ -434,6 +434,9 @@ async def test_the_code_becomes_an_audience_bound_token_that_verify_accepts() ->
     assert claims["token_use"] == "mcp_access" and claims["consumer_id"] == str(t.consumer.id)
     assert jwt.get_unverified_header(body["access_token"])["kid"] == oauth.signer.kid
 
+    assert (
+        oauth.verify(body["access_token"], t.resource.replace("mcp.test", "MCP.Test")) is not None
+    )
     # another consumer's MCP URL, another host: refused
     other = t.world.consumer(t.gateway, [t.auth.id])
     assert oauth.verify(body["access_token"], f"{BASE}/{other.slug}/mcp") is None

@@ -152,7 +152,9 @@ class OAuthServer:
 
     def verify(self, token: str, resource: str) -> Grant | None:
         """The grant of a token of ours for ``resource`` whose consumer (and the auth it
-        was signed in through) still stands."""
+        was signed in through) still stands. The scheme and host of ``resource`` are
+        compared without case (a Host header may come in any)."""
+        resource = urls.canonical(resource)
         claims = self.tokens.claims(token, resource)
         if claims is None:
             return None

@@ -47,6 +47,13 @@ def mcp_url(base: str, slug: str) -> str:
     return f"{base}/{slug}/mcp"
 
 
+def canonical(url: str) -> str:
+    """``url`` with its scheme and host lower-cased (RFC 3986 §6.2.2.1), as the tokens'
+    audience is spelt."""
+    cut = url.find("/", url.find("://") + 3) if "://" in url else -1
+    return url.lower() if cut < 0 else url[:cut].lower() + url[cut:]
+
+
 def valid_slug(slug: str) -> bool:
     return _SLUG.match(slug) is not None
 
