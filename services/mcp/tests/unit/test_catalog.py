@@ -199,6 +199,18 @@ def test_expose_as_renames_that_tool_and_the_others_avoid_its_name() -> None:
     assert catalog.prompt("digest") == Route(DOCS, "summarize")
 
 
+def test_an_exact_entry_renames_its_tool_among_a_wildcards_others() -> None:
+    toolkit = [
+        {"registry_id": str(DOCS.id), "tool": "*"},
+        {"registry_id": str(DOCS.id), "tool": "read_page", "expose_as": "read"},
+    ]
+    catalog = build_catalog(
+        consumer(DOCS, toolkit=toolkit), [docs(tools=[tool("read_page"), tool("list_pages")])]
+    )
+    assert names(catalog.tools) == ["read", "list_pages"]
+    assert catalog.tool("read") == Route(DOCS, "read_page")
+
+
 def test_expose_as_on_a_wildcard_entry_renames_nothing() -> None:
     toolkit = [{"registry_id": str(DOCS.id), "tool": "read*", "expose_as": "reader"}]
     catalog = build_catalog(

@@ -162,7 +162,8 @@ def build_catalog(
     skipped: tuple[UUID, ...] = (),
 ) -> Catalog:
     """The consumer's catalog from its servers' lists (``skipped``: the registries left
-    out because their upstream was unreachable, reported as they are)."""
+    out because their upstream was unreachable, reported as they are). A resource URI or
+    ``uriTemplate`` two servers offer goes to the first in the consumer's registry order."""
     servers = _in_registry_order(consumer, lists)
     toolkit = Toolkit(consumer.toolkit)
     tools, tool_routes = _named(servers, toolkit, "tool", consumer.always_prefix)
