@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,12 @@ async def local_plane(*, secret: str = DEV_SECRET_KEY, **env: Any) -> AsyncItera
         finally:
             traffic.should_exit = operations.should_exit = True
             await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+def make_plane() -> Callable[..., AbstractAsyncContextManager[LocalPlane]]:
+    """``async with make_plane(**env) as plane``: another plane in process (a replica)."""
+    return local_plane
 
 
 @pytest.fixture(scope="session")

@@ -239,9 +239,11 @@ class Endpoint:
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 message"), "error", 200
         method = message.get("method")
+        if method is None and ("result" in message or "error" in message):
+            return None, "ok", 202  # a response (the plane sends no requests: dropped)
         if "id" not in message:
-            if isinstance(method, str) or "result" in message or "error" in message:
-                return None, "ok", 202  # a notification, or a response to the client's
+            if isinstance(method, str):
+                return None, "ok", 202  # a notification
             return error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 message"), "error", 200
         request_id = message["id"]
         if not isinstance(method, str):
