@@ -816,6 +816,22 @@ async def test_sign_in_with_the_configured_idp_identifies_the_person_by_sub() ->
             assert refused.status_code == 401
             assert "does not accept sign-in with Company SSO" in refused.text
 
+            # the IdP refuses, or its token endpoint does not take the code: the page says so
+            page = await http.get(
+                "/oauth/authorize", params=authorize_params(client_id, t.consumer.slug, challenge)
+            )
+            link = re.search(r'class="idp" href="([^"]+)"', page.text)
+            assert link
+            to_idp = await http.get(html.unescape(link.group(1)))
+            state = dict(parse_qsl(urlsplit(to_idp.headers["location"]).query))["state"]
+            denied = await http.get(
+                "/oauth/callback", params={"error": "access_denied", "state": state}
+            )
+            assert denied.status_code == 401 and "Company SSO did not sign you in" in denied.text
+            unknown = await http.get("/oauth/callback", params={"code": "nope", "state": state})
+            assert unknown.status_code == 401
+            assert "Signing in with Company SSO failed" in unknown.text
+
             expired = await http.get("/oauth/callback", params={"code": "x", "state": "forged"})
             assert expired.status_code == 400
     finally:

@@ -88,7 +88,7 @@ class IdpSignIn:
             return
         request: dict[str, Any] = doc["q"]
         if q.get("error") or not q.get("code"):
-            log.info("idp sign-in refused by the idp: %s", q.get("error", "no code"))
+            log.info("idp sign-in refused by the idp: %.100r", q.get("error", "no code"))
             await authorize.show(send, request, f"{self.name} did not sign you in.")
             return
         try:
