@@ -18,7 +18,9 @@ then measures
 (b) throughput: ``wrk`` (one thread, ``--connections`` keep-alive connections, a Lua
     script that sets the headers and body and counts answers that are not a successful
     ``echo`` result) pinned to core 1, against the gateway (and, for reference, the mock);
-    the gateway's CPU time per call comes from ``/proc``.
+    the gateway's CPU time per call comes from ``/proc``, and with it how busy the process
+    was and what one core would serve (1e6 / CPU µs per call). On a machine shared with
+    other work, calls/s is what the process got; the per-core figure is what it costs.
 
 The mock, NATS and wrk share core 1: ``direct`` throughput is bounded by them, not the
 mock. Without wrk, (b) is skipped (``apt-get install -y wrk``).
@@ -241,6 +243,7 @@ def throughput(
         check=True,
     )
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    wall = time.monotonic()
     done = subprocess.run(
         pinned([*argv[:3], f"-d{args.duration}s", *argv[3:]], args.loadgen_cpus),
         capture_output=True,
@@ -248,6 +251,7 @@ def throughput(
         check=True,
     )
     cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
+    wall = time.monotonic() - wall
     fields: dict[str, str] = {}
     for line in done.stdout.splitlines():
         key, _, value = line.strip().partition(" ")
@@ -262,6 +266,10 @@ def throughput(
     }
     if pid:
         out["cpu_us_per_call"] = cpu / max(requests, 1) * 1e6
+        # below 100 %: the process waited (on its upstream, or for a core other work took)
+        out["cpu_busy_pct"] = cpu / wall * 100
+        # what one core would serve if the process had it to itself
+        out["calls_per_core_s"] = 1e6 / max(out["cpu_us_per_call"], 1e-9)
         out["rss_mb"] = rss_bytes(pid) / 2**20
     return out
 
@@ -356,6 +364,8 @@ def table(results: dict[str, Any]) -> str:
         )
         if "cpu_us_per_call" in g:
             rows.append(f"| gateway CPU µs/call | | {g['cpu_us_per_call']:.0f} | |")
+            rows.append(f"| gateway CPU busy | | {g['cpu_busy_pct']:.0f} % | |")
+            rows.append(f"| calls/s per core (1e6 / µs) | | {g['calls_per_core_s']:.0f} | |")
         failed = d.get("failed", 0) + g.get("failed", 0)
         rows.append(f"| failed answers | {d.get('failed', '-')} | {g.get('failed', '-')} | |")
         if failed:
