@@ -18,6 +18,7 @@ instead of opening yet another.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ from trustgate_mcp.services.ports import (
     UpstreamUnavailable,
 )
 from trustgate_mcp.services.session_store import SessionStore
+
+log = logging.getLogger(__name__)
 
 
 class SessionNotFound(Exception):
@@ -144,10 +147,12 @@ class Dispatcher:
         for registry, outcome in zip(plan.registries, outcomes, strict=True):
             if isinstance(outcome, UpstreamSession):
                 opened[registry.id] = (outcome.session_id, outcome.protocol_version)
-            elif isinstance(outcome, UpstreamUnavailable | RpcFailure):
-                failed = failed or registry  # open: opened on first use; closed: fails
-            else:
+            elif not isinstance(outcome, Exception):  # cancelled
                 raise outcome
+            else:  # open: opened on first use; closed: initialize fails
+                if not isinstance(outcome, UpstreamUnavailable | RpcFailure):
+                    log.warning("mcp: opening %s failed: %r", registry.name, outcome)
+                failed = failed or registry
         if failed is not None and plan.consumer.fail_mode == "closed":
             await self._close_all(caller, plan, opened)
             raise _unavailable(failed)
