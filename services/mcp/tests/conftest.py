@@ -52,11 +52,15 @@ class LocalPlane:
 
 
 @asynccontextmanager
-async def local_plane(*, secret: str = DEV_SECRET_KEY, **env: Any) -> AsyncIterator[LocalPlane]:
-    """The plane in process with ``env`` as settings."""
+async def local_plane(
+    *, secret: str = DEV_SECRET_KEY, bus: bool = False, **env: Any
+) -> AsyncIterator[LocalPlane]:
+    """The plane in process with ``env`` as settings; ``bus``: on NATS (``NATS_URL``),
+    its configuration from the config stream and its request events published (the
+    memory sink then stays empty)."""
     settings = McpSettings(SERVER_SECRET_KEY=secret, MCP_BASE_DOMAIN="mcp.test", **env)
     sink = MemorySink()
-    async with McpRuntime(settings, bus=False, sink=sink) as runtime:
+    async with McpRuntime(settings, bus=bus, sink=None if bus else sink) as runtime:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))

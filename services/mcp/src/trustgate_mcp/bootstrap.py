@@ -160,6 +160,7 @@ class McpRuntime:
             is_ready=lambda: self.ready,
             max_body_bytes=s.max_body_bytes,
             public_url=s.public_url,
+            resource_url=self.oauth.resource_url,
         )
         self._app = McpApp(system=self.health.for_traffic(), oauth=self.oauth, endpoint=endpoint)
         if not self.bus:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 import httpx
@@ -12,15 +13,20 @@ import orjson
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from nats.aio.msg import Msg
 
-from trustgate_core.events import decode_request_event
+from trustgate_core.bus import connect as connect_nats
+from trustgate_core.bus import ensure_streams
+from trustgate_core.events import CONFIG_STREAM, decode_request_event
 from trustgate_mcp.domain.call import event_payload
-from trustgate_testkit.proxy.tenant import Tenant
+from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 if TYPE_CHECKING:
-    from conftest import LocalPlane
+    from conftest import LocalPlane, Upstreams
 
 Connect = Callable[..., Client]
+MakePlane = Callable[..., AbstractAsyncContextManager["LocalPlane"]]
 
 
 async def test_each_call_is_one_mcp_request_event_and_lists_are_none(
@@ -114,3 +120,36 @@ async def test_the_operations_port_counts_requests_by_method_and_outcome(
     assert "trustgate_mcp_request_duration_seconds_bucket" in text
     assert "trustgate_mcp_upstream_duration_seconds_bucket" in text
     assert "trustgate_mcp_sessions_initialized_total 1.0" in text
+
+
+async def test_request_events_are_published_on_the_gateways_subject(
+    nats_server: NatsServer, make_plane: MakePlane, upstreams: Upstreams, connect: Connect
+) -> None:
+    nc = await connect_nats(nats_server.url, name="mcp-events")
+    try:
+        await ensure_streams(nc.jetstream(), [CONFIG_STREAM])
+        async with make_plane(bus=True, NATS_URL=nats_server.url) as plane:
+            tenant = await new_tenant(nc)
+            await tenant.add_mcp_registry("weather", upstreams.weather)
+            await tenant.add_consumer("agent", ["weather"], type="MCP")
+            key = tenant.keys["agent"]
+            received: list[bytes] = []
+
+            async def collect(msg: Msg) -> None:
+                received.append(msg.data)
+
+            subscription = await nc.subscribe(f"trustgate.requests.{tenant.gateway.id}", cb=collect)
+            await wait_for(
+                lambda: tenant.consumers["agent"].id in plane.runtime.state.consumers, timeout=10
+            )
+            async with connect(plane.mcp_url(tenant), key, mode="legacy") as client:
+                await client.call_tool("forecast", {"city": "Oslo"})
+            await wait_for(lambda: received, timeout=10)
+            await subscription.unsubscribe()
+    finally:
+        await nc.close()
+    (event,) = [decode_request_event(data) for data in received]
+    assert event.kind == "mcp" and event.status == 200
+    assert event.registry_id == tenant.registries["weather"].id
+    assert event.mcp is not None and event.mcp.tool == "forecast"
+    assert key.encode() not in received[0]

@@ -219,3 +219,28 @@ async def test_another_consumers_key_is_403_and_an_llm_consumer_is_no_mcp_endpoi
 async def test_a_gateway_named_by_header_must_be_the_consumers(user: Agent, tenant: Tenant) -> None:
     assert (await user.post(INIT, **{"X-AG-Gateway-Slug": tenant.slug})).status_code == 200
     assert (await user.post(INIT, **{"X-AG-Gateway-Slug": "gw-other"})).status_code == 404
+
+
+async def test_a_token_the_plane_issued_for_this_mcp_url_is_a_credential(
+    user: Agent, plane: LocalPlane, tenant: Tenant
+) -> None:
+    tokens = plane.runtime.oauth.tokens
+    grant = {
+        "sub": "alice",
+        "gateway_id": str(tenant.gateway.id),
+        "consumer_id": str(tenant.consumers["agent"].id),
+        "auth_id": str(tenant.auths["agent"].id),
+    }
+    ours = tokens.issue(plane.url, user.url, grant)
+    elsewhere = tokens.issue(plane.url, plane.url + "/someone-else/mcp", grant)
+    for token, status in ((ours, 200), (elsewhere, 401)):
+        response = await user.http.post(
+            user.url, json=INIT, headers={"Accept": BOTH, "Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == status
+    # a session opened with the token is the token's: the consumer's API key cannot use it
+    opened = await user.http.post(
+        user.url, json=INIT, headers={"Accept": BOTH, "Authorization": f"Bearer {ours}"}
+    )
+    user.session = opened.headers["mcp-session-id"]
+    assert (await user.post(rpc("ping"))).status_code == 404

@@ -75,6 +75,7 @@ def test_after_a_key_rotation_sessions_of_the_previous_key_still_open() -> None:
 
 def test_the_credential_names_the_auth_else_the_token_subject() -> None:
     auth = UUID(int=7)
-    assert credential_of(auth, "alice") == f"a:{auth}"
-    assert credential_of(None, "alice") == "s:alice"
-    assert credential_of(None, None) == "s:"
+    assert credential_of(auth, None) == f"a:{auth}"
+    assert credential_of(auth, "alice") == f"s:{auth}:alice"
+    assert credential_of(auth, "bob") != credential_of(auth, "alice")
+    assert credential_of(None, "alice") == "s::alice"

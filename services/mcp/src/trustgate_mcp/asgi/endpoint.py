@@ -127,6 +127,7 @@ class Endpoint:
         is_ready: Callable[[], bool],
         max_body_bytes: int,
         public_url: str = "",
+        resource_url: Callable[[Scope, str], str | None] = lambda _scope, _slug: None,
     ) -> None:
         self.access = access
         self.dispatcher = dispatcher
@@ -136,9 +137,13 @@ class Endpoint:
         self.is_ready = is_ready
         self.max_body_bytes = max_body_bytes
         self.public_url = public_url.rstrip("/")
+        self.resource_url = resource_url  # the OAuth server's spelling, when it has one
 
     def mcp_url(self, scope: Scope, host: str | None, slug: str) -> str:
-        """The consumer's MCP URL, as OAuth tokens name it (their audience)."""
+        """The consumer's MCP URL, spelt as the OAuth tokens' audience (the resource)."""
+        spelt = self.resource_url(scope, slug)
+        if spelt is not None:
+            return spelt
         base = self.public_url or f"{scope.get('scheme', 'http')}://{host or 'localhost'}"
         return f"{base}/{slug}/mcp"
 

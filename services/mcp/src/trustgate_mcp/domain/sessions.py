@@ -58,10 +58,11 @@ class SessionClaims:
 
 
 def credential_of(auth_id: UUID | None, subject: str | None) -> str:
-    """What a session is bound to: the API key's auth, else the token's subject."""
-    if auth_id is not None:
-        return f"a:{auth_id}"
-    return f"s:{subject or ''}"
+    """What a session is bound to: a token's subject (within the auth that accepted it:
+    one oauth2 auth serves many users), else the API key's auth."""
+    if subject is not None:
+        return f"s:{auth_id or ''}:{subject}"
+    return f"a:{auth_id or ''}"
 
 
 def new_nonce() -> str:
