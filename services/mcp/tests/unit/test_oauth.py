@@ -837,3 +837,33 @@ async def test_sign_in_with_the_configured_idp_identifies_the_person_by_sub() ->
     finally:
         await runner.cleanup()
         idp.stop()
+
+
+async def test_after_a_key_rotation_tokens_clients_and_refresh_tokens_of_the_old_key_still_work() -> (
+    None
+):
+    t = tenant()
+    old_key, new_key = "old-secret-key-0123456789-abcdefgh", "new-secret-key-0123456789-abcdefgh"
+    before = server(t.world, TRUSTGATE_SECRETS_KEY=old_key)
+    after = server(t.world, TRUSTGATE_SECRETS_KEY=new_key, MCP_SESSION_PREVIOUS_KEYS=old_key)
+    async with client_for(before) as old_http, client_for(after) as new_http:
+        client_id = await registered(old_http)
+        verifier, challenge = pkce()
+        issued = await tokens(
+            old_http, client_id, await code_for(old_http, t, client_id, challenge), verifier
+        )
+        access = issued.json()["access_token"]
+        assert after.verify(access, t.resource) is not None
+        assert len((await new_http.get("/.well-known/jwks.json")).json()["keys"]) == 2
+        refreshed = await new_http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": issued.json()["refresh_token"],
+                "client_id": client_id,
+            },
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        renewed = refreshed.json()["access_token"]
+        assert jwt.get_unverified_header(renewed)["kid"] == after.signer.kid != before.signer.kid
+        assert before.verify(renewed, t.resource) is None  # the old key never learnt the new
