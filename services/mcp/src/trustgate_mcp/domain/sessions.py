@@ -37,6 +37,7 @@ LABEL: Final = b"trustgate mcp session"
 _HEAD: Final = 1 + 4  # version byte, key id
 _NONCE: Final = 12
 _MAX_ID: Final = 8192  # characters: longer is not one of ours
+_MAX_OPENED: Final = 10_000  # sessions remembered opened
 
 # registry id -> (upstream session id, or None for a stateless server; its protocol version)
 UpstreamIds = Mapping[UUID, tuple[str | None, str]]
@@ -89,6 +90,7 @@ class SessionSealer:
         for secret in previous:
             old = derive_key(secret)
             self._openers.setdefault(_key_id(old), AESGCM(old))
+        self._opened: dict[str, SessionClaims] = {}
 
     def seal(self, claims: SessionClaims) -> str:
         payload = orjson.dumps(
@@ -109,7 +111,21 @@ class SessionSealer:
         return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
     def open(self, session_id: str, now: float) -> SessionClaims | None:
-        """The claims of a session this deployment sealed and that has not expired."""
+        """The claims of a session this deployment sealed and that has not expired
+        (remembered per id: a session's every request opens the same one)."""
+        claims = self._opened.get(session_id)
+        if claims is None:
+            claims = self._open(session_id)
+            if claims is None:
+                return None
+            if len(self._opened) >= _MAX_OPENED:
+                self._opened.clear()
+            self._opened[session_id] = claims
+        if claims.expires_at <= now:
+            return None
+        return claims
+
+    def _open(self, session_id: str) -> SessionClaims | None:
         if not session_id or len(session_id) > _MAX_ID:
             return None
         try:
@@ -123,12 +139,9 @@ class SessionSealer:
             return None
         try:
             payload = aead.decrypt(raw[_HEAD : _HEAD + _NONCE], raw[_HEAD + _NONCE :], raw[:_HEAD])
-            claims = _claims(orjson.loads(payload))
+            return _claims(orjson.loads(payload))
         except (InvalidTag, orjson.JSONDecodeError, ValueError, TypeError, KeyError):
             return None
-        if claims.expires_at <= now:
-            return None
-        return claims
 
 
 def _claims(doc: list[object]) -> SessionClaims:
