@@ -244,3 +244,10 @@ async def test_a_token_the_plane_issued_for_this_mcp_url_is_a_credential(
     )
     user.session = opened.headers["mcp-session-id"]
     assert (await user.post(rpc("ping"))).status_code == 404
+
+
+async def test_a_gateway_named_by_host_must_be_the_consumers(user: Agent, tenant: Tenant) -> None:
+    ours = await user.post(INIT, Host=f"{tenant.slug}.mcp.test")
+    assert ours.status_code == 200
+    assert (await user.post(INIT, Host="gw-other.mcp.test")).status_code == 404
+    assert (await user.post(INIT, Host="anything.example.com")).status_code == 200  # path-first

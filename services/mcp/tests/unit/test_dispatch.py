@@ -21,6 +21,7 @@ from trustgate_mcp.services.plans import McpPlan
 from trustgate_mcp.services.ports import (
     Caller,
     ListKind,
+    RpcFailure,
     SessionExpired,
     UpstreamSession,
     UpstreamUnavailable,
@@ -61,6 +62,8 @@ class ScriptedUpstream:
         self.seen.append(sid)
         if sid in self.forgotten:
             raise SessionExpired("404")
+        if params and params.get("arguments", {}).get("text") == "refuse":
+            raise RpcFailure(-32099, "the server refused", {"why": "asked to"})
         return {"content": [{"type": "text", "text": f"{sid}"}]}
 
     async def listing(
@@ -171,3 +174,17 @@ async def test_a_session_ended_on_one_replica_is_refused_on_the_others() -> None
     assert w.upstream.closed == ["docs-1"]
     with pytest.raises(SessionNotFound):
         await second.session(session_id, w.caller)
+
+
+async def test_an_upstream_json_rpc_error_is_relayed_with_its_code_and_data() -> None:
+    w = await world()
+    dispatcher = w.dispatcher()
+    session_id = await w.opened_session(dispatcher)
+    ctx = Context(w.caller, w.plan)
+    ctx.session = await dispatcher.session(session_id, w.caller)
+    with pytest.raises(RpcError) as relayed:
+        await dispatcher.handle(
+            ctx, "tools/call", {"name": "echo", "arguments": {"text": "refuse"}}
+        )
+    assert (relayed.value.code, relayed.value.message) == (-32099, "the server refused")
+    assert relayed.value.data == {"why": "asked to"}
