@@ -192,7 +192,8 @@ class Endpoint:
                 return
             if status != 200:  # no session: plain JSON whatever the Accept
                 if call is not None:
-                    call.status, call.error_kind = status, "session_not_found"
+                    call.status = status
+                    call.error_kind = "session_not_found" if status == 404 else "invalid_request"
                 await send_bytes(send, status, orjson.dumps(answer), headers)
                 return
             response_bytes = await _send_answer(
