@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -199,3 +200,25 @@ def leaves(group: BaseExceptionGroup[MCPError]) -> list[MCPError]:
         else:
             found.append(exc)
     return found
+
+
+async def test_a_session_ended_on_one_replica_is_refused_by_the_other_through_redis(
+    make_plane: MakePlane, upstreams: Upstreams, infra: Infra
+) -> None:
+    redis = {"REDIS_URL": infra.redis_url}
+    async with make_plane(**redis) as first, make_plane(**redis) as second:
+        tenant = await shared_tenant([first, second], upstreams)
+        headers = {
+            "X-AG-API-Key": tenant.keys["agent"],
+            "Accept": "application/json, text/event-stream",
+        }
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+        async with httpx.AsyncClient(timeout=20) as http:
+            opened = await http.post(first.mcp_url(tenant), json=init, headers=headers)
+            session = {**headers, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+            assert (await http.post(second.mcp_url(tenant), json=ping, headers=session)).is_success
+            ended = await http.delete(first.mcp_url(tenant), headers=session)
+            assert ended.status_code == 200
+            refused = await http.post(second.mcp_url(tenant), json=ping, headers=session)
+            assert refused.status_code == 404
