@@ -32,9 +32,8 @@ SETTINGS_MODULES = [
 
 # Variables the compose file sets for planes that are not written yet: Redis is for the
 # proxy's shared counters and policy-cache (architecture §4, §6).
-# MCP_BASE_DOMAIN is for the MCP plane's Host-based gateway discovery (issue 14).
 # Remove a name here once a settings class reads it.
-PENDING_SETTINGS = {"REDIS_HOST", "MCP_BASE_DOMAIN"}
+PENDING_SETTINGS = {"REDIS_HOST"}
 
 
 def _aliases(field: Any) -> set[str]:
@@ -143,6 +142,8 @@ def test_planes_get_the_settings_they_need(compose: dict[str, Any]) -> None:
     mcp = _environment(compose["services"]["mcp"])
     for name in ("SERVER_SECRET_KEY", "NATS_URL", "MCP_BASE_DOMAIN"):
         assert name in mcp
+    # the admin shows hosts.mcp from the same domain the plane discovers gateways by
+    assert admin["MCP_BASE_DOMAIN"] == mcp["MCP_BASE_DOMAIN"]
     assert "REDIS_HOST" in mcp or "REDIS_URL" in mcp, "MCP replicas would not share limits"
 
 
