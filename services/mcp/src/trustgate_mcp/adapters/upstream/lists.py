@@ -58,32 +58,38 @@ class ListCache:
             return list(entry.items)
         running = self._fetches.get(key)
         if running is None or running.registry is not registry:
-            task = asyncio.create_task(self._load(key, registry, fetch))
+            generation = self._generation.get(key[0], 0)
+            task = asyncio.create_task(self._load(key, registry, fetch, generation))
             task.add_done_callback(_retrieve)
             running = self._fetches[key] = _Fetch(registry, task)
         # Shielded: one waiter cancelled (its client went away) leaves the fetch to the others.
         return list(await asyncio.shield(running.task))
 
     async def _load(
-        self, key: ListKey, registry: Registry, fetch: Callable[[], Awaitable[Items]]
+        self,
+        key: ListKey,
+        registry: Registry,
+        fetch: Callable[[], Awaitable[Items]],
+        generation: int,
     ) -> Items:
-        generation = self._generation.get(key[0], 0)
         try:
             items = await fetch()
         finally:
             running = self._fetches.get(key)
-            if running is not None and running.registry is registry:
+            if running is not None and running.task is asyncio.current_task():
                 del self._fetches[key]
         if self._generation.get(key[0], 0) == generation:
             self._entries[key] = _Entry(registry, time.monotonic() + self._ttl, items)
         return items
 
     def drop(self, registry_id: UUID, kinds: tuple[ListKind, ...] | None = None) -> None:
-        """Forget ``registry_id``'s lists (of ``kinds``, or all)."""
+        """Forget ``registry_id``'s lists (of ``kinds``, or all). A fetch in flight still
+        answers its callers but is not kept, and later callers start a new one."""
         self._generation[registry_id] = self._generation.get(registry_id, 0) + 1
-        for key in [k for k in self._entries if k[0] == registry_id]:
-            if kinds is None or key[2] in kinds:
-                del self._entries[key]
+        for table in (self._entries, self._fetches):
+            for key in [k for k in table if k[0] == registry_id]:
+                if kinds is None or key[2] in kinds:
+                    del table[key]
 
     async def aclose(self) -> None:
         tasks = [f.task for f in self._fetches.values()]

@@ -7,6 +7,7 @@ notification. Raw dicts and orjson only: this is the request path.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ BASE_HEADERS = {
 }
 
 
+# How long the rest of an SSE stream is awaited once the response arrived.
+DRAIN_GRACE = 0.1
 # Connection failures before an answer began: closed or reset (a stale keep-alive
 # connection), or refused.
 _UNTAKEN = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
@@ -106,7 +109,7 @@ async def _answer(
     if not 200 <= status < 300:
         raise UpstreamUnavailable(f"the upstream answered HTTP {status}")
     if resp.content_type == "text/event-stream":
-        answer = await _read_stream(resp.content, message["id"])
+        answer = await _read_stream(resp, message["id"])
         answer.session_id = session_id
         return answer
     body = await resp.read()
@@ -135,13 +138,13 @@ def _outcome(doc: Any) -> dict[str, Any]:
     raise UpstreamUnavailable("the upstream's answer is not a JSON-RPC response")
 
 
-async def _read_stream(content: aiohttp.StreamReader, request_id: Any) -> Answer:
+async def _read_stream(resp: aiohttp.ClientResponse, request_id: Any) -> Answer:
     """Read SSE events until the response to ``request_id``. Comments and pings are
     skipped; server-to-client requests (sampling, elicitation) are not supported and
     ignored; notifications' methods are collected."""
     answer = Answer(None)
     data: list[bytes] = []
-    async for raw in content:
+    async for raw in resp.content:
         line = raw.rstrip(b"\r\n")
         if line:
             if line.startswith(b"data:"):
@@ -163,6 +166,22 @@ async def _read_stream(content: aiohttp.StreamReader, request_id: Any) -> Answer
                 answer.notifications.append(method)
             continue
         if doc.get("id") == request_id:
+            await _drain(resp)
             answer.result = _outcome(doc)
             return answer
     raise UpstreamUnavailable("the upstream's stream ended without an answer")
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read the stream to its end: the server closes it after the response, and only a
+    response read to its end gives its connection back to the pool (else every call
+    would open a new connection). A server that keeps the stream open loses the
+    connection after `DRAIN_GRACE`."""
+    if resp.content.at_eof():
+        return
+    try:
+        async with asyncio.timeout(DRAIN_GRACE):
+            async for _ in resp.content:
+                pass
+    except TimeoutError:
+        resp.close()
