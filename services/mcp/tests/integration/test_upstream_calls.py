@@ -255,3 +255,70 @@ async def test_target_headers_and_static_auth_reach_the_upstream(upstreams: Upst
     assert seen[0]["X-Api-Key"] == "k-123"
     assert seen[0]["Accept"] == "application/json, text/event-stream"
     assert "Mcp-Session-Id" not in seen[0]
+
+
+async def serve_raw(handler: Any) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/mcp", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}/mcp"
+
+
+async def test_an_sse_answer_skips_comments_pings_and_server_requests(
+    upstreams: Upstreams,
+) -> None:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        events = [
+            b": a comment\n\n",
+            b"event: ping\ndata:\n\n",
+            b'data: {"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage"}\n\n',
+            b'data: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n',
+            b'data: {"jsonrpc":"2.0","id":-7,"result":{"other":"request"}}\n\n',
+            b'id: 9\nevent: message\ndata: {"jsonrpc":"2.0",\r\ndata: "id":%d,\n' % body["id"],
+            b'data: "result":{"ok":true}}\n\n',
+        ]
+        for event in events:
+            await resp.write(event)
+        await resp.write_eof()
+        return resp
+
+    runner, url = await serve_raw(stream)
+    try:
+        assert await upstreams.request(registry(url), None, CALLER, "ping", None) == {"ok": True}
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_upstream_on_an_unknown_protocol_version_is_unavailable(
+    upstreams: Upstreams,
+) -> None:
+    async def modern(request: web.Request) -> web.Response:
+        body = await request.json()
+        result = {
+            "protocolVersion": "2026-07-28",
+            "capabilities": {},
+            "serverInfo": {"name": "new", "version": "1"},
+        }
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
+
+    runner, url = await serve_raw(modern)
+    try:
+        with pytest.raises(UpstreamUnavailable, match="unsupported protocol version"):
+            await upstreams.open(registry(url), CALLER)
+    finally:
+        await runner.cleanup()
+
+
+async def test_secrets_sealed_with_another_key_are_unavailable(upstreams: Upstreams) -> None:
+    sealed = SecretBox("another key").seal_fields(
+        {"url": "http://127.0.0.1:1/mcp", "headers": {"X-Api-Key": "k"}}
+    )
+    reg = registry("unused").model_copy(update={"mcp_target": sealed})
+    with pytest.raises(UpstreamUnavailable, match="secrets cannot be opened"):
+        await upstreams.open(reg, CALLER)

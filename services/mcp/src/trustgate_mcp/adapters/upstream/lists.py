@@ -21,6 +21,9 @@ from trustgate_mcp.services.ports import ListKind
 # (registry id, credential key, kind)
 ListKey = tuple[UUID, str, ListKind]
 Items = list[dict[str, Any]]
+# Lists kept (per registry, caller credential and kind) before expired ones are pruned:
+# passthrough and exchange keep one per caller token.
+MAX_ENTRIES = 4096
 
 
 @dataclass(slots=True)
@@ -79,8 +82,17 @@ class ListCache:
             if running is not None and running.task is asyncio.current_task():
                 del self._fetches[key]
         if self._generation.get(key[0], 0) == generation:
-            self._entries[key] = _Entry(registry, time.monotonic() + self._ttl, items)
+            self._keep(key, _Entry(registry, time.monotonic() + self._ttl, items))
         return items
+
+    def _keep(self, key: ListKey, entry: _Entry) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            now = time.monotonic()
+            self._entries = {k: e for k, e in self._entries.items() if e.expires > now}
+            while len(self._entries) >= MAX_ENTRIES:
+                del self._entries[next(iter(self._entries))]
+        self._entries.pop(key, None)
+        self._entries[key] = entry
 
     def drop(self, registry_id: UUID, kinds: tuple[ListKind, ...] | None = None) -> None:
         """Forget ``registry_id``'s lists (of ``kinds``, or all). A fetch in flight still

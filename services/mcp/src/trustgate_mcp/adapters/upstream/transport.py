@@ -139,8 +139,8 @@ def _outcome(doc: Any) -> dict[str, Any]:
 
 
 async def _read_stream(resp: aiohttp.ClientResponse, request_id: Any) -> Answer:
-    """Read SSE events until the response to ``request_id``. Comments and pings are
-    skipped; server-to-client requests (sampling, elicitation) are not supported and
+    """Read SSE events until the response to ``request_id``. Comments, pings and events
+    that are not JSON are skipped; server-to-client requests (sampling, elicitation) are not supported and
     ignored; notifications' methods are collected."""
     answer = Answer(None)
     data: list[bytes] = []
@@ -157,7 +157,7 @@ async def _read_stream(resp: aiohttp.ClientResponse, request_id: Any) -> Answer:
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise UpstreamUnavailable("the upstream sent an event that is not JSON") from None
+            continue  # a keep-alive such as ``data: ping``: not a message
         if not isinstance(doc, dict):
             continue
         method = doc.get("method")
