@@ -51,6 +51,7 @@ class Idp:
     forms: list[dict[str, str]] = field(default_factory=list)
     basic: list[str | None] = field(default_factory=list)
     seen: list[str | None] = field(default_factory=list)
+    revoked: set[str] = field(default_factory=set)
     expires_in: int = 3600
     fail: bool = False
 
@@ -89,7 +90,8 @@ async def idp() -> AsyncIterator[Idp]:
         auth = request.headers.get("Authorization")
         state.seen.append(auth)
         body = await request.json()
-        if auth is None or auth.removeprefix("Bearer ") not in issued:
+        bearer = (auth or "").removeprefix("Bearer ")
+        if bearer not in issued or bearer in state.revoked:
             return web.Response(status=401)
         if "id" not in body:
             return web.Response(status=202)
@@ -267,3 +269,24 @@ async def test_forwarded_is_refused(idp: Idp, upstreams: Upstreams) -> None:
     with pytest.raises(UpstreamAuthRequired, match="forwarded is not supported"):
         await upstreams.open(reg, caller(jwt("https://upstream.example")))
     assert idp.seen == []
+
+
+async def test_a_refused_token_is_fetched_again_and_a_refused_caller_must_authenticate(
+    idp: Idp, upstreams: Upstreams
+) -> None:
+    reg = idp.registry(
+        {"mode": "client_credentials", "token_url": f"{idp.url}/token", "client_id": "gw"}
+    )
+    await upstreams.request(reg, None, caller(), "ping", None)
+    idp.revoked.add("up-1")
+    with pytest.raises(UpstreamUnavailable, match="HTTP 401") as info:
+        await upstreams.request(reg, None, caller(), "ping", None)
+    assert not isinstance(info.value, UpstreamAuthRequired)
+    await upstreams.request(reg, None, caller(), "ping", None)
+    assert idp.seen == ["Bearer up-1", "Bearer up-1", "Bearer up-2"]
+
+    own = idp.registry({"mode": "passthrough", "expected_audience": "https://upstream.example"})
+    token = jwt("https://upstream.example")
+    idp.revoked.add(token)
+    with pytest.raises(UpstreamAuthRequired, match="HTTP 401"):
+        await upstreams.request(own, None, caller(token), "ping", None)

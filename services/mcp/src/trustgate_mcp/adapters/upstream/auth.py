@@ -84,9 +84,14 @@ class UpstreamAuth:
 
     def static_headers(self) -> dict[str, str]:
         """Headers that never change (mode static); merged once into the base headers."""
-        if self.mode == "static":
-            return {str(self.config["header"]): str(self.config["value"])}
+        header, value = self.config.get("header"), self.config.get("value")
+        if self.mode == "static" and header and value is not None:
+            return {str(header): str(value)}
         return {}
+
+    def forget(self, caller: Caller) -> None:
+        """Drop the token cached for ``caller`` (the upstream refused it)."""
+        self._tokens.pop(credential_key(self.mode, caller), None)
 
     async def headers(self, caller: Caller) -> dict[str, str] | None:
         """The per-call auth header, or None when the mode needs none per call."""

@@ -36,12 +36,14 @@ from trustgate_mcp.adapters.upstream.transport import (
     SESSION_HEADER,
     VERSION_HEADER,
     Answer,
+    Refused,
     post,
 )
 from trustgate_mcp.services.ports import (
     Caller,
     ListKind,
     SessionExpired,
+    UpstreamAuthRequired,
     UpstreamSession,
     UpstreamUnavailable,
 )
@@ -90,7 +92,10 @@ class Upstreams:
         self._http = http
         self._box = box
         self._timeout = timeout
-        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        # per request, keeping the session's connect limits
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=timeout, connect=http.timeout.connect, sock_connect=http.timeout.sock_connect
+        )
         self._ids = itertools.count(1)
         self._targets: dict[UUID, _Target] = {}
         self._lists = ListCache(list_ttl)
@@ -197,7 +202,14 @@ class Upstreams:
         message: dict[str, Any],
     ) -> Answer:
         headers = await self._headers(target, session, caller)
-        answer = await post(self._http, target.url, headers, message, self._client_timeout)
+        try:
+            answer = await post(self._http, target.url, headers, message, self._client_timeout)
+        except Refused as exc:
+            # a cached token the upstream no longer takes is fetched again next time
+            target.auth.forget(caller)
+            if target.auth.mode in ("passthrough", "exchange"):
+                raise UpstreamAuthRequired(str(exc)) from None
+            raise
         for method in answer.notifications:
             kinds = CHANGED.get(method)
             if kinds is not None:

@@ -35,6 +35,10 @@ DRAIN_GRACE = 0.1
 _UNTAKEN = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
+class Refused(UpstreamUnavailable):
+    """HTTP 401 or 403: the upstream did not accept the credential sent."""
+
+
 @dataclass(slots=True)
 class Answer:
     """What one POST brought back: the JSON-RPC ``result`` (None for a notification), the
@@ -106,6 +110,8 @@ async def _answer(
     session_id = resp.headers.get(SESSION_HEADER)
     if status == 202 or (200 <= status < 300 and "id" not in message):
         return Answer(None, session_id)
+    if status in (401, 403):
+        raise Refused(f"the upstream refused the credential (HTTP {status})")
     if not 200 <= status < 300:
         raise UpstreamUnavailable(f"the upstream answered HTTP {status}")
     if resp.content_type == "text/event-stream":
