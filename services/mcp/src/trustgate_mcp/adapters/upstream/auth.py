@@ -124,13 +124,16 @@ class UpstreamAuth:
         token = self._tokens.get(key)
         if token is not None and token.expires > time.monotonic():
             return token.value
+        # one fetch per key at a time: callers arriving meanwhile take its token
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            token = self._tokens.get(key)
-            if token is None or token.expires <= time.monotonic():
-                token = await self._fetch(subject_token)
-                self._remember(key, token)
-        self._locks.pop(key, None)
+        try:
+            async with lock:
+                token = self._tokens.get(key)
+                if token is None or token.expires <= time.monotonic():
+                    token = await self._fetch(subject_token)
+                    self._remember(key, token)
+        finally:
+            self._locks.pop(key, None)
         return token.value
 
     def _remember(self, key: str, token: _Token) -> None:

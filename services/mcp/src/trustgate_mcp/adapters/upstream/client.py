@@ -249,21 +249,23 @@ class Upstreams:
         one the upstream forgot (replaced unless someone replaced it already)."""
         key = (target.registry.id, ckey)
         lock = self._session_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            known = self._list_sessions.get(key)
-            if (
-                known is not None
-                and known.registry is target.registry
-                and known.session is not expired
-            ):
-                session = known.session
-            else:
-                session = await self.open(target.registry, caller)
-            self._list_sessions.pop(key, None)
-            while len(self._list_sessions) >= MAX_LIST_SESSIONS:
-                del self._list_sessions[next(iter(self._list_sessions))]
-            self._list_sessions[key] = _ListSession(target.registry, session, caller)
-        self._session_locks.pop(key, None)
+        try:
+            async with lock:
+                known = self._list_sessions.get(key)
+                if (
+                    known is not None
+                    and known.registry is target.registry
+                    and known.session is not expired
+                ):
+                    session = known.session
+                else:
+                    session = await self.open(target.registry, caller)
+                self._list_sessions.pop(key, None)
+                while len(self._list_sessions) >= MAX_LIST_SESSIONS:
+                    del self._list_sessions[next(iter(self._list_sessions))]
+                self._list_sessions[key] = _ListSession(target.registry, session, caller)
+        finally:
+            self._session_locks.pop(key, None)
         return session
 
     async def _pages(
