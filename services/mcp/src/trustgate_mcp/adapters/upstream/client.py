@@ -4,12 +4,11 @@ Why a thin aiohttp client on the request path rather than the SDK's ``ClientSess
 SDK runs each session as anyio tasks and memory streams over httpx and validates every
 message into pydantic models both ways. Measured on one ``tools/call`` against the SDK's
 own server (``services/mcp/tests/integration/test_upstream_cost.py``, 2,000 sequential
-calls, SSE answers, a busy 2-core machine): 0.34–0.39 ms of CPU per call here against
-2.0–3.2 ms for ``mcp.Client.call_tool`` (6–8 times more; with JSON answers this client
-costs what a bare aiohttp POST does) — and the plane's budget is 1 ms p50 over a direct
-call and
-1,000 calls/s per core. So calls pass raw JSON-RPC dicts (orjson); the SDK's types build
-and check the handshake only, once per upstream session.
+calls, SSE answers, a busy 2-core machine): 0.34 to 0.39 ms of CPU per call here against
+2.0 to 3.2 ms for ``mcp.Client.call_tool``, 6 to 8 times more (with JSON answers this
+client costs what a bare aiohttp POST does). The plane's budget is 1 ms p50 over a direct
+call and 1,000 calls/s per core, so calls pass raw JSON-RPC dicts (orjson); the SDK's
+types build and check the handshake only, once per upstream session.
 """
 
 from __future__ import annotations
