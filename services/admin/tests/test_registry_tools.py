@@ -154,7 +154,13 @@ async def test_client_credentials_obtain_a_token_first_and_send_it(
 
     async def token(request: web.Request) -> web.Response:
         form = await request.post()
-        grants.append({"authorization": request.headers.get("Authorization", ""), **form})  # type: ignore[dict-item]
+        grants.append(
+            {
+                "authorization": request.headers.get("Authorization", ""),
+                "upstream_key": request.headers.get("X-Upstream-Key", ""),
+                **form,  # type: ignore[dict-item]
+            }
+        )
         return web.json_response({"access_token": ISSUED_TOKEN, "token_type": "Bearer"})
 
     idp = web.Application()
@@ -173,7 +179,8 @@ async def test_client_credentials_obtain_a_token_first_and_send_it(
             "client_secret": CLIENT_SECRET,
             "scopes": ["tools.read"],
         }
-        reg = await _mcp_registry(api, gw, {"url": url, "auth": auth})
+        headers = {"X-Upstream-Key": SECRET_HEADER}
+        reg = await _mcp_registry(api, gw, {"url": url, "headers": headers, "auth": auth})
         r = await api.get(f"/v1/gateways/{gw}/registries/{reg}/tools")
         assert r.status_code == 200, r.text
         assert r.json()["count"] == 7
@@ -181,6 +188,7 @@ async def test_client_credentials_obtain_a_token_first_and_send_it(
     assert grants[0]["authorization"] == f"Basic {basic}"
     assert grants[0]["grant_type"] == "client_credentials"
     assert grants[0]["scope"] == "tools.read"
+    assert grants[0]["upstream_key"] == ""  # the server's headers are not the IdP's
 
 
 async def test_a_dead_server_is_a_502_that_repeats_no_secret(api: httpx.AsyncClient) -> None:

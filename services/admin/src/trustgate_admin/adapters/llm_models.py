@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx2
 
 from trustgate_admin.domain.llm_probe import ModelsRequest
@@ -11,9 +12,10 @@ from trustgate_admin.domain.upstream import ProbeFailed
 async def get_models(req: ModelsRequest, within: float) -> int:
     """The HTTP status of the models list (the body is not kept: it proves nothing more)."""
     try:
-        async with httpx2.AsyncClient(timeout=within) as http:
-            response = await http.get(req.url, headers=req.headers, params=req.params)
-    except httpx2.TimeoutException as exc:
+        with anyio.fail_after(within):  # httpx's timeout bounds each read, not the whole call
+            async with httpx2.AsyncClient(timeout=within) as http:
+                response = await http.get(req.url, headers=req.headers, params=req.params)
+    except (TimeoutError, httpx2.TimeoutException) as exc:
         raise ProbeFailed("connect", f"no answer within {within:g}s", timed_out=True) from exc
     except (httpx2.TransportError, OSError) as exc:
         raise ProbeFailed(

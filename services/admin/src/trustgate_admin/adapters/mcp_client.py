@@ -47,13 +47,14 @@ async def list_tools(conn: McpConnection, within: float) -> ToolListing:
     try:
         with anyio.fail_after(within):
             async with httpx2.AsyncClient(
-                headers=conn.headers,
-                timeout=within,
-                event_hooks={"response": [progress.on_response]},
+                timeout=within, event_hooks={"response": [progress.on_response]}
             ) as http:
-                if conn.token_request is not None:
-                    progress.stage = "token"
+                token = None
+                if conn.token_request is not None:  # before the server's headers are set:
+                    progress.stage = "token"  # the token endpoint gets none of them
                     token = await _client_credentials(http, conn.token_request)
+                http.headers.update(conn.headers)
+                if token is not None:
                     http.headers["Authorization"] = f"Bearer {token}"
                 progress.stage = "connect"
                 return await _session(conn.url, http, progress)
