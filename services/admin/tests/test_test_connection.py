@@ -158,6 +158,7 @@ async def test_an_unreachable_or_unsupported_provider_is_ok_false(
         {"mcp_target": {"url": "http://x/mcp", "auth": {"mode": "forwarded"}}},
         {"provider": "openai", "auth": {"type": "api_key", "api_key": "***abcd"}},
         {"provider": "openai", "unknown": 1},
+        {"type": "LLM", "provider": "openai", "mcp_target": {"url": "http://x/mcp"}},
     ],
 )
 async def test_a_malformed_body_is_422(api: httpx.AsyncClient, body: dict[str, Any]) -> None:

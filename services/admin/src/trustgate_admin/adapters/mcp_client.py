@@ -7,8 +7,10 @@ the SDK's and httpx's own messages may carry URLs and are not repeated."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -97,17 +99,13 @@ def _tool(doc: dict[str, Any]) -> dict[str, Any]:
 
 async def _client_credentials(http: httpx2.AsyncClient, req: TokenRequest) -> str:
     form = {"grant_type": "client_credentials", **req.form}
-    if req.basic_auth:
-        auth = httpx2.BasicAuth(req.client_id, req.client_secret)
+    headers = {"Accept": "application/json"}
+    if req.basic_auth:  # RFC 6749 §2.3.1: both parts form-urlencoded before base64
+        pair = f"{quote(req.client_id, safe='')}:{quote(req.client_secret, safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     else:
-        auth = None
         form.update(client_id=req.client_id, client_secret=req.client_secret)
-    response = await http.post(
-        req.token_url,
-        data=form,
-        auth=auth if auth is not None else httpx2.USE_CLIENT_DEFAULT,
-        headers={"Accept": "application/json"},
-    )
+    response = await http.post(req.token_url, data=form, headers=headers)
     if response.status_code != 200:
         raise ProbeFailed(
             "token",

@@ -156,6 +156,8 @@ async def _test_llm(fields: dict[str, Any], catalog: Catalog, within: float) -> 
         raise ValidationFailed("provider: is required to test an LLM registry")
     if provider not in catalog.provider_codes():
         raise ValidationFailed(f"provider: unknown provider '{provider}'")
+    if fields.get("mcp_target") is not None:
+        raise ValidationFailed("mcp_target: only MCP registries have an mcp_target")
     if fields.get("auth") is not None:
         validate_registry_auth(fields["auth"])
     options = fields.get("provider_options") or {}
