@@ -43,6 +43,7 @@ from trustgate_mcp.adapters.upstream.transport import (
 from trustgate_mcp.services.ports import (
     Caller,
     ListKind,
+    RpcFailure,
     SessionExpired,
     UpstreamAuthRequired,
     UpstreamSession,
@@ -50,6 +51,8 @@ from trustgate_mcp.services.ports import (
 )
 
 log = logging.getLogger(__name__)
+
+METHOD_NOT_FOUND = -32601
 
 # kind -> (method, the result's field, the field every kept item must have)
 LISTS: dict[ListKind, tuple[str, str, str]] = {
@@ -238,10 +241,17 @@ class Upstreams:
     ) -> Items:
         session = await self._listing_session(target, caller, ckey, None)
         try:
-            return await self._pages(target, session, caller, kind)
-        except SessionExpired:
-            session = await self._listing_session(target, caller, ckey, session)
-            return await self._pages(target, session, caller, kind)
+            try:
+                return await self._pages(target, session, caller, kind)
+            except SessionExpired:
+                session = await self._listing_session(target, caller, ckey, session)
+                return await self._pages(target, session, caller, kind)
+        except RpcFailure as failure:
+            if failure.code == METHOD_NOT_FOUND:
+                # the server has no such list: an empty one, kept like any other (else
+                # every call would ask again for the lists a server lacks)
+                return []
+            raise
 
     async def _listing_session(
         self, target: _Target, caller: Caller, ckey: str, expired: UpstreamSession | None

@@ -46,6 +46,10 @@ def _retrieve(task: asyncio.Task[Items]) -> None:
 
 
 class ListCache:
+    """The lists it returns are the ones it keeps, not copies: the catalog recognises an
+    unchanged catalog by their identity (so it is not rebuilt per call), and nobody
+    mutates them."""
+
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._entries: dict[ListKey, _Entry] = {}
@@ -58,7 +62,7 @@ class ListCache:
     ) -> Items:
         entry = self._entries.get(key)
         if entry is not None and entry.registry is registry and entry.expires > time.monotonic():
-            return list(entry.items)
+            return entry.items
         running = self._fetches.get(key)
         if running is None or running.registry is not registry:
             generation = self._generation.get(key[0], 0)
@@ -66,7 +70,7 @@ class ListCache:
             task.add_done_callback(_retrieve)
             running = self._fetches[key] = _Fetch(registry, task)
         # Shielded: one waiter cancelled (its client went away) leaves the fetch to the others.
-        return list(await asyncio.shield(running.task))
+        return await asyncio.shield(running.task)
 
     async def _load(
         self,
