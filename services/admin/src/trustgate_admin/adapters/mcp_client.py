@@ -2,8 +2,9 @@
 ``ClientSession`` over streamable HTTP) to list its tools, every page followed.
 
 Failures come back as ``ProbeFailed`` naming the stage reached (``token``, ``connect``,
-``initialize``, ``list_tools``) with a message built from statuses and JSON-RPC codes only:
-the SDK's and httpx's own messages may carry URLs and are not repeated."""
+``initialize``, ``list_tools``) with a message built from HTTP statuses, exception class
+names and the server's JSON-RPC error (which the caller scrubs of secrets): httpx's own
+messages may carry URLs and are not repeated."""
 
 from __future__ import annotations
 
