@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def server_config(runtime: McpRuntime, settings: McpSettings) -> uvicorn.Config:
-    """The traffic port (``/metrics`` answers 404 there)."""
+    """The traffic port (``/metrics`` answers 404 there); TLS with ``SERVER_MCP_TLS_*``."""
     return serving.server_config(
         runtime.app,
         settings,
         host=settings.host,
         port=settings.port,
+        tls=settings.listener_tls(),
         loop="none",
         lifespan="off",
         proxy_headers=False,

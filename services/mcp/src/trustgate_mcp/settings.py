@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from trustgate_core.access.mtls import ClientCertificates, IpNetwork, parse_networks
 from trustgate_core.counters import RedisSettings
 from trustgate_core.durations import parse_duration
+from trustgate_core.serving import ListenerTls
 from trustgate_core.settings import DEFAULT_HOST, CoreSettings
 from trustgate_mcp.oauth.settings import OAuthSettings
 
@@ -34,6 +36,14 @@ class McpSettings(CoreSettings, RedisSettings, OAuthSettings):
     upstream_pool_size: int = Field(512, alias="MCP_UPSTREAM_POOL_SIZE", gt=0)
     event_queue_size: int = Field(10_000, alias="METRICS_QUEUE_SIZE")
     telemetry_enabled: bool = Field(True, alias="TELEMETRY_ENABLED")
+    # the traffic port speaks TLS with this certificate chain and key (PEM files); with a
+    # client CA bundle it asks for client certificates (consumers with mtls auths)
+    tls_cert: str = Field("", alias="SERVER_MCP_TLS_CERT")
+    tls_key: str = Field("", alias="SERVER_MCP_TLS_KEY")
+    tls_client_ca: str = Field("", alias="SERVER_MCP_TLS_CLIENT_CA")
+    # peers whose X-Forwarded-Client-Cert is believed (Envoy in front), as CIDRs,
+    # comma-separated; from any other peer the header is ignored
+    trust_xfcc_from: str = Field("", alias="TRUST_XFCC_FROM")
 
     @field_validator(
         "session_ttl", "list_ttl", "upstream_connect_timeout", "upstream_timeout", mode="before"
@@ -42,6 +52,28 @@ class McpSettings(CoreSettings, RedisSettings, OAuthSettings):
     def _duration(cls, value: str | float) -> float:
         """A number of seconds (``120``) or a Go-style duration (``250ms``, ``2m``)."""
         return parse_duration(value, bare="s")
+
+    @model_validator(mode="after")
+    def _tls_and_trust(self) -> McpSettings:
+        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
+            raise ValueError("SERVER_MCP_TLS_KEY and _CLIENT_CA need SERVER_MCP_TLS_CERT")
+        self.xfcc_trusted()  # a malformed CIDR or a /0 stops the boot
+        return self
+
+    def listener_tls(self) -> ListenerTls | None:
+        """The traffic port's TLS, if ``SERVER_MCP_TLS_CERT`` is set."""
+        if not self.tls_cert:
+            return None
+        return ListenerTls(self.tls_cert, self.tls_key or None, self.tls_client_ca or None)
+
+    def xfcc_trusted(self) -> tuple[IpNetwork, ...]:
+        """``TRUST_XFCC_FROM`` as networks."""
+        return parse_networks(self.trust_xfcc_from)
+
+    def client_certificates(self) -> ClientCertificates:
+        """Which client certificate a request presents (the endpoint's ``certificates``):
+        its TLS handshake's on this listener, or XFCC from a ``TRUST_XFCC_FROM`` peer."""
+        return ClientCertificates.for_listener(self.xfcc_trusted(), self.tls_client_ca or None)
 
     def previous_keys(self) -> list[str]:
         return [k.strip() for k in self.session_previous_keys.split(",") if k.strip()]

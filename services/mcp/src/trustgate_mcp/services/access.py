@@ -6,7 +6,13 @@ The consumer is found by its slug alone (slugs are globally unique); a gateway n
 consumer's. An unknown slug, or a consumer that is not of type MCP, is a 404 (the path
 names no MCP endpoint). Credentials, in order: an API key (``X-AG-API-Key``,
 ``x-api-key``, ``Authorization: Bearer ag_…``); else a bearer token — first one the plane
-issued for exactly this MCP URL, else one of the consumer's oauth2/oidc auths accepts.
+issued for exactly this MCP URL, else one of the consumer's oauth2/oidc auths accepts;
+else the client certificate the request presents (its TLS handshake's, or
+``X-Forwarded-Client-Cert`` from a trusted peer: the HTTP layer decides), which one of the
+consumer's enabled mtls auths must accept — its subject (common name, else first DNS
+name) is the caller's, so a session opened with it is bound to that auth and subject. A
+bearer token beside a certificate, on a consumer that takes no tokens, is an SDK's
+placeholder (openai's ``api_key``): the certificate decides, as on the proxy.
 None, or one that is not valid: 401 (the HTTP layer adds the OAuth challenge); a valid key
 of another consumer: 403.
 """
@@ -23,8 +29,9 @@ from trustgate_core.access import (
     bearer_token,
     ensure_active,
 )
+from trustgate_core.access.mtls import Presented, verify_client_certificate
 from trustgate_core.errors import Forbidden, NotFound, Unauthenticated
-from trustgate_core.models import Consumer, Gateway
+from trustgate_core.models import Auth, Consumer, Gateway
 from trustgate_core.replica import ReplicaState
 from trustgate_mcp.services.plans import McpPlan, Plans
 from trustgate_mcp.services.ports import Caller, GrantVerifier
@@ -39,6 +46,7 @@ class Credentials:
     api_key: str | None = None  # X-AG-API-Key
     x_api_key: str | None = None
     authorization: str | None = None
+    certificate: Presented | None = None  # `asgi.certificates.presented`
 
 
 class Access:
@@ -93,15 +101,24 @@ class Access:
         else:
             token = bearer_token(request.authorization)
             if token is None:
-                raise Unauthenticated("missing_key")
-            caller = await self._token_caller(gateway, consumer, plan, token, mcp_url)
+                caller = self._certificate_caller(gateway, consumer, request.certificate)
+            else:
+                caller = await self._token_caller(
+                    gateway, consumer, plan, token, mcp_url, request.certificate
+                )
         if not consumer.active:
             raise Forbidden("consumer is inactive")
         ensure_active(gateway)
         return caller, plan
 
     async def _token_caller(
-        self, gateway: Gateway, consumer: Consumer, plan: McpPlan, token: str, mcp_url: str
+        self,
+        gateway: Gateway,
+        consumer: Consumer,
+        plan: McpPlan,
+        token: str,
+        mcp_url: str,
+        certificate: Presented | None,
     ) -> Caller:
         grant = self.grants.verify(token, mcp_url)
         if grant is not None:
@@ -110,7 +127,39 @@ class Access:
             return Caller(
                 gateway, consumer, auth_id=grant.auth_id, subject=grant.subject, token=token
             )
+        if certificate is not None and not plan.token_auths and self._certificate_auths(consumer):
+            return self._certificate_caller(gateway, consumer, certificate)
         verified = await self.tokens.verify(token, plan.token_auths)
         return Caller(
             gateway, consumer, auth_id=verified.auth.id, subject=verified.subject, token=token
+        )
+
+    def _certificate_caller(
+        self, gateway: Gateway, consumer: Consumer, certificate: Presented | None
+    ) -> Caller:
+        """The caller a client certificate proves: the first of the consumer's mtls
+        auths that accepts it (``verify_client_certificate``: chained to its CA, its
+        names and fingerprints allowed) — 401 ``bad_certificate`` when none does."""
+        auths = self._certificate_auths(consumer)
+        if certificate is None or not auths:
+            raise Unauthenticated("missing_key")
+        leaf, intermediates = certificate
+        for auth in auths:
+            identity = verify_client_certificate(auth, leaf, intermediates)
+            if identity is not None:
+                return Caller(gateway, consumer, auth_id=auth.id, subject=identity.subject)
+        raise Unauthenticated("bad_certificate")
+
+    def _certificate_auths(self, consumer: Consumer) -> tuple[Auth, ...]:
+        """The enabled mtls auths attached to the consumer (of its gateway). Looked up
+        only when a certificate is the credential: a few dict lookups."""
+        auths = self.state.auths
+        attached = (auths.get(aid) for aid in consumer.auth_ids)
+        return tuple(
+            a
+            for a in attached
+            if a is not None
+            and a.type == "mtls"
+            and a.enabled
+            and a.gateway_id == consumer.gateway_id
         )
