@@ -148,3 +148,45 @@ def test_an_observed_chain_names_no_blocker() -> None:
     attrs = log_attributes(export_event(event), max_body_bytes=0)
     assert attrs["trustgate.policies.decisions"] == "rate_limiter=observe"
     assert "trustgate.policies.blocked_by" not in attrs
+
+
+def test_an_mcp_tool_call_is_exported_with_its_method_tool_and_server() -> None:
+    event = request_event(
+        kind="mcp",
+        path="/mcp",
+        provider="mcp",
+        mcp={
+            "method": "tools/call",
+            "tool": "weather_search",
+            "upstream_tool": "search",
+            "server": "weather",
+            "is_error": True,
+            "rpc_error_code": None,
+        },
+    )
+    exported = export_event(event)
+    jsonschema.validate(exported.model_dump(mode="json"), exported_event_json_schema())
+    assert exported.kind == "mcp" and exported.mcp is not None
+    assert exported.mcp.upstream_tool == "search"
+
+    attrs = log_attributes(exported, max_body_bytes=0)
+    assert attrs["trustgate.kind"] == "mcp"
+    assert attrs["mcp.method.name"] == "tools/call"
+    assert attrs["gen_ai.tool.name"] == "weather_search"
+    assert attrs["trustgate.mcp.upstream_tool"] == "search"
+    assert attrs["trustgate.mcp.server"] == "weather"
+    assert attrs["trustgate.mcp.is_error"] is True
+    assert "rpc.jsonrpc.error_code" not in attrs  # none: the call was answered
+
+
+def test_a_refused_mcp_read_names_its_uri_and_json_rpc_code() -> None:
+    event = request_event(
+        kind="mcp",
+        status=429,
+        error_kind="rate_limited",
+        mcp={"method": "resources/read", "tool": "docs://readme", "rpc_error_code": -32004},
+    )
+    attrs = log_attributes(export_event(event), max_body_bytes=0)
+    assert attrs["mcp.resource.uri"] == "docs://readme"
+    assert attrs["rpc.jsonrpc.error_code"] == -32004
+    assert "gen_ai.tool.name" not in attrs

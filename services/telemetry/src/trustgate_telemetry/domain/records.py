@@ -4,7 +4,11 @@ One record per request, ``event.name=gateway.request``; attribute names follow t
 OpenTelemetry semantic conventions where one exists (``http.*``, ``url.path``,
 ``gen_ai.*``) and ``trustgate.*`` otherwise. The policies that ran are flattened into
 ``trustgate.policies.decisions`` (``plugin=decision`` in order, comma-separated) and
-``trustgate.policies.blocked_by`` (the blocking policy's name). Bodies appear (as ``trustgate.request.body``
+``trustgate.policies.blocked_by`` (the blocking policy's name). An MCP call (``kind: mcp``)
+adds ``mcp.method.name``, what it named (``gen_ai.tool.name`` for a tool call,
+``mcp.resource.uri`` for a read, ``gen_ai.prompt.name`` for a prompt), the JSON-RPC error
+code (``rpc.jsonrpc.error_code``) and ``trustgate.mcp.*`` (server, upstream tool,
+``is_error``). Bodies appear (as ``trustgate.request.body``
 and ``trustgate.response.body``) only when the event carries them, cut to the exporter's
 ``max_body_bytes``.
 """
@@ -78,10 +82,35 @@ def log_attributes(event: ExportedEvent, max_body_bytes: int) -> dict[str, Attri
         optional["trustgate.policies.blocked_by"] = next(
             (d.name for d in chain if d.decision == "block"), None
         )
+    if event.mcp is not None:
+        optional.update(_mcp_attributes(event))
     for key, body in (
         ("trustgate.request.body", req.body),
         ("trustgate.response.body", resp.body),
     ):
         optional[key], _ = clip(body, max_body_bytes)
     attrs.update({k: v for k, v in optional.items() if v is not None})
+    return attrs
+
+
+_NAMED_BY = {
+    "tools/call": "gen_ai.tool.name",
+    "resources/read": "mcp.resource.uri",
+    "prompts/get": "gen_ai.prompt.name",
+}
+
+
+def _mcp_attributes(event: ExportedEvent) -> dict[str, AttributeValue | None]:
+    mcp = event.mcp
+    assert mcp is not None
+    attrs: dict[str, AttributeValue | None] = {
+        "mcp.method.name": mcp.method,
+        "rpc.jsonrpc.error_code": mcp.rpc_error_code,
+        "trustgate.mcp.server": mcp.server,
+        "trustgate.mcp.upstream_tool": mcp.upstream_tool,
+        "trustgate.mcp.is_error": mcp.is_error,
+    }
+    named_by = _NAMED_BY.get(mcp.method)
+    if named_by is not None:
+        attrs[named_by] = mcp.tool
     return attrs
