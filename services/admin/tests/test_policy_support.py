@@ -152,3 +152,25 @@ def _valid(plugin: str) -> dict[str, object]:
         "prompt_compression": {},
     }
     return valid[plugin]
+
+
+async def test_a_policy_its_consumers_plane_ignores_cannot_be_attached(
+    api: httpx.AsyncClient, gateway: str
+) -> None:
+    llm, mcp = await _consumer(api, gateway, "LLM"), await _consumer(api, gateway, "MCP")
+    per_tool = await _policy(api, gateway, "per_tool_rate_limiter", PER_TOOL)
+    tokens = await _policy(api, gateway, "model_allowlist", {"allowed_models": ["gpt-4o*"]})
+
+    refused = await api.post(f"/v1/gateways/{gateway}/consumers/{llm}/policies/{per_tool}")
+    assert refused.status_code == 422
+    assert "not enforced on LLM consumers" in refused.text
+    refused = await api.post(f"/v1/gateways/{gateway}/consumers/{mcp}/policies/{tokens}")
+    assert refused.status_code == 422
+    assert "not enforced on MCP consumers" in refused.text
+
+    attached = await api.post(f"/v1/gateways/{gateway}/consumers/{mcp}/policies/{per_tool}")
+    assert attached.status_code == 204
+    # nor can the consumer move to a plane that would ignore it
+    moved = await api.put(f"/v1/gateways/{gateway}/consumers/{mcp}", json={"type": "LLM"})
+    assert moved.status_code == 422
+    assert "not enforced on LLM consumers" in moved.text

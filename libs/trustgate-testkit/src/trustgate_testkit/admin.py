@@ -79,8 +79,13 @@ async def running_admin(settings: AdminSettings) -> AsyncIterator[RunningAdmin]:
         operations_url = f"http://127.0.0.1:{settings.metrics_port}"
         yield RunningAdmin(url, settings, server, app, operations_url)
     finally:
-        operations.should_exit = server.should_exit = True
-        await asyncio.wait_for(asyncio.gather(task, operations_task), 15)
+        # last started, first stopped: each uvicorn server restores the signal handlers it
+        # found when it stops, so stopped out of order the process would keep a stopped
+        # server's handler (and sse-starlette, which asks it, would end every SSE stream)
+        operations.should_exit = True
+        await asyncio.wait_for(operations_task, 15)
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
 
 
 async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from trustgate_admin.adapters.db import tables as t
+from trustgate_admin.domain.catalog import check_attachable
 from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.domain.schemas import ConsumerIn, parse_uuid
 from trustgate_admin.services import wire
@@ -260,6 +261,8 @@ async def update(
         await _registries_of(uow, gateway_id, _referenced(spec))
         if "registries" in changes:
             await _set_registries(uow, row, changes["registries"])
+        if changes.get("type") not in (None, row.type):
+            await _check_policies_on(uow, consumer_id, changes["type"])
         for key in (
             "name",
             "type",
@@ -294,6 +297,24 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, consumer_id: UUID) -> None:
         await uow.session.delete(row)
         await uow.tombstone(EntityKind.consumer, gateway_id, consumer_id)
         await uow.commit()
+
+
+def _check_policy_on(uow: UnitOfWork, policy: t.PolicyRow, plane: str) -> None:
+    """A policy whose plugin the consumer's plane does not enforce would be stored and
+    ignored: 422 naming the plane."""
+    settings = uow.box.open_fields(policy.settings or {})
+    check_attachable(policy.slug, policy.stages, policy.mode, settings, plane)
+
+
+async def _check_policies_on(uow: UnitOfWork, consumer_id: UUID, plane: str) -> None:
+    """The consumer's attached policies, were it moved to ``plane``."""
+    attached = await uow.session.exec(
+        select(t.PolicyRow)
+        .join(t.ConsumerPolicyLink, col(t.ConsumerPolicyLink.policy_id) == col(t.PolicyRow.id))
+        .where(col(t.ConsumerPolicyLink.consumer_id) == consumer_id)
+    )
+    for policy in attached.all():
+        _check_policy_on(uow, policy, plane)
 
 
 # -- associations ---------------------------------------------------------------------------
@@ -352,6 +373,9 @@ async def attach(
                 raise Conflict("an MCP consumer cannot use an oidc auth")
             if row.routing_mode == "role_based" and target.type not in ("oauth2", "oidc"):
                 raise Conflict("a role_based consumer needs an oauth2 or oidc auth")
+        if kind == "policy":
+            assert isinstance(target, t.PolicyRow)
+            _check_policy_on(uow, target, row.type)
         if await uow.session.get(link_table, (consumer_id, target_id)) is not None:
             return
         uow.session.add(link_table(consumer_id=consumer_id, **{field: target_id}))
