@@ -10,6 +10,12 @@ must carry (400 without one; 404 when it does not open, so the client initialize
 ``DELETE`` with a session ends it. ``GET`` is 405: the plane opens no server-initiated
 stream.
 
+The stateless revision (2026-07-28, ``domain.modern``) takes a request whose
+``MCP-Protocol-Version`` names no handshake-era version, or a ``server/discover``: no
+session is needed or handed out, the envelope is checked per request as the SDK's server
+checks it, and errors go with the SDK's HTTP statuses (400 for a malformed or mismatched
+request or an unsupported version, 404 for an unknown method; 200 otherwise).
+
 HTTP-level refusals (no credential 401 with the OAuth challenge, another consumer's key
 403, unknown path 404, wrong media types 415 and 406, a body over ``MCP_MAX_BODY_BYTES``
 413) are JSON bodies ``{"error": code, "message": …}``. Every ``tools/call``,
@@ -36,10 +42,21 @@ from trustgate_core.errors import (
 )
 from trustgate_core.service.asgi import SECURITY_HEADERS, Headers, Receive, Scope, Send, send_bytes
 from trustgate_mcp.domain.call import CALL_METHODS, McpCall
+from trustgate_mcp.domain.modern import (
+    HEADER_MISMATCH,
+    METHOD_HEADER,
+    MODERN_VERSIONS,
+    NAME_HEADER,
+    VERSION_HEADER,
+    check_envelope,
+    error_status,
+    is_modern,
+    shaped,
+    unsupported,
+)
 from trustgate_mcp.domain.rpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
-    METHOD_NOT_FOUND,
     PARSE_ERROR,
     RpcError,
     error,
@@ -73,7 +90,17 @@ class UnsupportedMediaType(TrustGateError):
 class _Request:
     """What this layer reads of the headers, in one pass."""
 
-    __slots__ = ("accept", "content_length", "content_type", "credentials", "session_id")
+    __slots__ = (
+        "accept",
+        "content_length",
+        "content_type",
+        "credentials",
+        "duplicated",
+        "method",
+        "name",
+        "protocol_version",
+        "session_id",
+    )
 
     def __init__(self, scope: Scope) -> None:
         self.credentials = Credentials()
@@ -81,6 +108,11 @@ class _Request:
         self.content_type: bytes | None = None
         self.content_length: bytes | None = None
         self.session_id: str | None = None
+        # the stateless revision's routing headers; ``duplicated``: one sent twice
+        self.protocol_version: str | None = None
+        self.method: str | None = None
+        self.name: str | None = None
+        self.duplicated: str | None = None
         c = self.credentials
         for name, value in scope["headers"]:
             if name == b"x-ag-api-key":
@@ -101,6 +133,18 @@ class _Request:
                 self.content_length = value
             elif name == SESSION_HEADER:
                 self.session_id = value.decode("latin-1")
+            elif name == VERSION_HEADER:
+                if self.protocol_version is not None:
+                    self.duplicated = "mcp-protocol-version"
+                self.protocol_version = value.decode("latin-1")
+            elif name == METHOD_HEADER:
+                if self.method is not None:
+                    self.duplicated = "mcp-method"
+                self.method = value.decode("latin-1")
+            elif name == NAME_HEADER:
+                if self.name is not None:
+                    self.duplicated = "mcp-name"
+                self.name = value.decode("latin-1")
 
     def wants_sse(self) -> bool:
         """Whether the answer goes as an SSE event: ``Accept`` lists SSE and not JSON.
@@ -190,8 +234,8 @@ class Endpoint:
                 method_label = "notification"
                 await send_bytes(send, 202, b"", headers)
                 return
-            if status != 200:  # no session: plain JSON whatever the Accept
-                if call is not None:
+            if status != 200:  # refused: plain JSON whatever the Accept
+                if call is not None and call.error_kind is None:
                     call.status = status
                     call.error_kind = "session_not_found" if status == 404 else "invalid_request"
                 await send_bytes(send, status, orjson.dumps(answer), headers)
@@ -238,13 +282,15 @@ class Endpoint:
     ) -> tuple[dict[str, Any] | None, str, int]:
         """The JSON-RPC answer to send (None: 202, nothing to answer), the outcome, and
         the HTTP status (200 but for a request without a valid session)."""
+        method = message.get("method") if isinstance(message, dict) else None
+        if is_modern(request.protocol_version, method):
+            return await self._answer_modern(ctx, request, message)
         if isinstance(message, RpcError):
             return error_of(None, message), "error", 200
         if isinstance(message, list):
             return error(None, INVALID_REQUEST, "batches are not supported"), "error", 200
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 message"), "error", 200
-        method = message.get("method")
         if method is None and ("result" in message or "error" in message):
             return None, "ok", 202  # a response (the plane sends no requests: dropped)
         if "id" not in message:
@@ -260,8 +306,6 @@ class Endpoint:
                 value, session_id = await self.dispatcher.initialize(ctx, message.get("params"))
                 headers.append((SESSION_HEADER, session_id.encode()))
                 return result(request_id, value), "ok", 200
-            if method == "server/discover":  # the stateless revision: not spoken here
-                raise RpcError(METHOD_NOT_FOUND, "method not found: server/discover")
             if request.session_id is None:
                 missing = "Mcp-Session-Id is missing: initialize first"
                 return error(request_id, INVALID_REQUEST, missing), "refused", 400
@@ -280,6 +324,44 @@ class Endpoint:
                 call.status = err.status
                 call.error_kind = err.kind
             return error_of(request_id, err), "error", 200
+
+    async def _answer_modern(
+        self, ctx: Context, request: _Request, message: Any
+    ) -> tuple[dict[str, Any] | None, str, int]:
+        """`_answer` for the stateless revision: every request stands alone."""
+        if isinstance(message, RpcError):
+            return error_of(None, message), "error", 400
+        if (
+            not isinstance(message, dict)
+            or message.get("jsonrpc") != "2.0"
+            or not isinstance(message.get("method"), str)
+        ):
+            not_one = "the body must be a single JSON-RPC request or notification object"
+            return error(None, INVALID_REQUEST, not_one), "error", 400
+        if "id" not in message:  # a notification: nothing for the plane to act on
+            if request.protocol_version not in MODERN_VERSIONS:
+                return error_of(None, unsupported(request.protocol_version or "")), "refused", 400
+            return None, "ok", 202
+        request_id = message["id"]
+        method: str = message["method"]
+        try:
+            if request.duplicated is not None:
+                twice = f"{request.duplicated} header appears more than once"
+                raise RpcError(HEADER_MISMATCH, twice, kind="invalid_request", status=400)
+            check_envelope(message, request.protocol_version, request.method, request.name)
+            ctx.modern = True
+            if method == "server/discover":
+                value = self.dispatcher.discover(ctx)
+            else:
+                value = await self.dispatcher.handle(ctx, method, message.get("params"))
+            return result(request_id, shaped(method, value)), "ok", 200
+        except RpcError as err:
+            call = ctx.call
+            if call is not None:
+                call.rpc_error_code = err.code
+                call.status = err.status
+                call.error_kind = err.kind
+            return error_of(request_id, err), "error", error_status(err.code)
 
     async def _delete(self, ctx: Context, request: _Request, send: Send, headers: Headers) -> None:
         if request.session_id is None:

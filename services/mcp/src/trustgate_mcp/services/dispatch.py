@@ -10,6 +10,10 @@ call retried once. Either way the new upstream session goes into the shared stor
 (``services.session_store``) under the session's nonce, so the other replicas use it
 instead of opening yet another.
 
+A request of the stateless revision (``Context.modern``: no session) is served on this
+replica's upstream session per registry and upstream credential (``SharedUpstreams``, the
+session lists are fetched on), opened again once when the upstream forgot it.
+
 ``tools/call``, ``resources/read`` and ``prompts/get`` run the consumer's policy chain
 (``pre_request`` before the upstream; ``post_response`` after every call that reached
 ``pre_request``) and are recorded on an ``McpCall`` for the request event.
@@ -23,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from trustgate_core.errors import TrustGateError
@@ -31,6 +35,7 @@ from trustgate_core.models import Registry
 from trustgate_core.policy import Header, McpExchange, rpc_error
 from trustgate_mcp.domain.call import McpCall
 from trustgate_mcp.domain.catalog import Catalog
+from trustgate_mcp.domain.modern import discover_result, upstream_params
 from trustgate_mcp.domain.rpc import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -70,6 +75,16 @@ class SessionNotFound(Exception):
     consumer or credential: HTTP 404, and the client initializes again."""
 
 
+class SharedUpstreams(UpstreamPort, Protocol):
+    async def shared_session(
+        self, registry: Registry, caller: Caller, expired: UpstreamSession | None
+    ) -> UpstreamSession:
+        """This replica's upstream session for ``registry`` and the caller's upstream
+        credential, opened when there is none; ``expired``: the one the upstream forgot
+        (replaced unless someone replaced it already). Raises `UpstreamUnavailable`."""
+        ...
+
+
 @dataclass(slots=True)
 class Session:
     claims: SessionClaims
@@ -78,13 +93,14 @@ class Session:
 
 @dataclass(slots=True)
 class Context:
-    """One request: who calls, the consumer's plan, its session (``None`` only for
-    ``initialize``), the request as received (policies read it) and its call record
-    (``None`` for methods that are not calls)."""
+    """One request: who calls, the consumer's plan, its session (``None`` for
+    ``initialize`` and the stateless revision, ``modern``), the request as received
+    (policies read it) and its call record (``None`` for methods that are not calls)."""
 
     caller: Caller
     plan: McpPlan
     session: Session | None = None
+    modern: bool = False
     body: bytes = b""
     request_headers: Sequence[Header] = ()
     client_host: str | None = None
@@ -101,7 +117,7 @@ def _unavailable(registry: Registry | None) -> RpcError:
 class Dispatcher:
     def __init__(
         self,
-        upstreams: UpstreamPort,
+        upstreams: SharedUpstreams,
         catalogs: CatalogService,
         store: SessionStore,
         sealer: SessionSealer,
@@ -223,6 +239,10 @@ class Dispatcher:
             if registry.id in opened
         ]
         await asyncio.gather(*closing, return_exceptions=True)
+
+    def discover(self, ctx: Context) -> dict[str, Any]:
+        """``server/discover`` (the stateless revision): nothing is opened."""
+        return discover_result("trustgate", f"{self.server_version}+{ctx.plan.fingerprint}")
 
     # -- requests --------------------------------------------------------------------------
     async def handle(self, ctx: Context, method: str, raw: object) -> Any:
@@ -375,8 +395,10 @@ class Dispatcher:
         call = ctx.call
         if call is not None:
             call.upstream_start = perf_counter()
-        session = ctx.session
         try:
+            if ctx.modern:
+                return await self._shared(ctx.caller, registry, method, upstream_params(params))
+            session = ctx.session
             upstream = session.upstreams.get(registry.id) if session is not None else None
             if upstream is None and session is not None:
                 upstream = await self._reopen(ctx, registry, None)
@@ -396,6 +418,17 @@ class Dispatcher:
         finally:
             if call is not None:
                 call.upstream_end = perf_counter()
+
+    async def _shared(
+        self, caller: Caller, registry: Registry, method: str, params: dict[str, Any]
+    ) -> Any:
+        """A stateless request, on this replica's shared upstream session."""
+        upstream = await self.upstreams.shared_session(registry, caller, None)
+        try:
+            return await self.upstreams.request(registry, upstream, caller, method, params)
+        except SessionExpired:
+            upstream = await self.upstreams.shared_session(registry, caller, upstream)
+            return await self.upstreams.request(registry, upstream, caller, method, params)
 
     async def _reopen(
         self, ctx: Context, registry: Registry, stale: UpstreamSession | None

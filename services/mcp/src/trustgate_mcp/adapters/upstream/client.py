@@ -148,6 +148,20 @@ class Upstreams:
 
     # --- beyond the port ---------------------------------------------------------------
 
+    async def shared_session(
+        self, registry: Registry, caller: Caller, expired: UpstreamSession | None
+    ) -> UpstreamSession:
+        """The session lists are fetched on, which stateless (2026-07-28) callers' calls
+        share: there is no client session to carry one. ``expired``: the one the upstream
+        forgot."""
+        target = self._target(registry)
+        ckey = credential_key(target.auth.mode, caller)
+        if expired is None:
+            known = self._list_sessions.get((registry.id, ckey))
+            if known is not None and known.registry is registry:
+                return known.session
+        return await self._listing_session(target, caller, ckey, expired)
+
     def invalidate(self, registry_id: UUID) -> None:
         """Forget a registry's lists (its config changed, or an operator asked)."""
         self._lists.drop(registry_id)
