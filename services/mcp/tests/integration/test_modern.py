@@ -7,6 +7,7 @@ unknown version, a notification, a request without a credential."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,8 +20,11 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import DiscoverResult
 from mcp_types import methods as wire
 
+from trustgate_core.embedded import free_port
 from trustgate_core.events import decode_request_event
 from trustgate_mcp.domain.call import event_payload
+from trustgate_mcp.services.ports import Caller
+from trustgate_testkit.mcp.servers import UpstreamThread
 from trustgate_testkit.proxy.tenant import Tenant
 
 if TYPE_CHECKING:
@@ -330,9 +334,60 @@ async def test_stateless_calls_share_one_upstream_session_per_server_on_a_replic
     assert caller_session.session_id is not None  # the SDK's upstream keeps sessions
 
 
-def _caller(plane: LocalPlane, tenant: Tenant) -> Any:
-    from trustgate_mcp.services.ports import Caller
-
+def _caller(plane: LocalPlane, tenant: Tenant) -> Caller:
     state = plane.runtime.state
     consumer = state.consumers[tenant.consumers["agent"].id]
     return Caller(state.gateways[tenant.gateway.id], consumer)
+
+
+async def test_an_upstream_that_restarted_gets_a_new_shared_session_and_the_call_succeeds(
+    plane: LocalPlane,
+) -> None:
+    port = free_port()
+    tenant = await plane.new_tenant()
+    await tenant.add_mcp_registry("docs", f"http://127.0.0.1:{port}/mcp")
+    await tenant.add_consumer("agent", ["docs"], type="MCP")
+    registry = plane.runtime.state.registries[tenant.registries["docs"].id]
+    async with AsyncExitStack() as stack:
+        before = UpstreamThread("docs", port)
+        stack.callback(before.__exit__)
+        before.__enter__()
+        client = await stack.enter_async_context(
+            watched(plane.mcp_url(tenant), tenant.keys["agent"], Traffic())
+        )
+        assert (await client.call_tool("echo", {"text": "before"})).is_error is False
+        first = await plane.runtime.upstreams.shared_session(registry, _caller(plane, tenant), None)
+        before.__exit__()
+        with UpstreamThread("docs", port):  # it knows none of the earlier sessions
+            after = await client.call_tool("echo", {"text": "after"})
+            assert after.content[0].text == "after"  # type: ignore[union-attr]
+            now = await plane.runtime.upstreams.shared_session(
+                registry, _caller(plane, tenant), None
+            )
+    assert now.session_id not in (None, first.session_id)
+
+
+async def test_a_bearer_token_of_the_plane_authenticates_each_stateless_request(
+    plane: LocalPlane, tenant: Tenant
+) -> None:
+    url = plane.mcp_url(tenant)
+    token = plane.runtime.oauth.tokens.issue(
+        plane.url,
+        url,
+        {
+            "sub": "alice",
+            "gateway_id": str(tenant.gateway.id),
+            "consumer_id": str(tenant.consumers["agent"].id),
+            "auth_id": str(tenant.auths["agent"].id),
+            "scope": "mcp",
+        },
+    )
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(20)
+    )
+    async with Client(streamable_http_client(url, http_client=http)) as client:
+        assert client.protocol_version == MODERN
+        assert (await client.call_tool("echo", {"text": "x"})).is_error is False
+    (call,) = plane.sink.calls
+    assert call.subject == "alice" and call.auth_id == tenant.auths["agent"].id
+    assert token not in orjson.dumps(event_payload(call)).decode()
