@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import ssl
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,9 +275,15 @@ async def tls_plane(
         yield running
 
 
-def sdk_client(url: str, context: ssl.SSLContext, **headers: str) -> Client:
-    http = httpx2.AsyncClient(verify=context, headers=headers, timeout=httpx2.Timeout(20))
-    return Client(streamable_http_client(url, http_client=http), mode="legacy")
+@asynccontextmanager
+async def sdk_client(url: str, context: ssl.SSLContext, **headers: str) -> AsyncIterator[Client]:
+    """The SDK's client over TLS; its HTTP client closed after (a TLS connection left
+    open holds the plane's shutdown for asyncio's 30 s TLS shutdown timeout)."""
+    async with (
+        httpx2.AsyncClient(verify=context, headers=headers, timeout=httpx2.Timeout(20)) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
+    ):
+        yield client
 
 
 async def post(url: str, context: ssl.SSLContext, doc: Any, **headers: str) -> httpx.Response:
