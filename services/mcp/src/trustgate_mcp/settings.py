@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from trustgate_core.access.mtls import ClientCertificates, IpNetwork, parse_networks
+from trustgate_core.access.listener import TrafficTls
+from trustgate_core.access.mtls import ClientCertificates
 from trustgate_core.counters import RedisSettings
 from trustgate_core.durations import parse_duration
 from trustgate_core.serving import ListenerTls
@@ -55,25 +56,23 @@ class McpSettings(CoreSettings, RedisSettings, OAuthSettings):
 
     @model_validator(mode="after")
     def _tls_and_trust(self) -> McpSettings:
-        if (self.tls_key or self.tls_client_ca) and not self.tls_cert:
-            raise ValueError("SERVER_MCP_TLS_KEY and _CLIENT_CA need SERVER_MCP_TLS_CERT")
-        self.xfcc_trusted()  # a malformed CIDR or a /0 stops the boot
+        self.traffic_tls().check()
         return self
+
+    def traffic_tls(self) -> TrafficTls:
+        """``SERVER_MCP_TLS_*`` and ``TRUST_XFCC_FROM``."""
+        return TrafficTls(
+            "SERVER_MCP_TLS", self.tls_cert, self.tls_key, self.tls_client_ca, self.trust_xfcc_from
+        )
 
     def listener_tls(self) -> ListenerTls | None:
         """The traffic port's TLS, if ``SERVER_MCP_TLS_CERT`` is set."""
-        if not self.tls_cert:
-            return None
-        return ListenerTls(self.tls_cert, self.tls_key or None, self.tls_client_ca or None)
-
-    def xfcc_trusted(self) -> tuple[IpNetwork, ...]:
-        """``TRUST_XFCC_FROM`` as networks."""
-        return parse_networks(self.trust_xfcc_from)
+        return self.traffic_tls().listener()
 
     def client_certificates(self) -> ClientCertificates:
-        """Which client certificate a request presents (the endpoint's ``certificates``):
-        its TLS handshake's on this listener, or XFCC from a ``TRUST_XFCC_FROM`` peer."""
-        return ClientCertificates.for_listener(self.xfcc_trusted(), self.tls_client_ca or None)
+        """Which client certificate a request presents (the traffic app's
+        ``certificates``)."""
+        return self.traffic_tls().client_certificates()
 
     def previous_keys(self) -> list[str]:
         return [k.strip() for k in self.session_previous_keys.split(",") if k.strip()]
