@@ -166,8 +166,7 @@ def test_the_mcp_service_matches_the_planes_settings(compose: dict[str, Any]) ->
     env = _environment(service)
     # a port compose overrode would no longer be the one published and probed
     assert _alias(McpSettings, "port") not in env
-    assert compose["x-trustgate-env"][_alias(McpSettings, "host")] == "0.0.0.0"
-    assert fields["host"].default == "127.0.0.1"
+    assert _alias(McpSettings, "host") in HOSTS  # 0.0.0.0 in the image and compose
 
 
 def test_the_mcp_plane_starts_after_what_it_reads_like_the_proxy(compose: dict[str, Any]) -> None:
@@ -238,7 +237,13 @@ def test_the_image_bakes_in_the_commit_and_build_date_that_version_reports(
         assert name in build_args
 
 
-HOSTS = ("SERVER_HOST", "SERVER_PROXY_HOST", "SERVER_TELEMETRY_HOST", "SERVER_METRICS_HOST")
+HOSTS = (
+    "SERVER_HOST",
+    "SERVER_PROXY_HOST",
+    "SERVER_MCP_HOST",
+    "SERVER_TELEMETRY_HOST",
+    "SERVER_METRICS_HOST",
+)
 
 
 def test_planes_listen_on_loopback_unless_a_container_says_all_interfaces(
@@ -248,14 +253,16 @@ def test_planes_listen_on_loopback_unless_a_container_says_all_interfaces(
     the image and compose, whose ports are reached from outside, listen on 0.0.0.0
     explicitly."""
     from trustgate_admin.settings import AdminSettings
+    from trustgate_mcp.settings import McpSettings
     from trustgate_proxy.settings import ProxySettings
     from trustgate_telemetry.settings import TelemetrySettings
 
     for name in HOSTS:
         monkeypatch.delenv(name, raising=False)
-    admin, proxy, telemetry = AdminSettings(), ProxySettings(), TelemetrySettings()
-    assert {admin.host, proxy.host, telemetry.host} == {"127.0.0.1"}
-    assert {admin.metrics_host, proxy.metrics_host} == {"127.0.0.1"}
+    admin, proxy, mcp = AdminSettings(), ProxySettings(), McpSettings()
+    telemetry = TelemetrySettings()
+    assert {admin.host, proxy.host, mcp.host, telemetry.host} == {"127.0.0.1"}
+    assert {admin.metrics_host, proxy.metrics_host, mcp.metrics_host} == {"127.0.0.1"}
 
     env = " ".join(rest for keyword, rest in _dockerfile_instructions() if keyword == "ENV")
     for name in HOSTS:
