@@ -270,8 +270,9 @@ class Upstreams:
     async def _listing_session(
         self, target: _Target, caller: Caller, ckey: str, expired: UpstreamSession | None
     ) -> UpstreamSession:
-        """The session lists are fetched on, per registry and credential; ``expired``: the
-        one the upstream forgot (replaced unless someone replaced it already)."""
+        """The session lists are fetched on (and stateless callers' calls go on), per
+        registry and credential; ``expired``: the one the upstream forgot (replaced unless
+        someone replaced it already)."""
         key = (target.registry.id, ckey)
         lock = self._session_locks.setdefault(key, asyncio.Lock())
         try:
