@@ -161,6 +161,7 @@ class McpRuntime:
             max_body_bytes=s.max_body_bytes,
             public_url=s.public_url,
             resource_url=self.oauth.resource_url,
+            certificates=s.client_certificates(),
         )
         self._app = McpApp(system=self.health.for_traffic(), oauth=self.oauth, endpoint=endpoint)
         if not self.bus:

@@ -6,7 +6,6 @@ are made by the test (``trustgate_testkit.pki``); the upstreams are real SDK ser
 
 from __future__ import annotations
 
-import inspect
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -30,8 +29,7 @@ from trustgate_core.errors import Unauthenticated
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Auth
 from trustgate_core.settings import DEV_SECRET_KEY
-from trustgate_mcp.asgi.certificates import presented
-from trustgate_mcp.asgi.endpoint import Endpoint
+from trustgate_mcp.asgi.certificates import XFCC, presented
 from trustgate_mcp.services.access import Credentials
 from trustgate_mcp.services.dispatch import Context, SessionNotFound
 from trustgate_mcp.services.ports import Caller
@@ -49,14 +47,6 @@ INIT_PARAMS = {
     "clientInfo": {"name": "test", "version": "1"},
 }
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-
-# The endpoint hands Access the certificate once its `_Request` calls
-# `asgi.certificates.presented` (the owner of asgi/endpoint.py applies it); until then
-# the certificate never reaches Access over HTTP.
-HOOKED = "certificates" in inspect.signature(Endpoint).parameters
-needs_hook = pytest.mark.skipif(
-    not HOOKED, reason="asgi/endpoint.py does not pass the presented certificate yet"
-)
 
 
 @dataclass
@@ -138,8 +128,10 @@ async def caller_of(
 ) -> Caller:
     """What Access makes of a request with ``scope``, as the endpoint asks it."""
     access = plane.runtime.access
+    forwarded = [v.decode("latin-1") for n, v in scope["headers"] if n == XFCC]
+    xfcc = ",".join(forwarded) if forwarded else None
     request = Credentials(
-        certificate=presented(scope, certificates or ClientCertificates()), **credentials
+        certificate=presented(scope, certificates or ClientCertificates(), xfcc), **credentials
     )
     gateway, consumer = access.consumer(tenant.consumers["agent"].slug, request)
     caller, _plan = await access.caller(gateway, consumer, request, plane.mcp_url(tenant))
@@ -314,7 +306,6 @@ async def test_a_certificate_of_another_ca_fails_the_handshake(
         await post(tls_plane.mcp_url(tenant), pki.context(stranger, "stranger"), TOOLS_LIST)
 
 
-@needs_hook
 async def test_a_client_certificate_of_the_right_ca_and_name_gets_tools_and_calls(
     tls_plane: LocalPlane, upstreams: Upstreams, pki: Pki
 ) -> None:
@@ -327,7 +318,6 @@ async def test_a_client_certificate_of_the_right_ca_and_name_gets_tools_and_call
     assert (call.auth_id, call.subject) == (tenant.auths["agent-certs"].id, "billing")
 
 
-@needs_hook
 async def test_a_name_the_auth_does_not_allow_or_no_certificate_is_401(
     tls_plane: LocalPlane, upstreams: Upstreams, pki: Pki
 ) -> None:
@@ -339,7 +329,6 @@ async def test_a_name_the_auth_does_not_allow_or_no_certificate_is_401(
         assert response.json()["error"] == "unauthenticated"
 
 
-@needs_hook
 async def test_a_session_opened_with_a_certificate_is_404_with_another_credential(
     tls_plane: LocalPlane, upstreams: Upstreams, pki: Pki
 ) -> None:
@@ -357,7 +346,6 @@ async def test_a_session_opened_with_a_certificate_is_404_with_another_credentia
     assert keyed.status_code == 404
 
 
-@needs_hook
 @pytest.mark.parametrize("tls_plane", ["127.0.0.0/8"], indirect=True)
 async def test_a_forwarded_client_cert_from_a_trusted_peer_gets_tools(
     tls_plane: LocalPlane, upstreams: Upstreams, pki: Pki
@@ -369,7 +357,6 @@ async def test_a_forwarded_client_cert_from_a_trusted_peer_gets_tools(
         assert "forecast" in {tool.name for tool in (await client.list_tools()).tools}
 
 
-@needs_hook
 async def test_a_forwarded_client_cert_from_an_untrusted_peer_is_ignored(
     tls_plane: LocalPlane, upstreams: Upstreams, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,7 +4,7 @@ It is the one the client proved in this listener's TLS handshake (uvicorn under 
 guarded protocol puts the chain in ``scope["extensions"]["tls"]["client_cert_chain"]``),
 or the one in ``X-Forwarded-Client-Cert`` when the TCP peer is a ``TRUST_XFCC_FROM``
 proxy; the header from any other peer is ignored (core's `ClientCertificates` decides
-and logs). A plain-HTTP request without the header costs one pass over its headers.
+and logs). A plain-HTTP request without the header costs nothing more.
 """
 
 from __future__ import annotations
@@ -17,14 +17,10 @@ from trustgate_core.service.asgi import Scope
 XFCC: Final = b"x-forwarded-client-cert"
 
 
-def presented(scope: Scope, certificates: ClientCertificates) -> Presented | None:
+def presented(scope: Scope, certificates: ClientCertificates, xfcc: str | None) -> Presented | None:
     """The certificate and the intermediates sent with it; None when there is none (or
-    only a header from a peer that is not trusted)."""
-    xfcc: str | None = None
-    for name, value in scope["headers"]:
-        if name == XFCC:  # one per proxy hop may come as separate headers: joined
-            text = value.decode("latin-1")
-            xfcc = text if xfcc is None else f"{xfcc},{text}"
+    only a header from a peer that is not trusted). ``xfcc``: the request's
+    ``X-Forwarded-Client-Cert`` headers, joined (read in the endpoint's one pass)."""
     extensions = scope.get("extensions")
     tls = extensions.get("tls") if extensions else None
     if xfcc is None and tls is None:

@@ -32,6 +32,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from trustgate_core.access.mtls import ClientCertificates
 from trustgate_core.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -41,6 +42,7 @@ from trustgate_core.errors import (
     Unavailable,
 )
 from trustgate_core.service.asgi import SECURITY_HEADERS, Headers, Receive, Scope, Send, send_bytes
+from trustgate_mcp.asgi.certificates import XFCC, presented
 from trustgate_mcp.domain.call import CALL_METHODS, McpCall
 from trustgate_mcp.domain.modern import (
     HEADER_MISMATCH,
@@ -102,8 +104,9 @@ class _Request:
         "session_id",
     )
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, certificates: ClientCertificates) -> None:
         self.credentials = Credentials()
+        xfcc: str | None = None
         self.accept: bytes | None = None
         self.content_type: bytes | None = None
         self.content_length: bytes | None = None
@@ -145,6 +148,10 @@ class _Request:
                 if self.name is not None:
                     self.duplicated = "mcp-name"
                 self.name = value.decode("latin-1")
+            elif name == XFCC:  # one per proxy hop may come as separate headers: joined
+                text = value.decode("latin-1")
+                xfcc = text if xfcc is None else f"{xfcc},{text}"
+        c.certificate = presented(scope, certificates, xfcc)
 
     def wants_sse(self) -> bool:
         """Whether the answer goes as an SSE event: ``Accept`` lists SSE and not JSON.
@@ -172,6 +179,7 @@ class Endpoint:
         max_body_bytes: int,
         public_url: str = "",
         resource_url: Callable[[Scope, str], str | None] = lambda _scope, _slug: None,
+        certificates: ClientCertificates | None = None,
     ) -> None:
         self.access = access
         self.dispatcher = dispatcher
@@ -182,6 +190,8 @@ class Endpoint:
         self.max_body_bytes = max_body_bytes
         self.public_url = public_url.rstrip("/")
         self.resource_url = resource_url  # the OAuth server's spelling, when it has one
+        # which client certificate a request presents (TLS handshake, or trusted XFCC)
+        self.certificates = certificates or ClientCertificates()
 
     def mcp_url(self, scope: Scope, host: str | None, slug: str) -> str:
         """The consumer's MCP URL, spelt as the OAuth tokens' audience (the resource)."""
@@ -194,7 +204,7 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         started = perf_counter()
         headers: Headers = [*SECURITY_HEADERS]
-        request = _Request(scope)
+        request = _Request(scope, self.certificates)
         mcp_url = self.mcp_url(scope, request.credentials.host, slug)
         gateway_id = ""
         method_label = "other"

@@ -11,7 +11,7 @@ call retried once. Either way the new upstream session goes into the shared stor
 instead of opening yet another.
 
 A request of the stateless revision (``Context.modern``: no session) is served on this
-replica's upstream session per registry and upstream credential (``SharedUpstreams``, the
+replica's upstream session per registry and upstream credential (``shared_session``, the
 session lists are fetched on), opened again once when the upstream forgot it.
 
 ``tools/call``, ``resources/read`` and ``prompts/get`` run the consumer's policy chain
@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from trustgate_core.errors import TrustGateError
@@ -75,16 +75,6 @@ class SessionNotFound(Exception):
     consumer or credential: HTTP 404, and the client initializes again."""
 
 
-class SharedUpstreams(UpstreamPort, Protocol):
-    async def shared_session(
-        self, registry: Registry, caller: Caller, expired: UpstreamSession | None
-    ) -> UpstreamSession:
-        """This replica's upstream session for ``registry`` and the caller's upstream
-        credential, opened when there is none; ``expired``: the one the upstream forgot
-        (replaced unless someone replaced it already). Raises `UpstreamUnavailable`."""
-        ...
-
-
 @dataclass(slots=True)
 class Session:
     claims: SessionClaims
@@ -117,7 +107,7 @@ def _unavailable(registry: Registry | None) -> RpcError:
 class Dispatcher:
     def __init__(
         self,
-        upstreams: SharedUpstreams,
+        upstreams: UpstreamPort,
         catalogs: CatalogService,
         store: SessionStore,
         sealer: SessionSealer,

@@ -88,6 +88,15 @@ class UpstreamPort(Protocol):
         `UpstreamUnavailable`."""
         ...
 
+    async def shared_session(
+        self, registry: Registry, caller: Caller, expired: UpstreamSession | None
+    ) -> UpstreamSession:
+        """This replica's upstream session for ``registry`` and the caller's upstream
+        credential (the one lists are fetched on), for stateless (2026-07-28) callers that
+        carry no session; ``expired``: the one the upstream forgot (replaced unless someone
+        replaced it already). Raises `UpstreamUnavailable`."""
+        ...
+
     async def close(self, registry: Registry, session: UpstreamSession, caller: Caller) -> None:
         """End an upstream session (HTTP DELETE); failures are ignored."""
         ...
