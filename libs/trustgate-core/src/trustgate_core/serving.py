@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import resource
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +175,23 @@ async def serve_until_cancelled(
     for result in results:
         if isinstance(result, Exception):
             raise result
+
+
+def run_process(main: Coroutine[Any, Any, None], log_level: str) -> None:
+    """Run a plane's ``run_server(...)`` as the process's work until SIGINT or SIGTERM:
+    logging at ``log_level``, on uvloop's event loop (it comes with uvicorn[standard])."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    factory: Callable[[], asyncio.AbstractEventLoop]
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(until_signalled(main))
 
 
 async def until_signalled(main: Awaitable[None]) -> None:

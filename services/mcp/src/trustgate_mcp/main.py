@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
+import gc
 import logging
 import socket
-from collections.abc import Callable
 
 import uvicorn
 
 from trustgate_core import serving
-from trustgate_core.serving import until_signalled
 from trustgate_mcp.bootstrap import McpRuntime
 from trustgate_mcp.settings import McpSettings
 
@@ -61,15 +59,7 @@ def serve() -> None:
 
 def serve_settings(settings: McpSettings) -> None:
     """Run the plane in this process until SIGINT or SIGTERM."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    factory: Callable[[], asyncio.AbstractEventLoop]
-    try:
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        factory = asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(until_signalled(run_server(settings)))
+    # as on the proxy: the request path allocates many short-lived objects and few cycles,
+    # so the young generation is collected less often (fewer pauses in the latency tail)
+    gc.set_threshold(20_000, 50, 100)
+    serving.run_process(run_server(settings), settings.log_level)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import socket
-from collections.abc import Callable
 
 import uvicorn
 
 from trustgate_core import serving
-from trustgate_core.serving import until_signalled
 from trustgate_proxy.bootstrap import ProxyRuntime
 from trustgate_proxy.settings import ProxySettings
 
@@ -67,15 +64,4 @@ def serve_settings(settings: ProxySettings) -> None:
     # The hot path allocates many short-lived objects and no cycles worth chasing often:
     # collect the young generation less often (fewer pauses in the latency tail).
     gc.set_threshold(20_000, 50, 100)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    factory: Callable[[], asyncio.AbstractEventLoop]
-    try:
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        factory = asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(until_signalled(run_server(settings)))
+    serving.run_process(run_server(settings), settings.log_level)
