@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import orjson
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -35,6 +33,7 @@ from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.embedded import free_port
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
+from trustgate_testkit.mcp.clients import Alternating, agent
 from trustgate_testkit.mcp.servers import UpstreamThread
 from trustgate_testkit.processes import PlaneProcess, plane_process
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
@@ -42,32 +41,6 @@ from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 pytestmark = pytest.mark.slow
 
 LIMIT = 6
-
-
-class Alternating(httpx2.AsyncBaseTransport):
-    """A load balancer without affinity: each request goes to the next replica."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.sent: list[int] = []
-        self._inner = httpx2.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        port = self.ports[len(self.sent) % len(self.ports)]
-        self.sent.append(port)
-        request.url = request.url.copy_with(port=port)
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-def agent(url: str, key: str, transport: httpx2.AsyncBaseTransport | None = None) -> Client:
-    """The SDK's client on ``url`` (``/{slug}/mcp``) with the consumer's API key."""
-    http = httpx2.AsyncClient(
-        headers={"X-AG-API-Key": key}, transport=transport, timeout=httpx2.Timeout(20)
-    )
-    return Client(streamable_http_client(url, http_client=http), mode="legacy")
 
 
 def replica(env: dict[str, str], log: Path) -> contextlib.AbstractAsyncContextManager[PlaneProcess]:

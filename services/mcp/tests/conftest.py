@@ -13,11 +13,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
 import pytest
 import pytest_asyncio
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from trustgate_core.embedded import free_port
 from trustgate_core.serving import EmbeddedServer
@@ -27,6 +25,7 @@ from trustgate_mcp.main import operations_config, server_config
 from trustgate_mcp.observability.sinks import MemorySink
 from trustgate_mcp.settings import McpSettings
 from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.mcp.clients import agent as sdk_agent
 from trustgate_testkit.mcp.servers import UpstreamThread
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
@@ -121,9 +120,9 @@ async def tenant(plane: LocalPlane, upstreams: Upstreams) -> Tenant:
 
 
 def agent(url: str, key: str, *, mode: Any = "auto") -> Client:
-    """The SDK's client on ``url`` (``/{slug}/mcp``) with the consumer's API key."""
-    http = httpx2.AsyncClient(headers={"X-AG-API-Key": key}, timeout=httpx2.Timeout(20))
-    return Client(streamable_http_client(url, http_client=http), mode=mode)
+    """The SDK's client on ``url`` (``/{slug}/mcp``) with the consumer's API key (its
+    default mode: ``server/discover``, then 2026-07-28)."""
+    return sdk_agent(url, key, mode=mode)
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import httpx2
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import Infra, wait_for
+from trustgate_testkit.mcp.clients import Alternating
+from trustgate_testkit.mcp.clients import agent as client
 from trustgate_testkit.mcp.servers import UpstreamThread
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
@@ -24,31 +24,6 @@ if TYPE_CHECKING:
     from conftest import LocalPlane, Upstreams
 
 MakePlane = Callable[..., AbstractAsyncContextManager["LocalPlane"]]
-
-
-class Alternating(httpx2.AsyncBaseTransport):
-    """A load balancer without affinity: each request goes to the next replica."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.sent: list[int] = []
-        self._inner = httpx2.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        port = self.ports[len(self.sent) % len(self.ports)]
-        self.sent.append(port)
-        request.url = request.url.copy_with(port=port)
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-def client(url: str, key: str, transport: httpx2.AsyncBaseTransport | None = None) -> Client:
-    http = httpx2.AsyncClient(
-        headers={"X-AG-API-Key": key}, transport=transport, timeout=httpx2.Timeout(20)
-    )
-    return Client(streamable_http_client(url, http_client=http), mode="legacy")
 
 
 async def shared_tenant(planes: list[LocalPlane], upstreams: Any, **consumer: Any) -> Tenant:
