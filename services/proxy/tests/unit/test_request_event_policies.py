@@ -10,6 +10,7 @@ from uuid import UUID
 import orjson
 
 from trustgate_core.events.requests import PolicyDecision, RequestEvent, decode_request_event
+from trustgate_core.policy import PolicyRecord
 from trustgate_core.pricing import Cost
 from trustgate_proxy.domain.call import Call, event_payload
 
@@ -24,6 +25,8 @@ class Decision:  # the engine's record, duck-typed
     latency: float
     status_code: int
     error: str | None
+
+    as_event = PolicyRecord.as_event
 
 
 def finished_call() -> Call:

@@ -85,6 +85,20 @@ class PolicyRecord:
         self.status_code = status_code
         self.error = error
 
+    def as_event(self) -> dict[str, Any]:
+        """The request event's ``policy_chain`` entry (``PolicyDecision``), as a mapping
+        orjson encodes directly."""
+        return {
+            "policy_id": self.policy_id,
+            "name": self.name,
+            "plugin": self.plugin,
+            "stage": self.stage,
+            "decision": self.decision,
+            "latency_ms": round(self.latency * 1000.0, 3),
+            "status_code": self.status_code or None,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyInfo:

@@ -78,19 +78,6 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
-def _decision(record: Any) -> dict[str, Any]:
-    return {
-        "policy_id": record.policy_id,
-        "name": record.name,
-        "plugin": record.plugin,
-        "stage": record.stage,
-        "decision": record.decision,
-        "latency_ms": _ms(record.latency),
-        "status_code": record.status_code or None,
-        "error": record.error,
-    }
-
-
 def event_payload(call: McpCall) -> dict[str, Any]:
     """The ``RequestEvent`` of a finished call, as a mapping orjson encodes directly."""
     total = max(0.0, call.ended - call.started)
@@ -119,7 +106,7 @@ def event_payload(call: McpCall) -> dict[str, Any]:
             "gateway_ms": _ms(max(0.0, total - (upstream or 0.0) - policies)),
             "policies_ms": _ms(policies) if policies or call.policy_chain else None,
         },
-        "policy_chain": [_decision(r) for r in call.policy_chain],
+        "policy_chain": [r.as_event() for r in call.policy_chain],
         "sizes": {"request_bytes": call.request_bytes, "response_bytes": call.response_bytes},
         "started_at": datetime.fromtimestamp(call.started_wall, UTC),
         "ended_at": datetime.fromtimestamp(call.started_wall + total, UTC),

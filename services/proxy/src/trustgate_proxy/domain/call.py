@@ -75,6 +75,9 @@ class PolicyRecord(Protocol):
     def status_code(self) -> int: ...
     @property
     def error(self) -> str | None: ...
+    def as_event(self) -> dict[str, Any]:
+        """Its entry in the request event's ``policy_chain``."""
+        ...
 
 
 _NO_POLICIES: tuple[PolicyRecord, ...] = ()
@@ -169,19 +172,6 @@ def _cost(call: Call) -> dict[str, Any] | None:
     return None if cost is None else cost.as_event()
 
 
-def _decision(record: PolicyRecord) -> dict[str, Any]:
-    return {
-        "policy_id": record.policy_id,
-        "name": record.name,
-        "plugin": record.plugin,
-        "stage": record.stage,
-        "decision": record.decision,
-        "latency_ms": _ms(record.latency),
-        "status_code": record.status_code or None,
-        "error": record.error,
-    }
-
-
 def _attempt(record: AttemptRecord) -> dict[str, Any]:
     return {
         "registry_id": record.registry_id,
@@ -234,7 +224,7 @@ def event_payload(call: Call) -> dict[str, Any]:
         },
         "usage": call.usage,
         "cost": _cost(call) if call.usage else None,
-        "policy_chain": [_decision(r) for r in call.policy_chain] if call.policy_chain else [],
+        "policy_chain": [r.as_event() for r in call.policy_chain] if call.policy_chain else [],
         "sizes": {"request_bytes": call.request_bytes, "response_bytes": call.response_bytes},
         "started_at": datetime.fromtimestamp(call.started_wall, UTC),
         "ended_at": datetime.fromtimestamp(call.started_wall + total, UTC),
