@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trustgate_core.errors import ProviderCredentialError
+from trustgate_core.registry_auth import api_key_credentials as wire_credentials
+
 #: OpenAI-compatible providers and their public base URL (None: ``base_url`` is required).
 OPENAI_FAMILY: dict[str, str | None] = {
     "openai": "https://api.openai.com/v1",
@@ -102,28 +105,9 @@ def _move_bearer(creds: dict[str, str], header: str) -> None:
 def api_key_credentials(
     auth: Mapping[str, Any] | None, *, required: bool
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Headers and query parameters of an ``api_key`` auth, as the proxy sends them:
-    ``{api_key}`` as a bearer, ``header_name``+``header_value``, or
-    ``param_name``+``param_value`` (``param_location``: query, the default, or header)."""
-    if not auth:
-        if required:
-            raise ProbeConfigError("auth: the registry has no credentials")
-        return {}, {}
-    kind = auth.get("type", "api_key")
-    if kind != "api_key":
-        raise ProbeConfigError(f"auth.type: {kind} is not supported by this provider")
-    cfg: Any = auth.get("api_key", auth)
-    if isinstance(cfg, str):
-        return {"Authorization": f"Bearer {cfg}"}, {}
-    if isinstance(cfg, Mapping):
-        if isinstance(cfg.get("api_key"), str) and cfg["api_key"]:
-            return {"Authorization": f"Bearer {cfg['api_key']}"}, {}
-        if cfg.get("header_name") and isinstance(cfg.get("header_value"), str):
-            return {str(cfg["header_name"]): cfg["header_value"]}, {}
-        if cfg.get("param_name") and isinstance(cfg.get("param_value"), str):
-            if str(cfg.get("param_location", "query")).lower() == "header":
-                return {str(cfg["param_name"]): cfg["param_value"]}, {}
-            return {}, {str(cfg["param_name"]): cfg["param_value"]}
-    if required:
-        raise ProbeConfigError("auth: the registry has no api key")
-    return {}, {}
+    """Headers and query parameters of an ``api_key`` auth, as the proxy sends them
+    (core's rule); a credential that cannot work is a configuration error of the test."""
+    try:
+        return wire_credentials(auth, required=required)
+    except ProviderCredentialError as error:
+        raise ProbeConfigError(f"auth: {error.message}") from None

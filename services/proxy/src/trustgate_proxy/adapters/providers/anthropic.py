@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from trustgate_core.models import Registry
-from trustgate_proxy.adapters.providers.base import UpstreamTarget, api_key_credentials
+from trustgate_core.registry_auth import api_key_credentials
+from trustgate_proxy.adapters.providers.base import UpstreamTarget
 from trustgate_proxy.domain.formats.base import WireFormat
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"

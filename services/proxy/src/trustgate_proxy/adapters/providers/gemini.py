@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from trustgate_core.models import Registry
-from trustgate_proxy.adapters.providers.base import UpstreamTarget, api_key_credentials
+from trustgate_core.registry_auth import api_key_credentials
+from trustgate_proxy.adapters.providers.base import UpstreamTarget
 from trustgate_proxy.domain.formats.base import WireFormat
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"

@@ -14,9 +14,9 @@ from typing import Any
 
 from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Registry
+from trustgate_core.registry_auth import api_key_credentials
 from trustgate_proxy.adapters.providers.base import (
     UpstreamTarget,
-    api_key_credentials,
     normalise_base_url,
 )
 from trustgate_proxy.domain.formats.base import WireFormat

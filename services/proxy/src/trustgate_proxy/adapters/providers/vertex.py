@@ -22,7 +22,8 @@ import orjson
 
 from trustgate_core.errors import ProviderCredentialError
 from trustgate_core.models import Registry
-from trustgate_proxy.adapters.providers.base import UpstreamTarget, api_key_credentials
+from trustgate_core.registry_auth import api_key_credentials
+from trustgate_proxy.adapters.providers.base import UpstreamTarget
 from trustgate_proxy.adapters.providers.gemini import GeminiTarget
 from trustgate_proxy.adapters.providers.tokens import BearerCache
 
