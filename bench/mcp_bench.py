@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -385,6 +386,8 @@ def main() -> None:
     parser.add_argument("--direct-only", action="store_true", help="measure the mock alone")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
+    # the seed's connection closing ("nats: disconnected") is not news in a report
+    logging.getLogger("trustgate_core.bus").setLevel(logging.ERROR)
 
     store = Path(tempfile.mkdtemp(prefix="trustgate-mcp-bench-"))
     mock_port = free_port()
