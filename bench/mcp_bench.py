@@ -336,6 +336,14 @@ async def until_served(target: Target, within: float = 30.0) -> None:
                 await asyncio.sleep(0.2)
 
 
+def checkout_commit() -> str | None:
+    """The commit the measured plane comes from (uncommitted changes not shown)."""
+    done = subprocess.run(
+        ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or None
+
+
 def cell(doc: dict[str, Any], key: str, fmt: str) -> str:
     return format(doc[key], fmt) if key in doc else "-"
 
@@ -411,7 +419,11 @@ def main() -> None:
             gateway = Target("gateway", f"http://127.0.0.1:{port}/{CONSUMER}/mcp", GATEWAY_HEADERS)
             asyncio.run(until_served(gateway))
             targets.append(gateway)
-        results: dict[str, Any] = {"connections": args.connections, "protocol": PROTOCOL}
+        results: dict[str, Any] = {
+            "commit": checkout_commit(),
+            "connections": args.connections,
+            "protocol": PROTOCOL,
+        }
         results["latency"] = asyncio.run(latency(targets, args.calls, args.blocks))
         if shutil.which("wrk"):
             results["throughput"] = {
