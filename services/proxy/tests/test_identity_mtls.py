@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import openai
@@ -33,7 +30,7 @@ from trustgate_proxy.main import server_config as proxy_server_config
 from trustgate_proxy.services.pipeline import ClientRequest
 from trustgate_proxy.services.ports import MemorySink
 from trustgate_proxy.settings import ProxySettings
-from trustgate_testkit.pki import NOW, Issued, issue
+from trustgate_testkit.pki import NOW, Issued, Pki, issue
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.server import poll
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
@@ -46,30 +43,9 @@ CHAT: dict[str, Any] = {
 }
 
 
-@dataclass
-class Pki:
-    root: Issued
-    issuing: Issued  # an intermediate: client certificates chain through it
-    where: Path
-
-    def client(self, name: str, **kw: Any) -> Issued:
-        return issue(name, self.issuing, **kw)
-
-    def context(self, client: Issued | None, name: str = "client") -> ssl.SSLContext:
-        """What the client trusts (our root) and proves (``client`` and its intermediate)."""
-        context = ssl.create_default_context(cadata=self.root.pem)
-        if client is not None:
-            chain = self.where / f"{name}-chain.pem"
-            _, key = client.files(self.where, name)
-            chain.write_text(client.pem + self.issuing.pem)
-            context.load_cert_chain(str(chain), key)
-        return context
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    root = issue("Test Root CA", ca=True)
-    return Pki(root, issue("Test Issuing CA", root, ca=True), tmp_path_factory.mktemp("pki"))
+    return Pki.create(tmp_path_factory.mktemp("pki"))
 
 
 @dataclass
@@ -190,10 +166,7 @@ async def test_without_a_certificate_the_listener_still_serves_and_the_consumer_
 
 
 def xfcc(client: Issued, pki: Pki) -> str:
-    return (
-        f'By=spiffe://proxy;Hash=00;Cert="{quote(client.pem)}";'
-        f'Chain="{quote(client.pem + pki.issuing.pem)}"'
-    )
+    return pki.xfcc(client, by="spiffe://proxy")
 
 
 async def test_a_forwarded_client_cert_from_an_untrusted_peer_is_ignored(

@@ -3,10 +3,13 @@ certificates, for mTLS tests."""
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -74,3 +77,39 @@ def issue(
     if not ca and usage is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     return Issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
+
+
+@dataclass
+class Pki:
+    """A root CA and an issuing CA under it, with files in ``where``: what mTLS tests
+    trust and present. ``Pki.create(where)`` makes one."""
+
+    root: Issued
+    issuing: Issued  # an intermediate: client certificates chain through it
+    where: Path
+
+    @classmethod
+    def create(cls, where: Path) -> Pki:
+        root = issue("Test Root CA", ca=True)
+        return cls(root, issue("Test Issuing CA", root, ca=True), where)
+
+    def client(self, name: str, **kw: Any) -> Issued:
+        return issue(name, self.issuing, **kw)
+
+    def context(self, client: Issued | None, name: str = "client") -> ssl.SSLContext:
+        """What the client trusts (our root) and proves (``client`` and its intermediate)."""
+        context = ssl.create_default_context(cadata=self.root.pem)
+        if client is not None:
+            chain = self.where / f"{name}-chain.pem"
+            _, key = client.files(self.where, name)
+            chain.write_text(client.pem + self.issuing.pem)
+            context.load_cert_chain(str(chain), key)
+        return context
+
+    def xfcc(self, client: Issued, by: str = "spiffe://envoy") -> str:
+        """Envoy's ``X-Forwarded-Client-Cert`` for ``client`` (the chain it sent: its leaf
+        and the intermediate)."""
+        return (
+            f'By={by};Hash=00;Cert="{quote(client.pem)}";'
+            f'Chain="{quote(client.pem + self.issuing.pem)}"'
+        )

@@ -9,11 +9,8 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import httpx
 import httpx2
@@ -34,7 +31,7 @@ from trustgate_mcp.services.access import Credentials
 from trustgate_mcp.services.dispatch import Context, SessionNotFound
 from trustgate_mcp.services.ports import Caller
 from trustgate_mcp.settings import McpSettings
-from trustgate_testkit.pki import Issued, issue
+from trustgate_testkit.pki import Pki, issue
 from trustgate_testkit.proxy.tenant import Tenant
 
 if TYPE_CHECKING:
@@ -49,37 +46,9 @@ INIT_PARAMS = {
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
 
-@dataclass
-class Pki:
-    root: Issued
-    issuing: Issued  # an intermediate: client certificates chain through it
-    where: Path
-
-    def client(self, name: str, **kw: Any) -> Issued:
-        return issue(name, self.issuing, **kw)
-
-    def context(self, client: Issued | None, name: str = "client") -> ssl.SSLContext:
-        """What the client trusts (our root) and proves (``client`` and its intermediate)."""
-        context = ssl.create_default_context(cadata=self.root.pem)
-        if client is not None:
-            chain = self.where / f"{name}-chain.pem"
-            _, key = client.files(self.where, name)
-            chain.write_text(client.pem + self.issuing.pem)
-            context.load_cert_chain(str(chain), key)
-        return context
-
-    def xfcc(self, client: Issued) -> str:
-        """Envoy's header for ``client`` (the chain it sent: its leaf and intermediate)."""
-        return (
-            f'By=spiffe://envoy;Hash=00;Cert="{quote(client.pem)}";'
-            f'Chain="{quote(client.pem + self.issuing.pem)}"'
-        )
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    root = issue("Test Root CA", ca=True)
-    return Pki(root, issue("Test Issuing CA", root, ca=True), tmp_path_factory.mktemp("pki"))
+    return Pki.create(tmp_path_factory.mktemp("pki"))
 
 
 async def mtls_tenant(
