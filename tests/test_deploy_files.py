@@ -177,8 +177,24 @@ def test_the_mcp_plane_starts_after_what_it_reads_like_the_proxy(compose: dict[s
     assert all(dep["condition"] == "service_healthy" for dep in mcp.values())
 
 
+# The standard OpenTelemetry variables are read by the OTel code, not a settings class.
+OTEL_READERS = [
+    REPO / "libs" / "trustgate-core" / "src" / "trustgate_core" / "observability" / "tracing.py",
+    REPO / "libs" / "trustgate-core" / "src" / "trustgate_core" / "telemetry" / "settings.py",
+]
+
+
+def otel_names() -> set[str]:
+    """The ``OTEL_*`` names the tracing setup and the OTLP defaults read."""
+    return {
+        name
+        for path in OTEL_READERS
+        for name in re.findall(r"\bOTEL_[A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))
+    }
+
+
 def test_every_variable_the_planes_set_is_a_real_setting(compose: dict[str, Any]) -> None:
-    known = setting_names() | PENDING_SETTINGS
+    known = setting_names() | PENDING_SETTINGS | otel_names()
     unknown = {
         f"{plane}:{name}"
         for plane in PLANE_PORTS
@@ -269,3 +285,192 @@ def test_planes_listen_on_loopback_unless_a_container_says_all_interfaces(
         assert f"{name}=0.0.0.0" in env
     shared = compose["x-trustgate-env"]
     assert all(shared.get(name) == "0.0.0.0" for name in HOSTS), shared
+
+
+# --- the observability stack (issue 16 §3) ----------------------------------------------
+
+OBSERVABILITY = ("collector", "prometheus", "grafana")
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), path
+    return data
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A service's bind mounts of repository paths: container path -> repository path."""
+    mounts = {}
+    for entry in service.get("volumes", []):
+        source, target = str(entry).split(":")[:2]
+        if source.startswith("./"):
+            mounts[target] = source[2:]
+    return mounts
+
+
+def test_compose_has_the_collector_prometheus_and_grafana(compose: dict[str, Any]) -> None:
+    assert set(OBSERVABILITY) <= set(compose["services"])
+    # policy-cache (issue 15) is a documented placeholder until the plane exists
+    assert "policy-cache" not in compose["services"]
+    assert "policy-cache" in COMPOSE.read_text(encoding="utf-8")
+
+
+def test_every_image_is_pinned_by_tag(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if "build" in service:
+            continue  # the TrustGate image, built from this checkout
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag and tag not in ("", "latest"), f"{name}: {image}"
+
+
+def test_depends_on_waits_for_health_wherever_a_health_check_exists(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on without conditions"
+        for dependency, spec in depends_on.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            expected = (
+                "service_healthy" if "healthcheck" in services[dependency] else "service_started"
+            )
+            assert spec["condition"] == expected, f"{name} -> {dependency}"
+
+
+def test_no_service_waits_on_itself_through_its_dependencies(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+
+    def reaches(start: str, seen: frozenset[str]) -> None:
+        for dependency in services[start].get("depends_on", {}):
+            assert dependency not in seen, f"dependency cycle through {dependency}"
+            reaches(dependency, seen | {dependency})
+
+    for name in services:
+        reaches(name, frozenset({name}))
+
+
+def test_health_checks_name_a_command(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if "healthcheck" in service:
+            test = service["healthcheck"]["test"]
+            assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+
+
+def test_every_mounted_file_is_in_the_repository(compose: dict[str, Any]) -> None:
+    mounted = [
+        source for service in compose["services"].values() for source in _mounts(service).values()
+    ]
+    assert mounted
+    for source in mounted:
+        assert (REPO / source).exists(), source
+
+
+def _ops_ports() -> dict[str, int]:
+    """Where each plane serves /metrics by default, from its settings."""
+    from trustgate_admin.settings import AdminSettings
+    from trustgate_mcp.settings import McpSettings
+    from trustgate_proxy.settings import ProxySettings
+    from trustgate_telemetry.settings import TelemetrySettings
+
+    return {
+        "admin": AdminSettings.model_fields["metrics_port"].default,
+        "proxy": ProxySettings.model_fields["metrics_port"].default,
+        "mcp": McpSettings.model_fields["metrics_port"].default,
+        "telemetry": TelemetrySettings.model_fields["port"].default,  # health + metrics
+    }
+
+
+def test_prometheus_scrapes_exactly_the_planes_operations_ports(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    mounts = _mounts(prometheus)
+    config = _yaml(REPO / mounts["/etc/prometheus/prometheus.yml"])
+    targets = {}
+    for job in config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                host, _, port = target.rpartition(":")
+                assert host not in targets, f"{host} scraped twice"
+                targets[host] = int(port)
+    assert targets == _ops_ports()
+    assert set(targets) == set(PLANE_PORTS)
+
+
+@pytest.mark.parametrize("plane", list(PLANE_PORTS))
+def test_each_plane_serves_metrics_where_prometheus_reaches_it(
+    compose: dict[str, Any], plane: str
+) -> None:
+    """On every interface, and on the default port (an override would leave Prometheus
+    scraping the wrong one)."""
+    env = _environment(compose["services"][plane])
+    host = "SERVER_TELEMETRY_HOST" if plane == "telemetry" else "SERVER_METRICS_HOST"
+    assert env.get(host) == "0.0.0.0"
+    overrides = {"SERVER_ADMIN_METRICS_PORT", "SERVER_PROXY_METRICS_PORT"}
+    overrides |= {"SERVER_MCP_METRICS_PORT", "SERVER_TELEMETRY_PORT", "TELEMETRY_PORT"}
+    assert not overrides & set(env)
+
+
+@pytest.fixture(scope="module")
+def collector(compose: dict[str, Any]) -> dict[str, Any]:
+    mounts = _mounts(compose["services"]["collector"])
+    command = " ".join(compose["services"]["collector"]["command"])
+    path = re.search(r"--config=(\S+)", command)
+    assert path, command
+    return _yaml(REPO / mounts[path.group(1)])
+
+
+def test_the_collector_receives_otlp_traces_and_logs(collector: dict[str, Any]) -> None:
+    protocols = collector["receivers"]["otlp"]["protocols"]
+    # on every interface: its default (localhost) is out of the other containers' reach
+    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
+    pipelines = collector["service"]["pipelines"]
+    for signal in ("traces", "logs"):
+        pipeline = pipelines[signal]
+        assert "otlp" in pipeline["receivers"]
+        assert pipeline["exporters"]
+        assert set(pipeline["exporters"]) <= set(collector["exporters"])
+        assert set(pipeline.get("processors", [])) <= set(collector.get("processors", {}))
+
+
+def _planes_that_trace() -> set[str]:
+    return {
+        plane
+        for plane in PLANE_PORTS
+        if any(
+            "setup_tracing(" in path.read_text(encoding="utf-8")
+            for path in (REPO / "services" / plane / "src").rglob("*.py")
+        )
+    }
+
+
+def test_the_planes_that_trace_send_to_the_collector(compose: dict[str, Any]) -> None:
+    """Telemetry also uses this endpoint as the default for the gateways' OTLP logs."""
+    tracing = _planes_that_trace()
+    assert {"proxy", "telemetry"} <= tracing
+    collector_ports = _published_ports(compose["services"]["collector"])
+    for plane in tracing:
+        env = _environment(compose["services"][plane])
+        endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint == "http://collector:4317", plane
+        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+        assert 4317 in collector_ports
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+    compose: dict[str, Any],
+) -> None:
+    grafana = compose["services"]["grafana"]
+    mounts = _mounts(grafana)
+    provisioning = REPO / mounts["/etc/grafana/provisioning"]
+    (source,) = _yaml(provisioning / "datasources" / "prometheus.yaml")["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    assert "9090:9090" in compose["services"]["prometheus"]["ports"]
+    (provider,) = _yaml(provisioning / "dashboards" / "trustgate.yaml")["providers"]
+    dashboards = provider["options"]["path"]
+    assert (REPO / mounts[dashboards] / "trustgate.json").is_file()
+    home = _environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{dashboards}/trustgate.json"
+    assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
