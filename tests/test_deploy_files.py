@@ -435,6 +435,11 @@ def test_the_collector_receives_otlp_traces_and_logs(collector: dict[str, Any]) 
         assert set(pipeline.get("processors", [])) <= set(collector.get("processors", {}))
 
 
+def _as_compose_sets_it(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with each ``${NAME:-default}`` replaced as compose does when NAME is unset."""
+    return {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", v) for k, v in env.items()}
+
+
 def _planes_that_trace() -> set[str]:
     return {
         plane
@@ -447,16 +452,33 @@ def _planes_that_trace() -> set[str]:
 
 
 def test_the_planes_that_trace_send_to_the_collector(compose: dict[str, Any]) -> None:
-    """Telemetry also uses this endpoint as the default for the gateways' OTLP logs."""
+    """Spans go to the collector's gRPC port in plaintext, and telemetry's default for the
+    gateways' OTLP logs is the same; a gateway's own endpoint still gets its protocol from
+    its own URL (compose forces none)."""
+    from trustgate_core.observability.tracing import trace_config_from_env
+    from trustgate_core.telemetry.settings import (
+        ExporterSpec,
+        OtlpDefaults,
+        OtlpSettings,
+        resolve_otlp,
+    )
+
     tracing = _planes_that_trace()
     assert {"proxy", "telemetry"} <= tracing
-    collector_ports = _published_ports(compose["services"]["collector"])
+    assert 4317 in _published_ports(compose["services"]["collector"])
     for plane in tracing:
-        env = _environment(compose["services"][plane])
-        endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
-        assert endpoint == "http://collector:4317", plane
-        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
-        assert 4317 in collector_ports
+        env = _as_compose_sets_it(_environment(compose["services"][plane]))
+        traces = trace_config_from_env(plane, env)
+        assert traces is not None, plane
+        assert (traces.endpoint, traces.protocol) == ("http://collector:4317", "grpc")
+    telemetry = _as_compose_sets_it(_environment(compose["services"]["telemetry"]))
+    defaults = OtlpDefaults.from_env(telemetry)
+    logs = resolve_otlp(ExporterSpec(type="otlp", name="o"), defaults)
+    assert logs is not None
+    assert (logs.endpoint, logs.protocol, logs.insecure) == ("http://collector:4317", "grpc", True)
+    own = OtlpSettings(endpoint="https://otlp.example.com/v1/logs")
+    vendor = resolve_otlp(ExporterSpec(type="otlp", name="v", otlp=own), defaults)
+    assert vendor is not None and vendor.protocol == "http/protobuf"
 
 
 def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
