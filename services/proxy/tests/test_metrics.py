@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trustgate_core.events import requests_subject
 from trustgate_core.observability.tracing import parse_traceparent
+from trustgate_core.pricing import PriceBook, cost_of
 from trustgate_proxy.domain.call import Call
 from trustgate_proxy.observability.metrics import ProxyMetrics
 from trustgate_proxy.observability.recorder import CallRecorder
@@ -138,6 +139,15 @@ async def test_metrics_count_the_requests_statuses_tokens_and_latencies_of_the_t
     assert value(samples, tokens, **mini, type="input") == INPUT * served
     assert value(samples, tokens, **mini, type="output") == OUTPUT * served
     assert value(samples, tokens, **mini, type="cached_input") == CACHED * served
+
+    # what the calls cost, priced from the models catalog; an unpriced model adds nothing
+    price = PriceBook.default().price("gpt-4o-mini", "openai_compatible")
+    assert price is not None
+    usage = {"prompt_tokens": INPUT, "completion_tokens": OUTPUT, "cached_input_tokens": CACHED}
+    each = cost_of(usage, price).total_usd
+    cost = "trustgate_proxy_cost_usd_total"
+    assert value(samples, cost, **mini) == pytest.approx(each * served)
+    assert not any(n == cost and ("model", "gpt-4o-ratelimited") in k for n, k in samples)
 
     def count(histogram: str, model: str) -> float:
         return value(samples, f"{histogram}_count", gateway_id=gw, model=model)

@@ -162,13 +162,19 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
-def _cost(call: Call) -> dict[str, Any] | None:
-    """The call's cost: a policy's, else the catalog's; ``None`` for an unpriced model."""
+def call_cost(call: Call) -> Cost | None:
+    """The call's cost: a policy's, else the catalog's (kept on the call: the event and
+    the metrics both read it); ``None`` for an unpriced model or a call without usage."""
     cost = call.cost
     if cost is None and call.usage and call.model:
         price = PriceBook.default().price(call.model, call.provider)
         if price is not None:
-            cost = cost_of(call.usage, price)
+            cost = call.cost = cost_of(call.usage, price)
+    return cost
+
+
+def _cost(call: Call) -> dict[str, Any] | None:
+    cost = call_cost(call)
     return None if cost is None else cost.as_event()
 
 

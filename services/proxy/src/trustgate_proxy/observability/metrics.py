@@ -4,7 +4,8 @@
 histograms ``trustgate_proxy_request_duration_seconds`` (whole request),
 ``trustgate_proxy_upstream_duration_seconds`` and ``trustgate_proxy_overhead_duration_seconds``
 (request minus upstream; both only for calls that reached an upstream) by
-``gateway_id,model``, ``trustgate_proxy_tokens_total{gateway_id,consumer_id,model,type}``
+``gateway_id,model``, ``trustgate_proxy_tokens_total{gateway_id,consumer_id,model,type}``,
+``trustgate_proxy_cost_usd_total{gateway_id,consumer_id,model}``
 (``type``: ``input``, ``output``, ``cached_input``), and values read at scrape time: the
 request-event publisher's counters and queue, config events applied, readiness.
 
@@ -36,7 +37,7 @@ from trustgate_core.observability.metrics import (
     label_value,
     render,
 )
-from trustgate_proxy.domain.call import Call
+from trustgate_proxy.domain.call import Call, call_cost
 
 _CALL_LABELS = ("gateway_id", "consumer_id", "model")
 ATTEMPT_BUCKETS = (1.0, 2.0, 3.0, 4.0, 6.0, 9.0)
@@ -76,6 +77,7 @@ class _Slot:
         "by_call",
         "by_model",
         "cached_tokens",
+        "cost",
         "duration",
         "input_tokens",
         "output_tokens",
@@ -100,6 +102,7 @@ class _Slot:
         self.input_tokens: Cell | None = None
         self.output_tokens: Cell | None = None
         self.cached_tokens: Cell | None = None
+        self.cost: Cell | None = None
 
 
 class ProxyMetrics:
@@ -130,6 +133,15 @@ class ProxyMetrics:
                 "trustgate_proxy_tokens_total",
                 "Tokens the upstream reported, by type (input, output, cached_input).",
                 (*_CALL_LABELS, "type"),
+                max_series,
+            )
+        )
+        self.cost = a.add(
+            CappedCounter(
+                "trustgate_proxy_cost_usd_total",
+                "What the calls cost in USD (a policy's custom pricing, else the models"
+                " catalog; unpriced models add nothing).",
+                _CALL_LABELS,
                 max_series,
             )
         )
@@ -246,6 +258,11 @@ class ProxyMetrics:
             if n:
                 cell = slot.cached_tokens or self._tokens(slot, "cached_input")
                 cell.value += n
+            cost = call_cost(call)
+            if cost is not None and cost.total_usd:
+                if slot.cost is None:
+                    slot.cost = self.cost.cell(slot.by_call)
+                slot.cost.value += cost.total_usd
 
     def _tokens(self, slot: _Slot, kind: str) -> Cell:
         cell = self.tokens.cell((*slot.by_call, kind))
