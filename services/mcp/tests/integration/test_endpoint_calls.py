@@ -104,6 +104,14 @@ async def test_a_per_tool_limit_answers_32004_with_retry_after_and_a_denied_tool
     event = decode_request_event(orjson.dumps(event_payload(refused[0])))
     assert {d.plugin for d in event.policy_chain} >= {"per_tool_rate_limiter"}
 
+    # the operations port counts the policies' refusals apart from other errors
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(plane.operations_url + "/metrics")).text
+    gw = tenant.gateway.id
+    for outcome in ("limited", "blocked"):
+        line = f'trustgate_mcp_requests_total{{gateway_id="{gw}",method="tools/call",outcome="{outcome}"}} 1.0'
+        assert line in text
+
 
 async def test_the_operations_port_counts_requests_by_method_and_outcome(
     plane: LocalPlane, tenant: Tenant, connect: Connect

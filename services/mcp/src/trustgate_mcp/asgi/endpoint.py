@@ -60,6 +60,8 @@ from trustgate_mcp.domain.rpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
     PARSE_ERROR,
+    POLICY_BLOCKED,
+    RATE_LIMITED,
     RpcError,
     error,
     error_of,
@@ -333,7 +335,7 @@ class Endpoint:
                 call.rpc_error_code = err.code
                 call.status = err.status
                 call.error_kind = err.kind
-            return error_of(request_id, err), "error", 200
+            return error_of(request_id, err), _outcome_of(err), 200
 
     async def _answer_modern(
         self, ctx: Context, request: _Request, message: Any
@@ -371,7 +373,7 @@ class Endpoint:
                 call.rpc_error_code = err.code
                 call.status = err.status
                 call.error_kind = err.kind
-            return error_of(request_id, err), "error", error_status(err.code)
+            return error_of(request_id, err), _outcome_of(err), error_status(err.code)
 
     async def _delete(self, ctx: Context, request: _Request, send: Send, headers: Headers) -> None:
         if request.session_id is None:
@@ -397,6 +399,16 @@ class Endpoint:
             parts.append(chunk)
             if not message.get("more_body", False):
                 return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _outcome_of(err: RpcError) -> str:
+    """The metrics' outcome of an error answer: a policy's refusals apart (``limited``:
+    rate limited, -32004; ``blocked``: -32001), so dashboards can count limit rejections."""
+    if err.code == RATE_LIMITED:
+        return "limited"
+    if err.code == POLICY_BLOCKED:
+        return "blocked"
+    return "error"
 
 
 def _message(body: bytes) -> Any:

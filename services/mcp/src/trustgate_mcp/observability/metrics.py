@@ -44,8 +44,9 @@ class McpMetrics:
         self.requests = self.aggregates.add(
             CappedCounter(
                 "trustgate_mcp_requests_total",
-                "MCP requests answered, by JSON-RPC method and outcome (ok, error: a JSON-RPC"
-                " error answer, refused: an HTTP error before any method ran).",
+                "MCP requests answered, by JSON-RPC method and outcome (ok; limited and"
+                " blocked: a policy refused it, -32004 and -32001; error: another JSON-RPC"
+                " error answer; refused: an HTTP error before any method ran).",
                 ("gateway_id", "method", "outcome"),
             )
         )
