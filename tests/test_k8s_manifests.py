@@ -463,3 +463,10 @@ def test_prod_uses_external_stores_more_replicas_and_spreads() -> None:
         assert "maxUnavailable" not in budget
         assert 1 <= budget["minAvailable"] < workload["spec"]["replicas"]
         assert budget["selector"]["matchLabels"] == selector
+
+
+def test_the_pods_uid_is_the_images_user() -> None:
+    """runAsUser is the Dockerfile's USER, so the image's files are the pod's own."""
+    text = (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    assert users and users[-1].split(":")[0] == str(UID)
