@@ -23,6 +23,9 @@ class CoreSettings(BaseSettings):
     server_secret_key: str = Field(DEV_SECRET_KEY, alias="SERVER_SECRET_KEY")
     secrets_key: str | None = Field(None, alias="TRUSTGATE_SECRETS_KEY")
     nats_url: str = Field("nats://127.0.0.1:4222", alias="NATS_URL")
+    # copies of each stream in a JetStream cluster (3 in production); unset keeps what the
+    # streams have (one for a stream this plane creates)
+    stream_replicas: int | None = Field(None, alias="NATS_STREAM_REPLICAS", ge=1, le=5)
     gateway_base_domain: str = Field("llm.neuraltrust.ai", alias="GATEWAY_BASE_DOMAIN")
     mcp_base_domain: str = Field("mcp.neuraltrust.ai", alias="MCP_BASE_DOMAIN")
     requests_max_age_seconds: float = Field(24 * 3600, alias="REQUESTS_STREAM_MAX_AGE")

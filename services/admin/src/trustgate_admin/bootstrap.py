@@ -59,6 +59,7 @@ async def build(settings: AdminSettings, *, run_relay: bool = True) -> Container
         poll_interval=settings.outbox_poll_interval,
         batch_size=settings.outbox_batch_size,
         publish_timeout=settings.publish_timeout,
+        stream_replicas=settings.stream_replicas,
     )
     if run_relay:
         relay.start()

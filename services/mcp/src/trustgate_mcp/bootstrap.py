@@ -89,6 +89,7 @@ class McpRuntime:
         self.upstreams: Upstreams | None = None
         self.runner = ReplicaRunner(
             settings.nats_url,
+            stream_replicas=settings.stream_replicas,
             name=self.SERVICE_NAME,
             state=self.state,
             streams=[

@@ -113,6 +113,7 @@ class ProxyRuntime:
         self._register_readings()
         self.runner = ReplicaRunner(
             settings.nats_url,
+            stream_replicas=settings.stream_replicas,
             name=self.SERVICE_NAME,
             state=self.state,
             streams=[

@@ -93,6 +93,7 @@ class TelemetryRuntime:
         )
         self.runner = ReplicaRunner(
             settings.nats_url,
+            stream_replicas=settings.stream_replicas,
             name=SERVICE_NAME,
             state=self.state,
             streams=[CONFIG_STREAM, self.stream],

@@ -91,7 +91,7 @@ async def keep_connecting(
     )
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=spec.name,
         description=spec.description or None,
@@ -101,21 +101,27 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         max_age=spec.max_age_seconds,
         max_bytes=spec.max_bytes,
         duplicate_window=spec.duplicate_window_seconds,
+        num_replicas=replicas,
     )
 
 
-async def ensure_streams(js: JetStreamContext, specs: Iterable[StreamSpec]) -> None:
+async def ensure_streams(
+    js: JetStreamContext, specs: Iterable[StreamSpec], *, replicas: int | None = None
+) -> None:
     """Create each stream, or update it to the spec if it exists: safe to call at every boot
-    from every instance."""
+    from every instance. ``replicas`` (``NATS_STREAM_REPLICAS``): how many copies each
+    stream keeps in a JetStream cluster; None keeps an existing stream's count (so one set
+    by hand survives every boot) and creates one with a single copy."""
     for spec in specs:
-        config = stream_config(spec)
         try:
-            await js.stream_info(spec.name)
+            info = await js.stream_info(spec.name)
         except NotFoundError:
             try:
-                await js.add_stream(config)
+                await js.add_stream(stream_config(spec, replicas or 1))
                 log.info("created stream %s", spec.name)
                 continue
             except Exception:  # lost a race with another instance: fall through to update
                 log.debug("stream %s created concurrently", spec.name)
-        await js.update_stream(config)
+                info = await js.stream_info(spec.name)
+        kept = info.config.num_replicas or 1
+        await js.update_stream(stream_config(spec, replicas if replicas is not None else kept))

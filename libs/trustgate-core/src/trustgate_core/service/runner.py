@@ -30,7 +30,8 @@ class ReplicaRunner:
     """``await runner.start()``; ``await runner.wait_ready()`` (under a timeout);
     ``await runner.stop()``.
 
-    ``name`` is the NATS connection name (e.g. ``trustgate-proxy``). ``on_ready`` runs once,
+    ``name`` is the NATS connection name (e.g. ``trustgate-proxy``); ``stream_replicas`` as
+    ``bus.ensure_streams``' ``replicas`` (``NATS_STREAM_REPLICAS``). ``on_ready`` runs once,
     in the runner's task, after the first catch-up.
     """
 
@@ -41,6 +42,7 @@ class ReplicaRunner:
         name: str,
         state: ReplicaState,
         streams: Sequence[StreamSpec] = (CONFIG_STREAM,),
+        stream_replicas: int | None = None,
         listeners: Sequence[Listener] = (),
         on_ready: Callable[[], None] | None = None,
         retry_min: float = 0.2,
@@ -51,6 +53,7 @@ class ReplicaRunner:
         self.name = name
         self.state = state
         self.streams = list(streams)
+        self.stream_replicas = stream_replicas
         self.listeners = list(listeners)
         self.on_ready = on_ready
         self.retry_min = retry_min
@@ -147,7 +150,7 @@ class ReplicaRunner:
         for listener in self.listeners:
             replica.on_change(listener)
         try:
-            await ensure_streams(nc.jetstream(), self.streams)
+            await ensure_streams(nc.jetstream(), self.streams, replicas=self.stream_replicas)
             await replica.start()
         except BaseException:
             await replica.stop()

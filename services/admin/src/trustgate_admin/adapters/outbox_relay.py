@@ -34,6 +34,7 @@ class OutboxRelay:
         *,
         connect: Callable[[], Awaitable[None]] | None = None,
         streams: list[StreamSpec] | None = None,
+        stream_replicas: int | None = None,
         poll_interval: float = 2.0,
         batch_size: int = 200,
         publish_timeout: float = 5.0,
@@ -43,6 +44,7 @@ class OutboxRelay:
         self._connect = connect
         self._js = nc.jetstream(timeout=publish_timeout)
         self._streams = streams or [CONFIG_STREAM, AUDIT_STREAM]
+        self._replicas = stream_replicas
         self._poll = poll_interval
         self._batch = batch_size
         self._timeout = publish_timeout
@@ -93,7 +95,7 @@ class OutboxRelay:
                 if self._nc.is_connected:
                     try:
                         if not streams_ready:
-                            await ensure_streams(self._js, self._streams)
+                            await ensure_streams(self._js, self._streams, replicas=self._replicas)
                             streams_ready = True
                         while await self._drain_batch(conn):
                             pass
