@@ -101,7 +101,17 @@ TELEMETRY = Plane(
     when_missing="request events stay on the bus",
 )
 
+POLICY_CACHE = Plane(
+    name="policy-cache",
+    distribution="trustgate-policy-cache",
+    module="trustgate_policy_cache.main",
+    settings="trustgate_policy_cache.settings:PolicyCacheSettings",
+    port=8084,
+    help="the semantic cache's entries and vector index: health and metrics",
+    when_missing="semantic_cache policies serve uncached",
+)
+
 #: In the order `trustgate run` starts them.
-PLANES: tuple[Plane, ...] = (ADMIN, PROXY, MCP, TELEMETRY)
+PLANES: tuple[Plane, ...] = (ADMIN, PROXY, MCP, TELEMETRY, POLICY_CACHE)
 #: What a bare `trustgate` starts, as the Go TrustGate does.
 DEFAULT = PROXY

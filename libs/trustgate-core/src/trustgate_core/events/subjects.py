@@ -15,6 +15,10 @@ AUDIT_PREFIX = "trustgate.audit"
 AUDIT_SUBJECTS = f"{AUDIT_PREFIX}.>"
 CACHE_LOOKUP_SUBJECT = "trustgate.cache.lookup"
 CACHE_STORE_SUBJECT = "trustgate.cache.store"
+# a policy's entries dropped on every policy-cache replica (the admin's purge)
+CACHE_PURGE_SUBJECT = "trustgate.cache.purge"
+# the queue group the policy-cache replicas answer lookups and stores in
+CACHE_QUEUE_GROUP = "policy-cache"
 
 
 def config_subject(kind: EntityKind | str, gateway_id: UUID | str, entity_id: UUID | str) -> str:
