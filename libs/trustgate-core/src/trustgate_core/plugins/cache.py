@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Literal
+from uuid import UUID
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,9 +22,27 @@ DEFAULT_TTL_SECONDS = 24 * 3600
 
 
 class EmbeddingSettings(PluginSettings):
+    """Embeddings come from an embeddings-capable registry of the policy's gateway:
+    ``registry_id`` names it; without one, the gateway's first enabled registry of
+    ``provider`` is used. Either way the registry's own credentials are used, so no key
+    is kept here or travels on the bus: the reference's ``api_key`` is refused."""
+
+    registry_id: UUID | None = None
     provider: NonBlankStr = "openai"
     model: NonBlankStr = "text-embedding-ada-002"
-    api_key: NonBlankStr | None = None
+    api_key: NonBlankStr | None = Field(
+        None, description="Refused: embeddings use the registry's credentials."
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "an embeddings key is not accepted here: embeddings go through a registry"
+                " of the gateway (its own credentials); name it with embedding.registry_id"
+            )
+        return value
 
 
 class SemanticCacheSettings(PluginSettings):
