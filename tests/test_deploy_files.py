@@ -18,7 +18,13 @@ COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 
 INFRA_PORTS = {"postgres": 5432, "nats": 4222, "redis": 6379, "kafka": 9092}
-PLANE_PORTS = {"admin": 8080, "proxy": 8081, "mcp": 8082, "telemetry": 8083}
+PLANE_PORTS = {
+    "admin": 8080,
+    "proxy": 8081,
+    "mcp": 8082,
+    "telemetry": 8083,
+    "policy-cache": 8084,
+}
 
 # Modules that may hold settings classes; those not installed (yet) are skipped.
 SETTINGS_MODULES = [
@@ -30,10 +36,9 @@ SETTINGS_MODULES = [
     "trustgate_policy_cache.settings",
 ]
 
-# Variables the compose file sets for planes that are not written yet: Redis is for the
-# proxy's shared counters and policy-cache (architecture §4, §6).
+# Variables the compose file sets for planes that are not written yet (none today).
 # Remove a name here once a settings class reads it.
-PENDING_SETTINGS = {"REDIS_HOST"}
+PENDING_SETTINGS: set[str] = set()
 
 
 def _aliases(field: Any) -> set[str]:
@@ -91,7 +96,7 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in env.items()}
 
 
-def test_compose_has_the_infrastructure_and_both_planes(compose: dict[str, Any]) -> None:
+def test_compose_has_the_infrastructure_and_every_plane(compose: dict[str, Any]) -> None:
     assert set(INFRA_PORTS) | set(PLANE_PORTS) <= set(compose["services"])
 
 
@@ -120,6 +125,7 @@ def test_planes_are_built_from_the_one_dockerfile_and_run_their_command(
     service = compose["services"][plane]
     assert service["build"]["dockerfile"] == "deploy/Dockerfile"
     assert service["command"] == [plane]
+    assert service["image"] == compose["services"]["proxy"]["image"]
 
 
 @pytest.mark.parametrize("plane", list(PLANE_PORTS))
@@ -145,6 +151,27 @@ def test_planes_get_the_settings_they_need(compose: dict[str, Any]) -> None:
     # the admin shows hosts.mcp from the same domain the plane discovers gateways by
     assert admin["MCP_BASE_DOMAIN"] == mcp["MCP_BASE_DOMAIN"]
     assert "REDIS_HOST" in mcp or "REDIS_URL" in mcp, "MCP replicas would not share limits"
+    cache = _environment(compose["services"]["policy-cache"])
+    assert "NATS_URL" in cache, "the proxy's lookups would never reach it"
+    assert "REDIS_HOST" in cache, "each replica would keep its own entries"
+
+
+def test_the_policy_cache_service_matches_its_settings(compose: dict[str, Any]) -> None:
+    """One port, ``PolicyCacheSettings``' default, published and probed as is; it starts
+    after the bus it answers on and the store it keeps entries in, not after the admin
+    (it reads no configuration)."""
+    from trustgate_policy_cache.settings import PolicyCacheSettings
+
+    assert PolicyCacheSettings.model_fields["port"].default == PLANE_PORTS["policy-cache"]
+    assert "metrics_port" not in PolicyCacheSettings.model_fields
+    assert _alias(PolicyCacheSettings, "port") == "SERVER_POLICY_CACHE_PORT"
+    assert _alias(PolicyCacheSettings, "host") in HOSTS
+    service = compose["services"]["policy-cache"]
+    assert _alias(PolicyCacheSettings, "port") not in _environment(service)
+    assert service["depends_on"] == {
+        "nats": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
 
 
 def _alias(settings: type[BaseSettings], field: str) -> str:
@@ -258,6 +285,7 @@ HOSTS = (
     "SERVER_PROXY_HOST",
     "SERVER_MCP_HOST",
     "SERVER_TELEMETRY_HOST",
+    "SERVER_POLICY_CACHE_HOST",
     "SERVER_METRICS_HOST",
 )
 
@@ -270,14 +298,15 @@ def test_planes_listen_on_loopback_unless_a_container_says_all_interfaces(
     explicitly."""
     from trustgate_admin.settings import AdminSettings
     from trustgate_mcp.settings import McpSettings
+    from trustgate_policy_cache.settings import PolicyCacheSettings
     from trustgate_proxy.settings import ProxySettings
     from trustgate_telemetry.settings import TelemetrySettings
 
     for name in HOSTS:
         monkeypatch.delenv(name, raising=False)
     admin, proxy, mcp = AdminSettings(), ProxySettings(), McpSettings()
-    telemetry = TelemetrySettings()
-    assert {admin.host, proxy.host, mcp.host, telemetry.host} == {"127.0.0.1"}
+    telemetry, cache = TelemetrySettings(), PolicyCacheSettings()
+    assert {admin.host, proxy.host, mcp.host, telemetry.host, cache.host} == {"127.0.0.1"}
     assert {admin.metrics_host, proxy.metrics_host, mcp.metrics_host} == {"127.0.0.1"}
 
     env = " ".join(rest for keyword, rest in _dockerfile_instructions() if keyword == "ENV")
@@ -310,9 +339,6 @@ def _mounts(service: dict[str, Any]) -> dict[str, str]:
 
 def test_compose_has_the_collector_prometheus_and_grafana(compose: dict[str, Any]) -> None:
     assert set(OBSERVABILITY) <= set(compose["services"])
-    # policy-cache (issue 15) is a documented placeholder until the plane exists
-    assert "policy-cache" not in compose["services"]
-    assert "policy-cache" in COMPOSE.read_text(encoding="utf-8")
 
 
 def test_every_image_is_pinned_by_tag(compose: dict[str, Any]) -> None:
@@ -371,6 +397,7 @@ def _ops_ports() -> dict[str, int]:
     """Where each plane serves /metrics by default, from its settings."""
     from trustgate_admin.settings import AdminSettings
     from trustgate_mcp.settings import McpSettings
+    from trustgate_policy_cache.settings import PolicyCacheSettings
     from trustgate_proxy.settings import ProxySettings
     from trustgate_telemetry.settings import TelemetrySettings
 
@@ -378,7 +405,9 @@ def _ops_ports() -> dict[str, int]:
         "admin": AdminSettings.model_fields["metrics_port"].default,
         "proxy": ProxySettings.model_fields["metrics_port"].default,
         "mcp": McpSettings.model_fields["metrics_port"].default,
-        "telemetry": TelemetrySettings.model_fields["port"].default,  # health + metrics
+        # one port each: health + metrics
+        "telemetry": TelemetrySettings.model_fields["port"].default,
+        "policy-cache": PolicyCacheSettings.model_fields["port"].default,
     }
 
 
@@ -405,10 +434,14 @@ def test_each_plane_serves_metrics_where_prometheus_reaches_it(
     """On every interface, and on the default port (an override would leave Prometheus
     scraping the wrong one)."""
     env = _environment(compose["services"][plane])
-    host = "SERVER_TELEMETRY_HOST" if plane == "telemetry" else "SERVER_METRICS_HOST"
+    host = {
+        "telemetry": "SERVER_TELEMETRY_HOST",
+        "policy-cache": "SERVER_POLICY_CACHE_HOST",
+    }.get(plane, "SERVER_METRICS_HOST")
     assert env.get(host) == "0.0.0.0"
     overrides = {"SERVER_ADMIN_METRICS_PORT", "SERVER_PROXY_METRICS_PORT"}
     overrides |= {"SERVER_MCP_METRICS_PORT", "SERVER_TELEMETRY_PORT", "TELEMETRY_PORT"}
+    overrides |= {"SERVER_POLICY_CACHE_PORT"}
     assert not overrides & set(env)
 
 

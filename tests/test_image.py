@@ -179,16 +179,18 @@ def test_the_version_argument_must_match_the_wheels_version_reports() -> None:
 def test_expose_is_every_planes_ports_as_their_settings_default_them() -> None:
     from trustgate_admin.settings import AdminSettings
     from trustgate_mcp.settings import McpSettings
+    from trustgate_policy_cache.settings import PolicyCacheSettings
     from trustgate_proxy.settings import ProxySettings
     from trustgate_telemetry.settings import TelemetrySettings
 
     defaults = set()
-    for settings in (AdminSettings, ProxySettings, McpSettings, TelemetrySettings):
+    planes = (AdminSettings, ProxySettings, McpSettings, TelemetrySettings, PolicyCacheSettings)
+    for settings in planes:
         for name in ("port", "metrics_port"):
             if name in settings.model_fields:
                 defaults.add(settings.model_fields[name].default)
     exposed = {int(port) for rest in stages()[-1].rests("EXPOSE") for port in rest.split()}
-    assert exposed == defaults == {8080, 8081, 8082, 8083, 9080, 9081, 9082}
+    assert exposed == defaults == {8080, 8081, 8082, 8083, 8084, 9080, 9081, 9082}
 
 
 def test_the_default_command_and_entrypoint_pick_a_plane() -> None:
