@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings
 
 from trustgate_admin.settings import AdminSettings
 from trustgate_mcp.settings import McpSettings
+from trustgate_policy_cache.settings import PolicyCacheSettings
 from trustgate_proxy.settings import ProxySettings
 from trustgate_telemetry.settings import TelemetrySettings
 
@@ -38,12 +39,15 @@ PLANES: dict[str, type[BaseSettings]] = {
     "proxy": ProxySettings,
     "mcp": McpSettings,
     "telemetry": TelemetrySettings,
+    "policy-cache": PolicyCacheSettings,
 }
+# Planes that take no traffic: one port, named http, serves health and metrics.
+ONE_PORT = {"telemetry", "policy-cache"}
 # Pods that talk to each piece of infrastructure, by the label its NetworkPolicy admits.
 CLIENTS = {
-    "trustgate.io/nats-client": {"admin", "proxy", "mcp", "telemetry"},
+    "trustgate.io/nats-client": {"admin", "proxy", "mcp", "telemetry", "policy-cache"},
     "trustgate.io/postgres-client": {"admin", "migrate"},
-    "trustgate.io/redis-client": {"proxy", "mcp"},
+    "trustgate.io/redis-client": {"proxy", "mcp", "policy-cache"},
     "trustgate.io/kafka-client": {"telemetry"},
 }
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|DATABASE_URL|REDIS_URL")
@@ -130,8 +134,9 @@ def port_numbers(container: Obj) -> dict[str, int]:
 
 
 def ops_port_name(plane: str) -> str:
-    """Telemetry serves health and metrics on its one port; the others on their ops port."""
-    return "http" if plane == "telemetry" else "ops"
+    """Telemetry and policy-cache serve health and metrics on their one port; the others
+    on their ops port."""
+    return "http" if plane in ONE_PORT else "ops"
 
 
 @pytest.fixture(params=sorted(OVERLAYS), scope="module")
@@ -331,7 +336,7 @@ def test_the_migration_runs_before_the_admin_serves(objects: tuple[Obj, ...]) ->
 def test_autoscalers_in_prod_only() -> None:
     assert not find(render(OVERLAYS["dev"]), "HorizontalPodAutoscaler")
     objects = render(OVERLAYS["prod"])
-    for plane in ("proxy", "mcp"):
+    for plane in ("proxy", "mcp", "policy-cache"):
         hpa = one(objects, "HorizontalPodAutoscaler", f"trustgate-{plane}")
         assert hpa["spec"]["scaleTargetRef"]["name"] == f"trustgate-{plane}"
         (metric,) = hpa["spec"]["metrics"]
@@ -394,6 +399,21 @@ def test_traffic_ports_are_open_and_ops_ports_only_to_monitoring(
     assert source["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "monitoring"
     }
+
+
+@pytest.mark.parametrize("plane", sorted(ONE_PORT))
+def test_planes_without_traffic_open_their_one_port_to_monitoring_only(
+    objects: tuple[Obj, ...], plane: str
+) -> None:
+    """The proxy reaches the policy cache through NATS, never over HTTP: nothing but
+    monitoring gets to its port (telemetry likewise)."""
+    policy = one(objects, "NetworkPolicy", f"trustgate-{plane}")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http"}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
 
 
 def _nats_conf(objects: tuple[Obj, ...]) -> str:
