@@ -34,6 +34,7 @@ from trustgate_core.plugins.guards import (
     TOOL_ALLOWLIST,
     TRUSTGUARD,
 )
+from trustgate_core.plugins.pii import PII
 from trustgate_core.plugins.ratelimit import PER_TOOL_RATE_LIMITER, RATE_LIMITER
 from trustgate_core.plugins.size import REQUEST_SIZE_LIMITER
 from trustgate_core.plugins.tokens import TOKEN_RATE_LIMITER
@@ -58,6 +59,7 @@ PLUGINS: Final[tuple[PluginSpec, ...]] = (
     OPENAI_MODERATION,
     AZURE_CONTENT_SAFETY,
     BEDROCK_GUARDRAIL,
+    PII,
     PROMPT_TEMPLATE,
     PROMPT_COMPRESSION,
     TOOL_INJECTION,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 from trustgate_core.policy.engine import RunnerType
-from trustgate_core.policy.runners import budget, cache, content, limits, mcp
+from trustgate_core.policy.runners import budget, cache, content, limits, mcp, pii
 from trustgate_core.policy.runners.limits import gateway_plan
 
 LLM_RUNNERS: Final[dict[str, RunnerType]] = {
@@ -16,6 +16,7 @@ LLM_RUNNERS: Final[dict[str, RunnerType]] = {
     **budget.RUNNERS,
     **content.RUNNERS,
     **cache.RUNNERS,
+    **pii.RUNNERS,
 }
 
 #: ``cors`` is left out: an MCP client is an agent, not a browser page.
