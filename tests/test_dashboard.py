@@ -129,8 +129,11 @@ class _Routing:
 def test_reading_the_code_finds_what_the_metrics_classes_serve(exported: set[str]) -> None:
     """The planes' metrics, built and observed in process, serve only names the code
     reading found, so the dashboard check below cannot pass on a misread suffix."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
     from trustgate_admin.api.metrics import AdminMetrics
     from trustgate_mcp.observability.metrics import McpMetrics
+    from trustgate_policy_cache.services.metrics import CacheMetrics
     from trustgate_proxy.observability.metrics import ProxyMetrics
     from trustgate_telemetry.metrics import TelemetryMetrics
 
@@ -147,12 +150,14 @@ def test_reading_the_code_finds_what_the_metrics_classes_serve(exported: set[str
     proxy.attempts.observe(("g",), 2)
     telemetry = TelemetryMetrics()
     telemetry.consumed.inc()
+    cache_registry = CollectorRegistry(auto_describe=False)
+    cache = CacheMetrics(cache_registry, lambda: 3)
+    cache.lookups.labels("hit_semantic").inc()
     served = set()
     for rendered in (admin.render()[0], mcp.render()[0], proxy.render()[0]):
         served |= _scraped(rendered)
-    from prometheus_client import generate_latest
-
     served |= _scraped(generate_latest(telemetry.registry))
+    served |= _scraped(generate_latest(cache_registry))
     assert served, "no metric rendered"
     assert served <= exported, sorted(served - exported)
     # and the readings only the bootstraps register were found too
@@ -302,11 +307,21 @@ def test_the_dashboard_has_a_panel_for(dashboard: dict[str, Any], topic: str) ->
     assert any(topic in title for title in titles), titles
 
 
-def test_what_no_plane_exports_yet_is_a_note_not_a_query(dashboard: dict[str, Any]) -> None:
-    """The policy cache's hit rate has no metric yet (the service is to come): its panel
-    says so; cost is a query of the proxy's cost counter."""
+def test_cache_hit_rate_and_cost_are_queries_of_what_the_planes_count(
+    dashboard: dict[str, Any],
+) -> None:
+    """The hit rate is the policy cache's lookups split by result (every result it counts
+    has a series: hit_exact, hit_semantic, miss, error), as a share of all lookups; cost
+    is a query of the proxy's cost counter."""
+    from trustgate_policy_cache.services.metrics import RESULTS
+
     by_title = {panel["title"].lower(): panel for panel in _panels(dashboard)}
-    assert by_title["cache hit rate"]["type"] == "text"
-    assert "policy-cache" in by_title["cache hit rate"]["options"]["content"]
+    hits = by_title["cache hit rate"]
+    assert hits["type"] == "timeseries"
+    (target,) = hits["targets"]
+    assert metric_names(target["expr"]) == {"trustgate_policy_cache_lookups_total"}
+    assert "by (result)" in target["expr"] and "{{result}}" in target["legendFormat"]
+    assert hits["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert set(RESULTS) == {"hit_exact", "hit_semantic", "miss", "error"}
     cost = by_title["cost by consumer and model"]
     assert "trustgate_proxy_cost_usd_total" in cost["targets"][0]["expr"]
