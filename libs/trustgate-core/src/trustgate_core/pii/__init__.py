@@ -5,6 +5,7 @@ plugin's runner (``policy.runners.pii``) masks, redacts or blocks what this find
 API (stable; the detectors behind it grow): ``find(text, entities=None)`` → the matches
 in order, non-overlapping; ``ENTITIES``: every supported entity id with its group."""
 
-from trustgate_core.pii.detect import ENTITIES, Entity, Match, find
+from trustgate_core.pii.detect import ENTITIES, find
+from trustgate_core.pii.model import Entity, Match
 
 __all__ = ["ENTITIES", "Entity", "Match", "find"]

@@ -1,0 +1,87 @@
+"""What a detector is: a precompiled candidate regex, a validator that turns a candidate
+into an entity id (or rejects it), and, for weak patterns, the keywords one of which must
+appear just before the candidate.
+
+Candidates are cheap to find and wrong often; the validator (a checksum, a date, a
+country's numbering plan) is what makes a match PII. A number that fails its check is
+not reported."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trustgate_core.pii.model import Entity
+
+#: Left and right edges of a numeric candidate: no ASCII letter, digit or joiner next to
+#: it (CJK or Arabic text may touch it: ``身份证11010519491231002X`` is a candidate), so a
+#: run inside a longer number, a UUID, a path or a version string is not one.
+NUM_L = r"(?<![0-9A-Za-z_.\-/+])"
+NUM_R = r"(?![0-9A-Za-z_\-/]|[.,][0-9])"
+#: Edges of an alphanumeric candidate.
+WORD_L = r"(?<![0-9A-Za-z_])"
+WORD_R = r"(?![0-9A-Za-z_])"
+
+#: How far before a weak candidate its keyword may be (characters).
+CONTEXT_WINDOW = 48
+
+Classify = Callable[[str], str | None]
+
+
+def keywords(*words: str) -> re.Pattern[str]:
+    """A case-insensitive alternation of context keywords (regex fragments)."""
+    return re.compile("|".join(words), re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """One pattern family: ``pattern`` finds candidates (its group ``v`` when present,
+    else the whole match, is the value), ``classify`` names the entity of a valid value
+    or rejects it, ``context`` (weak patterns) must match within ``CONTEXT_WINDOW``
+    characters before the candidate. ``digits``: the pattern cannot match a text without
+    a digit, so such a text skips it."""
+
+    entities: tuple[Entity, ...]
+    pattern: re.Pattern[str]
+    classify: Classify
+    context: re.Pattern[str] | None = None
+    digits: bool = True
+    ids: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", frozenset(e.id for e in self.entities))
+
+
+def checked(
+    entity: Entity,
+    pattern: str,
+    valid: Callable[[str], bool],
+    *,
+    context: re.Pattern[str] | None = None,
+    flags: int = 0,
+) -> Detector:
+    """A detector of one entity whose candidates pass ``valid``."""
+
+    def classify(value: str) -> str | None:
+        return entity.id if valid(value) else None
+
+    return Detector((entity,), re.compile(pattern, flags), classify, context)
+
+
+def luhn(digits: str) -> bool:
+    """The Luhn (mod 10) check over a string of digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def only_digits(value: str) -> str:
+    """``value`` without its separators."""
+    return "".join(ch for ch in value if ch.isdigit())
