@@ -19,7 +19,12 @@ import pytest
 from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import wait_for
 
-_PORTS = {"proxy": "SERVER_PROXY_PORT", "admin": "SERVER_ADMIN_PORT", "mcp": "SERVER_MCP_PORT"}
+_PORTS = {
+    "proxy": "SERVER_PROXY_PORT",
+    "admin": "SERVER_ADMIN_PORT",
+    "mcp": "SERVER_MCP_PORT",
+    "policy-cache": "SERVER_POLICY_CACHE_PORT",
+}
 
 
 @dataclass
