@@ -340,8 +340,8 @@ class Pipeline:
         finally:
             headers.extend(exchange.response_headers)
             exchange.response_headers.clear()
-        if exchange.dirty:
-            _encode_again(exchange)
+            if exchange.dirty:  # a refusing policy's rewrite too (a PII block masks first)
+                _encode_again(exchange)
         answer = exchange.answer
         if answer is None:
             return False
@@ -618,6 +618,8 @@ def _encode_again(exchange: Exchange) -> None:
     doc = exchange.doc
     exchange.body = orjson.dumps(doc)
     exchange.dirty = False
+    if exchange.call.request_body is not None:  # telemetry records the body as sent (masked)
+        exchange.call.request_body = exchange.body
     model = doc.get("model")
     exchange.call.requested_model = model if isinstance(model, str) else None
 
