@@ -8,11 +8,18 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from trustgate_core.pii import universal
+from trustgate_core.pii import asia, english, europe, mena, phones, universal
 from trustgate_core.pii.base import CONTEXT_WINDOW, Detector
 from trustgate_core.pii.model import Entity, Match
 
-DETECTORS: tuple[Detector, ...] = (*universal.DETECTORS,)
+DETECTORS: tuple[Detector, ...] = (
+    *universal.DETECTORS,
+    *english.DETECTORS,
+    *europe.DETECTORS,
+    *asia.DETECTORS,
+    *mena.DETECTORS,
+    *phones.DETECTORS,
+)
 
 ENTITIES: dict[str, Entity] = {e.id: e for d in DETECTORS for e in d.entities}
 

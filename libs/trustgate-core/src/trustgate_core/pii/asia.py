@@ -1,0 +1,52 @@
+"""Chinese, Japanese and Korean entities (group ``cjk``).
+
+Counted without context: the Chinese resident ID (18 characters: region code, birth date
+and an ISO 7064 check character), the Chinese unified social credit code (its check
+character), the Korean resident registration number (birth date, and its check digit for
+numbers issued before October 2020), the Korean business registration number written
+``123-45-67890`` (check digit) and a Japanese postal code after its 〒 mark.
+
+Only after a keyword: the Japanese My Number (twelve digits, one check digit: one random
+twelve-digit number in ten passes)."""
+
+from __future__ import annotations
+
+from stdnum.cn import ric, uscc
+from stdnum.jp import in_
+from stdnum.kr import brn, rrn
+
+from trustgate_core.pii.base import NUM_L, NUM_R, WORD_L, WORD_R, Detector, checked, keywords
+from trustgate_core.pii.model import Entity
+
+CN_RESIDENT_ID = Entity("cn_resident_id", "cjk", "Chinese resident identity card number")
+CN_USCC = Entity("cn_uscc", "cjk", "Chinese unified social credit code")
+JP_MY_NUMBER = Entity("jp_my_number", "cjk", "Japanese My Number (after a keyword)")
+JP_POSTAL_CODE = Entity("jp_postal_code", "cjk", "Japanese postal code (after 〒)")
+KR_RRN = Entity("kr_rrn", "cjk", "Korean resident registration number")
+KR_BRN = Entity("kr_brn", "cjk", "Korean business registration number")
+
+# The USCC alphabet: digits and capitals without I, O, S, V, Z.
+_USCC = "[0-9A-HJ-NPQRTUWXY]"
+
+
+def _any(_: str) -> bool:
+    return True
+
+
+DETECTORS: tuple[Detector, ...] = (
+    checked(CN_RESIDENT_ID, NUM_L + r"\d{17}[\dXx]" + WORD_R, ric.is_valid),
+    checked(
+        CN_USCC,
+        WORD_L + rf"(?=[0-9A-Z]*\d){_USCC}{{2}}\d{{6}}{_USCC}{{10}}" + WORD_R,
+        uscc.is_valid,
+    ),
+    checked(KR_RRN, NUM_L + r"\d{6}-?\d{7}" + NUM_R, rrn.is_valid),
+    checked(KR_BRN, NUM_L + r"\d{3}-\d{2}-\d{5}" + NUM_R, brn.is_valid),
+    checked(JP_POSTAL_CODE, r"〒 ?(?P<v>\d{3}-?\d{4})" + NUM_R, _any),
+    checked(
+        JP_MY_NUMBER,
+        NUM_L + r"\d{4}([ \-]?)\d{4}\1\d{4}" + NUM_R,
+        in_.is_valid,
+        context=keywords(r"マイナンバー", r"個人番号", r"my ?number", r"individual number"),
+    ),
+)
