@@ -5,8 +5,7 @@ detector failures (the proxy tests drive it through the SDKs)."""
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,31 +30,6 @@ GATEWAY = Gateway(id=GW, gateway_id=GW, created_at=NOW, updated_at=NOW, slug="gw
 CONSUMER = Consumer(id=uuid7(), gateway_id=GW, created_at=NOW, updated_at=NOW, name="c", slug="c")
 EMAIL = "jane.doe@example.com"
 SSN = "536-22-1234"
-
-_LOCAL = {
-    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-    "us_ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-}
-
-
-def _local_find(text: str, entities: Collection[str] | None = None) -> list[pii.Match]:
-    found = [
-        pii.Match(name, m.start(), m.end(), m.group())
-        for name, pattern in _LOCAL.items()
-        if entities is None or name in entities
-        for m in pattern.finditer(text)
-    ]
-    return sorted(found, key=lambda m: m.start)
-
-
-@pytest.fixture(autouse=True)
-def detectors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The real detectors once they know emails and SSNs; until then a tiny local pair."""
-    if not {"email", "us_ssn"} <= set(pii.ENTITIES):
-        monkeypatch.setitem(pii.ENTITIES, "email", pii.Entity("email", "universal"))
-        monkeypatch.setitem(pii.ENTITIES, "us_ssn", pii.Entity("us_ssn", "us"))
-        monkeypatch.setattr(runner_module, "find", _local_find)
-    yield
 
 
 class Call(PolicyExchange):

@@ -1,0 +1,135 @@
+"""The ``pii`` policy as a client sees it through the official SDKs: the upstream only
+ever receives masked text, a blocked entity is a 422 the SDKs raise (OpenAI's and
+Anthropic's shapes) with no upstream call, answers and streams masked on request, and
+``restore`` giving each of many concurrent callers its own originals back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+
+from trustgate_testkit.proxy.local import LocalProxy, local_fixtures, local_proxy
+from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
+from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
+from trustgate_testkit.proxy.sdk_clients import anthropic_sdk, openai_sdk, route_to_url
+from trustgate_testkit.proxy.tenant import Tenant
+
+proxy, tenant, bus, events = local_fixtures()
+
+EMAIL = "jane.doe@example.com"
+
+
+async def app_with(proxy: LocalProxy, tenant: Tenant, url: str, settings: dict[str, Any]) -> Tenant:
+    routed = await route_to_url(proxy, tenant, url)
+    await routed.add_policy("pii", "pii", settings, consumers=["app"])
+    return routed
+
+
+async def test_the_upstream_only_sees_masked_text(
+    proxy: LocalProxy, tenant: Tenant, upstream: MockUpstream
+) -> None:
+    app = await app_with(proxy, tenant, upstream.url, {})
+    await openai_sdk(proxy, app).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "system", "content": f"The user is {EMAIL}"},
+            {"role": "user", "content": [{"type": "text", "text": f"Write to {EMAIL}"}]},
+        ],
+    )
+    sent = upstream.requests[-1]["body"]
+    assert EMAIL not in orjson.dumps(sent).decode()
+    assert sent["messages"][0]["content"] == "The user is <EMAIL_1>"
+
+
+async def test_a_blocked_entity_is_a_422_and_the_upstream_is_never_called(
+    proxy: LocalProxy, tenant: Tenant, upstream: MockUpstream
+) -> None:
+    app = await app_with(proxy, tenant, upstream.url, {"actions": {"email": "block"}})
+    before = len(upstream.requests)
+    with pytest.raises(openai.UnprocessableEntityError) as refused:
+        await openai_sdk(proxy, app).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"{EMAIL} and {EMAIL}"}]
+        )
+    error = refused.value.body
+    assert isinstance(error, dict)
+    assert error["entities"] == {"email": 2}
+    assert "email (2)" in error["message"]
+    assert EMAIL not in refused.value.response.text
+    assert len(upstream.requests) == before
+
+
+async def test_an_anthropic_client_gets_its_own_422() -> None:
+    async with local_proxy() as running, serve_anthropic("claude") as claude:
+        routed = await running.new_tenant()
+        await routed.add_registry("claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY)
+        await routed.add_consumer("app", ["claude"])
+        await routed.add_policy("pii", "pii", {"action": "block"}, consumers=["app"])
+        with pytest.raises(anthropic.UnprocessableEntityError) as refused:
+            await anthropic_sdk(running, routed).messages.create(
+                model="claude-sonnet-4",
+                max_tokens=16,
+                system=f"reply to {EMAIL}",
+                messages=[{"role": "user", "content": "Hi"}],
+            )
+    body = refused.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["entities"] == {"email": 1}
+
+
+async def test_answers_and_streams_are_masked_when_asked() -> None:
+    async with local_proxy() as running, serve_mock(EMAIL) as upstream:
+        routed = await route_to_url(running, await running.new_tenant(), upstream.url)
+        await routed.add_policy(
+            "pii", "pii", {"apply_to": ["request", "response"]}, consumers=["app"]
+        )
+        client = openai_sdk(running, routed)
+        hi: Any = [{"role": "user", "content": "Hi"}]
+        whole = await client.chat.completions.create(model="gpt-4o-mini", messages=hi)
+        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=hi, stream=True)
+        deltas = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+    assert whole.choices[0].message.content == "Hello from <EMAIL_1>"
+    assert "".join(deltas) == "Hello from <EMAIL_1>"
+
+
+async def test_restore_gives_each_concurrent_caller_its_own_originals(
+    proxy: LocalProxy, tenant: Tenant, upstream: MockUpstream
+) -> None:
+    app = await app_with(proxy, tenant, upstream.url, {"restore": True})
+    client = openai_sdk(proxy, app)
+
+    async def ask(i: int, stream: bool) -> str:
+        email = f"user{i}@example.com"
+        messages: Any = [
+            {"role": "user", "content": "Who?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "who", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": email},
+        ]
+        if not stream:
+            answer = await client.chat.completions.create(
+                model="gpt-4o-mini-tools", messages=messages
+            )
+            return answer.choices[0].message.content or ""
+        chunks = await client.chat.completions.create(
+            model="gpt-4o-mini-tools", messages=messages, stream=True
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+
+    got = await asyncio.gather(*(ask(i, i % 2 == 0) for i in range(40)))
+    assert got == [f"The weather is user{i}@example.com" for i in range(40)]
+    sent = orjson.dumps([r["body"] for r in upstream.requests[-40:]]).decode()
+    assert "@example.com" not in sent
