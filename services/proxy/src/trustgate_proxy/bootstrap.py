@@ -30,6 +30,7 @@ from trustgate_core.models.base import EntityKind
 from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.policy import PolicyDeps, PolicyEngine
 from trustgate_core.policy.runners import LLM_RUNNERS, gateway_plan
+from trustgate_core.policy.runners.cache import PORT as CACHE_PORT
 from trustgate_core.pricing import PriceBook
 from trustgate_core.replica import ConfigReplica, ReplicaState
 from trustgate_core.replica.snapshot import SnapshotFile, SnapshotKeeper
@@ -43,6 +44,7 @@ from trustgate_proxy.handlers.config import config_listeners
 from trustgate_proxy.observability.metrics import ProxyMetrics
 from trustgate_proxy.observability.recorder import CallRecorder
 from trustgate_proxy.observability.tracing import CallTracer, call_traceparent
+from trustgate_proxy.services.cache import CacheService
 from trustgate_proxy.services.config_view import ConfigView, RouterFactory
 from trustgate_proxy.services.forward import Forwarders
 from trustgate_proxy.services.models import ModelLister
@@ -92,6 +94,10 @@ class ProxyRuntime:
             gateway_runner=gateway_plan,
         )
         self.routing = Routing.from_settings(settings, self.counters)
+        # the semantic cache's port: the bus and the embedder are read when a call needs them
+        self.engine.deps.extra[CACHE_PORT] = CacheService(
+            lambda: self.runner.nc, self.routing.deps, settings.semantic_cache_lookup_timeout
+        )
         self.sessions = Sessions.from_settings(settings, self.counters)
         self.view = ConfigView(
             self.state,

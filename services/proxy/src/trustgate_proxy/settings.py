@@ -36,6 +36,9 @@ class ProxySettings(CoreSettings, RedisSettings):
     trusted_proxies: str = Field("", alias="PROXY_TRUSTED_PROXIES")
     # how long the gateway keeps a Responses answer for previous_response_id
     session_store_ttl: float = Field(3600.0, alias="SESSION_STORE_TTL")
+    # seconds the semantic cache's lookup may take (the embedding call aside) before the
+    # call is served uncached
+    semantic_cache_lookup_timeout: float = Field(0.05, gt=0, alias="SEMANTIC_CACHE_LOOKUP_TIMEOUT")
     # the traffic port speaks TLS with this certificate chain and key (PEM files); with a
     # client CA bundle it asks for client certificates (mtls consumers)
     tls_cert: str = Field("", alias="SERVER_PROXY_TLS_CERT")

@@ -158,6 +158,16 @@ class McpCallDetails(_Frozen):
     rpc_error_code: int | None = None
 
 
+class RequestCache(_Frozen):
+    """What the semantic cache did with the call: ``hit`` (served from the cache, no
+    upstream call), ``miss``, ``bypass`` (asked not to, or not cacheable) or ``error``
+    (the cache could not answer in time: served uncached); ``similarity`` of a hit (1.0
+    for an exact one)."""
+
+    outcome: Literal["hit", "miss", "bypass", "error"] | str
+    similarity: float | None = None
+
+
 class RequestEvent(_Frozen):
     schema_version: int = REQUEST_SCHEMA_VERSION
     kind: Literal["llm", "mcp"] = "llm"
@@ -200,6 +210,8 @@ class RequestEvent(_Frozen):
     session_id: str | None = None
     # ``kind: mcp`` only: the MCP call
     mcp: McpCallDetails | None = None
+    # only when a ``semantic_cache`` policy ran
+    cache: RequestCache | None = None
 
     @property
     def ok(self) -> bool:

@@ -27,12 +27,24 @@ class EmbeddingSettings(PluginSettings):
     ``provider`` is used. Either way the registry's own credentials are used, so no key
     is kept here or travels on the bus: the reference's ``api_key`` is refused."""
 
-    registry_id: UUID | None = None
+    registry_id: NonBlankStr | None = Field(
+        None, description="The id of an embeddings-capable registry of the gateway."
+    )
     provider: NonBlankStr = "openai"
     model: NonBlankStr = "text-embedding-ada-002"
     api_key: NonBlankStr | None = Field(
         None, description="Refused: embeddings use the registry's credentials."
     )
+
+    @field_validator("registry_id")
+    @classmethod
+    def _registry_uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(UUID(value))
+        except ValueError:
+            raise ValueError("must be a registry's id (a UUID)") from None
 
     @field_validator("api_key")
     @classmethod

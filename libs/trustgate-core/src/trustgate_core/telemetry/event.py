@@ -23,7 +23,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trustgate_core.events.requests import McpCallDetails, RequestEvent
+from trustgate_core.events.requests import McpCallDetails, RequestCache, RequestEvent
 
 EXPORT_SCHEMA_VERSION = 1
 SCHEMA_FILE = "exported_event.schema.json"
@@ -148,6 +148,9 @@ class ExportedEvent(_Frozen):
     mcp: McpCallDetails | None = Field(
         None, description="kind mcp only: the method, tool, server and JSON-RPC outcome"
     )
+    cache: RequestCache | None = Field(
+        None, description="a semantic_cache policy's outcome (hit, miss, bypass, error)"
+    )
 
 
 def clip(text: str | None, limit: int) -> tuple[str | None, bool]:
@@ -229,6 +232,7 @@ def export_event(event: RequestEvent, *, max_body_bytes: int | None = None) -> E
         session_id=event.session_id,
         attempts=[ExportedAttempt(**a.model_dump()) for a in event.attempts],
         mcp=event.mcp,
+        cache=event.cache,
     )
 
 

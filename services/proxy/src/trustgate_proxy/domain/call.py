@@ -88,6 +88,8 @@ class Call:
         "attempts",
         "auth_id",
         "body_limit",
+        "cache_outcome",
+        "cache_similarity",
         "consumer_id",
         "cost",
         "ended",
@@ -147,6 +149,9 @@ class Call:
         self.cost: Cost | None = None  # set by a policy that prices with its own rates
         # the engine assigns its own list; a call without policies shares the empty tuple
         self.policy_chain: Sequence[PolicyRecord] = _NO_POLICIES
+        # the semantic cache's outcome (hit | miss | bypass | error) and a hit's similarity
+        self.cache_outcome: str | None = None
+        self.cache_similarity: float | None = None
         self.policies_time = 0.0  # seconds spent running policies inline
         self.attempts: list[AttemptRecord] = []
         self.session_id: str | None = None  # the conversation (X-Session-Id)
@@ -238,6 +243,8 @@ def event_payload(call: Call) -> dict[str, Any]:
         "outcome": attempts[-1].outcome if attempts else None,
         "session_id": call.session_id,
     }
+    if call.cache_outcome is not None:
+        payload["cache"] = {"outcome": call.cache_outcome, "similarity": call.cache_similarity}
     if call.body_limit:
         for name, body in (("request", call.request_body), ("response", call.response_body)):
             if body is not None:

@@ -145,6 +145,15 @@ class ProxyMetrics:
                 max_series,
             )
         )
+        self.cache_lookups = a.add(
+            CappedCounter(
+                "trustgate_proxy_cache_lookups_total",
+                "Semantic cache lookups by outcome: hit, miss, bypass, or error (the cache"
+                " did not answer in time or at all: served uncached).",
+                ("outcome",),
+                8,
+            )
+        )
         hist_series = max(1, max_series // 4)
         self.duration = a.add(
             CappedHistogram(
@@ -242,6 +251,8 @@ class ProxyMetrics:
             slot.upstream.observe(upstream)
             overhead = total - upstream
             slot.overhead.observe(overhead if overhead > 0.0 else 0.0)
+        if call.cache_outcome is not None:
+            self.cache_lookups.inc((call.cache_outcome,))
         if call.attempts:
             self.attempts.series_for((slot.by_model[0],)).observe(len(call.attempts))
         usage = call.usage

@@ -347,7 +347,10 @@ class Pipeline:
             return False
         call.status = answer.status
         call.response_bytes = len(answer.body)
-        await send_bytes(send, answer.status, answer.body, [*headers, *answer.headers])
+        # an answer may name its content type (a cache hit replayed as a stream)
+        kind = next((v for k, v in answer.headers if k == b"content-type"), b"application/json")
+        extra = [h for h in answer.headers if h[0] != b"content-type"]
+        await send_bytes(send, answer.status, answer.body, [*headers, *extra], kind)
         return True
 
     # -- reading the request ---------------------------------------------------------------

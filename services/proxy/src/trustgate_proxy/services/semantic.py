@@ -187,6 +187,19 @@ class SemanticStrategy:
         return None
 
     # -- embeddings -------------------------------------------------------------------------
+    async def embed(self, text: str, gateway_id: UUID) -> Vector | None:
+        """The unit vector of ``text`` through the gateway's embeddings registry (the
+        semantic cache's embedder too); raises ``EmbeddingsUnavailable``."""
+        registry = self._registry(gateway_id)
+        if registry is None:
+            raise EmbeddingsUnavailable
+        key = blake2b(f"{registry.id}\0{text}".encode(), digest_size=16).digest()
+        vector: Vector | None = self._prompts.get(key, _MISSING)
+        if vector is _MISSING:
+            vector = (await self._embed(registry, [text[:_MAX_PROMPT_CHARS]]))[0]
+            _bounded_put(self._prompts, key, vector, _MAX_PROMPTS)
+        return vector
+
     async def _vectors(
         self, text: str, routes: Sequence[Route], gateway_id: UUID
     ) -> tuple[Vector | None, dict[UUID, Vector | None]]:

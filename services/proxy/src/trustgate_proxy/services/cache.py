@@ -1,0 +1,409 @@
+"""The proxy's side of the ``semantic_cache`` plugin (core's ``CachePort``): what needs
+the request's wire format, an embeddings registry or the bus.
+
+- **Keys**: the request is decoded into the format-neutral ``ChatRequest`` (so the same
+  request in Chat, Messages or Responses format has the same keys) and hashed with core's
+  ``cache.keys``; a body the codecs refuse (``n`` > 1, a shape they do not know) is not
+  cached (BYPASS).
+- **Lookup**: the embedding of the conversation text (mode ``semantic`` / ``both``)
+  through the gateway's embeddings registry (the semantic router's embedder, its own
+  credentials: none travels), then one NATS request to the policy-cache service bounded
+  by ``SEMANTIC_CACHE_LOOKUP_TIMEOUT``. A timeout, no responders, an error reply or no
+  embeddings: the call is served uncached (``X-Cache: MISS``, outcome ``error``).
+- **Hit**: the stored format-neutral entry (text, tool calls, finish reason, usage,
+  model) rendered with the client format's codec: JSON, or a stream of several events
+  that ends as the format's streams end. No upstream call, no upstream cost.
+- **Miss**: a response filter copies what the client gets (bounded); after
+  ``post_response`` a 2xx that finished (not ``length``, not an error, a stream with its
+  end marker) is decoded with the client format's codec and published to the service in
+  the background, never delaying the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any, Final
+
+import orjson
+from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
+
+from trustgate_core.cache import CacheLookup, CacheReply, CacheStore, encode_vector
+from trustgate_core.cache.keys import exact_key, filter_key
+from trustgate_core.errors import InvalidRequest
+from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
+from trustgate_core.models import LbConfig
+from trustgate_core.policy import Answer, PolicyExchange
+from trustgate_core.policy.runners.cache import SemanticCacheRunner
+from trustgate_proxy.domain.exchange import Exchange
+from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, ChatRequest, ChatResponse
+from trustgate_proxy.domain.formats.base import InboundCodec, WireFormat
+from trustgate_proxy.domain.formats.model import (
+    Finish,
+    FinishReason,
+    Part,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    Text,
+    TextDelta,
+    ToolArgsDelta,
+    ToolCall,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
+from trustgate_proxy.domain.strategies import StrategyDeps
+from trustgate_proxy.services.forward.common import SSE_HEADERS
+from trustgate_proxy.services.semantic import EmbeddingsUnavailable, SemanticStrategy
+
+log = logging.getLogger(__name__)
+
+FORMATS: Final[dict[str, WireFormat]] = {
+    "/v1/chat/completions": "openai_chat",
+    "/v1/messages": "anthropic",
+    "/v1/responses": "openai_responses",
+}
+MAX_CAPTURE: Final = 4 << 20  # a longer answer is not stored
+STREAM_PIECES: Final = 4  # a replayed text arrives in about this many chunks
+_NOT_IN_KEY: Final = frozenset({"stream", "stream_usage", "dropped", "user", "metadata"})
+_JSON: Final = [(b"content-type", b"application/json")]
+_FINISHES: Final[dict[str, FinishReason]] = {"stop": "stop", "tool_calls": "tool_calls"}
+
+
+class Capture:
+    """A response filter that passes the client's answer through unchanged and keeps a
+    copy (up to ``MAX_CAPTURE`` bytes) for the store."""
+
+    __slots__ = ("chunks", "size", "stream")
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size <= MAX_CAPTURE:
+            self.chunks.append(data)
+
+    def whole(self, body: bytes) -> bytes:
+        self._keep(body)
+        return body
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._keep(chunk)
+        return chunk
+
+    def finish(self) -> bytes:
+        return b""
+
+    def data(self) -> bytes | None:
+        return b"".join(self.chunks) if self.size <= MAX_CAPTURE else None
+
+
+class Pending:
+    """What a miss leaves for ``post_response``: the keys, the vector, the capture."""
+
+    __slots__ = ("capture", "exact", "filter", "fmt", "vector")
+
+    def __init__(
+        self, fmt: WireFormat, exact: str, filter_: str, vector: str | None, capture: Capture
+    ) -> None:
+        self.fmt = fmt
+        self.exact = exact
+        self.filter = filter_
+        self.vector = vector
+        self.capture = capture
+
+
+def canonical_request(request: ChatRequest, doc: dict[str, Any]) -> dict[str, Any]:
+    """The request as the key sees it: every field that changes the answer (the
+    internal model's, plus the raw value of each top-level field it does not carry)."""
+    out = {k: v for k, v in asdict(request).items() if k not in _NOT_IN_KEY}
+    extra = {name: doc[name] for name in request.dropped if name in doc}
+    if "n" in doc:
+        extra["n"] = doc["n"]
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def conversation_text(request: ChatRequest) -> str:
+    """What is embedded: the system prompt and every message's text, in order."""
+    lines = list(request.system)
+    for message in request.messages:
+        for part in message.parts:
+            if isinstance(part, Text):
+                lines.append(f"{message.role}: {part.text}")
+    return "\n".join(lines)
+
+
+class CacheService:
+    """Core's ``CachePort`` for the proxy. ``nc`` gives the proxy's NATS connection when
+    a call needs it (``None`` before it is up: served uncached)."""
+
+    def __init__(
+        self, nc: Callable[[], NATS | None], deps: StrategyDeps, lookup_timeout: float
+    ) -> None:
+        self._nc = nc
+        self._deps = deps
+        self.lookup_timeout = lookup_timeout
+        self._embedders: dict[tuple[str | None, str, str], SemanticStrategy] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- CachePort --------------------------------------------------------------------------
+    def bypassed(self, x: PolicyExchange) -> None:
+        _record(x, "bypass", None)
+
+    async def lookup(self, runner: SemanticCacheRunner, x: PolicyExchange) -> None:
+        assert isinstance(x, Exchange)
+        fmt = FORMATS.get(x.path)
+        codec = INBOUND.get(fmt) if fmt is not None else None
+        if fmt is None or codec is None:
+            return
+        try:
+            request = codec.decode_request(x.doc)
+        except (InvalidRequest, AttributeError, KeyError, TypeError, ValueError):
+            x.response_headers.append((b"x-cache", b"BYPASS"))
+            _record(x, "bypass", None)
+            return
+        canonical = canonical_request(request, x.doc)
+        exact, filter_ = exact_key(canonical), filter_key(canonical)
+        settings = runner.settings
+        vector: str | None = None
+        outcome = "miss"
+        if settings.mode != "exact":
+            vector = await self._embed(runner, x, conversation_text(request))
+            if vector is None:
+                outcome = "error"
+        assert runner.id is not None
+        message = CacheLookup(
+            gateway_id=x.gateway.id,
+            policy_id=runner.id,
+            partition=runner.partition(x),
+            exact_key=exact,
+            filter_key=filter_,
+            vector=vector,
+            threshold=settings.similarity_threshold,
+        )
+        reply = await self._ask(message)
+        if reply is None:
+            outcome = "error"
+        elif reply.hit and reply.entry is not None and runner.mode != "observe":
+            answer = _answer(codec, request, reply.entry)
+            if answer is not None:
+                headers = [(b"x-cache", b"HIT")]
+                if not reply.exact and reply.similarity is not None:
+                    headers.append((b"x-cache-similarity", f"{reply.similarity:.4f}".encode()))
+                x.response_headers.extend(headers)
+                x.answer = answer
+                call = x.call
+                call.status = 200
+                call.model = str(reply.entry.get("model") or call.requested_model or "")
+                _record(x, "hit", reply.similarity)
+                return
+        x.response_headers.append((b"x-cache", b"MISS"))
+        _record(x, outcome, None)
+        capture = Capture(request.stream)
+        x.response_filters.append(capture)
+        x.scratch[runner.id] = Pending(fmt, exact, filter_, vector, capture)
+
+    def store(self, runner: SemanticCacheRunner, x: PolicyExchange) -> None:
+        pending = x.scratch.pop(runner.id, None)
+        if not isinstance(pending, Pending) or not runner.storable_status(x.status):
+            return
+        data = pending.capture.data()
+        if not data:
+            return
+        entry = _entry(pending.fmt, data, pending.capture.stream)
+        if entry is None:
+            return
+        assert runner.id is not None
+        message = CacheStore(
+            gateway_id=x.gateway.id,
+            policy_id=runner.id,
+            partition=runner.partition(x),
+            exact_key=pending.exact,
+            filter_key=pending.filter,
+            vector=pending.vector,
+            ttl_seconds=runner.ttl_seconds,
+            entry=entry,
+        )
+        task = asyncio.get_running_loop().create_task(self._publish(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the bus and the embedder ----------------------------------------------------------
+    async def _ask(self, message: CacheLookup) -> CacheReply | None:
+        nc = self._nc()
+        if nc is None or not nc.is_connected:
+            return None
+        try:
+            msg = await nc.request(
+                CACHE_LOOKUP_SUBJECT,
+                orjson.dumps(message.model_dump(mode="json")),
+                timeout=self.lookup_timeout,
+            )
+            reply = CacheReply.model_validate_json(msg.data)
+        except (NatsError, TimeoutError, ValueError):
+            return None
+        return None if reply.error is not None else reply
+
+    async def _publish(self, message: CacheStore) -> None:
+        nc = self._nc()
+        if nc is None or not nc.is_connected:
+            return
+        try:
+            await nc.publish(CACHE_STORE_SUBJECT, orjson.dumps(message.model_dump(mode="json")))
+        except NatsError:
+            log.warning("a cache entry could not be published", exc_info=True)
+
+    async def _embed(self, runner: SemanticCacheRunner, x: Exchange, text: str) -> str | None:
+        if not text:
+            return None
+        embedding = runner.settings.embedding
+        registry_id = embedding.registry_id
+        key = (registry_id, embedding.provider, embedding.model)
+        embedder = self._embedders.get(key)
+        if embedder is None:
+            config = {"model": embedding.model}
+            if registry_id is not None:
+                config["registry_id"] = registry_id
+            else:
+                config["provider"] = embedding.provider
+            embedder = SemanticStrategy(
+                LbConfig(algorithm="semantic", embedding_config=config), self._deps
+            )
+            self._embedders[key] = embedder
+        try:
+            vector = await embedder.embed(text, x.gateway.id)
+        except EmbeddingsUnavailable:
+            return None
+        return None if vector is None else encode_vector(vector)
+
+
+def _record(x: PolicyExchange, outcome: str, similarity: float | None) -> None:
+    if isinstance(x, Exchange):
+        x.call.cache_outcome = outcome
+        x.call.cache_similarity = similarity
+
+
+# -- entries: stored format-neutral, rendered in the client's format ---------------------------
+
+
+def _entry(fmt: WireFormat, data: bytes, stream: bool) -> dict[str, Any] | None:
+    """The format-neutral entry of a finished answer in format ``fmt``; ``None`` for one
+    that must not be stored (cut short, an error, ``length``, unreadable)."""
+    codec = OUTBOUND.get(fmt)
+    if codec is None:
+        return None
+    try:
+        if stream:
+            decoder = codec.stream_decoder()
+            response = _assembled(decoder.feed(data) + decoder.close())
+        else:
+            doc = orjson.loads(data)
+            response = codec.decode_response(doc) if isinstance(doc, dict) else None
+    except Exception:  # an answer the codec cannot read is not stored, whatever it is
+        return None
+    if response is None or response.finish in ("length", "error", "content_filter"):
+        return None
+    text = "".join(p.text for p in response.parts if isinstance(p, Text))
+    calls = [
+        {"id": p.id, "name": p.name, "arguments": p.arguments}
+        for p in response.parts
+        if isinstance(p, ToolCall)
+    ]
+    usage = response.usage
+    return {
+        "model": response.model,
+        "text": text,
+        "tool_calls": calls,
+        "finish": response.finish,
+        "usage": None if usage is None else asdict(usage),
+    }
+
+
+def _assembled(events: list[StreamEvent]) -> ChatResponse | None:
+    """A whole stream's events as one answer; ``None`` without the end marker."""
+    response = ChatResponse(id="", model="")
+    texts: dict[int, list[str]] = {}
+    calls: dict[int, ToolCall] = {}
+    ended = False
+    for event in events:
+        if isinstance(event, StreamStart):
+            response.model = event.model or response.model
+        elif isinstance(event, TextDelta):
+            texts.setdefault(event.block, []).append(event.text)
+        elif isinstance(event, ToolCallStart):
+            calls[event.block] = ToolCall(event.id, event.name, "")
+        elif isinstance(event, ToolArgsDelta) and event.block in calls:
+            calls[event.block].arguments += event.delta
+        elif isinstance(event, UsageUpdate):
+            response.usage = event.usage
+        elif isinstance(event, Finish):
+            response.finish = event.reason
+        elif isinstance(event, StreamEnd):
+            ended = True
+    if not ended:
+        return None
+    blocks: dict[int, Part] = {b: Text("".join(t)) for b, t in texts.items()}
+    blocks.update(calls)
+    response.parts = [blocks[b] for b in sorted(blocks)]
+    return response
+
+
+def _answer(codec: InboundCodec, request: ChatRequest, entry: dict[str, Any]) -> Answer | None:
+    """The entry as the client's format answers: JSON, or its stream."""
+    try:
+        model = str(entry.get("model") or request.model)
+        text = str(entry.get("text") or "")
+        calls = [
+            ToolCall(str(c["id"]), str(c["name"]), str(c["arguments"]))
+            for c in entry.get("tool_calls") or []
+        ]
+        raw_usage = entry.get("usage")
+        usage = Usage(**raw_usage) if isinstance(raw_usage, dict) else None
+        finish = _FINISHES.get(str(entry.get("finish")), "stop")
+        reply_id = f"cache-{secrets.token_hex(8)}"
+        if not request.stream:
+            parts: list[Part] = [Text(text)] if text else []
+            parts.extend(calls)
+            response = ChatResponse(reply_id, model, parts, finish, usage)
+            return Answer(200, orjson.dumps(codec.encode_response(response)), list(_JSON))
+        encoder = codec.stream_encoder(model, request.stream_usage)
+        out = [encoder.feed(StreamStart(reply_id, model))]
+        block = 0
+        if text:
+            out.extend(encoder.feed(TextDelta(0, piece)) for piece in _pieces(text))
+            block = 1
+        for call in calls:
+            out.append(encoder.feed(ToolCallStart(block, call.id, call.name)))
+            out.append(encoder.feed(ToolArgsDelta(block, call.arguments)))
+            block += 1
+        if usage is not None:
+            out.append(encoder.feed(UsageUpdate(usage)))
+        out.append(encoder.feed(Finish(finish)))
+        out.append(encoder.feed(StreamEnd()))
+        out.append(encoder.finish())
+        return Answer(200, b"".join(out), list(SSE_HEADERS))
+    except (KeyError, TypeError, ValueError):  # an entry this proxy cannot render: a miss
+        return None
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """``text`` in about ``STREAM_PIECES`` chunks, cut at spaces when it has some."""
+    size = max(1, -(-len(text) // STREAM_PIECES))
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        space = text.rfind(" ", start + 1, end + 1) if end < len(text) else -1
+        if space > start:
+            end = space
+        yield text[start:end]
+        start = end

@@ -1,0 +1,293 @@
+"""The ``semantic_cache`` plugin as a client sees it, against a real NATS: a repeated
+request is answered from the cache (``X-Cache: HIT``, no upstream call) in the client's
+own format and mode — JSON or a stream of several chunks, in Chat, Messages and
+Responses, whatever format the entry was stored from; nothing crosses consumers or
+gateways; errors, ``length`` and cut streams are never stored; bypasses are honoured; a
+cache service that does not answer leaves the call served uncached, never a 5xx.
+
+The policy-cache service is stood in for by ``Responder``, a small in-memory service on
+the real bus answering the core contract (``CacheLookup`` → ``CacheReply``,
+``CacheStore``), so these tests see exactly what the proxy sends it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest_asyncio
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from trustgate_core.cache import CacheLookup, CacheReply, CacheStore, decode_vector
+from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
+from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.sdk_clients import (
+    CHAT_WEATHER_TOOL,
+    anthropic_sdk,
+    gateway_headers,
+    openai_sdk,
+    route_to_url,
+)
+from trustgate_testkit.proxy.server import RunningProxy, until_known
+from trustgate_testkit.proxy.tenant import Tenant, new_tenant
+
+HI: Any = [{"role": "user", "content": "What is the capital of France?"}]
+MODEL = "gpt-4o-mini"
+
+
+@dataclass
+class Responder:
+    """The cache service's contract, in memory: entries by (gateway, policy, partition,
+    exact key); a semantic match within the filter key at the threshold's cosine."""
+
+    entries: dict[tuple[str, str, str, str], tuple[str, tuple[float, ...] | None, Any]] = field(
+        default_factory=dict
+    )
+    stores: list[CacheStore] = field(default_factory=list)
+    lookups: list[CacheLookup] = field(default_factory=list)
+    subs: list[Subscription] = field(default_factory=list)
+
+    async def on_lookup(self, msg: Msg) -> None:
+        ask = CacheLookup.model_validate_json(msg.data)
+        self.lookups.append(ask)
+        scope = (str(ask.gateway_id), str(ask.policy_id), ask.partition)
+        found = self.entries.get((*scope, ask.exact_key))
+        reply = CacheReply(hit=False)
+        if found is not None:
+            reply = CacheReply(hit=True, entry=found[2], similarity=1.0, exact=True)
+        elif ask.vector is not None:
+            wanted = decode_vector(ask.vector)
+            for key, (filter_key, vector, entry) in self.entries.items():
+                if key[:3] == scope and filter_key == ask.filter_key and vector is not None:
+                    similarity = _cosine(wanted, vector)
+                    if similarity >= ask.threshold:
+                        reply = CacheReply(hit=True, entry=entry, similarity=similarity)
+                        break
+        await msg.respond(orjson.dumps(reply.model_dump(mode="json")))
+
+    async def on_store(self, msg: Msg) -> None:
+        store = CacheStore.model_validate_json(msg.data)
+        self.stores.append(store)
+        key = (str(store.gateway_id), str(store.policy_id), store.partition, store.exact_key)
+        vector = decode_vector(store.vector) if store.vector else None
+        self.entries[key] = (store.filter_key, vector, store.entry)
+
+
+def _cosine(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+@pytest_asyncio.fixture
+async def cache_service(bus: NATS) -> AsyncIterator[Responder]:
+    responder = Responder()
+    responder.subs.append(await bus.subscribe(CACHE_LOOKUP_SUBJECT, cb=responder.on_lookup))
+    responder.subs.append(await bus.subscribe(CACHE_STORE_SUBJECT, cb=responder.on_store))
+    await bus.flush()
+    try:
+        yield responder
+    finally:
+        for sub in responder.subs:
+            await sub.unsubscribe()
+
+
+@pytest_asyncio.fixture
+async def app(proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream) -> Tenant:
+    return await route_to_url(proxy, tenant, upstream.url)
+
+
+async def with_cache(
+    proxy: RunningProxy, tenant: Tenant, settings: dict[str, Any] | None = None, **kw: Any
+) -> None:
+    await tenant.add_policy(
+        "cache", "semantic_cache", {"mode": "exact", **(settings or {})}, consumers=["app"], **kw
+    )
+    await until_known(proxy, tenant)
+
+
+async def stored(cache: Responder, count: int) -> None:
+    await wait_for(lambda: len(cache.stores) >= count or None, timeout=5)
+
+
+async def chat(proxy: RunningProxy, tenant: Tenant, consumer: str = "app", **kw: Any) -> Any:
+    client = openai_sdk(proxy, tenant, consumer)
+    raw = await client.chat.completions.with_raw_response.create(
+        model=kw.pop("model", MODEL), messages=kw.pop("messages", HI), **kw
+    )
+    return raw
+
+
+async def test_a_repeated_chat_request_is_answered_from_the_cache_as_json_and_as_a_stream(
+    proxy: RunningProxy,
+    app: Tenant,
+    upstream: MockUpstream,
+    cache_service: Responder,
+    bus: NATS,
+    events: Any,
+) -> None:
+    await with_cache(proxy, app)
+    async with events(bus, app.gateway.id) as log:
+        first = await chat(proxy, app, max_tokens=50)
+        assert first.headers["x-cache"] == "MISS"
+        answer = first.parse().choices[0].message.content
+        await stored(cache_service, 1)
+        calls = len(upstream.requests)
+
+        again = await chat(proxy, app, max_tokens=50)
+        assert again.headers["x-cache"] == "HIT"
+        assert "x-cache-similarity" not in again.headers  # an exact hit
+        hit = again.parse()
+        assert hit.choices[0].message.content == answer
+        assert hit.choices[0].finish_reason == "stop"
+
+        client = openai_sdk(proxy, app)
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=HI,
+            max_tokens=50,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+        texts = [
+            c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+        ]
+        assert len(texts) > 1 and "".join(texts) == answer
+        assert chunks[-1].usage is not None  # the usage chunk, as asked
+        assert len(upstream.requests) == calls  # neither hit reached the upstream
+        trace = again.headers["x-trace-id"] if "x-trace-id" in again.headers else None
+        found = await wait_for(
+            lambda: [e for e in log.events if e.cache and e.cache.outcome == "hit"] or None,
+            timeout=5,
+        )
+        event = found[0]
+        assert event.status == 200 and event.cost is None and not event.attempts
+        assert trace is None or event.trace_id == trace
+
+
+async def test_every_parameter_and_the_tenant_make_a_different_entry(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder, bus: NATS
+) -> None:
+    await with_cache(proxy, app)
+    await app.add_consumer("other", ["primary"])
+    await until_known(proxy, app)
+    await chat(proxy, app)
+    await stored(cache_service, 1)
+    assert (await chat(proxy, app, temperature=0.5)).headers["x-cache"] == "MISS"
+    assert (await chat(proxy, app, seed=3)).headers["x-cache"] == "MISS"
+    # the other consumer has no policy: no cache at all, and never the app's entry
+    assert "x-cache" not in (await chat(proxy, app, consumer="other")).headers
+    # a consumer of another gateway with the same text: its own partition, a miss
+    elsewhere = await new_tenant(bus)
+    await route_to_url(proxy, elsewhere, upstream.url)
+    await with_cache(proxy, elsewhere)
+    assert (await chat(proxy, elsewhere)).headers["x-cache"] == "MISS"
+    partitions = {(s.gateway_id, s.partition) for s in cache_service.stores}
+    assert (app.gateway.id, str(app.consumers["app"].id)) in partitions
+
+
+async def test_an_entry_stored_from_chat_is_served_to_messages_and_responses_clients(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    await with_cache(proxy, app)
+    first = await chat(proxy, app, max_tokens=64)
+    answer = first.parse().choices[0].message.content
+    await stored(cache_service, 1)
+    calls = len(upstream.requests)
+
+    claude = anthropic_sdk(proxy, app)
+    raw = await claude.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=HI)
+    assert raw.headers["x-cache"] == "HIT"
+    assert (await raw.parse()).content[0].text == answer  # type: ignore[union-attr]
+    async with claude.messages.stream(model=MODEL, max_tokens=64, messages=HI) as stream:
+        pieces = [text async for text in stream.text_stream]
+        final = await stream.get_final_message()
+    assert len(pieces) > 1 and "".join(pieces) == answer
+    assert final.stop_reason == "end_turn"
+
+    responses = openai_sdk(proxy, app).responses
+    got = await responses.with_raw_response.create(model=MODEL, input=HI, max_output_tokens=64)
+    assert got.headers["x-cache"] == "HIT"
+    assert got.parse().output_text == answer
+    events = [
+        e
+        async for e in await responses.create(
+            model=MODEL, input=HI, max_output_tokens=64, stream=True
+        )
+    ]
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == answer
+    assert events[-1].type == "response.completed"
+    assert len(upstream.requests) == calls
+
+
+async def test_errors_length_and_cut_streams_are_never_stored(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    await with_cache(proxy, app)
+    http = httpx.AsyncClient(base_url=proxy.base_url(app.consumers["app"]), timeout=10)
+    async with http:
+        headers = gateway_headers(app)
+        for model, stream in (("m-long", False), ("m-ratelimited", False), ("m-cut", True)):
+            body = {"model": model, "messages": HI, "stream": stream}
+            await http.post("/chat/completions", json=body, headers=headers)
+    await chat(proxy, app)  # stored: the marker that the earlier stores had their turn
+    await stored(cache_service, 1)
+    assert [s.entry["finish"] for s in cache_service.stores] == ["stop"]
+    assert (await chat(proxy, app, model="m-long")).headers["x-cache"] == "MISS"
+
+
+async def test_bypasses_reach_the_upstream_and_store_nothing(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    await with_cache(proxy, app)
+    await chat(proxy, app)
+    await stored(cache_service, 1)
+    calls = len(upstream.requests)
+    for extra in ({"X-Cache-Bypass": "1"}, {"Cache-Control": "no-cache"}):
+        got = await chat(proxy, app, extra_headers=extra)
+        assert got.headers["x-cache"] == "BYPASS"
+    tools = await chat(proxy, app, tools=[CHAT_WEATHER_TOOL])
+    assert tools.headers["x-cache"] == "BYPASS"
+    assert len(upstream.requests) == calls + 3
+    assert len(cache_service.stores) == 1
+
+
+async def test_a_cache_that_does_not_answer_leaves_the_call_served_uncached(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, bus: NATS, events: Any
+) -> None:
+    await with_cache(proxy, app)
+    async with events(bus, app.gateway.id) as log:
+        got = await chat(proxy, app)  # no service on the bus: no responders
+        assert got.status_code == 200 and got.headers["x-cache"] == "MISS"
+        found = await wait_for(lambda: [e for e in log.events if e.cache] or None, timeout=5)
+        assert found[0].cache.outcome == "error"
+
+
+async def test_a_similar_prompt_is_a_semantic_hit_within_the_same_parameters(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    registry = app.registries["primary"]
+    settings = {
+        "mode": "both",
+        "similarity_threshold": 0.9,
+        "embedding": {"registry_id": str(registry.id), "model": "text-embedding-3-small"},
+    }
+    await with_cache(proxy, app, settings)
+    await chat(proxy, app)
+    await stored(cache_service, 1)
+    assert cache_service.stores[0].vector is not None
+    # the mock embeds every text alike: a different wording is a semantic match
+    other = [{"role": "user", "content": "Which city is France's capital?"}]
+    got = await chat(proxy, app, messages=other)
+    assert got.headers["x-cache"] == "HIT"
+    assert float(got.headers["x-cache-similarity"]) >= 0.9
+    # but never across parameters that change the answer
+    assert (await chat(proxy, app, messages=other, temperature=1.5)).headers["x-cache"] == "MISS"
