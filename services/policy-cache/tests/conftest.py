@@ -3,6 +3,10 @@ on a bus), the shared Redis, and a client that speaks the cache's wire contract.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -13,14 +17,16 @@ import nats
 import orjson
 import pytest
 from nats.aio.client import Client as NATS
+from redis.asyncio import Redis
 
 from trustgate_core.cache import CacheLookup, CachePurge, CacheReply, CacheStore, encode_vector
+from trustgate_core.embedded import free_port
 from trustgate_core.events.subjects import (
     CACHE_LOOKUP_SUBJECT,
     CACHE_PURGE_SUBJECT,
     CACHE_STORE_SUBJECT,
 )
-from trustgate_testkit.fixtures import Infra, NatsServer
+from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
 
 
 @pytest.fixture
@@ -111,6 +117,53 @@ def bus_env(bus: NatsServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in ("REDIS_URL", "REDIS_HOST"):
         monkeypatch.delenv(name, raising=False)
     return {"NATS_URL": bus.url}
+
+
+@dataclass
+class PrivateRedis:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A redis-server of this test's own (the replica tests count every entry it holds;
+    the outage test stops it)."""
+    binary = shutil.which("redis-server") or str(Path(sys.executable).parent / "redis-server")
+    if not await asyncio.to_thread(Path(binary).exists):
+        pytest.fail("no redis-server: run `python3 scripts/services.py ensure`")
+    port = free_port()
+    command = [binary, "--port", str(port), "--save", "", "--appendonly", "no"]
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
+        [*command, "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = PrivateRedis(f"redis://127.0.0.1:{port}/0", proc)
+    try:
+
+        async def pong() -> bool:
+            try:
+                async with Redis.from_url(server.url) as redis:
+                    return bool(await redis.ping())
+            except Exception:
+                return False
+
+        await wait_for(pong, timeout=10, message="the private redis-server never answered")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_env(private_redis: PrivateRedis, bus: NatsServer) -> dict[str, str]:
+    return {"NATS_URL": bus.url, "REDIS_URL": private_redis.url}
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ import pytest
 import uvicorn
 
 from trustgate_core.embedded import free_port
+from trustgate_core.observability.metrics import render
 from trustgate_policy_cache.bootstrap import PolicyCacheRuntime
 from trustgate_policy_cache.main import server_config
 from trustgate_policy_cache.settings import PolicyCacheSettings
 from trustgate_testkit.fixtures import wait_for
 
-from .conftest import CacheClient
+from .conftest import CacheClient, PrivateRedis
 
 # Cosine similarities to A: B ≈ 0.995, C ≈ 0.707, D = 0.
 A = [1.0, 0.0, 0.0, 0.0]
@@ -122,6 +123,26 @@ async def test_redis_down_answers_an_error_without_hanging(
         assert time.monotonic() - started < 1.0
         assert (await client.store("k1", A))["stored"] is False
         assert not runtime.loaded
+    finally:
+        await runtime.stop()
+
+
+async def test_redis_going_down_answers_errors_fast(
+    private_env: dict[str, str], private_redis: PrivateRedis, client: CacheClient
+) -> None:
+    runtime = await _running(private_env)
+    try:
+        await client.store("k1", A)
+        assert (await client.lookup("k1")).hit
+        private_redis.stop()
+        for vector in (None, B):
+            started = time.monotonic()
+            reply = await client.lookup("k1", vector)
+            assert not reply.hit and reply.error
+            assert time.monotonic() - started < 0.5
+        assert (await client.store("k2", A))["stored"] is False
+        metrics = render(runtime.registry)[0].decode()
+        assert 'trustgate_policy_cache_lookups_total{result="error"} 2.0' in metrics
     finally:
         await runtime.stop()
 
