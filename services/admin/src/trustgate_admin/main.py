@@ -16,6 +16,7 @@ from trustgate_admin.api.metrics import AdminMetrics, HttpMetricsMiddleware
 from trustgate_admin.api.routes import (
     audit,
     auths,
+    cache,
     catalogs,
     consumers,
     gateways,
@@ -59,7 +60,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.add_middleware(HttpMetricsMiddleware, metrics=observed)
     app.include_router(health.router)
     secured = [Depends(require_admin)]
-    for module in (gateways, registries, consumers, auths, policies, roles, catalogs, audit):
+    for module in (gateways, registries, consumers, auths, policies, cache, roles, catalogs, audit):
         app.include_router(module.router, dependencies=secured)
     return app
 
