@@ -13,6 +13,7 @@ import openai
 import orjson
 import pytest
 
+from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.local import LocalProxy, local_fixtures, local_proxy
 from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
@@ -133,3 +134,25 @@ async def test_restore_gives_each_concurrent_caller_its_own_originals(
     assert got == [f"The weather is user{i}@example.com" for i in range(40)]
     sent = orjson.dumps([r["body"] for r in upstream.requests[-40:]]).decode()
     assert "@example.com" not in sent
+
+
+async def test_the_bodies_telemetry_records_hold_only_masked_text(
+    proxy: LocalProxy, tenant: Tenant, upstream: MockUpstream, events: Any
+) -> None:
+    app = await app_with(proxy, tenant, upstream.url, {"actions": {"us_ssn": "block"}})
+    await app.put_gateway(telemetry={"capture_bodies": True})
+    client = openai_sdk(proxy, app)
+    async with events(None, app.gateway.id) as log:
+        passed = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"Mail {EMAIL}"}]
+        )
+        with pytest.raises(openai.UnprocessableEntityError) as refused:
+            await client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"{EMAIL} has SSN 536-22-1234"}],
+            )
+        traces = (passed.headers["x-ag-trace-id"], refused.value.response.headers["x-ag-trace-id"])
+        recorded = [await wait_for(lambda t=t: log.by_trace(t), timeout=5) for t in traces]
+    bodies = [found[0].request_body or "" for found in recorded]
+    assert "<EMAIL_1>" in bodies[0] and "<EMAIL_1>" in bodies[1]
+    assert all(EMAIL not in body and "536-22-1234" not in body for body in bodies)
