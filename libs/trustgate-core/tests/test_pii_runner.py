@@ -299,3 +299,45 @@ def test_restore_in_tool_call_arguments() -> None:
             for call in orjson.loads(line[6:])["choices"][0]["delta"]["tool_calls"]:
                 args += call["function"]["arguments"]
     assert orjson.loads(args) == {"to": EMAIL}
+
+
+def test_restore_and_response_masking_together_keep_new_entities_masked() -> None:
+    x = Call("/v1/chat/completions", {"messages": [{"role": "user", "content": EMAIL}]})
+    r = runner(restore=True, apply_to=["request", "response"])
+    run(r.pre_request(x))
+    run(r.pre_response(x))
+    f = x.response_filters[0]
+    out = f.feed(sse(chat_chunk("<EMAIL_1> knows other@example.org well enough"))) + f.finish()
+    assert chat_text(out) == f"{EMAIL} knows <EMAIL_2> well enough"
+
+
+def test_held_arguments_are_sent_when_the_call_ends() -> None:
+    x = Call("/v1/messages", {"messages": [{"role": "user", "content": EMAIL}]})
+    r = runner(restore=True)
+    run(r.pre_request(x))
+    run(r.pre_response(x))
+    f = x.response_filters[0]
+    pieces = ['{"to": "<EM', 'AIL_1>", "tag": "<NOT', '"}']
+    out = b"".join(
+        f.feed(
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 1,
+                    "delta": {"type": "input_json_delta", "partial_json": p},
+                },
+                "content_block_delta",
+            )
+        )
+        for p in pieces
+    )
+    out += (
+        f.feed(sse({"type": "content_block_stop", "index": 1}, "content_block_stop")) + f.finish()
+    )
+    args = ""
+    for line in out.split(b"\n"):
+        if line.startswith(b"data: {"):
+            delta = orjson.loads(line[6:]).get("delta") or {}
+            args += delta.get("partial_json", "")
+    assert orjson.loads(args) == {"to": EMAIL, "tag": "<NOT"}
+    assert out.rstrip().endswith(b'"content_block_stop","index":1}')

@@ -101,6 +101,13 @@ class Mapping:
             self.back[held] = value
         return held
 
+    def snapshot(self) -> Mapping:
+        """The placeholders sent upstream so far: what ``restore`` gives back (a value
+        the answer's own masking finds later must stay masked)."""
+        copy = Mapping()
+        copy.back = dict(self.back)
+        return copy
+
     def restore(self, text: str) -> str:
         if "<" not in text:
             return text
@@ -373,35 +380,82 @@ class PiiFilter(ResponseRewriter):
         return orjson.dumps(_walk(doc, self._mapping_back.restore))
 
     def _on_event(self, raw: bytes, name: bytes | None, data: list[bytes]) -> bytes:
-        if self._mapping_back is not None and (b"argument" in raw or b"partial_json" in raw):
-            doc = self._arguments(data)
+        if self._mapping_back is not None and (
+            self._args or b"argument" in raw or b"partial_json" in raw
+        ):
+            doc, before = self._arguments(data)
             if doc is not None:
                 encoded = orjson.dumps(doc)
-                head = b"event: " + name + b"\n" if name is not None else b""
-                return super()._on_event(head + b"data: " + encoded + b"\n\n", name, [encoded])
+                raw, data = _sse(name, encoded), [encoded]
+            return before + super()._on_event(raw, name, data)
         return super()._on_event(raw, name, data)
 
-    def _arguments(self, data: list[bytes]) -> dict[str, Any] | None:
+    def _stream_of(self, key: Any) -> _Restore:
+        stream = self._args.get(key)
+        if stream is None:
+            assert self._mapping_back is not None
+            stream = self._args[key] = _Restore(self._mapping_back)
+        return stream
+
+    def _arguments(self, data: list[bytes]) -> tuple[dict[str, Any] | None, bytes]:
         """The event with placeholders restored in a streamed tool call's arguments
-        (``None``: nothing changed)."""
+        (``None``: unchanged), and the events to send before it: what a call's arguments
+        held back when its end comes."""
         try:
             doc = orjson.loads(data[0] if len(data) == 1 else b"\n".join(data))
         except orjson.JSONDecodeError:
-            return None
+            return None, b""
         if not isinstance(doc, dict):
-            return None
+            return None, b""
         changed = False
         for holder, field, key, final in _argument_fields(self._path, doc):
-            stream = self._args.get(key)
-            if stream is None:
-                assert self._mapping_back is not None
-                stream = self._args[key] = _Restore(self._mapping_back)
+            stream = self._stream_of(key)
             text = holder[field]
             new = stream.feed(text) + (stream.flush() if final else "")
             if new != text:
                 holder[field] = new
                 changed = True
-        return doc if changed else None
+        before = b""
+        if self._path == CHAT:
+            changed = self._chat_ends(doc) or changed
+        elif self._path == MESSAGES and doc.get("type") == "content_block_stop":
+            rest = self._rest(("messages", doc.get("index")))
+            if rest:
+                delta = {"type": "input_json_delta", "partial_json": rest}
+                block = {"type": "content_block_delta", "index": doc.get("index"), "delta": delta}
+                before = _sse(b"content_block_delta", orjson.dumps(block))
+        elif doc.get("type") == "response.function_call_arguments.done":
+            rest = self._rest(("responses", doc.get("output_index")))
+            if rest:
+                piece = {k: v for k, v in doc.items() if k in ("item_id", "output_index")}
+                piece.update(type="response.function_call_arguments.delta", delta=rest)
+                before = _sse(b"response.function_call_arguments.delta", orjson.dumps(piece))
+        return (doc if changed else None), before
+
+    def _rest(self, key: Any) -> str:
+        stream = self._args.pop(key, None)
+        return stream.flush() if stream is not None else ""
+
+    def _chat_ends(self, doc: dict[str, Any]) -> bool:
+        """A Chat choice that finishes gets what its calls' arguments held back."""
+        changed = False
+        for choice in doc.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("finish_reason") is None:
+                continue
+            index = choice.get("index", 0)
+            for key in [k for k in self._args if k[0] == "chat" and k[1] == index]:
+                rest = self._rest(key)
+                if rest:
+                    delta = choice.setdefault("delta", {})
+                    piece = {"index": key[2], "function": {"arguments": rest}}
+                    delta.setdefault("tool_calls", []).append(piece)
+                    changed = True
+        return changed
+
+
+def _sse(name: bytes | None, data: bytes) -> bytes:
+    head = b"event: " + name + b"\n" if name is not None else b""
+    return head + b"data: " + data + b"\n\n"
 
 
 def _argument_fields(
@@ -479,7 +533,7 @@ class PiiRunner(Runner):
         mapping = x.scratch.get(self)
         if not isinstance(mapping, Mapping):
             mapping = Mapping()
-        back = mapping if self.restore and mapping.back else None
+        back = mapping.snapshot() if self.restore and mapping.back else None
         guard = self.guard if self.on_response else None
         if guard is None and back is None:
             return None
