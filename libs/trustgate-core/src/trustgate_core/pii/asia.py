@@ -1,7 +1,8 @@
 """Chinese, Japanese and Korean entities (group ``cjk``).
 
-Counted without context: the Chinese resident ID (18 characters: region code, birth date
-and an ISO 7064 check character), the Chinese unified social credit code (its check
+Counted without context: the Chinese resident ID (18 characters: a province code, the
+birth date and an ISO 7064 check character; the county is not looked up, which would
+cost a database search per candidate), the Chinese unified social credit code (its check
 character), the Korean resident registration number (birth date, and its check digit for
 numbers issued before October 2020), the Korean business registration number written
 ``123-45-67890`` (check digit) and a Japanese postal code after its 〒 mark.
@@ -12,6 +13,7 @@ twelve-digit number in ten passes)."""
 from __future__ import annotations
 
 from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError
 from stdnum.jp import in_
 from stdnum.kr import brn, rrn
 
@@ -29,24 +31,44 @@ KR_BRN = Entity("kr_brn", "cjk", "Korean business registration number")
 _USCC = "[0-9A-HJ-NPQRTUWXY]"
 
 
+# The first two digits of a resident ID: the province-level division.
+_PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
+    "61 62 63 64 65 71 81 82 83 91".split()
+)
+
+
 def _any(_: str) -> bool:
     return True
 
 
+def _resident_id(value: str) -> bool:
+    number = value.upper()
+    if number[:2] not in _PROVINCES or number[-1] != ric.calc_check_digit(number):
+        return False
+    try:
+        ric.get_birth_date(number)
+    except ValidationError:
+        return False
+    return True
+
+
 DETECTORS: tuple[Detector, ...] = (
-    checked(CN_RESIDENT_ID, NUM_L + r"\d{17}[\dXx]" + WORD_R, ric.is_valid),
+    checked(CN_RESIDENT_ID, NUM_L + r"\d{17}[\dXx]" + WORD_R, _resident_id, min_digits=17),
     checked(
         CN_USCC,
         WORD_L + rf"(?=[0-9A-Z]*\d){_USCC}{{2}}\d{{6}}{_USCC}{{10}}" + WORD_R,
         uscc.is_valid,
+        anchor="digits",
     ),
-    checked(KR_RRN, NUM_L + r"\d{6}-?\d{7}" + NUM_R, rrn.is_valid),
-    checked(KR_BRN, NUM_L + r"\d{3}-\d{2}-\d{5}" + NUM_R, brn.is_valid),
-    checked(JP_POSTAL_CODE, r"〒 ?(?P<v>\d{3}-?\d{4})" + NUM_R, _any),
+    checked(KR_RRN, NUM_L + r"\d{6}-?\d{7}" + NUM_R, rrn.is_valid, min_digits=13),
+    checked(KR_BRN, NUM_L + r"\d{3}-\d{2}-\d{5}" + NUM_R, brn.is_valid, min_digits=10),
+    checked(JP_POSTAL_CODE, r"〒 ?(?P<v>\d{3}-?\d{4})" + NUM_R, _any, min_digits=7),
     checked(
         JP_MY_NUMBER,
         NUM_L + r"\d{4}([ \-]?)\d{4}\1\d{4}" + NUM_R,
         in_.is_valid,
-        context=keywords(r"マイナンバー", r"個人番号", r"my ?number", r"individual number"),
+        min_digits=12,
+        context=keywords("マイナンバー", "個人番号", "my number", "mynumber", "individual number"),
     ),
 )

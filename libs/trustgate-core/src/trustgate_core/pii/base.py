@@ -29,24 +29,50 @@ CONTEXT_WINDOW = 48
 Classify = Callable[[str], str | None]
 
 
-def keywords(*words: str) -> re.Pattern[str]:
-    """A case-insensitive alternation of context keywords (regex fragments)."""
-    return re.compile("|".join(words), re.IGNORECASE)
+@dataclass(frozen=True, slots=True)
+class Keywords:
+    """Context keywords (lowercase literals), each starting at a word edge. ``present``
+    is a substring test on the lowered text, so a prompt without any of them skips the
+    detector for the price of a few ``in``; ``near`` looks just before one candidate."""
+
+    words: tuple[str, ...]
+    pattern: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        alternation = "|".join(re.escape(w) for w in self.words)
+        pattern = re.compile(rf"(?<![0-9A-Za-z])(?:{alternation})", re.IGNORECASE)
+        object.__setattr__(self, "pattern", pattern)
+
+    def present(self, lowered: str) -> bool:
+        return any(w in lowered for w in self.words)
+
+    def near(self, text: str, start: int) -> bool:
+        return self.pattern.search(text, max(0, start - CONTEXT_WINDOW), start) is not None
+
+
+def keywords(*words: str) -> Keywords:
+    """Context keywords (case-insensitive literals)."""
+    return Keywords(tuple(w.lower() for w in words))
 
 
 @dataclass(frozen=True, slots=True)
 class Detector:
     """One pattern family: ``pattern`` finds candidates (its group ``v`` when present,
     else the whole match, is the value), ``classify`` names the entity of a valid value
-    or rejects it, ``context`` (weak patterns) must match within ``CONTEXT_WINDOW``
-    characters before the candidate. ``digits``: the pattern cannot match a text without
-    a digit, so such a text skips it."""
+    or rejects it, ``context`` (weak patterns) must occur within ``CONTEXT_WINDOW``
+    characters before the candidate. ``anchor``: where candidates can be. ``"runs"``
+    (the default: a candidate's digits are one run of digits and separators, holding at
+    least ``min_digits``): only windows around such runs are scanned; ``"digits"``
+    (digits and letters interleave: ``GB82 WEST 1234…``): windows around every digit run,
+    merged when they touch; another string (``"@"``): windows around its occurrences;
+    ``""``: the whole text."""
 
     entities: tuple[Entity, ...]
     pattern: re.Pattern[str]
     classify: Classify
-    context: re.Pattern[str] | None = None
-    digits: bool = True
+    context: Keywords | None = None
+    anchor: str = "runs"
+    min_digits: int = 1
     ids: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -58,15 +84,16 @@ def checked(
     pattern: str,
     valid: Callable[[str], bool],
     *,
-    context: re.Pattern[str] | None = None,
-    flags: int = 0,
+    context: Keywords | None = None,
+    anchor: str = "runs",
+    min_digits: int = 1,
 ) -> Detector:
     """A detector of one entity whose candidates pass ``valid``."""
 
     def classify(value: str) -> str | None:
         return entity.id if valid(value) else None
 
-    return Detector((entity,), re.compile(pattern, flags), classify, context)
+    return Detector((entity,), re.compile(pattern), classify, context, anchor, min_digits)
 
 
 def luhn(digits: str) -> bool:

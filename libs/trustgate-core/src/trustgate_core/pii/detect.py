@@ -1,15 +1,24 @@
-"""Running the detectors: every selected pattern family scans the text once, candidates
-that fail validation (or lack a required keyword) are dropped, and overlaps are resolved
-so that each character belongs to at most one match: the longer match wins, on equal
-length the family registered first (the more specific one: IDs before phones)."""
+"""Running the detectors fast and resolving their overlaps.
+
+Speed: a 2 KB prompt must be scanned in well under 2 ms, and forty patterns each walking
+the whole text cost more than that in Python's ``re``. Nearly every candidate holds a
+digit, so one pass finds the text's digit runs and the numeric patterns scan only short
+windows around the runs holding enough digits for them (prose, and short numbers such as
+ports, counts and versions, are never walked by an ID pattern); e-mail addresses are looked
+for around each ``@``; a weak pattern is skipped when none of its keywords occurs in the
+text; and a candidate inside a match already found is not validated again (it could not
+win), which spares the phone-number parser most of its work.
+
+Overlaps: each character belongs to at most one match; the longer match wins, on equal
+length the family registered first (the more specific: IDs before phones)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 from trustgate_core.pii import asia, english, europe, mena, phones, universal
-from trustgate_core.pii.base import CONTEXT_WINDOW, Detector
+from trustgate_core.pii.base import Detector
 from trustgate_core.pii.model import Entity, Match
 
 DETECTORS: tuple[Detector, ...] = (
@@ -23,7 +32,19 @@ DETECTORS: tuple[Detector, ...] = (
 
 ENTITIES: dict[str, Entity] = {e.id: e for d in DETECTORS for e in d.entities}
 
-_DIGIT = re.compile(r"\d")
+# A digit run with its separators; a window reaches this far before it (the letters and
+# signs an entity may start with: ``RCCMNL83…``, ``GB82 WEST…``; for a run's own entity
+# ``+44``, ``(415``, ``〒 ``, ``AB 12``) and after it (``…002X``, ``… ZZ4``), then on to the
+# end of the word it stops in.
+_DIGIT_RUN = re.compile(r"\d[\d \-./()]*")
+_BEFORE = 12
+_RUN_BEFORE = 3
+_SEPARATORS = str.maketrans("", "", " -./()")
+_AFTER = 4
+_WORD = re.compile(r"[0-9A-Za-z_]*")
+# An e-mail address's longest local part and domain around its ``@``.
+_LOCAL = 64
+_DOMAIN = 255
 
 
 def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
@@ -33,24 +54,74 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
     if wanted is not None and not wanted <= ENTITIES.keys():
         unknown = ", ".join(sorted(wanted - ENTITIES.keys()))
         raise ValueError(f"unknown PII entities: {unknown}")
-    has_digit = _DIGIT.search(text) is not None
-    found: list[tuple[int, int, Match]] = []
+    lowered = text.lower()
+    windows: dict[str, list[tuple[int, int, int]]] = {}
+    found: list[tuple[int, Match]] = []
     for rank, detector in enumerate(DETECTORS):
         if (wanted is not None and wanted.isdisjoint(detector.ids)) or (
-            detector.digits and not has_digit
+            detector.context is not None and not detector.context.present(lowered)
         ):
             continue
-        found.extend((rank, m.end - m.start, m) for m in _scan(detector, text, wanted))
+        if detector.anchor not in windows:
+            windows[detector.anchor] = _windows(text, detector.anchor)
+        for start, end, digits in windows[detector.anchor]:
+            if digits < detector.min_digits:
+                break
+            found.extend((rank, m) for m in _scan(detector, text, start, end, wanted, found))
     return _without_overlaps(found)
 
 
-def _scan(detector: Detector, text: str, wanted: frozenset[str] | None) -> list[Match]:
+def _windows(text: str, anchor: str) -> list[tuple[int, int, int]]:
+    """``(start, end, digits)``: where to scan, and how many digits the window's run has
+    (only ``"runs"`` windows count them, most first; the others are merged and say ``len(text)``)."""
+    if not anchor:
+        return [(0, len(text), len(text))]
+    if anchor == "runs":
+        # The runs with the most digits first: a detector stops at its minimum.
+        return sorted(_digit_spans(text, _RUN_BEFORE, count=True), key=lambda w: -w[2])
+    if anchor == "digits":
+        spans = _digit_spans(text, _BEFORE, count=False)
+    else:
+        spans = _anchor_spans(text, anchor)
+    merged: list[tuple[int, int, int]] = []
+    for start, end, digits in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), digits)
+        else:
+            merged.append((start, end, digits))
+    return merged
+
+
+def _digit_spans(text: str, before: int, *, count: bool) -> Iterator[tuple[int, int, int]]:
+    for run in _DIGIT_RUN.finditer(text):
+        end = min(len(text), run.end() + _AFTER)
+        word = _WORD.match(text, end)
+        digits = len(run.group().translate(_SEPARATORS)) if count else len(text)
+        yield max(0, run.start() - before), word.end() if word else end, digits
+
+
+def _anchor_spans(text: str, anchor: str) -> Iterator[tuple[int, int, int]]:
+    at = text.find(anchor)
+    while at >= 0:
+        yield max(0, at - _LOCAL), min(len(text), at + _DOMAIN), len(text)
+        at = text.find(anchor, at + 1)
+
+
+def _scan(
+    detector: Detector,
+    text: str,
+    pos: int,
+    endpos: int,
+    wanted: frozenset[str] | None,
+    found: list[tuple[int, Match]],
+) -> list[Match]:
     matches: list[Match] = []
-    for m in detector.pattern.finditer(text):
-        start, end = m.span("v") if "v" in detector.pattern.groupindex else m.span()
-        if detector.context is not None and (
-            detector.context.search(text, max(0, start - CONTEXT_WINDOW), start) is None
-        ):
+    has_value_group = "v" in detector.pattern.groupindex
+    for m in detector.pattern.finditer(text, pos, endpos):
+        start, end = m.span("v") if has_value_group else m.span()
+        if any(f.start <= start and end <= f.end for _, f in found):
+            continue
+        if detector.context is not None and not detector.context.near(text, start):
             continue
         value = text[start:end]
         entity = detector.classify(value)
@@ -59,12 +130,12 @@ def _scan(detector: Detector, text: str, wanted: frozenset[str] | None) -> list[
     return matches
 
 
-def _without_overlaps(found: list[tuple[int, int, Match]]) -> list[Match]:
+def _without_overlaps(found: list[tuple[int, Match]]) -> list[Match]:
     if len(found) < 2:
-        return [m for _, _, m in found]
-    found.sort(key=lambda f: (-f[1], f[0], f[2].start))
+        return [m for _, m in found]
+    found.sort(key=lambda f: (f[1].start - f[1].end, f[0], f[1].start))
     taken: list[Match] = []
-    for _, _, m in found:
+    for _, m in found:
         if all(m.end <= t.start or m.start >= t.end for t in taken):
             taken.append(m)
     taken.sort(key=lambda m: m.start)

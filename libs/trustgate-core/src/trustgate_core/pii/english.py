@@ -29,12 +29,13 @@ def _any(_: str) -> bool:
 
 
 DETECTORS: tuple[Detector, ...] = (
-    checked(US_SSN, NUM_L + r"\d{3}([\- ])\d{2}\1\d{4}" + NUM_R, ssn.is_valid),
+    checked(US_SSN, NUM_L + r"\d{3}([\- ])\d{2}\1\d{4}" + NUM_R, ssn.is_valid, min_digits=9),
     checked(
         US_SSN,
         NUM_L + r"\d{9}" + NUM_R,
         ssn.is_valid,
-        context=keywords(r"\bssn", r"social security", r"\bss#", r"\bsocial sec"),
+        min_digits=9,
+        context=keywords("ssn", "social security", "ss#", "social sec"),
     ),
     checked(
         UK_NINO,
@@ -43,25 +44,29 @@ DETECTORS: tuple[Detector, ...] = (
         + r"( ?)\d{2}\1\d{2}\1\d{2}\1[A-D]"
         + WORD_R,
         _any,
+        min_digits=6,
     ),
     checked(
         US_PASSPORT,
         WORD_L + r"(?:[A-Z]\d{8}|\d{9})" + WORD_R,
         _any,
-        context=keywords(r"passport"),
+        min_digits=8,
+        context=keywords("passport"),
     ),
     checked(
         US_DRIVERS_LICENSE,
         WORD_L + r"(?:[A-Z]{1,2}[\- ]?\d{5,13}|\d{7,12})" + WORD_R,
         _any,
-        context=keywords(r"driver'?s?\W{0,2}licen[cs]e", r"driving licen[cs]e", r"\bDL\b"),
+        min_digits=5,
+        context=keywords("driver's licen", "drivers licen", "driver licen", "driving licen", "dl"),
     ),
     checked(
         US_MRN,
         WORD_L + r"[A-Z]{0,3}\d{6,10}" + WORD_R,
         _any,
+        min_digits=6,
         context=keywords(
-            r"\bMRN\b", r"medical record", r"patient (?:id|number|no)", r"chart (?:no|number)"
+            "mrn", "medical record", "patient id", "patient number", "patient no", "chart no"
         ),
     ),
 )

@@ -56,12 +56,20 @@ IE_PPS = _eu("ie_pps", "Irish Personal Public Service number")
 _CF_DIGIT = "[0-9LMNPQRSTUV]"
 
 DETECTORS: tuple[Detector, ...] = (
-    checked(BE_NRN, NUM_L + r"\d{2}\.?\d{2}\.?\d{2}[\- ]?\d{3}\.?\d{2}" + NUM_R, nn.is_valid),
-    checked(CH_AHV, NUM_L + r"756[. ]?\d{4}[. ]?\d{4}[. ]?\d{2}" + NUM_R, ch_ssn.is_valid),
+    checked(
+        BE_NRN,
+        NUM_L + r"\d{2}\.?\d{2}\.?\d{2}[\- ]?\d{3}\.?\d{2}" + NUM_R,
+        nn.is_valid,
+        min_digits=11,
+    ),
+    checked(
+        CH_AHV, NUM_L + r"756[. ]?\d{4}[. ]?\d{4}[. ]?\d{2}" + NUM_R, ch_ssn.is_valid, min_digits=13
+    ),
     checked(
         FR_NIR,
         NUM_L + r"[1-478] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}" + NUM_R,
         nir.is_valid,
+        anchor="digits",
     ),
     checked(
         IT_TAX_CODE,
@@ -69,38 +77,50 @@ DETECTORS: tuple[Detector, ...] = (
         + rf"[A-Z]{{6}}{_CF_DIGIT}{{2}}[A-EHLMPRST]{_CF_DIGIT}{{2}}[A-Z]{_CF_DIGIT}{{3}}[A-Z]"
         + WORD_R,
         codicefiscale.is_valid,
+        anchor="digits",
     ),
-    checked(PL_PESEL, NUM_L + r"\d{11}" + NUM_R, pesel.is_valid),
-    checked(NO_FNR, NUM_L + r"\d{6} ?\d{5}" + NUM_R, fodselsnummer.is_valid),
-    checked(DE_TAX_ID, NUM_L + r"\d{2} ?\d{3} ?\d{3} ?\d{3}" + NUM_R, idnr.is_valid),
-    checked(FI_HETU, NUM_L + r"\d{6}[\-+A-FU-Y]\d{3}[0-9A-Y]" + WORD_R, hetu.is_valid),
-    checked(SE_PERSONNUMMER, NUM_L + r"(?:\d{2})?\d{6}[\-+]?\d{4}" + NUM_R, personnummer.is_valid),
-    checked(ES_DNI, NUM_L + r"\d{8}-?[A-Z]" + WORD_R, dni.is_valid),
-    checked(ES_NIE, WORD_L + r"[XYZ]-?\d{7}-?[A-Z]" + WORD_R, nie.is_valid),
-    checked(PT_CC, NUM_L + r"\d{8} ?\d ?[A-Z]{2}\d" + WORD_R, cc.is_valid),
-    checked(IE_PPS, NUM_L + r"\d{7}[A-W][ABWTX]?" + WORD_R, pps.is_valid),
+    checked(PL_PESEL, NUM_L + r"\d{11}" + NUM_R, pesel.is_valid, min_digits=11),
+    checked(NO_FNR, NUM_L + r"\d{6} ?\d{5}" + NUM_R, fodselsnummer.is_valid, min_digits=11),
+    checked(DE_TAX_ID, NUM_L + r"\d{2} ?\d{3} ?\d{3} ?\d{3}" + NUM_R, idnr.is_valid, min_digits=11),
+    checked(
+        FI_HETU, NUM_L + r"\d{6}[\-+A-FU-Y]\d{3}[0-9A-Y]" + WORD_R, hetu.is_valid, anchor="digits"
+    ),
+    checked(
+        SE_PERSONNUMMER,
+        NUM_L + r"(?:\d{2})?\d{6}[\-+]?\d{4}" + NUM_R,
+        personnummer.is_valid,
+        min_digits=10,
+    ),
+    checked(ES_DNI, NUM_L + r"\d{8}-?[A-Z]" + WORD_R, dni.is_valid, min_digits=8),
+    checked(ES_NIE, WORD_L + r"[XYZ]-?\d{7}-?[A-Z]" + WORD_R, nie.is_valid, anchor="digits"),
+    checked(PT_CC, NUM_L + r"\d{8} ?\d ?[A-Z]{2}\d" + WORD_R, cc.is_valid, min_digits=9),
+    checked(IE_PPS, NUM_L + r"\d{7}[A-W][ABWTX]?" + WORD_R, pps.is_valid, min_digits=7),
     checked(
         NL_BSN,
         NUM_L + r"(?:\d{9}|\d{4}\.\d{2}\.\d{3})" + NUM_R,
         bsn.is_valid,
-        context=keywords(r"\bBSN\b", r"burgerservicenummer", r"sofi"),
+        context=keywords("bsn", "burgerservicenummer", "sofinummer"),
+        min_digits=9,
     ),
     checked(
         PT_NIF,
         NUM_L + r"\d{9}" + NUM_R,
         nif.is_valid,
-        context=keywords(r"\bNIF\b", r"contribuinte", r"\bNIPC\b"),
+        context=keywords("nif", "contribuinte", "nipc"),
+        min_digits=9,
     ),
     checked(
         DK_CPR,
         NUM_L + r"\d{6}-?\d{4}" + NUM_R,
         cpr.is_valid,
-        context=keywords(r"\bCPR", r"personnummer"),
+        context=keywords("cpr", "personnummer"),
+        min_digits=10,
     ),
     checked(
         AT_SVNR,
         NUM_L + r"\d{4} ?\d{6}" + NUM_R,
         vnr.is_valid,
-        context=keywords(r"\bSVNR\b", r"\bSV-?N", r"sozialversicherung", r"versicherungsnummer"),
+        context=keywords("svnr", "sv-nr", "sozialversicherung", "versicherungsnummer"),
+        min_digits=10,
     ),
 )

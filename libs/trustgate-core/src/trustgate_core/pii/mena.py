@@ -38,30 +38,31 @@ def _any(_: str) -> bool:
     return True
 
 
-_SAUDI = keywords(
-    r"iqama", r"national id", r"\bNIN\b", r"هوية", r"إقامة", r"اقامة", r"السجل المدني"
-)
+_SAUDI = keywords("iqama", "national id", "nin", "هوية", "إقامة", "اقامة", "السجل المدني")
 
 DETECTORS: tuple[Detector, ...] = (
-    checked(AE_EMIRATES_ID, NUM_L + r"784([\- ]?)\d{4}\1\d{7}\1\d" + NUM_R, _luhn),
-    checked(SA_NATIONAL_ID, NUM_L + r"1\d{9}" + NUM_R, _luhn, context=_SAUDI),
-    checked(SA_IQAMA, NUM_L + r"2\d{9}" + NUM_R, _luhn, context=_SAUDI),
+    checked(AE_EMIRATES_ID, NUM_L + r"784([\- ]?)\d{4}\1\d{7}\1\d" + NUM_R, _luhn, min_digits=15),
+    checked(SA_NATIONAL_ID, NUM_L + r"1\d{9}" + NUM_R, _luhn, context=_SAUDI, min_digits=10),
+    checked(SA_IQAMA, NUM_L + r"2\d{9}" + NUM_R, _luhn, context=_SAUDI, min_digits=10),
     checked(
         QA_QID,
         NUM_L + r"[23]\d{10}" + NUM_R,
         _any,
-        context=keywords(r"\bQID\b", r"qatar(?:i)? id", r"البطاقة الشخصية"),
+        min_digits=11,
+        context=keywords("qid", "qatar id", "qatari id", "البطاقة الشخصية"),
     ),
     checked(
         NG_NIN,
         NUM_L + r"\d{11}" + NUM_R,
         _any,
-        context=keywords(r"\bNIN\b", r"national identification"),
+        min_digits=11,
+        context=keywords("nin", "national identification"),
     ),
     checked(
         MA_CIN,
         WORD_L + r"[A-Z]{1,2}\d{5,6}" + WORD_R,
         _any,
-        context=keywords(r"\bCIN\b", r"carte nationale", r"البطاقة الوطنية"),
+        min_digits=5,
+        context=keywords("cin", "carte nationale", "البطاقة الوطنية"),
     ),
 )

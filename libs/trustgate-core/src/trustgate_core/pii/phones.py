@@ -96,5 +96,6 @@ DETECTORS: tuple[Detector, ...] = (
         (US_PHONE, UK_PHONE, EU_PHONE, CN_PHONE, JP_PHONE, KR_PHONE, GCC_MENA_PHONE, INTL_PHONE),
         _PATTERN,
         _classify,
+        min_digits=7,
     ),
 )

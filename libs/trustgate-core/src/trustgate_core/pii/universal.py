@@ -57,27 +57,29 @@ DETECTORS: tuple[Detector, ...] = (
             r"(?![A-Za-z0-9\-])"
         ),
         lambda v: EMAIL.id if _email(v) else None,
-        digits=False,
+        anchor="@",
     ),
-    checked(CREDIT_CARD, NUM_L + r"\d(?:[ \-]?\d){12,18}" + NUM_R, _card),
+    checked(CREDIT_CARD, NUM_L + r"\d(?:[ \-]?\d){12,18}" + NUM_R, _card, min_digits=13),
     checked(
         IBAN,
         WORD_L
         + r"[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)"
         + WORD_R,
         iban.is_valid,
+        anchor="digits",
     ),
     Detector(
         (SWIFT_BIC,),
         re.compile(WORD_L + r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?" + WORD_R),
         lambda v: SWIFT_BIC.id if bic.is_valid(v) else None,
-        keywords(r"swift", r"\bbic\b", r"\bbank"),
-        digits=False,
+        keywords("swift", "bic", "bank"),
+        anchor="",
     ),
     checked(
         ICD10,
         WORD_L + r"[A-Z]\d[0-9AB](?:\.[0-9A-Z]{1,4})?" + WORD_R,
         _icd10,
-        context=keywords(r"\bicd", r"diagnos", r"\bdx\b", r"condition", r"診断", r"诊断"),
+        min_digits=2,
+        context=keywords("icd", "diagnos", "dx", "condition", "診断", "诊断"),
     ),
 )
