@@ -5,7 +5,7 @@ birth date and an ISO 7064 check character; the county is not looked up, which w
 cost a database search per candidate), the Chinese unified social credit code (its check
 character), the Korean resident registration number (birth date, and its check digit for
 numbers issued before October 2020), the Korean business registration number written
-``123-45-67890`` (check digit) and a Japanese postal code after its 〒 mark.
+``123-45-67890`` (its National Tax Service check digit, which ``stdnum`` does not test) and a Japanese postal code after its 〒 mark.
 
 Only after a keyword: the Japanese My Number (twelve digits, one check digit: one random
 twelve-digit number in ten passes)."""
@@ -42,6 +42,15 @@ def _any(_: str) -> bool:
     return True
 
 
+def _business_number(value: str) -> bool:
+    if not brn.is_valid(value):
+        return False
+    d = [ord(ch) - 48 for ch in value if ch.isdigit()]
+    total = sum(a * b for a, b in zip(d[:9], (1, 3, 7, 1, 3, 7, 1, 3, 5), strict=True))
+    total += d[8] * 5 // 10
+    return (10 - total % 10) % 10 == d[9]
+
+
 def _resident_id(value: str) -> bool:
     number = value.upper()
     if number[:2] not in _PROVINCES or number[-1] != ric.calc_check_digit(number):
@@ -59,10 +68,10 @@ DETECTORS: tuple[Detector, ...] = (
         CN_USCC,
         WORD_L + rf"(?=[0-9A-Z]*\d){_USCC}{{2}}\d{{6}}{_USCC}{{10}}" + WORD_R,
         uscc.is_valid,
-        anchor="digits",
+        min_digits=6,
     ),
     checked(KR_RRN, NUM_L + r"\d{6}-?\d{7}" + NUM_R, rrn.is_valid, min_digits=13),
-    checked(KR_BRN, NUM_L + r"\d{3}-\d{2}-\d{5}" + NUM_R, brn.is_valid, min_digits=10),
+    checked(KR_BRN, NUM_L + r"\d{3}-\d{2}-\d{5}" + NUM_R, _business_number, min_digits=10),
     checked(JP_POSTAL_CODE, r"〒 ?(?P<v>\d{3}-?\d{4})" + NUM_R, _any, min_digits=7),
     checked(
         JP_MY_NUMBER,

@@ -61,11 +61,10 @@ class Detector:
     else the whole match, is the value), ``classify`` names the entity of a valid value
     or rejects it, ``context`` (weak patterns) must occur within ``CONTEXT_WINDOW``
     characters before the candidate. ``anchor``: where candidates can be. ``"runs"``
-    (the default: a candidate's digits are one run of digits and separators, holding at
-    least ``min_digits``): only windows around such runs are scanned; ``"digits"``
-    (digits and letters interleave: ``GB82 WEST 1234…``): windows around every digit run,
-    merged when they touch; another string (``"@"``): windows around its occurrences;
-    ``""``: the whole text."""
+    (the default: a candidate has a run of digits and separators holding at least
+    ``min_digits``, and starts at most 12 characters before it: ``GB82 WEST 1234…``):
+    only windows around such runs are scanned; another string (``"@"``): windows around
+    its occurrences; ``""``: the whole text."""
 
     entities: tuple[Entity, ...]
     pattern: re.Pattern[str]

@@ -32,13 +32,12 @@ DETECTORS: tuple[Detector, ...] = (
 
 ENTITIES: dict[str, Entity] = {e.id: e for d in DETECTORS for e in d.entities}
 
-# A digit run with its separators; a window reaches this far before it (the letters and
-# signs an entity may start with: ``RCCMNL83…``, ``GB82 WEST…``; for a run's own entity
-# ``+44``, ``(415``, ``〒 ``, ``AB 12``) and after it (``…002X``, ``… ZZ4``), then on to the
-# end of the word it stops in.
+# A digit run with its separators (runs of one digit are no detector's); a window reaches
+# this far before it (the letters and signs an entity may start with: ``RCCMNL83…``,
+# ``GB82 WEST…``, ``+44``, ``(415``, ``〒 ``, ``AB 12``) and after it (``…002X``,
+# ``… ZZ4``), then on to the end of the word it stops in.
 _DIGIT_RUN = re.compile(r"\d[\d \-./()]*")
 _BEFORE = 12
-_RUN_BEFORE = 3
 _SEPARATORS = str.maketrans("", "", " -./()")
 _AFTER = 4
 _WORD = re.compile(r"[0-9A-Za-z_]*")
@@ -73,18 +72,14 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
 
 def _windows(text: str, anchor: str) -> list[tuple[int, int, int]]:
     """``(start, end, digits)``: where to scan, and how many digits the window's run has
-    (only ``"runs"`` windows count them, most first; the others are merged and say ``len(text)``)."""
+    (``"runs"`` windows, most digits first so a detector stops at its minimum; the others
+    are merged, in order, and say ``len(text)``)."""
     if not anchor:
         return [(0, len(text), len(text))]
     if anchor == "runs":
-        # The runs with the most digits first: a detector stops at its minimum.
-        return sorted(_digit_spans(text, _RUN_BEFORE, count=True), key=lambda w: -w[2])
-    if anchor == "digits":
-        spans = _digit_spans(text, _BEFORE, count=False)
-    else:
-        spans = _anchor_spans(text, anchor)
+        return sorted(_digit_spans(text), key=lambda w: -w[2])
     merged: list[tuple[int, int, int]] = []
-    for start, end, digits in spans:
+    for start, end, digits in _anchor_spans(text, anchor):
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]), digits)
         else:
@@ -92,12 +87,14 @@ def _windows(text: str, anchor: str) -> list[tuple[int, int, int]]:
     return merged
 
 
-def _digit_spans(text: str, before: int, *, count: bool) -> Iterator[tuple[int, int, int]]:
+def _digit_spans(text: str) -> Iterator[tuple[int, int, int]]:
     for run in _DIGIT_RUN.finditer(text):
+        digits = len(run.group().translate(_SEPARATORS))
+        if digits < 2:
+            continue
         end = min(len(text), run.end() + _AFTER)
         word = _WORD.match(text, end)
-        digits = len(run.group().translate(_SEPARATORS)) if count else len(text)
-        yield max(0, run.start() - before), word.end() if word else end, digits
+        yield max(0, run.start() - _BEFORE), word.end() if word else end, digits
 
 
 def _anchor_spans(text: str, anchor: str) -> Iterator[tuple[int, int, int]]:

@@ -69,7 +69,7 @@ DETECTORS: tuple[Detector, ...] = (
         FR_NIR,
         NUM_L + r"[1-478] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}" + NUM_R,
         nir.is_valid,
-        anchor="digits",
+        min_digits=13,
     ),
     checked(
         IT_TAX_CODE,
@@ -77,13 +77,13 @@ DETECTORS: tuple[Detector, ...] = (
         + rf"[A-Z]{{6}}{_CF_DIGIT}{{2}}[A-EHLMPRST]{_CF_DIGIT}{{2}}[A-Z]{_CF_DIGIT}{{3}}[A-Z]"
         + WORD_R,
         codicefiscale.is_valid,
-        anchor="digits",
+        min_digits=2,
     ),
     checked(PL_PESEL, NUM_L + r"\d{11}" + NUM_R, pesel.is_valid, min_digits=11),
     checked(NO_FNR, NUM_L + r"\d{6} ?\d{5}" + NUM_R, fodselsnummer.is_valid, min_digits=11),
     checked(DE_TAX_ID, NUM_L + r"\d{2} ?\d{3} ?\d{3} ?\d{3}" + NUM_R, idnr.is_valid, min_digits=11),
     checked(
-        FI_HETU, NUM_L + r"\d{6}[\-+A-FU-Y]\d{3}[0-9A-Y]" + WORD_R, hetu.is_valid, anchor="digits"
+        FI_HETU, NUM_L + r"\d{6}[\-+A-FU-Y]\d{3}[0-9A-Y]" + WORD_R, hetu.is_valid, min_digits=6
     ),
     checked(
         SE_PERSONNUMMER,
@@ -92,7 +92,7 @@ DETECTORS: tuple[Detector, ...] = (
         min_digits=10,
     ),
     checked(ES_DNI, NUM_L + r"\d{8}-?[A-Z]" + WORD_R, dni.is_valid, min_digits=8),
-    checked(ES_NIE, WORD_L + r"[XYZ]-?\d{7}-?[A-Z]" + WORD_R, nie.is_valid, anchor="digits"),
+    checked(ES_NIE, WORD_L + r"[XYZ]-?\d{7}-?[A-Z]" + WORD_R, nie.is_valid, min_digits=7),
     checked(PT_CC, NUM_L + r"\d{8} ?\d ?[A-Z]{2}\d" + WORD_R, cc.is_valid, min_digits=9),
     checked(IE_PPS, NUM_L + r"\d{7}[A-W][ABWTX]?" + WORD_R, pps.is_valid, min_digits=7),
     checked(

@@ -66,7 +66,7 @@ DETECTORS: tuple[Detector, ...] = (
         + r"[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)"
         + WORD_R,
         iban.is_valid,
-        anchor="digits",
+        min_digits=8,
     ),
     Detector(
         (SWIFT_BIC,),
