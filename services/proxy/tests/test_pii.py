@@ -156,3 +156,19 @@ async def test_the_bodies_telemetry_records_hold_only_masked_text(
     bodies = [found[0].request_body or "" for found in recorded]
     assert "<EMAIL_1>" in bodies[0] and "<EMAIL_1>" in bodies[1]
     assert all(EMAIL not in body and "536-22-1234" not in body for body in bodies)
+
+
+async def test_a_masked_answer_is_recorded_masked_too() -> None:
+    async with local_proxy() as running, serve_mock(EMAIL) as upstream:
+        routed = await route_to_url(running, await running.new_tenant(), upstream.url)
+        await routed.add_policy(
+            "pii", "pii", {"apply_to": ["request", "response"]}, consumers=["app"]
+        )
+        await routed.put_gateway(telemetry={"capture_bodies": True})
+        answer = await openai_sdk(running, routed).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+        trace = answer.headers["x-ag-trace-id"]
+        found = await wait_for(lambda: running.calls(trace), timeout=5)
+    recorded = found[0].response_body or b""
+    assert b"<EMAIL_1>" in recorded and EMAIL.encode() not in recorded

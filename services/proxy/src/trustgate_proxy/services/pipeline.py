@@ -53,6 +53,7 @@ from trustgate_core.errors import (
     UpstreamTimeout,
 )
 from trustgate_core.models import Gateway
+from trustgate_core.policy.exchange import ResponseFilter
 from trustgate_core.replica import ReplicaState
 from trustgate_core.service.asgi import send_bytes, send_json
 from trustgate_proxy.domain.call import AttemptRecord, Call
@@ -479,6 +480,8 @@ class Pipeline:
                 await self._response_stages(exchange, chain, reply.attempt, headers)
             if exchange.response_filters:  # set at pre_request or pre_response
                 reply.attempt.filters = exchange.response_filters
+                if call.response_body is not None:
+                    call.response_body = _scrubbed(exchange.response_filters, call.response_body)
             await reply.attempt.forwarder.relay(reply, send, guard)
         except asyncio.CancelledError:
             if not guard.absorb():
@@ -625,6 +628,16 @@ def _encode_again(exchange: Exchange) -> None:
         exchange.call.request_body = exchange.body
     model = doc.get("model")
     exchange.call.requested_model = model if isinstance(model, str) else None
+
+
+def _scrubbed(filters: Sequence[ResponseFilter], body: bytes) -> bytes:
+    """The answer's body as telemetry records it: a filter that hides data (``pii``'s
+    ``scrub``) hides it there too."""
+    for f in filters:
+        scrub = getattr(f, "scrub", None)
+        if scrub is not None:
+            body = scrub(body)
+    return body
 
 
 def _relaying(call: Call, reply: UpstreamReply) -> UpstreamReply:

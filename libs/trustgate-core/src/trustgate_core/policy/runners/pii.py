@@ -329,12 +329,20 @@ class _Texts(Rules):
         self._mapping = mapping
         self._restore = restore
 
+    @property
+    def guard(self) -> Guard | None:
+        return self._guard
+
+    def mask_only(self, text: str) -> str:
+        if self._guard is None:
+            return text
+        try:
+            return self._guard.mask(text, self._mapping, Counter())
+        except DetectorFailed:
+            return "" if self._guard.on_error == "fail_closed" else text
+
     def apply(self, text: str) -> str:
-        if self._guard is not None:
-            try:
-                text = self._guard.mask(text, self._mapping, Counter())
-            except DetectorFailed:
-                text = "" if self._guard.on_error == "fail_closed" else text
+        text = self.mask_only(text)
         return self._restore.restore(text) if self._restore is not None else text
 
     def matches(self, text: str) -> bool:
@@ -378,6 +386,20 @@ class PiiFilter(ResponseRewriter):
         except orjson.JSONDecodeError:
             return body
         return orjson.dumps(_walk(doc, self._mapping_back.restore))
+
+    def scrub(self, body: bytes) -> bytes:
+        """The upstream's answer as telemetry may record it: every string of it masked
+        (any wire format; never restored). The proxy calls this on the body it keeps."""
+        texts = self._rules
+        assert isinstance(texts, _Texts)
+        guard = texts.guard
+        if guard is None:  # restore only: the upstream saw placeholders, not values
+            return body
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return texts.mask_only(body.decode("utf-8", "replace")).encode()
+        return orjson.dumps(_walk(doc, texts.mask_only))
 
     def _on_event(self, raw: bytes, name: bytes | None, data: list[bytes]) -> bytes:
         if self._mapping_back is not None and (
