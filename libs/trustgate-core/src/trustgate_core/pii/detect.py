@@ -63,10 +63,21 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
             continue
         if detector.anchor not in windows:
             windows[detector.anchor] = _windows(text, detector.anchor)
-        for start, end, digits in windows[detector.anchor]:
+        finditer = detector.pattern.finditer
+        value_group = "v" if "v" in detector.pattern.groupindex else 0
+        for pos, endpos, digits in windows[detector.anchor]:
             if digits < detector.min_digits:
                 break
-            found.extend((rank, m) for m in _scan(detector, text, start, end, wanted, found))
+            for m in finditer(text, pos, endpos):
+                start, end = m.span(value_group)
+                if any(f.start <= start and end <= f.end for _, f in found) or (
+                    detector.context is not None and not detector.context.near(text, start)
+                ):
+                    continue  # inside a match already found, or without its keyword
+                value = text[start:end]
+                entity = detector.classify(value)
+                if entity is not None and (wanted is None or entity in wanted):
+                    found.append((rank, Match(entity, start, end, value)))
     return _without_overlaps(found)
 
 
@@ -102,29 +113,6 @@ def _anchor_spans(text: str, anchor: str) -> Iterator[tuple[int, int, int]]:
     while at >= 0:
         yield max(0, at - _LOCAL), min(len(text), at + _DOMAIN), len(text)
         at = text.find(anchor, at + 1)
-
-
-def _scan(
-    detector: Detector,
-    text: str,
-    pos: int,
-    endpos: int,
-    wanted: frozenset[str] | None,
-    found: list[tuple[int, Match]],
-) -> list[Match]:
-    matches: list[Match] = []
-    has_value_group = "v" in detector.pattern.groupindex
-    for m in detector.pattern.finditer(text, pos, endpos):
-        start, end = m.span("v") if has_value_group else m.span()
-        if any(f.start <= start and end <= f.end for _, f in found):
-            continue
-        if detector.context is not None and not detector.context.near(text, start):
-            continue
-        value = text[start:end]
-        entity = detector.classify(value)
-        if entity is not None and (wanted is None or entity in wanted):
-            matches.append(Match(entity, start, end, value))
-    return matches
 
 
 def _without_overlaps(found: list[tuple[int, Match]]) -> list[Match]:
