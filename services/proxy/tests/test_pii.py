@@ -16,8 +16,9 @@ import pytest
 from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.local import LocalProxy, local_fixtures, local_proxy
 from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, serve_anthropic
+from trustgate_testkit.proxy.mock_responses import serve_responses_mock
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
-from trustgate_testkit.proxy.sdk_clients import anthropic_sdk, openai_sdk, route_to_url
+from trustgate_testkit.proxy.sdk_clients import anthropic_sdk, openai_sdk, route_to, route_to_url
 from trustgate_testkit.proxy.tenant import Tenant
 
 proxy, tenant, bus, events = local_fixtures()
@@ -172,3 +173,36 @@ async def test_a_masked_answer_is_recorded_masked_too() -> None:
         found = await wait_for(lambda: running.calls(trace), timeout=5)
     recorded = found[0].response_body or b""
     assert b"<EMAIL_1>" in recorded and EMAIL.encode() not in recorded
+
+
+async def test_an_anthropic_stream_and_its_request_are_masked() -> None:
+    async with local_proxy() as running, serve_anthropic(EMAIL) as claude:
+        routed = await running.new_tenant()
+        await routed.add_registry("claude", claude.url, provider="anthropic", api_key=ANTHROPIC_KEY)
+        await routed.add_consumer("app", ["claude"])
+        await routed.add_policy(
+            "pii", "pii", {"apply_to": ["request", "response"]}, consumers=["app"]
+        )
+        client = anthropic_sdk(running, routed)
+        async with client.messages.stream(
+            model="claude-sonnet-4",
+            max_tokens=16,
+            messages=[{"role": "user", "content": f"I am {EMAIL}"}],
+        ) as stream:
+            pieces = [text async for text in stream.text_stream]
+        sent = orjson.dumps(claude.recorded[-1].body).decode()
+    assert "".join(pieces) == "Hello from <EMAIL_1>"
+    assert EMAIL not in sent and "I am <EMAIL_1>" in sent
+
+
+async def test_a_responses_input_reaches_the_upstream_masked() -> None:
+    async with local_proxy() as running, serve_responses_mock("agent") as mock:
+        routed = await route_to(running, await running.new_tenant(), mock)
+        await routed.add_policy("pii", "pii", {}, consumers=["app"])
+        await openai_sdk(running, routed).responses.create(
+            model="gpt-4o-mini",
+            instructions=f"The user is {EMAIL}",
+            input=[{"role": "user", "content": f"Mail {EMAIL}"}],
+        )
+        sent = orjson.dumps(mock.requests[-1].body).decode()
+    assert EMAIL not in sent and "Mail <EMAIL_1>" in sent
