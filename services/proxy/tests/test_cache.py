@@ -6,19 +6,21 @@ gateways; errors, ``length`` and cut streams are never stored; bypasses are hono
 cache service that does not answer leaves the call served uncached, never a 5xx.
 
 The policy-cache service is stood in for by ``Responder``, a small in-memory service on
-the real bus answering the core contract (``CacheLookup`` → ``CacheReply``,
-``CacheStore``), so these tests see exactly what the proxy sends it.
+a real, private NATS (the cache subjects are shared by everything on a bus) answering the
+core contract (``CacheLookup`` → ``CacheReply``, ``CacheStore``), so these tests see
+exactly what the proxy sends it; ``test_cache_service.py`` goes through the real service.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -26,7 +28,7 @@ from nats.aio.subscription import Subscription
 
 from trustgate_core.cache import CacheLookup, CacheReply, CacheStore, decode_vector
 from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
-from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.sdk_clients import (
     CHAT_WEATHER_TOOL,
@@ -40,6 +42,17 @@ from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 HI: Any = [{"role": "user", "content": "What is the capital of France?"}]
 MODEL = "gpt-4o-mini"
+
+
+@pytest.fixture
+def nats_url() -> Iterator[str]:
+    """A private NATS for the proxy and the bus fixtures of this module."""
+    server = NatsServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.cleanup()
 
 
 @dataclass
