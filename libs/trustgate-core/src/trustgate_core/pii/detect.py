@@ -15,7 +15,7 @@ length the family registered first (the more specific: IDs before phones)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from trustgate_core.pii import asia, english, europe, mena, phones, universal
 from trustgate_core.pii.base import Detector
@@ -54,20 +54,22 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
         unknown = ", ".join(sorted(wanted - ENTITIES.keys()))
         raise ValueError(f"unknown PII entities: {unknown}")
     lowered = text.lower()
-    windows: dict[str, list[tuple[int, int, int]]] = {}
+    runs: list[tuple[int, int, int]] | None = None
+    windows: dict[tuple[str, int], list[tuple[int, int]]] = {}
     found: list[tuple[int, Match]] = []
     for rank, detector in enumerate(DETECTORS):
         if (wanted is not None and wanted.isdisjoint(detector.ids)) or (
             detector.context is not None and not detector.context.present(lowered)
         ):
             continue
-        if detector.anchor not in windows:
-            windows[detector.anchor] = _windows(text, detector.anchor)
+        key = (detector.anchor, detector.min_digits)
+        if key not in windows:
+            if detector.anchor == "runs" and runs is None:
+                runs = list(_digit_spans(text))
+            windows[key] = _windows(text, detector.anchor, detector.min_digits, runs or [])
         finditer = detector.pattern.finditer
         value_group = "v" if "v" in detector.pattern.groupindex else 0
-        for pos, endpos, digits in windows[detector.anchor]:
-            if digits < detector.min_digits:
-                break
+        for pos, endpos in windows[key]:
             for m in finditer(text, pos, endpos):
                 start, end = m.span(value_group)
                 if any(f.start <= start and end <= f.end for _, f in found) or (
@@ -81,20 +83,24 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
     return _without_overlaps(found)
 
 
-def _windows(text: str, anchor: str) -> list[tuple[int, int, int]]:
-    """``(start, end, digits)``: where to scan, and how many digits the window's run has
-    (``"runs"`` windows, most digits first so a detector stops at its minimum; the others
-    are merged, in order, and say ``len(text)``)."""
+def _windows(
+    text: str, anchor: str, min_digits: int, runs: list[tuple[int, int, int]]
+) -> list[tuple[int, int]]:
+    """Where a detector scans, in order, windows merged where they touch: around the
+    ``runs`` holding at least ``min_digits`` digits, around each ``anchor``, or the
+    whole text."""
     if not anchor:
-        return [(0, len(text), len(text))]
+        return [(0, len(text))]
     if anchor == "runs":
-        return sorted(_digit_spans(text), key=lambda w: -w[2])
-    merged: list[tuple[int, int, int]] = []
-    for start, end, digits in _anchor_spans(text, anchor):
+        spans: Iterable[tuple[int, int]] = ((s, e) for s, e, d in runs if d >= min_digits)
+    else:
+        spans = _anchor_spans(text, anchor)
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
         if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), digits)
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            merged.append((start, end, digits))
+            merged.append((start, end))
     return merged
 
 
@@ -108,10 +114,10 @@ def _digit_spans(text: str) -> Iterator[tuple[int, int, int]]:
         yield max(0, run.start() - _BEFORE), word.end() if word else end, digits
 
 
-def _anchor_spans(text: str, anchor: str) -> Iterator[tuple[int, int, int]]:
+def _anchor_spans(text: str, anchor: str) -> Iterator[tuple[int, int]]:
     at = text.find(anchor)
     while at >= 0:
-        yield max(0, at - _LOCAL), min(len(text), at + _DOMAIN), len(text)
+        yield max(0, at - _LOCAL), min(len(text), at + _DOMAIN)
         at = text.find(anchor, at + 1)
 
 
