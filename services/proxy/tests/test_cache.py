@@ -318,3 +318,56 @@ async def test_a_streamed_answer_is_stored_and_served_to_a_json_client(
     got = await chat(proxy, app, max_tokens=64)
     assert got.headers["x-cache"] == "HIT"
     assert got.parse().choices[0].message.content == streamed
+
+
+async def test_a_tool_call_answer_is_replayed_whole_and_streamed(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    await with_cache(proxy, app, {"skip_if_tools_present": False})
+    ask: dict[str, Any] = {"model": "m-tools", "tools": [CHAT_WEATHER_TOOL]}
+    first = (await chat(proxy, app, **ask)).parse().choices[0]
+    assert first.finish_reason == "tool_calls"
+    await stored(cache_service, 1)
+    again = await chat(proxy, app, **ask)
+    assert again.headers["x-cache"] == "HIT"
+    replayed = again.parse().choices[0]
+    assert replayed.finish_reason == "tool_calls"
+    call, expected = replayed.message.tool_calls[0], first.message.tool_calls[0]
+    assert (call.id, call.function.name, call.function.arguments) == (
+        expected.id,
+        expected.function.name,
+        expected.function.arguments,
+    )
+    stream = await openai_sdk(proxy, app).chat.completions.create(messages=HI, stream=True, **ask)
+    chunks = [c async for c in stream]
+    args = "".join(
+        d.function.arguments or ""
+        for c in chunks
+        if c.choices
+        for d in c.choices[0].delta.tool_calls or []
+        if d.function is not None
+    )
+    assert args == expected.function.arguments
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+async def test_an_observing_policy_records_a_hit_and_serves_the_upstream(
+    proxy: RunningProxy,
+    app: Tenant,
+    upstream: MockUpstream,
+    cache_service: Responder,
+    bus: NATS,
+    events: Any,
+) -> None:
+    await with_cache(proxy, app, mode="observe")
+    async with events(bus, app.gateway.id) as log:
+        assert "x-cache" not in (await chat(proxy, app)).headers
+        await stored(cache_service, 1)
+        calls = len(upstream.requests)
+        assert "x-cache" not in (await chat(proxy, app)).headers
+        assert len(upstream.requests) == calls + 1
+        found = await wait_for(
+            lambda: [e for e in log.events if e.cache and e.cache.outcome == "hit"] or None,
+            timeout=5,
+        )
+        assert found[0].attempts  # served by the upstream

@@ -169,7 +169,7 @@ class CacheService:
         try:
             request = codec.decode_request(x.doc)
         except (InvalidRequest, AttributeError, KeyError, TypeError, ValueError):
-            x.response_headers.append((b"x-cache", b"BYPASS"))
+            _said(runner, x, b"BYPASS")
             _record(x, "bypass", None)
             return
         canonical = canonical_request(request, x.doc)
@@ -194,7 +194,10 @@ class CacheService:
         reply = await self._ask(message)
         if reply is None:
             outcome = "error"
-        elif reply.hit and reply.entry is not None and runner.mode != "observe":
+        elif reply.hit and reply.entry is not None:
+            if runner.mode == "observe":  # what would have been served; nothing changes
+                _record(x, "hit", reply.similarity)
+                return
             answer = _answer(codec, request, reply.entry)
             if answer is not None:
                 headers = [(b"x-cache", b"HIT")]
@@ -207,7 +210,7 @@ class CacheService:
                 call.model = str(reply.entry.get("model") or call.requested_model or "")
                 _record(x, "hit", reply.similarity)
                 return
-        x.response_headers.append((b"x-cache", b"MISS"))
+        _said(runner, x, b"MISS")
         _record(x, outcome, None)
         capture = Capture(request.stream)
         x.response_filters.append(capture)
@@ -285,6 +288,12 @@ class CacheService:
         except EmbeddingsUnavailable:
             return None
         return None if vector is None else encode_vector(vector)
+
+
+def _said(runner: SemanticCacheRunner, x: PolicyExchange, outcome: bytes) -> None:
+    """``X-Cache`` on the answer, unless the policy only observes (it changes nothing)."""
+    if runner.mode != "observe":
+        x.response_headers.append((b"x-cache", outcome))
 
 
 def _record(x: PolicyExchange, outcome: str, similarity: float | None) -> None:

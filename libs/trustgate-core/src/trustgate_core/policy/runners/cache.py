@@ -6,8 +6,9 @@ storing a fresh answer after ``post_response``.
 ``pre_request``: a bypass (the ``bypass_header``, ``Cache-Control: no-cache`` or
 ``no-store``, tools with ``skip_if_tools_present``, a stream with ``skip_if_streaming``)
 answers ``X-Cache: BYPASS`` and neither reads nor stores; otherwise the port looks the
-request up (a hit is served, unless the policy only observes) and, on a miss, watches the
-answer to store it. A plane without a port (none configured) lets every call pass.
+request up (a hit is served) and, on a miss, watches the answer to store it. In
+``observe`` the outcome is only recorded (no hit served, no ``X-Cache``; misses are
+stored). A plane without a port (none configured) lets every call pass.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class SemanticCacheRunner(Runner):
         if port is None:
             return None
         if self._bypassed(x):
-            x.response_headers.extend(BYPASS)
+            if self.mode != "observe":  # an observing policy changes no answer
+                x.response_headers.extend(BYPASS)
             port.bypassed(x)
             return None
         await port.lookup(self, x)
