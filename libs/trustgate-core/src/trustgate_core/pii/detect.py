@@ -32,15 +32,15 @@ DETECTORS: tuple[Detector, ...] = (
 
 ENTITIES: dict[str, Entity] = {e.id: e for d in DETECTORS for e in d.entities}
 
-# A digit run with its separators (runs of one digit are no detector's); a window reaches
-# this far before it (the letters and signs an entity may start with: ``RCCMNL83…``,
-# ``GB82 WEST…``, ``+44``, ``(415``, ``〒 ``, ``AB 12``) and after it (``…002X``,
-# ``… ZZ4``), then on to the end of the word it stops in.
-_DIGIT_RUN = re.compile(r"\d[\d \-./()]*")
+# A run of at least two digits with its separators (a lone digit is no detector's); a
+# window reaches this far before it (the letters and signs an entity may start with:
+# ``RCCMNL83…``, ``GB82 WEST…``, ``+44``, ``(415``, ``〒 ``, ``AB 12``) and after it
+# (``…002X``, ``… ZZ4``, ``131052A308T``). No entity ends on a window's last character,
+# so the window's end never passes for a word edge.
+_DIGIT_RUN = re.compile(r"\d[ \-./()]*\d[\d \-./()]*")
 _BEFORE = 12
+_AFTER = 6
 _SEPARATORS = str.maketrans("", "", " -./()")
-_AFTER = 4
-_WORD = re.compile(r"[0-9A-Za-z_]*")
 # An e-mail address's longest local part and domain around its ``@``.
 _LOCAL = 64
 _DOMAIN = 255
@@ -65,7 +65,7 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
         key = (detector.anchor, detector.min_digits)
         if key not in windows:
             if detector.anchor == "runs" and runs is None:
-                runs = list(_digit_spans(text))
+                runs = _digit_spans(text)
             windows[key] = _windows(text, detector.anchor, detector.min_digits, runs or [])
         finditer = detector.pattern.finditer
         value_group = "v" if "v" in detector.pattern.groupindex else 0
@@ -104,14 +104,12 @@ def _windows(
     return merged
 
 
-def _digit_spans(text: str) -> Iterator[tuple[int, int, int]]:
-    for run in _DIGIT_RUN.finditer(text):
-        digits = len(run.group().translate(_SEPARATORS))
-        if digits < 2:
-            continue
-        end = min(len(text), run.end() + _AFTER)
-        word = _WORD.match(text, end)
-        yield max(0, run.start() - _BEFORE), word.end() if word else end, digits
+def _digit_spans(text: str) -> list[tuple[int, int, int]]:
+    size = len(text)
+    return [
+        (max(0, r.start() - _BEFORE), min(size, r.end() + _AFTER), len(r[0].translate(_SEPARATORS)))
+        for r in _DIGIT_RUN.finditer(text)
+    ]
 
 
 def _anchor_spans(text: str, anchor: str) -> Iterator[tuple[int, int]]:
