@@ -371,3 +371,19 @@ async def test_an_observing_policy_records_a_hit_and_serves_the_upstream(
             timeout=5,
         )
         assert found[0].attempts  # served by the upstream
+
+
+async def test_a_stream_stored_without_usage_replays_usage_to_a_client_asking_for_it(
+    proxy: RunningProxy, app: Tenant, cache_service: Responder
+) -> None:
+    await with_cache(proxy, app)
+    client = openai_sdk(proxy, app)
+    quiet = await client.chat.completions.create(model=MODEL, messages=HI, stream=True)
+    assert all(c.usage is None for c in [c async for c in quiet])  # it did not ask for it
+    await stored(cache_service, 1)
+    assert cache_service.stores[0].entry["usage"]["output_tokens"] > 0
+    again = await client.chat.completions.create(
+        model=MODEL, messages=HI, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [c async for c in again]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0

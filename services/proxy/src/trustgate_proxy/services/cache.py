@@ -226,6 +226,8 @@ class CacheService:
         entry = _entry(pending.fmt, data, pending.capture.stream)
         if entry is None:
             return
+        if entry["usage"] is None and x.usage:  # usage the client did not ask to see
+            entry["usage"] = _usage_of(x.usage)
         assert runner.id is not None
         message = CacheStore(
             gateway_id=x.gateway.id,
@@ -336,6 +338,19 @@ def _entry(fmt: WireFormat, data: bytes, stream: bool) -> dict[str, Any] | None:
         "finish": response.finish,
         "usage": None if usage is None else asdict(usage),
     }
+
+
+def _usage_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The call's usage (the request event's shape) as the entry keeps it (``Usage``)."""
+    return asdict(
+        Usage(
+            input_tokens=int(event.get("prompt_tokens") or 0),
+            output_tokens=int(event.get("completion_tokens") or 0),
+            cached_input_tokens=event.get("cached_input_tokens"),
+            cache_write_tokens=event.get("cache_write_tokens"),
+            reasoning_tokens=event.get("reasoning_output_tokens"),
+        )
+    )
 
 
 def _assembled(events: list[StreamEvent]) -> ChatResponse | None:
