@@ -49,6 +49,18 @@ def test_a_filtered_out_entity_does_not_hide_another() -> None:
     assert find("card 4111 1111 1111 1111", ["us_phone", "us_ssn"]) == []
 
 
+def test_an_address_with_accents_is_masked_whole() -> None:
+    assert [m.value for m in find("Contact: Jörg, jörg.müller@example.de.")] == [
+        "jörg.müller@example.de"
+    ]
+    assert [m.value for m in find("联系jane@example.com")] == ["jane@example.com"]
+
+
+def test_a_national_phone_is_named_by_its_country() -> None:
+    text = "UK 07911 123456, KR 010-1234-5678, US (415) 555-2671"
+    assert [m.entity for m in find(text)] == ["uk_phone", "kr_phone", "us_phone"]
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -59,6 +71,8 @@ def test_a_filtered_out_entity_does_not_hide_another() -> None:
         "Table B12 and row A10.3 of the 2024 report; room E11, ISO 8601, RFC 9110.",
         "SHA 3f786850e387550fdab836ed7e6dc881de23001b, port 5432, 192.168.1.1/24",
         "Call sequence 123456789 and 1234567890123 are test fixtures, not people.",
+        "Total $1,234,567.89 on 12/07/2026 at 10:22:33; ISBN 978-3-16-148410-0.",
+        "np.array([1234567, 2345678, 3456789]); version 2024.10.15-1 build 20241015",
     ],
 )
 def test_ordinary_prose_and_code_hold_no_pii(text: str) -> None:

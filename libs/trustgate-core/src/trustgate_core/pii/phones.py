@@ -29,9 +29,8 @@ GCC_MENA_PHONE = Entity("gcc_mena_phone", "gcc_mena", "GCC/MENA phone number")
 INTL_PHONE = Entity("intl_phone", "universal", "phone number of another country (with +)")
 
 _BY_REGION: dict[str, Entity] = {
-    "US": US_PHONE,
-    "CA": US_PHONE,
-    "GB": UK_PHONE,
+    **dict.fromkeys("US CA PR VI GU AS MP".split(), US_PHONE),
+    **dict.fromkeys("GB GG JE IM".split(), UK_PHONE),
     "CN": CN_PHONE,
     "JP": JP_PHONE,
     "KR": KR_PHONE,
@@ -48,9 +47,9 @@ _TRUNK_REGIONS = ("KR", "JP", "CN", "GB")
 
 _PATTERN = re.compile(
     r"(?<![0-9A-Za-z_+\-./])"
-    r"(?:\+\d{1,3}(?:[ \-.]?\(?\d{1,4}\)?)?(?:[ \-.]?\d{2,5}){1,5}"
-    r"|\(\d{2,5}\) ?\d{2,5}(?:[ \-.]\d{2,5}){0,3}"
-    r"|\d{2,5}(?:[ \-.]\d{2,5}){1,4})"
+    r"(?:\+\d{1,3}(?:[ \-.]?\(?\d{1,4}\)?)?(?:[ \-.]?\d{2,6}){1,5}"
+    r"|\(\d{2,5}\) ?\d{2,6}(?:[ \-.]\d{2,6}){0,3}"
+    r"|\d{2,6}(?:[ \-.]\d{2,6}){1,4})"
     r"(?![0-9A-Za-z_\-/]|[.,]\d)"
 )
 _DATE = re.compile(r"\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{2,4}")

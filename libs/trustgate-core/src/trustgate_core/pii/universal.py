@@ -31,6 +31,11 @@ SWIFT_BIC = Entity("swift_bic", "universal", "SWIFT/BIC code (after a keyword)")
 ICD10 = Entity("icd10", "universal", "ICD-10 diagnosis code (after a keyword)")
 
 
+# Letters and digits of an address, accented Latin included (``jörg@…`` is one address,
+# not ``rg@…``); other scripts end it, so ``联系jane@…`` yields ``jane@…``.
+_LATIN = "A-Za-z0-9\u00c0-\u024f"
+
+
 def _email(value: str) -> bool:
     local = value.split("@", 1)[0]
     return not (local.startswith(".") or local.endswith(".") or ".." in value)
@@ -52,9 +57,9 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         (EMAIL,),
         re.compile(
-            r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@"
-            r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
-            r"(?![A-Za-z0-9\-])"
+            rf"(?<![{_LATIN}._%+\-])[{_LATIN}._%+\-]{{1,64}}@"
+            rf"(?:[{_LATIN}](?:[{_LATIN}\-]{{0,61}}[{_LATIN}])?\.)+[A-Za-z]{{2,24}}"
+            rf"(?![{_LATIN}\-])"
         ),
         lambda v: EMAIL.id if _email(v) else None,
         anchor="@",
