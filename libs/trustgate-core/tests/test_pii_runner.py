@@ -341,3 +341,24 @@ def test_held_arguments_are_sent_when_the_call_ends() -> None:
             args += delta.get("partial_json", "")
     assert orjson.loads(args) == {"to": EMAIL, "tag": "<NOT"}
     assert out.rstrip().endswith(b'"content_block_stop","index":1}')
+
+
+@pytest.mark.parametrize(
+    ("value", "placeholder"),
+    [
+        ("4111 1111 1111 1111", "<CREDIT_CARD_1>"),  # spaces inside: no whitespace cut helps
+        ("passport number is 123456789", "passport number is <US_PASSPORT_1>"),  # keyword
+    ],
+)
+def test_a_spaced_or_keyword_entity_split_anywhere_never_leaks(
+    value: str, placeholder: str
+) -> None:
+    pad = "words before it, long enough to be sent ahead of the rest"
+    text = f"{pad}: {value} ok"
+    secret = value.split()[-1] if "passport" in value else value
+    for first in range(1, len(text)):
+        f = _filter(apply_to=["response"])
+        out = f.feed(sse(chat_chunk(text[:first]))) + f.feed(sse(chat_chunk(text[first:])))
+        got = chat_text(out + f.finish())
+        assert secret not in got, first
+        assert got == f"{pad}: {placeholder} ok"

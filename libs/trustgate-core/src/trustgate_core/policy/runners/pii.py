@@ -51,10 +51,12 @@ from trustgate_core.policy.runners.rewrite import (
 
 log = logging.getLogger(__name__)
 
-#: A stream keeps back at least this many characters (a formatted number has spaces).
+#: A stream keeps back at least this many characters (a formatted number has spaces)…
 MIN_HOLD: Final = 48
 #: …and at most this many: a run without whitespace longer than this is cut anyway.
 MAX_HOLD: Final = 512
+#: Characters already sent that the detectors still read (a keyword before a number).
+CONTEXT: Final = 32
 
 _PLACEHOLDER: Final = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _PLACEHOLDER_HOLD: Final = 64
@@ -257,9 +259,11 @@ class _Restore(TextStream):
 
 
 class _Mask(TextStream):
-    """Entities masked in a text that arrives in pieces, with a bounded hold-back."""
+    """Entities masked in a text that arrives in pieces, with a bounded hold-back. The
+    detectors also see the last ``CONTEXT`` characters already sent (a keyword before a
+    number), though only what is held can still change."""
 
-    __slots__ = ("_found", "_guard", "_mapping", "_pending", "_then")
+    __slots__ = ("_context", "_found", "_guard", "_mapping", "_pending", "_then")
 
     def __init__(self, guard: Guard, mapping: Mapping, then: TextStream | None) -> None:
         super().__init__(())
@@ -267,35 +271,44 @@ class _Mask(TextStream):
         self._mapping = mapping
         self._then = then
         self._pending = ""
+        self._context = ""
         self._found: Counter[str] = Counter()
 
-    def _masked(self, text: str, matches: list[Match]) -> str:
-        return self._guard.replace(text, matches, self._mapping, self._found)
+    def _matches(self, buf: str) -> list[Match]:
+        skip = len(self._context)
+        found = _find(self._context + buf, self._guard.entities) if buf else []
+        return [
+            Match(m.entity, m.start - skip, m.end - skip, m.value) for m in found if m.start >= skip
+        ]
+
+    def _decided(self, buf: str, cut: int, matches: list[Match]) -> str:
+        self._pending = buf[cut:]
+        self._context = (self._context + buf[:cut])[-CONTEXT:]
+        out = self._guard.replace(
+            buf[:cut], [m for m in matches if m.end <= cut], self._mapping, self._found
+        )
+        return self._then.feed(out) if self._then is not None else out
 
     def feed(self, text: str) -> str:
         buf = self._pending + text
         try:
-            matches = _find(buf, self._guard.entities)
+            matches = self._matches(buf)
         except DetectorFailed:
             return self._failed(buf)
-        cut = _cut(buf, matches)
-        self._pending = buf[cut:]
-        out = self._masked(buf[:cut], [m for m in matches if m.end <= cut])
-        return self._then.feed(out) if self._then is not None else out
+        return self._decided(buf, _cut(buf, matches), matches)
 
     def flush(self) -> str:
-        buf, self._pending = self._pending, ""
+        buf = self._pending
         try:
-            out = self._masked(buf, _find(buf, self._guard.entities)) if buf else ""
+            out = self._decided(buf, len(buf), self._matches(buf))
         except DetectorFailed:
             out = self._failed(buf)
-        if self._then is None:
-            return out
-        return self._then.feed(out) + self._then.flush()
+        return out + self._then.flush() if self._then is not None else out
 
     def _failed(self, buf: str) -> str:
         self._pending = ""
-        return "" if self._guard.on_error == "fail_closed" else buf
+        out = "" if self._guard.on_error == "fail_closed" else buf
+        return self._then.feed(out) if self._then is not None else out
 
     @property
     def holding(self) -> bool:
