@@ -83,7 +83,7 @@ def _partial(value: str) -> str:
     return "*" * 4 + keep if len(keep) < len(value) else "*" * len(value)
 
 
-class Mapping:
+class Placeholders:
     """One call's placeholders: value → placeholder for masking, back for ``restore``.
     Lives on the call's exchange, so concurrent calls never share one."""
 
@@ -103,10 +103,10 @@ class Mapping:
             self.back[held] = value
         return held
 
-    def snapshot(self) -> Mapping:
+    def snapshot(self) -> Placeholders:
         """The placeholders sent upstream so far: what ``restore`` gives back (a value
         the answer's own masking finds later must stay masked)."""
-        copy = Mapping()
+        copy = Placeholders()
         copy.back = dict(self.back)
         return copy
 
@@ -143,7 +143,7 @@ class Guard:
         return self._default
 
     def replace(
-        self, text: str, matches: list[Match], mapping: Mapping, found: Counter[str]
+        self, text: str, matches: list[Match], mapping: Placeholders, found: Counter[str]
     ) -> str:
         """``text`` with each match replaced by its action (``block`` masks: the call is
         refused, what is recorded of it must hold no original)."""
@@ -161,7 +161,7 @@ class Guard:
         out.append(text[pos:])
         return "".join(out)
 
-    def mask(self, text: str, mapping: Mapping, found: Counter[str]) -> str:
+    def mask(self, text: str, mapping: Placeholders, found: Counter[str]) -> str:
         matches = _find(text, self.entities)
         return self.replace(text, matches, mapping, found) if matches else text
 
@@ -234,7 +234,7 @@ class _Restore(TextStream):
 
     __slots__ = ("_mapping", "_pending")
 
-    def __init__(self, mapping: Mapping) -> None:
+    def __init__(self, mapping: Placeholders) -> None:
         super().__init__(())
         self._mapping = mapping
         self._pending = ""
@@ -265,7 +265,7 @@ class _Mask(TextStream):
 
     __slots__ = ("_context", "_found", "_guard", "_mapping", "_pending", "_then")
 
-    def __init__(self, guard: Guard, mapping: Mapping, then: TextStream | None) -> None:
+    def __init__(self, guard: Guard, mapping: Placeholders, then: TextStream | None) -> None:
         super().__init__(())
         self._guard = guard
         self._mapping = mapping
@@ -336,7 +336,9 @@ class _Texts(Rules):
 
     __slots__ = ("_guard", "_mapping", "_restore")
 
-    def __init__(self, guard: Guard | None, mapping: Mapping, restore: Mapping | None) -> None:
+    def __init__(
+        self, guard: Guard | None, mapping: Placeholders, restore: Placeholders | None
+    ) -> None:
         super().__init__(())
         self._guard = guard
         self._mapping = mapping
@@ -385,7 +387,7 @@ class PiiFilter(ResponseRewriter):
 
     __slots__ = ("_args", "_mapping_back")
 
-    def __init__(self, texts: _Texts, path: str, restore: Mapping | None) -> None:
+    def __init__(self, texts: _Texts, path: str, restore: Placeholders | None) -> None:
         super().__init__(texts, path)
         self._mapping_back = restore
         self._args: dict[Any, _Restore] = {}
@@ -538,7 +540,7 @@ class PiiRunner(Runner):
         if not self.on_request:
             return None
         slots = request_slots(x.path, x.doc) + _tool_call_slots(x.path, x.doc)
-        mapping = Mapping()
+        mapping = Placeholders()
         found: Counter[str] = Counter()
         try:
             masked = [
@@ -566,8 +568,8 @@ class PiiRunner(Runner):
         if self.mode == "observe" or x.path not in _FILTERED_ROUTES:
             return None
         mapping = x.scratch.get(self)
-        if not isinstance(mapping, Mapping):
-            mapping = Mapping()
+        if not isinstance(mapping, Placeholders):
+            mapping = Placeholders()
         back = mapping.snapshot() if self.restore and mapping.back else None
         guard = self.guard if self.on_response else None
         if guard is None and back is None:
