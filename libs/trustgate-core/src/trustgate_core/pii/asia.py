@@ -17,7 +17,16 @@ from stdnum.exceptions import ValidationError
 from stdnum.jp import in_
 from stdnum.kr import brn, rrn
 
-from trustgate_core.pii.base import NUM_L, NUM_R, WORD_L, WORD_R, Detector, checked, keywords
+from trustgate_core.pii.base import (
+    NUM_L,
+    NUM_R,
+    WORD_L,
+    WORD_R,
+    Detector,
+    checked,
+    keywords,
+    structural,
+)
 from trustgate_core.pii.model import Entity
 
 CN_RESIDENT_ID = Entity("cn_resident_id", "cjk", "Chinese resident identity card number")
@@ -36,10 +45,6 @@ _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
     "61 62 63 64 65 71 81 82 83 91".split()
 )
-
-
-def _any(_: str) -> bool:
-    return True
 
 
 def _business_number(value: str) -> bool:
@@ -72,7 +77,7 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     checked(KR_RRN, NUM_L + r"\d{6}-?\d{7}" + NUM_R, rrn.is_valid, min_digits=13),
     checked(KR_BRN, NUM_L + r"\d{3}-\d{2}-\d{5}" + NUM_R, _business_number, min_digits=10),
-    checked(JP_POSTAL_CODE, r"〒 ?(?P<v>\d{3}-?\d{4})" + NUM_R, _any, min_digits=7),
+    checked(JP_POSTAL_CODE, r"〒 ?(?P<v>\d{3}-?\d{4})" + NUM_R, structural, min_digits=7),
     checked(
         JP_MY_NUMBER,
         NUM_L + r"\d{4}([ \-]?)\d{4}\1\d{4}" + NUM_R,

@@ -62,7 +62,8 @@ class Detector:
     or rejects it, ``context`` (weak patterns) must occur within ``CONTEXT_WINDOW``
     characters before the candidate. ``anchor``: where candidates can be. ``"runs"``
     (the default: a candidate has a run of digits and separators holding at least
-    ``min_digits``, and starts at most 12 characters before it: ``GB82 WEST 1234…``):
+    ``min_digits`` (two or more), starts at most 12 characters before it and ends within
+    5 after it: ``GB82 WEST 1234…``, ``131052A308T``):
     only windows around such runs are scanned; another string (``"@"``): windows around
     its occurrences; ``""``: the whole text."""
 
@@ -71,7 +72,7 @@ class Detector:
     classify: Classify
     context: Keywords | None = None
     anchor: str = "runs"
-    min_digits: int = 1
+    min_digits: int = 2
     ids: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,15 +85,20 @@ def checked(
     valid: Callable[[str], bool],
     *,
     context: Keywords | None = None,
-    anchor: str = "runs",
-    min_digits: int = 1,
+    min_digits: int = 2,
 ) -> Detector:
-    """A detector of one entity whose candidates pass ``valid``."""
+    """A detector of one entity whose candidates (around digit runs) pass ``valid``."""
 
     def classify(value: str) -> str | None:
         return entity.id if valid(value) else None
 
-    return Detector((entity,), re.compile(pattern), classify, context, anchor, min_digits)
+    return Detector((entity,), re.compile(pattern), classify, context, min_digits=min_digits)
+
+
+def structural(_: str) -> bool:
+    """The validator of a pattern with no check digit: its shape (and, for a weak one,
+    its keyword) is all there is to test."""
+    return True
 
 
 def luhn(digits: str) -> bool:

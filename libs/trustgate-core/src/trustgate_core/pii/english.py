@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from stdnum.us import ssn
 
-from trustgate_core.pii.base import NUM_L, NUM_R, WORD_L, WORD_R, Detector, checked, keywords
+from trustgate_core.pii.base import (
+    NUM_L,
+    NUM_R,
+    WORD_L,
+    WORD_R,
+    Detector,
+    checked,
+    keywords,
+    structural,
+)
 from trustgate_core.pii.model import Entity
 
 US_SSN = Entity("us_ssn", "us", "US social security number (valid ranges)")
@@ -22,10 +31,6 @@ US_PASSPORT = Entity("us_passport", "us", "US passport number (after a keyword)"
 US_DRIVERS_LICENSE = Entity("us_drivers_license", "us", "US driver's licence (after a keyword)")
 US_MRN = Entity("us_medical_record_number", "us", "medical record number (after a keyword)")
 UK_NINO = Entity("uk_nino", "uk", "UK National Insurance number")
-
-
-def _any(_: str) -> bool:
-    return True
 
 
 DETECTORS: tuple[Detector, ...] = (
@@ -43,27 +48,27 @@ DETECTORS: tuple[Detector, ...] = (
         + r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
         + r"( ?)\d{2}\1\d{2}\1\d{2}\1[A-D]"
         + WORD_R,
-        _any,
+        structural,
         min_digits=6,
     ),
     checked(
         US_PASSPORT,
         WORD_L + r"(?:[A-Z]\d{8}|\d{9})" + WORD_R,
-        _any,
+        structural,
         min_digits=8,
         context=keywords("passport"),
     ),
     checked(
         US_DRIVERS_LICENSE,
         WORD_L + r"(?:[A-Z]{1,2}[\- ]?\d{5,13}|\d{7,12})" + WORD_R,
-        _any,
+        structural,
         min_digits=5,
         context=keywords("driver's licen", "drivers licen", "driver licen", "driving licen", "dl"),
     ),
     checked(
         US_MRN,
         WORD_L + r"[A-Z]{0,3}\d{6,10}" + WORD_R,
-        _any,
+        structural,
         min_digits=6,
         context=keywords(
             "mrn", "medical record", "patient id", "patient number", "patient no", "chart no"

@@ -19,6 +19,7 @@ from trustgate_core.pii.base import (
     keywords,
     luhn,
     only_digits,
+    structural,
 )
 from trustgate_core.pii.model import Entity
 
@@ -34,10 +35,6 @@ def _luhn(value: str) -> bool:
     return luhn(only_digits(value))
 
 
-def _any(_: str) -> bool:
-    return True
-
-
 _SAUDI = keywords("iqama", "national id", "nin", "هوية", "إقامة", "اقامة", "السجل المدني")
 
 DETECTORS: tuple[Detector, ...] = (
@@ -47,21 +44,21 @@ DETECTORS: tuple[Detector, ...] = (
     checked(
         QA_QID,
         NUM_L + r"[23]\d{10}" + NUM_R,
-        _any,
+        structural,
         min_digits=11,
         context=keywords("qid", "qatar id", "qatari id", "البطاقة الشخصية"),
     ),
     checked(
         NG_NIN,
         NUM_L + r"\d{11}" + NUM_R,
-        _any,
+        structural,
         min_digits=11,
         context=keywords("nin", "national identification"),
     ),
     checked(
         MA_CIN,
         WORD_L + r"[A-Z]{1,2}\d{5,6}" + WORD_R,
-        _any,
+        structural,
         min_digits=5,
         context=keywords("cin", "carte nationale", "البطاقة الوطنية"),
     ),
