@@ -18,6 +18,7 @@ COLLECTOR = "6f1d7d2e-8a4f-4f5a-9b8e-0c1d2e3f4a5b"
 
 #: A minimal valid settings object per plugin.
 VALID: dict[str, dict[str, Any]] = {
+    "pii": {},
     "rate_limiter": {"limit": 10, "window": "1m"},
     "per_tool_rate_limiter": {
         "rules": [{"tool": "get_*", "windows": [{"duration": "1m", "max": 5}]}]
