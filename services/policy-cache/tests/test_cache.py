@@ -11,7 +11,9 @@ import httpx
 import pytest
 import uvicorn
 
+from trustgate_core.cache import CacheLookup, CacheReply
 from trustgate_core.embedded import free_port
+from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT
 from trustgate_core.observability.metrics import render
 from trustgate_policy_cache.bootstrap import PolicyCacheRuntime
 from trustgate_policy_cache.main import server_config
@@ -185,3 +187,22 @@ async def _status(http: httpx.AsyncClient, path: str) -> bool:
         return (await http.get(path)).status_code == 200
     except httpx.TransportError:
         return False
+
+
+async def test_a_bad_vector_is_answered_not_dropped(
+    replica: PolicyCacheRuntime, client: CacheClient
+) -> None:
+    await client.store("k1", A)
+    lookup = CacheLookup(
+        gateway_id=client.gateway_id,
+        policy_id=client.policy_id,
+        partition="consumer-a",
+        exact_key="other",
+        filter_key="f",
+        vector="not base64!",
+    )
+    raw = await client.nc.request(CACHE_LOOKUP_SUBJECT, lookup.model_dump_json().encode(), 2)
+    reply = CacheReply.model_validate_json(raw.data)
+    assert not reply.hit and reply.error
+    garbage = await client.nc.request(CACHE_LOOKUP_SUBJECT, b"{not json", 2)
+    assert CacheReply.model_validate_json(garbage.data).error

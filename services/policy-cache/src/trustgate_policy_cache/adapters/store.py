@@ -7,11 +7,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from trustgate_policy_cache.domain.entries import KEY_PREFIX, Entry, load
 
 SCAN_BATCH = 500
+# Connections to Redis; a command waits (up to the timeout) for a free one rather than
+# opening more under a burst.
+MAX_CONNECTIONS = 64
 
 
 class EntryStore(Protocol):
@@ -34,9 +37,14 @@ class EntryStore(Protocol):
 
 class RedisStore:
     def __init__(self, url: str, timeout: float) -> None:
-        self.redis: Redis = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
+        self.redis: Redis = Redis(connection_pool=pool)
 
     async def put(self, entry: Entry, ttl_seconds: int) -> None:
         await self.redis.set(entry.key, entry.dump(), px=ttl_seconds * 1000)
@@ -78,7 +86,7 @@ class RedisStore:
                 return
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
 
 class MemoryStore:

@@ -27,7 +27,12 @@ from trustgate_policy_cache.services.cache import Indexed, PolicyCache
 
 log = logging.getLogger(__name__)
 
-# The service's own subject: a store handled by one replica, for the others' indexes.
+# Stores handled at once by a replica; more wait in the client's buffer, so a burst of
+# stores never starves the lookups of Redis connections.
+STORES_IN_FLIGHT = 16
+
+# The service's own subject: a store handled by one replica, for the others' indexes;
+# the last token is the announcing replica, so a replica skips its own unread.
 CACHE_STORED_SUBJECT = "trustgate.cache.stored"
 
 
@@ -38,6 +43,7 @@ class BusHandlers:
         self.origin = uuid.uuid4().hex
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stores = asyncio.Semaphore(STORES_IN_FLIGHT)
 
     async def subscribe(self) -> None:
         nc = self.nc
@@ -45,7 +51,7 @@ class BusHandlers:
             await nc.subscribe(CACHE_LOOKUP_SUBJECT, CACHE_QUEUE_GROUP, cb=self._spawn_lookup),
             await nc.subscribe(CACHE_STORE_SUBJECT, CACHE_QUEUE_GROUP, cb=self._spawn_store),
             await nc.subscribe(CACHE_PURGE_SUBJECT, cb=self._on_purge),
-            await nc.subscribe(CACHE_STORED_SUBJECT, cb=self._on_stored),
+            await nc.subscribe(f"{CACHE_STORED_SUBJECT}.*", cb=self._on_stored),
         ]
         await nc.flush()
 
@@ -67,6 +73,7 @@ class BusHandlers:
         self._spawn(self._lookup(msg))
 
     async def _spawn_store(self, msg: Msg) -> None:
+        await self._stores.acquire()  # holds this subscription's queue while full
         self._spawn(self._store(msg))
 
     async def _lookup(self, msg: Msg) -> None:
@@ -82,6 +89,12 @@ class BusHandlers:
         await _answer(msg, reply.model_dump_json(exclude_none=True).encode())
 
     async def _store(self, msg: Msg) -> None:
+        try:
+            await self._handle_store(msg)
+        finally:
+            self._stores.release()
+
+    async def _handle_store(self, msg: Msg) -> None:
         try:
             request = CacheStore.model_validate_json(msg.data)
         except ValidationError:
@@ -101,7 +114,6 @@ class BusHandlers:
     async def _announce(self, indexed: Indexed) -> None:
         s = indexed.scope
         doc = {
-            "origin": self.origin,
             "g": s.gateway_id,
             "p": s.policy_id,
             "pt": s.partition,
@@ -111,15 +123,15 @@ class BusHandlers:
             "exp": indexed.expires_at,
         }
         try:
-            await self.nc.publish(CACHE_STORED_SUBJECT, orjson.dumps(doc))
+            await self.nc.publish(f"{CACHE_STORED_SUBJECT}.{self.origin}", orjson.dumps(doc))
         except Exception as exc:
             log.warning("cache store announcement failed: %s", type(exc).__name__)
 
     async def _on_stored(self, msg: Msg) -> None:
+        if msg.subject.endswith(self.origin):
+            return
         try:
             doc = orjson.loads(msg.data)
-            if doc["origin"] == self.origin:
-                return
             scope = Scope(doc["g"], doc["p"], doc["pt"], doc["f"])
             self.cache.add_announced(Indexed(scope, doc["x"], doc["v"], float(doc["exp"])))
         except Exception as exc:

@@ -72,9 +72,14 @@ class PolicyCache:
         return self.add(entry)
 
     def add(self, entry: Entry) -> Indexed | None:
+        """Index the entry's vector; an undecodable one leaves it to the exact tier."""
         if entry.vector is None:
             return None
-        self.index.add(entry.scope, entry.exact_key, entry.vector, entry.expires_at)
+        try:
+            self.index.add(entry.scope, entry.exact_key, entry.vector, entry.expires_at)
+        except ValueError:
+            log.warning("cache entry with an invalid vector: not indexed")
+            return None
         return Indexed(entry.scope, entry.exact_key, entry.vector, entry.expires_at)
 
     def add_announced(self, indexed: Indexed) -> None:

@@ -4,13 +4,13 @@ their expiry are never returned and are dropped when met (and by ``sweep``)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 from usearch.index import Index
 
-from trustgate_core.cache import decode_vector
 from trustgate_policy_cache.domain.entries import Scope
 
 # Live candidates a lookup may try (one may have left the store since it was indexed);
@@ -106,4 +106,9 @@ class VectorIndex:
 
 
 def _array(vector: str) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
-    return np.asarray(decode_vector(vector), dtype=np.float32)
+    """``encode_vector``'s text (float32 little-endian, base64) as an array, without the
+    tuple of Python floats ``decode_vector`` builds."""
+    data = base64.b64decode(vector)  # binascii.Error (a ValueError) if it is not base64
+    if len(data) % 4:
+        raise ValueError("a vector is whole float32 values")
+    return np.frombuffer(data, dtype="<f4")
