@@ -26,6 +26,13 @@ def test_matches_come_in_order_and_never_overlap() -> None:
         assert before.end <= after.start
 
 
+def test_a_number_next_to_another_is_still_found() -> None:
+    # The first candidate (``12 4111 …`` as a phone, ``1234 4111 …`` as a card) fails
+    # its check; the valid number starting inside it is found all the same.
+    assert [m.value for m in find("ids 12 4111 1111 1111 1111")] == ["4111 1111 1111 1111"]
+    assert [m.value for m in find("PESEL 9 44051401359")] == ["44051401359"]
+
+
 def test_the_longer_match_wins_an_overlap() -> None:
     # A Chinese resident ID holds a valid-looking 17-digit prefix and phone-like pieces.
     matches = find("证件 11010519491231002X")

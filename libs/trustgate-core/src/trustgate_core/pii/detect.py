@@ -67,11 +67,14 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
             if detector.anchor == "runs" and runs is None:
                 runs = _digit_spans(text)
             windows[key] = _windows(text, detector.anchor, detector.min_digits, runs or [])
-        finditer = detector.pattern.finditer
+        search = detector.pattern.search
         value_group = "v" if "v" in detector.pattern.groupindex else 0
         for pos, endpos in windows[key]:
-            for m in finditer(text, pos, endpos):
+            while (m := search(text, pos, endpos)) is not None:
                 start, end = m.span(value_group)
+                # A rejected candidate may hide a valid one starting inside it
+                # (``12 4111 1111 1111 1111``): the search resumes just after its start.
+                pos = m.start() + 1
                 if any(f.start <= start and end <= f.end for _, f in found) or (
                     detector.context is not None and not detector.context.near(text, start)
                 ):
@@ -80,6 +83,7 @@ def find(text: str, entities: Collection[str] | None = None) -> list[Match]:
                 entity = detector.classify(value)
                 if entity is not None and (wanted is None or entity in wanted):
                     found.append((rank, Match(entity, start, end, value)))
+                    pos = max(pos, m.end())
     return _without_overlaps(found)
 
 

@@ -26,6 +26,9 @@ from trustgate_core.pii.model import Entity
 
 EMAIL = Entity("email", "universal", "e-mail address")
 CREDIT_CARD = Entity("credit_card", "universal", "payment card number (Luhn-valid)")
+# A card is written as 13-19 digits, in groups of four (4-4-4-4, 4-4-4-4-3) or as Amex and
+# Diners print it (4-6-5, 4-6-4), one separator throughout; its first digit names a
+# network (2-6: Mastercard, Amex/Diners, Visa, Mastercard, Discover/UnionPay).
 IBAN = Entity("iban", "universal", "international bank account number (mod 97)")
 SWIFT_BIC = Entity("swift_bic", "universal", "SWIFT/BIC code (after a keyword)")
 ICD10 = Entity("icd10", "universal", "ICD-10 diagnosis code (after a keyword)")
@@ -64,7 +67,14 @@ DETECTORS: tuple[Detector, ...] = (
         lambda v: EMAIL.id if _email(v) else None,
         anchor="@",
     ),
-    checked(CREDIT_CARD, NUM_L + r"\d(?:[ \-]?\d){12,18}" + NUM_R, _card, min_digits=13),
+    checked(
+        CREDIT_CARD,
+        NUM_L
+        + r"(?:\d{4}([ \-])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ \-])\d{6}\2\d{4,5}|\d{13,19})"
+        + NUM_R,
+        _card,
+        min_digits=13,
+    ),
     checked(
         IBAN,
         WORD_L
