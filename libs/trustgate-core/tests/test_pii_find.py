@@ -68,6 +68,11 @@ def test_a_national_phone_is_named_by_its_country() -> None:
     assert [m.entity for m in find(text)] == ["uk_phone", "kr_phone", "us_phone"]
 
 
+def test_a_phone_without_separators_needs_a_keyword() -> None:
+    assert [(m.entity, m.value) for m in find("手机13800138000")] == [("cn_phone", "13800138000")]
+    assert find("order 13800138000") == []
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -3,7 +3,9 @@
 
 A number written with its ``+`` country code is classified by that country. A national
 number (no ``+``) counts only when written with separators (``(555) 123-4567``,
-``010-1234-5678``), so ordinary digit runs (amounts, ids, timestamps) are not phones.
+``010-1234-5678``) or, as one run of digits (``13800138000``), after a keyword (``tel``,
+``phone``, ``手机``, ``전화``…), so ordinary digit runs (amounts, ids, timestamps) are not
+phones.
 Starting with the trunk prefix 0 it is tried as a number of Korea, Japan, China and the
 UK, in that order, and the first plan it fits names it (a national number valid in two of
 them is ambiguous without a country: the first wins); eleven digits from 1 as a Chinese
@@ -16,7 +18,7 @@ import re
 import phonenumbers
 from phonenumbers import NumberParseException
 
-from trustgate_core.pii.base import Detector
+from trustgate_core.pii.base import NUM_L, NUM_R, Detector, keywords
 from trustgate_core.pii.model import Entity
 
 US_PHONE = Entity("us_phone", "us", "US/Canada phone number")
@@ -90,11 +92,31 @@ def _region_entity(value: str, region: str | None) -> str | None:
     return entity.id
 
 
+_ALL = (US_PHONE, UK_PHONE, EU_PHONE, CN_PHONE, JP_PHONE, KR_PHONE, GCC_MENA_PHONE, INTL_PHONE)
+
 DETECTORS: tuple[Detector, ...] = (
+    Detector(_ALL, _PATTERN, _classify, min_digits=7),
     Detector(
-        (US_PHONE, UK_PHONE, EU_PHONE, CN_PHONE, JP_PHONE, KR_PHONE, GCC_MENA_PHONE, INTL_PHONE),
-        _PATTERN,
+        _ALL,
+        re.compile(NUM_L + r"\d{7,15}" + NUM_R),
         _classify,
+        keywords(
+            "tel",
+            "phone",
+            "mobile",
+            "cell",
+            "call",
+            "fax",
+            "whatsapp",
+            "电话",
+            "電話",
+            "手机",
+            "携帯",
+            "전화",
+            "휴대폰",
+            "هاتف",
+            "جوال",
+        ),
         min_digits=7,
     ),
 )
