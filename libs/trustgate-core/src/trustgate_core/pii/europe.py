@@ -6,7 +6,10 @@ Counted without context: numbers whose check is strong (mod 97, two check digits
 check letter, a check digit over an embedded date). Only after a keyword: the Dutch BSN
 and the Portuguese NIF (nine digits, one mod-11 digit: about one random nine-digit number
 in eleven passes), the Danish CPR (a date and four digits; the mod-11 rule was dropped in
-2007) and the Austrian social-security number (ten digits, one check digit)."""
+2007) and the Austrian social-security number (ten digits, one check digit).
+
+Known gap: a French NIR of someone born in Corsica (department ``2A``/``2B``) is split by
+its letter into two short digit runs and is not found."""
 
 from __future__ import annotations
 
