@@ -1,5 +1,5 @@
 """A policy is stored only when a plane (LLM or MCP) enforces its plugin: the others
-(semantic cache, content guards, prompt transforms — later issues) are refused with a 422
+(the external content guards, prompt transforms — later issues) are refused with a 422
 that says so, and the policies catalog tells which are enforced, and where. A policy the
 plane of a consumer it is attached to would ignore is refused too, naming the plane."""
 
@@ -60,7 +60,7 @@ def test_the_limit_and_content_plugins_are_enforced() -> None:
     } <= set(MCP_RUNNERS)
 
 
-@pytest.mark.parametrize("plugin", ["semantic_cache", "trustguard", "prompt_compression"])
+@pytest.mark.parametrize("plugin", ["trustguard", "prompt_compression"])
 async def test_a_policy_no_plane_enforces_is_refused_not_stored(
     api: httpx.AsyncClient, gateway: str, plugin: str
 ) -> None:
@@ -93,7 +93,7 @@ async def test_a_stored_policy_cannot_be_switched_to_a_plugin_no_plane_enforces(
     assert created.status_code == 201, created.text
     r = await api.put(
         f"{url}/{created.json()['id']}",
-        json={"slug": "semantic_cache", "settings": _valid("semantic_cache")},
+        json={"slug": "prompt_compression", "settings": _valid("prompt_compression")},
     )
     assert r.status_code == 422 and "not supported yet" in r.json()["message"]
 
@@ -137,7 +137,8 @@ async def test_the_catalog_says_which_plugins_are_enforced_and_where(
     catalog = (await api.get("/v1/policies-catalog")).json()
     items = {item["slug"]: item for group in catalog["groups"] for item in group["items"]}
     enforced = {slug: item["enforced"] for slug, item in items.items()}
-    assert enforced["rate_limiter"] is True and enforced["semantic_cache"] is False
+    assert enforced["rate_limiter"] is True and enforced["semantic_cache"] is True
+    assert enforced["pii"] is True and enforced["trustguard"] is False
     assert enforced["per_tool_rate_limiter"] is True
     assert sorted(slug for slug, on in enforced.items() if not on) == NOT_ENFORCED
     assert items["per_tool_rate_limiter"]["enforced_on"] == ["MCP"]
@@ -147,7 +148,6 @@ async def test_the_catalog_says_which_plugins_are_enforced_and_where(
 
 def _valid(plugin: str) -> dict[str, object]:
     valid: dict[str, dict[str, object]] = {
-        "semantic_cache": {},
         "trustguard": {"collector_id": str(uuid.uuid4())},
         "prompt_compression": {},
     }
