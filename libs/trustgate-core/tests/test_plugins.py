@@ -495,6 +495,9 @@ def test_semantic_cache_threshold_of_one_is_allowed() -> None:
         ({"scope": "tenant"}, "settings.scope"),
         ({"mode": "fuzzy"}, "settings.mode"),
         ({"vector_store": "faiss"}, "settings.vector_store"),
+        # the service keeps every policy's entries: a store per policy would be ignored
+        ({"vector_store": "pgvector"}, "settings.vector_store"),
+        ({"vector_store": "redis"}, "settings.vector_store"),
         ({"embedding": {"provider": ""}}, "settings.embedding.provider"),
         ({"cache_only_on_status": [200, 700]}, "settings.cache_only_on_status"),
     ],

@@ -66,7 +66,9 @@ class SemanticCacheSettings(PluginSettings):
     scope: Literal["consumer", "global"] = "consumer"
     mode: Literal["semantic", "exact", "both"] = "semantic"
     vector_store: Literal["redis", "pgvector", "in_memory"] | None = Field(
-        None, description="Defaults to SEMANTIC_CACHE_VECTOR_STORE."
+        None,
+        description="Not supported: the policy-cache service keeps every policy's entries"
+        " (in Redis when it has one, else in its memory) and its own vector index.",
     )
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     cache_only_on_status: list[int] | None = Field(
@@ -75,6 +77,16 @@ class SemanticCacheSettings(PluginSettings):
     bypass_header: NonBlankStr = "X-Cache-Bypass"
     skip_if_tools_present: bool = True
     skip_if_streaming: bool = False
+
+    @field_validator("vector_store")
+    @classmethod
+    def _no_vector_store(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "is not supported: the policy-cache service keeps the entries (in Redis when"
+                " it has one, else in its memory) and the vector index; leave it out"
+            )
+        return value
 
     @field_validator("ttl")
     @classmethod
