@@ -88,6 +88,7 @@ class ProxySettings(CoreSettings, RedisSettings):
         "provider_response_header_timeout",
         "upstream_keepalive",
         "session_store_ttl",
+        "semantic_cache_lookup_timeout",
         mode="before",
     )
     @classmethod
