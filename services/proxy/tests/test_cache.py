@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from trustgate_core.cache import CacheLookup, CacheReply, CacheStore, decode_vector
+from trustgate_core.embedded import free_port
 from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
 from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
@@ -387,3 +388,17 @@ async def test_a_stream_stored_without_usage_replays_usage_to_a_client_asking_fo
     )
     chunks = [c async for c in again]
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+async def test_an_embeddings_registry_that_is_down_leaves_the_call_served_uncached(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    dead = await app.add_registry("embeddings", f"http://127.0.0.1:{free_port()}/v1")
+    settings = {
+        "mode": "semantic",
+        "embedding": {"registry_id": str(dead.id), "model": "text-embedding-3-small"},
+    }
+    await with_cache(proxy, app, settings)
+    got = await chat(proxy, app)
+    assert got.status_code == 200 and got.headers["x-cache"] == "MISS"
+    assert got.parse().choices[0].message.content
