@@ -111,14 +111,15 @@ def server_config(
 
 
 def operations_config(
-    app: Any, settings: CoreSettings, *, port: int, **options: Any
+    app: Any, settings: CoreSettings, *, port: int, host: str | None = None, **options: Any
 ) -> uvicorn.Config:
     """The config of a plane's operations port (``/metrics``, ``/healthz``, ``/readyz``) on
-    ``SERVER_METRICS_HOST``."""
+    ``host``, by default ``SERVER_METRICS_HOST`` (telemetry and policy-cache, whose one
+    port is their operations port, name their own)."""
     return server_config(
         app,
         settings,
-        host=settings.metrics_host,
+        host=settings.metrics_host if host is None else host,
         port=port,
         max_connections=OPERATIONS_MAX_CONNECTIONS,
         lifespan="off",

@@ -14,15 +14,8 @@ from trustgate_policy_cache.settings import PolicyCacheSettings
 
 def server_config(runtime: PolicyCacheRuntime, settings: PolicyCacheSettings) -> uvicorn.Config:
     """The service's one HTTP port: health and metrics."""
-    return serving.server_config(
-        runtime.app,
-        settings,
-        host=settings.host,
-        port=settings.port,
-        max_connections=serving.OPERATIONS_MAX_CONNECTIONS,
-        loop="none",
-        lifespan="off",
-        log_config=None,
+    return serving.operations_config(
+        runtime.app, settings, host=settings.host, port=settings.port, loop="none", log_config=None
     )
 
 

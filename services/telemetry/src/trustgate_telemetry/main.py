@@ -3,29 +3,19 @@ for ``trustgate run``."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import socket
 
 import uvicorn
 
 from trustgate_core import serving
-from trustgate_core.serving import until_signalled
 from trustgate_telemetry.bootstrap import TelemetryRuntime
 from trustgate_telemetry.settings import TelemetrySettings
 
 
 def server_config(runtime: TelemetryRuntime, settings: TelemetrySettings) -> uvicorn.Config:
     """Telemetry's one HTTP port is its operations port (health and metrics)."""
-    return serving.server_config(
-        runtime.app,
-        settings,
-        host=settings.host,
-        port=settings.port,
-        max_connections=serving.OPERATIONS_MAX_CONNECTIONS,
-        loop="none",
-        lifespan="off",
-        log_config=None,
+    return serving.operations_config(
+        runtime.app, settings, host=settings.host, port=settings.port, loop="none", log_config=None
     )
 
 
@@ -41,7 +31,4 @@ async def run_server(
 
 def serve() -> None:
     settings = TelemetrySettings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    asyncio.run(until_signalled(run_server(settings)))
+    serving.run_process(run_server(settings), settings.log_level)
