@@ -236,7 +236,8 @@ def test_policies_catalog_says_which_planes_enforce_each_plugin(catalog: Catalog
     assert on["tool_allowlist"] == ["LLM", "MCP"]
     assert on["per_tool_rate_limiter"] == ["MCP"]
     assert on["token_rate_limiter"] == ["LLM"] and on["cors"] == ["LLM"]
-    assert on["semantic_cache"] == []
+    assert on["semantic_cache"] == ["LLM"] and on["pii"] == ["LLM"]
+    assert on["prompt_compression"] == []
     for item in items.values():
         assert item["enforced"] is bool(item["enforced_on"])
         assert set(item["enforced_on"]) <= set(item["protocols"])
@@ -245,7 +246,7 @@ def test_policies_catalog_says_which_planes_enforce_each_plugin(catalog: Catalog
 def test_a_policy_attaches_only_to_a_consumer_of_a_plane_that_enforces_it() -> None:
     check_enforced("per_tool_rate_limiter")
     with pytest.raises(ValidationFailed, match="not supported yet"):
-        check_enforced("semantic_cache")
+        check_enforced("prompt_compression")
     rule = {"tool": "search", "windows": [{"duration": "1m", "max": 5}]}
     check_attachable("per_tool_rate_limiter", None, None, {"rules": [rule]}, "MCP")
     check_attachable("ratelimit", None, None, {"limit": 5, "window": "1m"}, "MCP")  # an alias
