@@ -45,6 +45,7 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
         "SERVER_PROXY_METRICS_PORT": str(proxy_ops_port),
         "SERVER_MCP_PORT": str(mcp_port),
         "SERVER_MCP_METRICS_PORT": str(mcp_ops_port),
+        "SERVER_POLICY_CACHE_PORT": str(free_port()),
         "TELEMETRY_PORT": str(free_port()),
     }
     proc = await asyncio.create_subprocess_exec(
