@@ -28,6 +28,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -295,7 +296,7 @@ class _Mask(TextStream):
         skip = len(self._context)
         found = _find(self._context + buf, self._guard.entities) if buf else []
         return [
-            Match(m.entity, m.start - skip, m.end - skip, m.value) for m in found if m.start >= skip
+            replace(m, start=m.start - skip, end=m.end - skip) for m in found if m.start >= skip
         ]
 
     def _decided(self, buf: str, cut: int, matches: list[Match]) -> str:
