@@ -12,7 +12,6 @@ to ``sink`` instead of the request-event publisher.
 
 from __future__ import annotations
 
-from types import TracebackType
 from uuid import UUID
 
 import aiohttp
@@ -28,7 +27,7 @@ from trustgate_core.policy import Chain, PolicyDeps, PolicyEngine
 from trustgate_core.policy.runners import MCP_RUNNERS, gateway_plan
 from trustgate_core.pricing import PriceBook
 from trustgate_core.replica import ReplicaState
-from trustgate_core.service import HealthApp, ReplicaRunner
+from trustgate_core.service import HealthApp, Lifecycle, ReplicaRunner
 from trustgate_mcp import __version__
 from trustgate_mcp.adapters.upstream import Upstreams
 from trustgate_mcp.asgi.app import McpApp
@@ -47,7 +46,7 @@ from trustgate_mcp.services.session_store import session_store
 from trustgate_mcp.settings import McpSettings
 
 
-class McpRuntime:
+class McpRuntime(Lifecycle):
     """Everything one MCP process holds: ``async with McpRuntime(settings) as rt``, then
     serve ``rt.app`` (traffic) and ``rt.health`` (operations port)."""
 
@@ -185,18 +184,6 @@ class McpRuntime:
         if self.http is not None:
             await self.http.close()
         await self.counters.aclose()
-
-    async def __aenter__(self) -> McpRuntime:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- config ---------------------------------------------------------------------------
     def _compile_chain(self, consumer: Consumer) -> Chain:

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from types import TracebackType
 
 from nats.aio.client import Client as NATS
 from prometheus_client import CollectorRegistry
@@ -17,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from trustgate_core.backoff import Backoff, retry
 from trustgate_core.bus import keep_connecting
 from trustgate_core.observability.metrics import Aggregates, render
-from trustgate_core.service import HealthApp
+from trustgate_core.service import HealthApp, Lifecycle
 from trustgate_core.tasks import cancel_and_wait
 from trustgate_policy_cache import __version__
 from trustgate_policy_cache.adapters.store import EntryStore, MemoryStore, RedisStore
@@ -40,7 +39,7 @@ def entry_store(settings: PolicyCacheSettings) -> EntryStore:
     return RedisStore(url, settings.redis_timeout) if url else MemoryStore()
 
 
-class PolicyCacheRuntime:
+class PolicyCacheRuntime(Lifecycle):
     def __init__(self, settings: PolicyCacheSettings) -> None:
         self.settings = settings
         self.aggregates = Aggregates()
@@ -105,15 +104,3 @@ class PolicyCacheRuntime:
             await asyncio.wait_for(self.nc.close(), 5.0)
         with contextlib.suppress(Exception):
             await self.store.close()
-
-    async def __aenter__(self) -> PolicyCacheRuntime:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

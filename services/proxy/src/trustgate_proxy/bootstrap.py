@@ -15,7 +15,6 @@ import gc
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import aiohttp
 from nats.aio.client import Client as NATS
@@ -34,7 +33,7 @@ from trustgate_core.policy.runners.cache import PORT as CACHE_PORT
 from trustgate_core.pricing import PriceBook
 from trustgate_core.replica import ConfigReplica, ReplicaState
 from trustgate_core.replica.snapshot import SnapshotFile, SnapshotKeeper
-from trustgate_core.service import HealthApp, ReplicaRunner
+from trustgate_core.service import HealthApp, Lifecycle, ReplicaRunner
 from trustgate_proxy import __version__
 from trustgate_proxy.adapters.providers import BUILDERS
 from trustgate_proxy.adapters.upstream import make_session
@@ -57,7 +56,7 @@ from trustgate_proxy.settings import ProxySettings
 log = logging.getLogger(__name__)
 
 
-class ProxyRuntime:
+class ProxyRuntime(Lifecycle):
     """Everything one proxy process holds. ``async with ProxyRuntime(settings) as rt``
     then serve ``rt.app``.
 
@@ -237,18 +236,6 @@ class ProxyRuntime:
         await self.routing.stop()
         await self.sessions.stop()
         await self.counters.aclose()
-
-    async def __aenter__(self) -> ProxyRuntime:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- observability --------------------------------------------------------------------
     def dependencies(self) -> dict[str, str]:

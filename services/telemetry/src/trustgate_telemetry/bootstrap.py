@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from types import TracebackType
 
 from nats.aio.client import Client as NATS
 
@@ -26,7 +25,7 @@ from trustgate_core.events.subjects import CONFIG_STREAM, REQUESTS_SUBJECTS, req
 from trustgate_core.observability.metrics import render
 from trustgate_core.observability.tracing import Tracing, setup_tracing
 from trustgate_core.replica import ConfigReplica, ReplicaState
-from trustgate_core.service import HealthApp, ReplicaRunner
+from trustgate_core.service import HealthApp, Lifecycle, ReplicaRunner
 from trustgate_core.tasks import cancel_and_wait
 from trustgate_core.telemetry.settings import OtlpDefaults, ResolvedOtlp
 from trustgate_telemetry import __version__
@@ -52,7 +51,7 @@ def build_sink(settings: TelemetrySettings) -> ExportSink:
     )
 
 
-class TelemetryRuntime:
+class TelemetryRuntime(Lifecycle):
     """``async with TelemetryRuntime(settings) as rt`` then serve ``rt.app``."""
 
     def __init__(
@@ -143,18 +142,6 @@ class TelemetryRuntime:
         await self.runner.stop()
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
-
-    async def __aenter__(self) -> TelemetryRuntime:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _run(self) -> None:
         """After the replica caught up: the sink (retrying), then the work consumer."""
