@@ -110,6 +110,26 @@ def server_config(
     )
 
 
+def traffic_config(
+    app: Any, settings: CoreSettings, *, host: str, port: int, tls: ListenerTls | None
+) -> uvicorn.Config:
+    """A data plane's traffic port (the proxy's, the MCP plane's): no lifespan, no proxy
+    headers believed, a deep accept backlog, TLS with ``tls``; the caller runs the loop."""
+    return server_config(
+        app,
+        settings,
+        host=host,
+        port=port,
+        tls=tls,
+        loop="none",
+        lifespan="off",
+        proxy_headers=False,
+        date_header=True,
+        backlog=4096,
+        log_config=None,
+    )
+
+
 def operations_config(
     app: Any, settings: CoreSettings, *, port: int, host: str | None = None, **options: Any
 ) -> uvicorn.Config:

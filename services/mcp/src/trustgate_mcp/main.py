@@ -17,18 +17,12 @@ log = logging.getLogger(__name__)
 
 def server_config(runtime: McpRuntime, settings: McpSettings) -> uvicorn.Config:
     """The traffic port (``/metrics`` answers 404 there); TLS with ``SERVER_MCP_TLS_*``."""
-    return serving.server_config(
+    return serving.traffic_config(
         runtime.app,
         settings,
         host=settings.host,
         port=settings.port,
         tls=settings.listener_tls(),
-        loop="none",
-        lifespan="off",
-        proxy_headers=False,
-        date_header=True,
-        backlog=4096,
-        log_config=None,
     )
 
 

@@ -18,18 +18,12 @@ log = logging.getLogger(__name__)
 def server_config(runtime: ProxyRuntime, settings: ProxySettings) -> uvicorn.Config:
     """The traffic port (``/metrics`` answers 404 there), over TLS when
     ``SERVER_PROXY_TLS_CERT`` is set."""
-    return serving.server_config(
+    return serving.traffic_config(
         runtime.app,
         settings,
         host=settings.host,
         port=settings.port,
         tls=settings.listener_tls(),
-        loop="none",
-        lifespan="off",
-        proxy_headers=False,
-        date_header=True,
-        backlog=4096,
-        log_config=None,
     )
 
 
