@@ -37,6 +37,12 @@ def _admin(args: argparse.Namespace) -> int:
     return admin_cli.main(args.action, args)
 
 
+def _receipts(args: argparse.Namespace) -> int:
+    from trustgate_core.receipts.verify import main as verify
+
+    return verify(args.rest)
+
+
 def _run(args: argparse.Namespace) -> int:
     from trustgate.run import run
 
@@ -69,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "action",
         nargs="?",
         default="serve",
-        choices=["serve", "migrate", "republish", "token"],
-        help="serve (default); migrate the database; re-emit every entity; print a token",
+        choices=["serve", "migrate", "republish", "token", "audit"],
+        help="serve (default); migrate the database; re-emit every entity; print a token;"
+        " audit verify: check the hash-chained audit log",
     )
     admin.add_argument(
         "--ttl", default="3600", help="token lifetime: seconds or a duration (1h); at most 24h"
@@ -88,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="where embedded services keep data")
     run.set_defaults(func=_run)
 
+    receipts = sub.add_parser(
+        "receipts", help="receipts verify FILE: check the signed usage receipts of exported events"
+    )
+    receipts.add_argument("rest", nargs="*", help="verify FILE [--jwks PATH_OR_URL] ...")
+    receipts.set_defaults(func=_receipts)
+
     asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI document of the bus")
     asyncapi.add_argument("--format", choices=["yaml", "json"], default="yaml")
     asyncapi.add_argument("--out", default=None)
@@ -96,7 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The commands that parse their own options (``admin audit ...``, ``receipts ...``)
+    get the rest of the command line as it was written."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    for prefix in (["admin", "audit"], ["receipts"]):
+        if argv[: len(prefix)] == prefix and not {"-h", "--help"} & set(argv[len(prefix) :]):
+            args = parser.parse_args(prefix)
+            args.rest = argv[len(prefix) :]
+            return int(args.func(args) or 0)
+    args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
 

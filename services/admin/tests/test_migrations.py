@@ -56,7 +56,7 @@ async def test_two_admins_booting_at_once_migrate_the_new_database_once(
         conn = await asyncpg.connect(dsn)
         try:
             versions = await conn.fetch("SELECT version_num FROM alembic_version")
-            assert [v["version_num"] for v in versions] == ["0004"]
+            assert [v["version_num"] for v in versions] == ["0009"]
         finally:
             await conn.close()
         assert all(p.returncode is None for p in procs)

@@ -56,6 +56,9 @@ def admin_settings(dsn: str, nats_url: str, **extra: object) -> AdminSettings:
         "SERVER_HOST": "127.0.0.1",
         "OUTBOX_POLL_INTERVAL": 0.5,
         "LOG_LEVEL": "warning",
+        # the ledger consumes every request event on the bus: a test that wants it says so
+        # (with its own LEDGER_DURABLE, so tests sharing a NATS server do not share it)
+        "LEDGER_ENABLED": False,
         **extra,
     }
     return AdminSettings(**values)  # type: ignore[arg-type]

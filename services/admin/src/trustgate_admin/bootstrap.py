@@ -19,6 +19,8 @@ from trustgate_admin.adapters.db.migrate import migrate
 from trustgate_admin.adapters.outbox_relay import OutboxRelay
 from trustgate_admin.api.security import Authenticator, JwksKeys
 from trustgate_admin.domain.catalog import Catalog
+from trustgate_admin.governance.ports import GovernanceDeps
+from trustgate_admin.governance.runtime import Governance
 from trustgate_admin.services.uow import UnitOfWork
 from trustgate_admin.settings import AdminSettings
 from trustgate_core.bus import keep_connecting
@@ -37,6 +39,7 @@ class Container:
     relay: OutboxRelay
     catalog: Catalog
     authenticator: Authenticator
+    governance: Governance
 
     def uow(self, transaction: AsyncConnection | None = None) -> UnitOfWork:
         """A unit of work; given an open ``transaction``, one that joins it (an idempotent
@@ -61,17 +64,22 @@ async def build(settings: AdminSettings, *, run_relay: bool = True) -> Container
         publish_timeout=settings.publish_timeout,
         stream_replicas=settings.stream_replicas,
     )
+    sessions = session_factory(engine)
+    box = SecretBox(settings.secrets_material)
+    governance = Governance(GovernanceDeps(settings, engine, sessions, box, nc))
     if run_relay:
         relay.start()
+        await governance.start()
     return Container(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
-        box=SecretBox(settings.secrets_material),
+        sessions=sessions,
+        box=box,
         nc=nc,
         relay=relay,
         catalog=Catalog(),
         authenticator=authenticator(settings),
+        governance=governance,
     )
 
 
@@ -92,6 +100,7 @@ def authenticator(settings: AdminSettings) -> Authenticator:
 
 
 async def close(container: Container) -> None:
+    await container.governance.stop()
     await container.relay.stop()
     with contextlib.suppress(Exception):
         await container.nc.close()

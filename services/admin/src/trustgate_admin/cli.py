@@ -1,4 +1,4 @@
-"""`trustgate admin [serve|migrate|republish|token]`."""
+"""`trustgate admin [serve|migrate|republish|token|audit verify]`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def main(action: str, args: argparse.Namespace) -> int:
         asyncio.run(_migrate())
         print("migrations applied")
         return 0
+    if action == "audit":
+        from trustgate_admin.governance.chain import verify_command
+
+        return verify_command(settings, list(getattr(args, "rest", [])))
     if action == "republish":
         from trustgate_admin.services.republish import republish_all
 

@@ -14,6 +14,7 @@ from trustgate_admin.api.deps import require_admin
 from trustgate_admin.api.errors import install_error_handlers
 from trustgate_admin.api.metrics import AdminMetrics, HttpMetricsMiddleware
 from trustgate_admin.api.routes import (
+    alerts,
     audit,
     auths,
     cache,
@@ -23,8 +24,10 @@ from trustgate_admin.api.routes import (
     health,
     metrics,
     policies,
+    receipts,
     registries,
     roles,
+    usage,
 )
 from trustgate_admin.settings import AdminSettings
 from trustgate_core import serving
@@ -59,8 +62,10 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.metrics = observed
     app.add_middleware(HttpMetricsMiddleware, metrics=observed)
     app.include_router(health.router)
+    app.include_router(receipts.public_router)  # public keys: anyone may verify a receipt
     secured = [Depends(require_admin)]
-    for module in (gateways, registries, consumers, auths, policies, cache, roles, catalogs, audit):
+    modules = (gateways, registries, consumers, auths, policies, cache, roles, catalogs, audit)
+    for module in (*modules, usage, alerts, receipts):
         app.include_router(module.router, dependencies=secured)
     return app
 

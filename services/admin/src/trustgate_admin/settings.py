@@ -23,8 +23,38 @@ class AdminSettings(CoreSettings, DatabaseSettings):
     m2m_issuer: str | None = Field(None, alias="ADMIN_M2M_ISSUER")
     m2m_audience: str = Field("trustgate-admin", alias="ADMIN_M2M_AUDIENCE")
     max_token_ttl: float = Field(24 * 3600.0, alias="ADMIN_M2M_MAX_TOKEN_TTL", gt=0)
+    # -- governance (docs/governance.md): all of it runs off the request path -----------
+    # the usage ledger: a durable consumer of the request events, rolled up per hour
+    ledger_enabled: bool = Field(True, alias="LEDGER_ENABLED")
+    ledger_durable: str = Field("admin-ledger", alias="LEDGER_DURABLE")
+    ledger_batch_size: int = Field(500, alias="LEDGER_BATCH_SIZE", gt=0, le=10_000)
+    ledger_fetch_wait: float = Field(1.0, alias="LEDGER_FETCH_WAIT", gt=0)
+    ledger_ack_wait: float = Field(60.0, alias="LEDGER_ACK_WAIT", gt=0)
+    # how long a counted trace id is remembered (longer than the requests stream keeps
+    # an event, so a redelivery is always recognised)
+    ledger_dedupe_retention: float = Field(7 * 86400.0, alias="LEDGER_DEDUPE_RETENTION", gt=0)
+    # budget alerts: rules evaluated after each ledger batch and at this interval
+    alert_eval_interval: float = Field(60.0, alias="ALERT_EVAL_INTERVAL", gt=0)
+    alert_delivery_timeout: float = Field(10.0, alias="ALERT_DELIVERY_TIMEOUT", gt=0)
+    alert_retry_max_backoff: float = Field(600.0, alias="ALERT_RETRY_MAX_BACKOFF", gt=0)
+    alert_delivery_max_age: float = Field(24 * 3600.0, alias="ALERT_DELIVERY_MAX_AGE", gt=0)
+    # the audit chain's head, published on the bus at this interval when it moved
+    audit_head_interval: float = Field(60.0, alias="AUDIT_HEAD_INTERVAL", gt=0)
 
-    @field_validator("jwks_cache_ttl", "jwks_min_refresh", "max_token_ttl", mode="before")
+    @field_validator(
+        "jwks_cache_ttl",
+        "jwks_min_refresh",
+        "max_token_ttl",
+        "ledger_fetch_wait",
+        "ledger_ack_wait",
+        "ledger_dedupe_retention",
+        "alert_eval_interval",
+        "alert_delivery_timeout",
+        "alert_retry_max_backoff",
+        "alert_delivery_max_age",
+        "audit_head_interval",
+        mode="before",
+    )
     @classmethod
     def _admin_duration(cls, v: str | float) -> float:
         """Seconds (``3600``) or a Go-style duration (``24h``)."""

@@ -8,7 +8,7 @@ know). Database tables are separate (in the admin service).
 from trustgate_core.models.auth import Auth, AuthType
 from trustgate_core.models.base import Entity, EntityKind
 from trustgate_core.models.consumer import Consumer, ModelPolicy, RegistryBinding
-from trustgate_core.models.gateway import Gateway
+from trustgate_core.models.gateway import Gateway, GatewayGovernance
 from trustgate_core.models.policy import Policy
 from trustgate_core.models.registry import Registry
 from trustgate_core.models.role import Role
@@ -31,6 +31,7 @@ __all__ = [
     "Fallback",
     "FallbackBudget",
     "Gateway",
+    "GatewayGovernance",
     "HealthChecks",
     "LbConfig",
     "LbMember",

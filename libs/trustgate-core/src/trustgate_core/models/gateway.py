@@ -2,7 +2,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from trustgate_core.models.base import Entity
+
+
+class GatewayGovernance(BaseModel):
+    """What a gateway records for governance (docs/governance.md): ``receipts`` signs each
+    request event's usage record with the gateway's Ed25519 key of version
+    ``receipt_key_version`` (raised by a key rotation, never set by a client);
+    ``audit_requests`` appends every request's metadata to the hash-chained audit log."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    receipts: bool = False
+    receipt_key_version: int = 1
+    audit_requests: bool = False
 
 
 class Gateway(Entity):
@@ -20,6 +35,7 @@ class Gateway(Entity):
     client_tls: dict[str, Any] | None = None
     session_config: dict[str, Any] | None = None
     entitlements: dict[str, Any] | None = None
+    governance: GatewayGovernance = GatewayGovernance()
 
     @property
     def active(self) -> bool:

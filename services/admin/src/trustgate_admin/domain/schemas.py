@@ -33,6 +33,14 @@ ENTITLEMENT_KEYS = ("tier", "burst_per_min", "quota_per_month")
 ENTITLEMENT_TIERS = ("free", "standard", "enterprise")
 
 
+class GovernanceIn(Body):
+    """A gateway's governance switches (docs/governance.md). The receipt key's version is
+    raised by ``POST /v1/gateways/{id}/receipt-keys/rotate``, not set here."""
+
+    receipts: bool | None = None
+    audit_requests: bool | None = None
+
+
 class GatewayIn(Body):
     name: str | None = Field(None, max_length=255)
     slug: str | None = None
@@ -43,6 +51,7 @@ class GatewayIn(Body):
     client_tls: dict[str, Any] | None = None
     session_config: dict[str, Any] | None = None
     entitlements: dict[str, Any] | None = None
+    governance: GovernanceIn | None = None
 
     @field_validator("slug")
     @classmethod

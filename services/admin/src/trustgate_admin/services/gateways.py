@@ -83,6 +83,7 @@ async def create(uow: UnitOfWork, body: GatewayIn, tenant: str | None = None) ->
             client_tls=body.client_tls,
             session_config=body.session_config,
             entitlements=body.entitlements,
+            governance=body.governance.model_dump(exclude_none=True) if body.governance else None,
             revision=0,
             created_at=ts,
             updated_at=ts,
@@ -127,6 +128,9 @@ async def update(
             fields["telemetry"] = _sealed_telemetry(
                 uow.box, merge_masked(fields["telemetry"], stored)
             )
+        if "governance" in fields:  # the key version is the rotation's, not the body's
+            given = {k: v for k, v in (fields["governance"] or {}).items() if v is not None}
+            fields["governance"] = {**(row.governance or {}), **given}
         for key, value in fields.items():
             setattr(row, "metadata_" if key == "metadata" else key, value)
         entity = await uow.publish(EntityKind.gateway, row, lambda: wire.gateway(row))

@@ -16,6 +16,7 @@ from trustgate_core.models import (
     Consumer,
     Fallback,
     Gateway,
+    GatewayGovernance,
     HealthChecks,
     LbConfig,
     ModelPolicy,
@@ -40,6 +41,7 @@ def gateway(row: t.GatewayRow) -> Gateway:
         client_tls=row.client_tls,
         session_config=row.session_config,
         entitlements=row.entitlements,
+        governance=GatewayGovernance.model_validate(row.governance or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

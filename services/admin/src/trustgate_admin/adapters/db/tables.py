@@ -49,6 +49,7 @@ class GatewayRow(SQLModel, table=True):
     client_tls: dict[str, Any] | None = _json()
     session_config: dict[str, Any] | None = _json()
     entitlements: dict[str, Any] | None = _json()
+    governance: dict[str, Any] | None = _json()
     revision: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
