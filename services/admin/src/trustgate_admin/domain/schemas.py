@@ -6,7 +6,7 @@ import re
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from trustgate_core.errors import InvalidUUID
 
@@ -37,8 +37,8 @@ class GovernanceIn(Body):
     """A gateway's governance switches (docs/governance.md). The receipt key's version is
     raised by ``POST /v1/gateways/{id}/receipt-keys/rotate``, not set here."""
 
-    receipts: bool | None = None
-    audit_requests: bool | None = None
+    receipts: StrictBool | None = None
+    audit_requests: StrictBool | None = None
 
 
 class GatewayIn(Body):
