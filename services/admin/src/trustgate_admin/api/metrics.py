@@ -1,7 +1,8 @@
 """The admin's Prometheus metrics: HTTP requests by route and status (a pure ASGI
 middleware; the route is the matched path template, so ids never become labels), request
-latency, and the outbox (rows published by this instance's relay, rows waiting, whether
-this instance leads the relay)."""
+latency, the outbox (rows published by this instance's relay, rows waiting, whether
+this instance leads the relay) and the usage ledger (events counted, duplicates skipped,
+undecodable messages, refused batches, lag)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from trustgate_admin.governance.ledger import LedgerStats
 from trustgate_core.observability.metrics import (
     LATENCY_BUCKETS,
     Aggregates,
@@ -64,7 +66,39 @@ class AdminMetrics:
             "1 while this instance's relay holds the leader lock.",
             lambda: self.outbox_leader(),
         )
+        self.ledger = LedgerStats()  # replaced by the running ledger's (bind_ledger)
+        for name, doc, attribute in (
+            ("counted", "Request events counted into the usage rollups.", "counted"),
+            (
+                "duplicates",
+                "Request events skipped as already counted (redeliveries).",
+                "duplicates",
+            ),
+            ("undecodable", "Messages terminated: not a request event.", "undecodable"),
+            (
+                "failed_batches",
+                "Batches the database refused (redelivered later).",
+                "failed_batches",
+            ),
+        ):
+            self.aggregates.counter(
+                f"trustgate_admin_ledger_{name}_total",
+                doc,
+                self._ledger_reader(attribute),
+            )
+        self.aggregates.gauge(
+            "trustgate_admin_ledger_lag",
+            "Request events in the stream not yet given to the ledger's durable consumer.",
+            lambda: float(self.ledger.lag),
+        )
         self.registry.register(self.aggregates)
+
+    def _ledger_reader(self, attribute: str) -> Callable[[], float]:
+        return lambda: float(getattr(self.ledger, attribute))
+
+    def bind_ledger(self, stats: LedgerStats) -> None:
+        """Read the ledger's counters at scrape time."""
+        self.ledger = stats
 
     def bind_outbox(self, published: Callable[[], float], leader: Callable[[], bool]) -> None:
         """Read the relay's counters at scrape time."""

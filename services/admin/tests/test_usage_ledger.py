@@ -1,0 +1,231 @@
+"""The usage ledger counts each request event exactly once, on real NATS JetStream and
+real Postgres: an event published twice, a batch committed but never acked (the admin died
+in between) and a restart while events flow all end with exact totals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+
+from trustgate_admin.governance.ledger import Ledger
+from trustgate_core.events.requests import RequestEvent
+from trustgate_core.events.subjects import requests_subject
+from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
+from trustgate_testkit.fixtures import NatsServer, wait_for
+
+
+def event(gateway_id: str, **fields: Any) -> RequestEvent:
+    """A request event as the proxy publishes it (an LLM call that succeeded)."""
+    started = fields.pop("started_at", datetime.now(UTC) - timedelta(hours=2))
+    values: dict[str, Any] = {
+        "trace_id": uuid.uuid4().hex,
+        "gateway_id": gateway_id,
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "provider": "openai",
+        "requested_model": "gpt-4o-mini",
+        "model": "gpt-4o-mini",
+        "status": 200,
+        "timings": {"total_ms": 120.0, "gateway_ms": 2.0},
+        "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52},
+        "cost": {"prompt_usd": 0.000006, "completion_usd": 0.0000072, "total_usd": 0.0000132},
+        "started_at": started,
+        "ended_at": started + timedelta(milliseconds=120),
+        **fields,
+    }
+    return RequestEvent.model_validate(values)
+
+
+class Bus:
+    def __init__(self, nc: Any) -> None:
+        self.js = nc.jetstream()
+
+    async def publish(self, e: RequestEvent) -> None:
+        await self.js.publish(requests_subject(e.gateway_id), e.model_dump_json().encode())
+
+
+@pytest.fixture
+async def publisher(bus: NatsServer) -> AsyncIterator[Bus]:
+    nc = await nats.connect(bus.url)
+    try:
+        yield Bus(nc)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+async def ledger_db(database_factory) -> str:  # type: ignore[no-untyped-def]
+    return str(await database_factory("tg_ledger"))
+
+
+def ledger_settings(dsn: str, nats_url: str, durable: str) -> Any:
+    return admin_settings(
+        dsn,
+        nats_url,
+        LEDGER_ENABLED=True,
+        LEDGER_DURABLE=durable,
+        LEDGER_FETCH_WAIT=0.2,
+        LEDGER_BATCH_SIZE=50,
+    )
+
+
+def ledger_of(admin: RunningAdmin) -> Ledger:
+    ledger: Ledger = admin.container.governance.ledger
+    return ledger
+
+
+async def consuming(admin: RunningAdmin) -> None:
+    ledger = ledger_of(admin)
+    await wait_for(
+        lambda: ledger.consumer is not None and ledger.consumer.consuming,
+        timeout=15,
+        message="the ledger did not start consuming",
+    )
+
+
+async def gateway(admin: RunningAdmin) -> str:
+    async with admin.client() as api:
+        r = await api.post("/v1/gateways", json={})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+
+async def rollup_totals(dsn: str, gateway_id: str) -> tuple[int, int, Decimal]:
+    """(requests, input tokens, cost) over the gateway's rollups, read from Postgres."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT coalesce(sum(requests), 0) AS r, coalesce(sum(input_tokens), 0) AS i, "
+            "coalesce(sum(cost_usd), 0) AS c FROM usage_hourly WHERE gateway_id = $1",
+            uuid.UUID(gateway_id),
+        )
+        assert row is not None
+        return int(row["r"]), int(row["i"]), Decimal(row["c"])
+    finally:
+        await conn.close()
+
+
+def expected(events: list[RequestEvent]) -> tuple[int, int, Decimal]:
+    return (
+        len(events),
+        sum(e.usage.prompt_tokens for e in events if e.usage),
+        sum((Decimal(str(e.cost.total_usd)) for e in events if e.cost), Decimal(0)),
+    )
+
+
+async def until_counted(dsn: str, gateway_id: str, events: list[RequestEvent]) -> None:
+    want = expected(events)
+
+    async def done() -> bool:
+        return await rollup_totals(dsn, gateway_id) == want
+
+    await wait_for(done, timeout=30, interval=0.05, message=f"rollups never reached {want}")
+
+
+async def test_an_event_published_twice_is_counted_once(
+    ledger_db: str, bus: NatsServer, publisher: Bus
+) -> None:
+    settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
+    async with running_admin(settings) as admin:
+        await consuming(admin)
+        gw = await gateway(admin)
+        once, twice = event(gw), event(gw)
+        for e in (once, twice, twice):
+            await publisher.publish(e)
+        ledger = ledger_of(admin)
+        await wait_for(lambda: ledger.stats.duplicates >= 1, timeout=15)
+        await until_counted(ledger_db, gw, [once, twice])
+        # and a third copy, in a later batch, changes nothing either
+        await publisher.publish(twice)
+        await wait_for(lambda: ledger.stats.duplicates >= 2, timeout=15)
+        assert await rollup_totals(ledger_db, gw) == expected([once, twice])
+
+
+async def test_a_batch_committed_but_never_acked_is_counted_once_when_redelivered(
+    ledger_db: str, bus: NatsServer, publisher: Bus
+) -> None:
+    """An admin that committed a batch and died before acking it: the stream redelivers
+    those events to the next ledger, which finds them counted already."""
+    settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
+    async with running_admin(settings) as admin:
+        await consuming(admin)
+        gw = await gateway(admin)
+        batch = [event(gw) for _ in range(20)]
+        ledger = ledger_of(admin)
+        # what the dead admin did: the transaction, without the acks
+        assert len(await ledger.count(batch)) == 20
+        duplicates = ledger.stats.duplicates
+        fresh = event(gw)
+        for e in [*batch, fresh]:
+            await publisher.publish(e)
+        await wait_for(lambda: ledger.stats.duplicates >= duplicates + 20, timeout=15)
+        await until_counted(ledger_db, gw, [*batch, fresh])
+
+
+async def test_a_restart_while_events_flow_loses_none_and_counts_none_twice(
+    ledger_db: str, bus: NatsServer, publisher: Bus
+) -> None:
+    durable = f"ledger-{uuid.uuid4().hex}"
+    stack = contextlib.AsyncExitStack()
+    first = await stack.enter_async_context(
+        running_admin(ledger_settings(ledger_db, bus.url, durable))
+    )
+    await consuming(first)
+    gw = await gateway(first)
+    events = [event(gw, status=200 + (i % 3) * 100) for i in range(1000)]
+
+    async def publish_all() -> None:
+        for e in events:
+            await publisher.publish(e)
+
+    flowing = asyncio.create_task(publish_all())
+    try:
+        # stop the first admin once it has counted some, while the rest still arrive
+        await wait_for(lambda: ledger_of(first).stats.counted >= 50, timeout=15)
+        await stack.aclose()
+        async with running_admin(ledger_settings(ledger_db, bus.url, durable)) as second:
+            await flowing
+            await until_counted(ledger_db, gw, events)
+            assert ledger_of(second).stats.counted > 0  # the second admin took over
+    finally:
+        await stack.aclose()
+        if not flowing.done():
+            flowing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flowing
+
+
+async def test_an_undecodable_message_is_dropped_and_the_events_after_it_counted(
+    ledger_db: str, bus: NatsServer, publisher: Bus
+) -> None:
+    settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
+    async with running_admin(settings) as admin:
+        await consuming(admin)
+        gw = await gateway(admin)
+        await publisher.js.publish(requests_subject(gw), b"{not an event")
+        after = event(gw)
+        await publisher.publish(after)
+        await until_counted(ledger_db, gw, [after])
+        assert ledger_of(admin).stats.undecodable >= 1
+
+
+async def test_remembered_trace_ids_are_pruned_after_the_retention(
+    ledger_db: str, bus: NatsServer
+) -> None:
+    settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
+    async with running_admin(settings) as admin:
+        gw = await gateway(admin)
+        ledger = ledger_of(admin)
+        await ledger.count([event(gw) for _ in range(5)])
+        assert await ledger.prune() == 0  # all younger than the retention
+        later = datetime.now(UTC) + timedelta(seconds=settings.ledger_dedupe_retention + 60)
+        assert await ledger.prune(now=later) >= 5
