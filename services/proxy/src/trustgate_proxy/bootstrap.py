@@ -49,6 +49,7 @@ from trustgate_proxy.services.forward import Forwarders
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.pipeline import Pipeline
 from trustgate_proxy.services.ports import NO_POLICIES, CallSink, Chain, ChainCompiler, NullSink
+from trustgate_proxy.services.receipts import ReceiptSigner
 from trustgate_proxy.services.resilience import Routing
 from trustgate_proxy.services.sessions import Sessions
 from trustgate_proxy.settings import ProxySettings
@@ -108,6 +109,9 @@ class ProxyRuntime(Lifecycle):
         self.publisher: RequestEventPublisher[Call] = RequestEventPublisher(
             event_payload, call_traceparent, settings.event_queue_size
         )
+        # usage receipts: signed in the publisher's task; while no gateway asks for them
+        # the publisher builds events without the signer in between
+        self.receipts = ReceiptSigner(self.state, settings.secrets_material, event_payload)
         if sink is None:
             sink = self.publisher if settings.telemetry_enabled and bus else NullSink()
         self.observed = ProxyMetrics(before_collect=self._drain_recorder)
@@ -125,7 +129,7 @@ class ProxyRuntime(Lifecycle):
                 CONFIG_STREAM,
                 requests_stream(settings.requests_max_age_seconds, settings.requests_max_bytes),
             ],
-            listeners=[*config_listeners(self.view), self._config_changed],
+            listeners=[*config_listeners(self.view), self._config_changed, self._receipts_changed],
             on_ready=self._caught_up,
         )
         self.snapshots: SnapshotKeeper | None = None
@@ -258,6 +262,10 @@ class ProxyRuntime(Lifecycle):
             self.engine.forget(self.state.policies)
         if self.snapshots is not None:
             self.snapshots.changed(event)
+
+    def _receipts_changed(self, event: AnyConfigEvent) -> None:
+        self.receipts.changed(event)
+        self.publisher.payload = self.receipts.payload if self.receipts.active else event_payload
 
     def _caught_up(self) -> None:
         if self.snapshots is not None:

@@ -12,7 +12,7 @@ proxy's tests check every payload it emits against it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -168,6 +168,19 @@ class RequestCache(_Frozen):
     similarity: float | None = None
 
 
+class RequestReceipt(_Frozen):
+    """The call's usage receipt, when its gateway has ``governance.receipts`` on
+    (docs/governance-receipts.md): ``record`` (the canonical usage record, kept exactly as
+    signed: readers must not reshape it) signed with the gateway's Ed25519 key ``kid``;
+    ``sig`` is base64url. ``trustgate receipts verify`` checks it against the event."""
+
+    v: int = 1
+    alg: str = "EdDSA"
+    kid: str
+    record: dict[str, Any]
+    sig: str
+
+
 class RequestEvent(_Frozen):
     schema_version: int = REQUEST_SCHEMA_VERSION
     kind: Literal["llm", "mcp"] = "llm"
@@ -212,6 +225,8 @@ class RequestEvent(_Frozen):
     mcp: McpCallDetails | None = None
     # only when a ``semantic_cache`` policy ran
     cache: RequestCache | None = None
+    # only when the gateway's ``governance.receipts`` is on: the signed usage record
+    receipt: RequestReceipt | None = None
 
     @property
     def ok(self) -> bool:

@@ -23,7 +23,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trustgate_core.events.requests import McpCallDetails, RequestCache, RequestEvent
+from trustgate_core.events.requests import (
+    McpCallDetails,
+    RequestCache,
+    RequestEvent,
+    RequestReceipt,
+)
 
 EXPORT_SCHEMA_VERSION = 1
 SCHEMA_FILE = "exported_event.schema.json"
@@ -151,6 +156,11 @@ class ExportedEvent(_Frozen):
     cache: RequestCache | None = Field(
         None, description="a semantic_cache policy's outcome (hit, miss, bypass, error)"
     )
+    receipt: RequestReceipt | None = Field(
+        None,
+        description="the signed usage record, when the gateway's governance.receipts is on;"
+        " `trustgate receipts verify` checks it against this event",
+    )
 
 
 def clip(text: str | None, limit: int) -> tuple[str | None, bool]:
@@ -233,6 +243,7 @@ def export_event(event: RequestEvent, *, max_body_bytes: int | None = None) -> E
         attempts=[ExportedAttempt(**a.model_dump()) for a in event.attempts],
         mcp=event.mcp,
         cache=event.cache,
+        receipt=event.receipt,
     )
 
 
