@@ -61,6 +61,19 @@ def build_broker() -> Any:
         "through its outbox.",
         schema=AuditEvent,
     )
+    from trustgate_core.events.audit import AuditHeadEvent
+    from trustgate_core.events.subjects import AUDIT_HEAD_SUBJECT, audit_head_stream
+
+    broker.publisher(
+        AUDIT_HEAD_SUBJECT,
+        stream=JStream(audit_head_stream().name, declare=False),
+        title="audit_head",
+        description="The audit chain's head (seq, hash) whenever it moved, every "
+        "AUDIT_HEAD_INTERVAL: published by each admin replica with Nats-Msg-Id = the seq "
+        "(stored once). Keep these outside TrustGate and pass them to `trustgate admin "
+        "audit verify --anchor SEQ:HASH` (docs/governance-audit.md).",
+        schema=AuditHeadEvent,
+    )
     return broker
 
 

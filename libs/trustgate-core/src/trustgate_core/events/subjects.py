@@ -13,6 +13,8 @@ REQUESTS_PREFIX = "trustgate.requests"
 REQUESTS_SUBJECTS = f"{REQUESTS_PREFIX}.>"
 AUDIT_PREFIX = "trustgate.audit"
 AUDIT_SUBJECTS = f"{AUDIT_PREFIX}.>"
+# the audit chain's head (not under AUDIT_PREFIX: a subject of its own stream)
+AUDIT_HEAD_SUBJECT = "trustgate.audit_head"
 CACHE_LOOKUP_SUBJECT = "trustgate.cache.lookup"
 CACHE_STORE_SUBJECT = "trustgate.cache.store"
 # a policy's entries dropped on every policy-cache replica (the admin's purge)
@@ -77,3 +79,18 @@ AUDIT_STREAM = StreamSpec(
     subjects=[AUDIT_SUBJECTS],
     description="One event per admin change: who, what (kind, id, operation, revision), when.",
 )
+
+
+def audit_head_stream(
+    max_age_seconds: float = 400 * 86400, duplicate_window_seconds: float = 86400
+) -> StreamSpec:
+    """The audit chain's heads, kept by age (a year and more of anchors); the duplicate
+    window (its ``Nats-Msg-Id`` is the seq) spans a day, so the replicas publishing the
+    same head, or one publishing it again after a restart, store it once."""
+    return StreamSpec(
+        name="TRUSTGATE_AUDIT_HEAD",
+        subjects=[AUDIT_HEAD_SUBJECT],
+        description="The audit chain's head (seq, hash) whenever it moved: outside anchors.",
+        max_age_seconds=max_age_seconds,
+        duplicate_window_seconds=duplicate_window_seconds,
+    )

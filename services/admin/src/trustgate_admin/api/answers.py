@@ -31,17 +31,24 @@ class Page(BaseModel):
 
 
 class AuditEntry(BaseModel):
-    """One admin change: who (the token's subject), what, when, and the gateway's tenant."""
+    """One entry of the hash-chained audit log (docs/governance-audit.md): an admin change
+    (who: the token's subject; what; when; the gateway's tenant) or, ``kind`` ``request``,
+    a request's metadata in ``details`` (``entity_id``: its consumer; no ``revision``).
+    ``hash`` = SHA-256 of ``prev_hash`` and the entry's canonical form."""
 
     id: UUID
+    seq: int
     occurred_at: datetime
     actor: str
     tenant_id: str | None
     gateway_id: UUID
     kind: str
-    entity_id: UUID
+    entity_id: UUID | None
     operation: str
-    revision: int
+    revision: int | None
+    details: dict[str, Any] | None
+    prev_hash: str
+    hash: str
 
 
 class AuditPage(BaseModel):

@@ -1,4 +1,6 @@
-"""The audit log: every admin change (written by the unit of work), listed newest first."""
+"""The audit log: every admin change (chained by the unit of work) and the request entries
+of the gateways that ask for them (``kind=request``), listed newest first (by ``seq``,
+the chain's order)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ async def list_(
     uow: UnitOfWork, q: ListQuery, tenant: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """The entries (of ``tenant``'s gateways only, when given), newest first unless
-    ``sort=occurred_at&order=asc``."""
+    ``sort=seq|occurred_at&order=asc``; ties (equal times) in chain order."""
     async with uow:
         stmt: Any = select(t.AuditRow)
         if tenant is not None:
@@ -39,6 +41,8 @@ async def list_(
             stmt = stmt.where(getattr(t.AuditRow, name) == _filter_value(name, raw))
         total = int((await run(uow.session, count_of(stmt))).scalar_one())
         order = asc if q.sort and q.order == "asc" else desc
-        stmt = stmt.order_by(order(col(t.AuditRow.occurred_at)), order(col(t.AuditRow.id)))
+        if q.sort == "occurred_at":
+            stmt = stmt.order_by(order(col(t.AuditRow.occurred_at)))
+        stmt = stmt.order_by(order(col(t.AuditRow.seq)))
         rows = (await uow.session.exec(stmt.offset(q.offset).limit(q.size))).all()
         return [row.model_dump(mode="json") for row in rows], total

@@ -4,7 +4,9 @@ Every mutation takes a fresh revision from one sequence, writes its rows, and qu
 config event (whole entity state, or a tombstone) in the outbox — all in one transaction.
 On commit Postgres notifies the relay, which publishes after the commit.
 A unit of work acting for an admin identity (``actor``) also records each change in the
-audit log and queues its audit event, in the same transaction.
+hash-chained audit log and queues its audit event, in the same transaction: the entries
+are chained at commit (``governance.chain_append``), so the chain's lock is held only
+for the last statements of the transaction.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from trustgate_admin.adapters.db.errors import is_unavailable
-from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL, AuditRow, GatewayRow, OutboxRow
+from trustgate_admin.adapters.db.tables import OUTBOX_CHANNEL, GatewayRow, OutboxRow
 from trustgate_admin.domain.identity import AdminIdentity
+from trustgate_admin.governance.chain_append import NewEntry, append
 from trustgate_core.crypto import SecretBox
 from trustgate_core.errors import AlreadyExists, Conflict, HasDependents, Unavailable
 from trustgate_core.events.audit import AuditEvent, AuditOperation, encode_audit_event
@@ -46,11 +49,13 @@ class UnitOfWork:
         self._sessions = sessions
         self.box = box
         self._emitted = 0
+        self._audited: list[NewEntry] = []
         self.actor: AdminIdentity | None = None
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
         self._emitted = 0
+        self._audited = []
         return self
 
     async def __aexit__(
@@ -157,32 +162,42 @@ class UnitOfWork:
         if self.actor is None:
             return
         gateway = await self.session.get(GatewayRow, gateway_id)
-        event = AuditEvent(
-            id=uuid7(),
-            occurred_at=now(),
-            actor=self.actor.subject,
-            tenant_id=gateway.tenant_id if gateway is not None else self.actor.tenant_id,
-            gateway_id=gateway_id,
-            kind=kind,
-            entity_id=entity_id,
-            operation=operation,
-            revision=revision,
-        )
-        self.session.add(AuditRow(**event.model_dump(exclude={"schema_version"})))
-        self.session.add(
-            OutboxRow(
-                subject=audit_subject(gateway_id),
-                msg_id=f"audit:{event.id}",
-                kind="audit",
+        self._audited.append(
+            NewEntry(
+                id=uuid7(),
+                occurred_at=now(),
+                actor=self.actor.subject,
+                tenant_id=gateway.tenant_id if gateway is not None else self.actor.tenant_id,
+                gateway_id=gateway_id,
+                kind=kind.value,
                 entity_id=entity_id,
+                operation=operation,
                 revision=revision,
-                payload=encode_audit_event(event),
-                created_at=event.occurred_at,
             )
         )
         self._emitted += 1
 
+    async def _chain_audited(self) -> None:
+        """Append the changes' entries to the audit chain and queue their audit events
+        (with their place in the chain)."""
+        entries, self._audited = self._audited, []
+        for row in await append(self.session, entries):
+            event = AuditEvent.model_validate(row)
+            self.session.add(
+                OutboxRow(
+                    subject=audit_subject(event.gateway_id),
+                    msg_id=f"audit:{event.id}",
+                    kind="audit",
+                    entity_id=event.entity_id,
+                    revision=event.revision,
+                    payload=encode_audit_event(event),
+                    created_at=event.occurred_at,
+                )
+            )
+
     async def commit(self) -> None:
+        if self._audited:
+            await self._chain_audited()
         if self._emitted:
             conn = await self.session.connection()
             await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))

@@ -233,21 +233,30 @@ class IdempotencyRow(SQLModel, table=True):
 
 
 class AuditRow(SQLModel, table=True):
-    """One admin change: who (the token's subject), what, when, and the gateway's tenant.
+    """One entry of the hash-chained audit log: an admin change (who: the token's subject;
+    what; when; the gateway's tenant) or, for a gateway with ``audit_requests``, a
+    request's metadata (``kind`` ``request``: ``entity_id`` is its consumer, ``revision``
+    is null, ``details`` holds the metadata). ``seq`` orders the chain (1, 2, ...);
+    ``hash`` covers ``prev_hash`` and every other field (``governance.chain_hash``).
     No foreign key: the entry outlives the gateway it names."""
 
     __tablename__ = "audit_log"
     __table_args__ = (
         Index("audit_log_tenant", "tenant_id", "occurred_at"),
         Index("audit_log_occurred_at", "occurred_at"),
+        Index("audit_log_seq", "seq", unique=True),
     )
 
     id: UUID = Field(primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     occurred_at: datetime = _ts()
     actor: str
     tenant_id: str | None = None
     gateway_id: UUID
     kind: str
-    entity_id: UUID
+    entity_id: UUID | None = None
     operation: str
-    revision: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revision: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    details: dict[str, Any] | None = _json()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,5 +1,5 @@
-"""``GET /v1/audit``: the audit log, paged like every list; a tenant's token sees its
-tenant's entries only."""
+"""``GET /v1/audit``: the hash-chained audit log, paged like every list; a tenant's token
+sees its tenant's entries only. ``kind=request`` lists the request entries."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from trustgate_admin.services import audit
 router = APIRouter(
     prefix="/v1/audit", tags=["audit"], route_class=AdminRoute, responses=answers(401, 422)
 )
-LISTING = Listing(sortable=("occurred_at",), filters=audit.FILTERS)
+LISTING = Listing(sortable=("seq", "occurred_at"), filters=audit.FILTERS)
 
 
 @router.get("", openapi_extra=LISTING.openapi(), **returns(AuditPage))
