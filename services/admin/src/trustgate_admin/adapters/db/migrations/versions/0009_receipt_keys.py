@@ -5,6 +5,9 @@ Revises: 0008
 Create Date: 2026-12-07
 """
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
@@ -12,8 +15,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass  # filled in by the governance work (issue 17)
+    op.create_table(
+        "receipt_keys",
+        sa.Column("gateway_id", sa.Uuid(), nullable=False),
+        sa.Column("kid", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("x", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("gateway_id", "kid"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("receipt_keys")
