@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "--anchor",
         action="append",
         default=[],
-        type=Anchor.parse,
+        type=_anchor,
         metavar="SEQ:HASH",
         help="a published head kept outside TrustGate: the chain must hold it (repeatable)",
     )
@@ -86,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"entries fetched per query (default {PAGE_SIZE})",
     )
     return parser
+
+
+def _anchor(text: str) -> Anchor:
+    try:
+        return Anchor.parse(text)
+    except ValueError as exc:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _positive(text: str) -> int:
