@@ -77,6 +77,14 @@ def test_canonical_bytes_are_sorted_compact_utf8_and_stable() -> None:
     assert canonical_bytes(reordered) == canonical_bytes(record)
 
 
+def test_canonical_bytes_escape_every_character_as_rfc_8785_does() -> None:
+    text = "".join(chr(i) for i in range(0x80)) + "é\u2028\u2029\ue000\uffff😀"
+    record = {"s": text, "n": {"big": 2**62, "neg": -1, "none": None}, "B": 1, "a": 2}
+    reference = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_bytes(record) == reference.encode("utf-8")
+    assert b"\\u001f" in canonical_bytes(record) and b"\\n" in canonical_bytes(record)
+
+
 def test_a_record_refuses_floats() -> None:
     with pytest.raises(TypeError):
         canonical_bytes({"cost": 0.1})
