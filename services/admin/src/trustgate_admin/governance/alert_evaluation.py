@@ -165,7 +165,7 @@ async def _fire(session: AsyncSession, rule: AlertRuleRow, m: Measurement, now: 
         .returning(col(AlertFiringRow.id), col(AlertFiringRow.threshold))
     )
     conn = await session.connection()
-    new = sorted((await conn.execute(stmt)).tuples().all(), key=lambda r: r[1])
+    new = sorted(((r[0], r[1]) for r in await conn.execute(stmt)), key=lambda r: r[1])
     if not new:
         return 0
     firing_id, threshold = new[-1]
