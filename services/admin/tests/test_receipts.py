@@ -12,7 +12,10 @@ from uuid import UUID
 import httpx
 import pytest
 
+from trustgate_admin.adapters.db.receipt_tables import ReceiptKeyRow
 from trustgate_admin.api.security import mint_admin_token
+from trustgate_admin.governance.ports import GovernanceDeps
+from trustgate_admin.governance.receipts import ReceiptKeys
 from trustgate_core.receipts.keys import ReceiptKey
 from trustgate_testkit.admin import SECRET, RunningAdmin, read_stream
 from trustgate_testkit.fixtures import wait_for
@@ -131,17 +134,27 @@ async def test_a_tenant_sees_and_rotates_only_its_own_gateways_keys(
         assert listed["total"] == 1  # bob's attempt rotated nothing
 
 
-async def test_the_admin_records_the_keys_of_gateways_with_receipts_when_it_starts(
+async def test_the_admin_records_the_keys_of_gateways_with_receipts_without_being_asked(
     admin: RunningAdmin, api: httpx.AsyncClient
 ) -> None:
-    from trustgate_admin.adapters.db.receipt_tables import ReceiptKeyRow
-    from trustgate_admin.governance.ports import GovernanceDeps
-    from trustgate_admin.governance.receipts import ReceiptKeys
-
     gid = await gateway(api)
     c = admin.container
-    parts = ReceiptKeys(GovernanceDeps(c.settings, c.engine, c.sessions, c.box, c.nc))
-    assert await parts.record_all() >= 1
-    async with c.sessions() as session:
-        row = await session.get(ReceiptKeyRow, (UUID(gid), derived(gid, 1).kid))
-    assert row is not None and row.version == 1 and row.retired_at is None
+    part = ReceiptKeys(GovernanceDeps(c.settings, c.engine, c.sessions, c.box, c.nc), 0.05)
+
+    async def recorded() -> ReceiptKeyRow | None:
+        async with c.sessions() as session:
+            return await session.get(ReceiptKeyRow, (UUID(gid), derived(gid, 1).kid))
+
+    await part.start()
+    try:
+        row = await wait_for(recorded, timeout=5, message="the key was never recorded")
+        assert row.version == 1 and row.retired_at is None
+        later = await gateway(api)  # receipts turned on while the admin runs
+
+        async def later_recorded() -> ReceiptKeyRow | None:
+            async with c.sessions() as session:
+                return await session.get(ReceiptKeyRow, (UUID(later), derived(later, 1).kid))
+
+        await wait_for(later_recorded, timeout=5, message="a new gateway's key was never recorded")
+    finally:
+        await part.stop()

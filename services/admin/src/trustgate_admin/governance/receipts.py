@@ -12,6 +12,7 @@ previous key retired; retired keys stay listed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from uuid import UUID
@@ -31,8 +32,12 @@ from trustgate_core.errors import Conflict, NotFound
 from trustgate_core.models import GatewayGovernance
 from trustgate_core.models.base import EntityKind
 from trustgate_core.receipts.keys import ReceiptKey, jwk
+from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+#: How often the admin writes down keys it has not seen yet (seconds).
+RECORD_INTERVAL = 60.0
 
 
 def governance_of(row: t.GatewayRow) -> GatewayGovernance:
@@ -136,32 +141,58 @@ async def rotate(uow: UnitOfWork, gateway_id: UUID, material: str) -> ReceiptKey
 
 
 class ReceiptKeys:
-    """A governance part: when the admin starts, records the current key of every
-    gateway with receipts on (a new secrets key makes new key pairs: their public halves
-    are written down before a receipt signed with them is read)."""
+    """A governance part: records the current key of every gateway with receipts on when
+    the admin starts and every ``interval`` seconds after, so a key is written down soon
+    after receipts are turned on (or the secrets key changes) even if nobody reads the
+    keys (reading them records them at once)."""
 
-    def __init__(self, deps: GovernanceDeps) -> None:
+    def __init__(self, deps: GovernanceDeps, interval: float = RECORD_INTERVAL) -> None:
         self.deps = deps
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        try:
-            recorded = await self.record_all()
-        except Exception:  # the keys are recorded again when read; never fail the admin
-            log.exception("receipts: could not record the gateways' receipt keys")
-        else:
-            log.info("receipts: %d gateways sign receipts", recorded)
+        await self._record_quietly()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="receipt-keys")
 
     async def stop(self) -> None:
-        return None
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self._record_quietly()
+
+    async def _record_quietly(self) -> None:
+        try:
+            await self.record_all()
+        except Exception:  # the database may be down: the next round (or a read) records
+            log.exception("receipts: could not record the gateways' receipt keys")
 
     async def record_all(self) -> int:
+        """Record the keys not yet recorded; how many gateways sign receipts."""
         material = self.deps.settings.secrets_material
         async with self.deps.sessions() as session:
             stmt = select(t.GatewayRow).where(
                 t.GatewayRow.governance["receipts"].as_boolean().is_(True)  # type: ignore[index]
             )
             rows = list((await session.exec(stmt)).all())
+            known = set(
+                (
+                    await session.exec(
+                        select(ReceiptKeyRow.gateway_id, ReceiptKeyRow.kid).where(
+                            col(ReceiptKeyRow.retired_at).is_(None)
+                        )
+                    )
+                ).all()
+            )
             for row in rows:
-                await record_current(session, row, material)
+                governance = governance_of(row)
+                key = ReceiptKey.derive(material, row.id, governance.receipt_key_version)
+                if (row.id, key.kid) not in known:
+                    await record(session, key)
             await session.commit()
             return len(rows)
