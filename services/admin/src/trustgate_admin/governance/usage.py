@@ -273,11 +273,12 @@ def safe_cell(value: Any) -> str:
 
 def render_csv(rows: Sequence[UsageRow], group_by: Sequence[str]) -> str:
     """One header row, one row per group: the group keys, the consumers' metadata keys
-    (the union, sorted; a key named like a column gets ``metadata_`` in front), then the
+    (the union, sorted; a key named like any column the export can have gets
+    ``metadata_`` in front), then the
     figures (``cost_usd`` exact)."""
     key_columns = list(rows[0].keys) if rows else _key_columns(group_by)
     metadata_keys = sorted({k for r in rows for k in r.metadata})
-    taken = set(key_columns) | set(FIGURES)
+    taken = {*GROUPS, "consumer_id", "consumer_name", *FIGURES}  # whatever is grouped by
     metadata_columns = [f"metadata_{k}" if k in taken else k for k in metadata_keys]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
