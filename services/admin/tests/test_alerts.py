@@ -82,6 +82,12 @@ async def test_a_spend_rule_is_created_read_listed_changed_and_deleted(
     assert changed["enabled"] is False and changed["name"] == "monthly"
     assert (await api.get(base, params={"enabled": "false"})).json()["total"] == 1
 
+    for bad, field in (({"amount_usd": -1}, "amount_usd"), ({"thresholds": [5, 5]}, "thresholds")):
+        r = await api.put(f"{base}/{rule['id']}", json=bad)
+        assert r.status_code == 422 and field in r.json()["message"], r.text
+    r = await api.put(f"{base}/{rule['id']}", json={"kind": "budget"})
+    assert r.status_code == 422 and "policy_id" in r.json()["message"], r.text
+
     r = await api.put(f"{base}/{rule['id']}", json={"kind": "anomaly"})
     assert r.status_code == 200, r.text
     anomaly = r.json()

@@ -71,19 +71,23 @@ class AlertEngine:
 
     async def _evaluate(self, gateway_id: UUID) -> None:
         """Each enabled rule of the gateway in its own transaction; a failure (the database
-        away) is logged and left to the next batch or tick."""
+        away) is logged and left to the next batch or tick, the other rules still run."""
         try:
             async with self.deps.sessions() as session:
                 rule_ids = await evaluation.rule_ids(session, gateway_id)
-            for rule_id in rule_ids:
+        except Exception as exc:
+            log.warning(
+                "alerts: reading gateway %s's rules failed (%s)", gateway_id, type(exc).__name__
+            )
+            return
+        for rule_id in rule_ids:
+            try:
                 async with self.deps.sessions() as session, session.begin():
                     await evaluation.evaluate_rule(
                         session, self.deps.box, rule_id, datetime.now(UTC)
                     )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("alerts: evaluating gateway %s failed (%s)", gateway_id, type(exc).__name__)
+            except Exception as exc:
+                log.warning("alerts: evaluating rule %s failed (%s)", rule_id, type(exc).__name__)
 
     async def _tick(self) -> None:
         while True:
