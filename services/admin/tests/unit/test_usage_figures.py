@@ -112,6 +112,9 @@ def test_a_range_is_read_by_whole_hours_and_defaults_to_the_month_so_far() -> No
         datetime(2026, 12, 5, 9, tzinfo=UTC),
         datetime(2026, 12, 6, tzinfo=UTC),
     )
+    # only an end in an earlier month: that month
+    assert parse_range(None, "2026-11-01", NOW)[0] == datetime(2026, 10, 1, tzinfo=UTC)
+    assert parse_range(None, "2026-11-20", NOW)[0] == datetime(2026, 11, 1, tzinfo=UTC)
     # a "+" that a query string turned into a space
     assert parse_range("2026-12-05T10:00:00 01:00", None, NOW)[0] == datetime(
         2026, 12, 5, 9, tzinfo=UTC

@@ -106,9 +106,13 @@ def parse_range(
     raw_from: str | None, raw_to: str | None, now: datetime
 ) -> tuple[datetime, datetime]:
     """The hour-aligned range: ``from`` down to its hour, ``to`` up to the end of its hour;
-    by default from the start of the current UTC month to now."""
-    start = parse_moment("from", raw_from) if raw_from else month_start(now)
+    by default from the start of the current UTC month to now (with only ``to`` before
+    this month: from the start of ``to``'s month)."""
     end = parse_moment("to", raw_to) if raw_to else now
+    if raw_from:
+        start = parse_moment("from", raw_from)
+    else:
+        start = month_start(min(now, end - timedelta(microseconds=1)))
     if start >= end:
         raise InvalidUsageQuery("from: must be before to")
     if end - start > MAX_RANGE:
