@@ -71,7 +71,7 @@ def test_the_canonical_form_is_sorted_compact_utf8_json() -> None:
         ).encode()
     )
     with pytest.raises(TypeError):
-        canonical(entry(1, GENESIS, details={"cost": 0.1}))
+        canonical(entry(1, GENESIS, revision=1.0))
 
 
 @pytest.mark.parametrize("at", [1, 3, 5])

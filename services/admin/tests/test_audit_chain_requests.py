@@ -4,6 +4,8 @@ metadata and never its bodies or keys; the chain still verifies."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -120,6 +122,9 @@ async def test_only_an_opted_in_gateway_gets_request_entries_without_bodies_or_k
         await wait_for(all_counted, timeout=20, message="the request entries never appeared")
         assert await entries_of(quiet) == []
         entries = await entries_of(audited)
+        everything = (
+            await api.get("/v1/audit", params={"sort": "seq", "order": "asc", "size": 200})
+        ).json()["items"]
 
     assert len(entries) == len(mine)  # the redelivery added none
     by_trace = {e["details"]["trace_id"]: e for e in entries}
@@ -140,6 +145,36 @@ async def test_only_an_opted_in_gateway_gets_request_entries_without_bodies_or_k
 
     verdict = await verify_database(ledger_admin.settings.dsn)
     assert verdict.ok and verdict.head_hash == max(entries, key=lambda e: e["seq"])["hash"]
+    # a tool outside TrustGate recomputes the chain from the API as the docs say
+    prev = "0" * 64
+    for entry in everything:
+        assert entry["prev_hash"] == prev and outside_hash(entry) == entry["hash"], entry
+        prev = entry["hash"]
+    assert prev == verdict.head_hash and len(everything) == verdict.count
+
+
+FIELDS = (
+    "seq",
+    "id",
+    "occurred_at",
+    "actor",
+    "tenant_id",
+    "gateway_id",
+    "kind",
+    "entity_id",
+    "operation",
+    "revision",
+    "details",
+)
+
+
+def outside_hash(entry: dict[str, Any]) -> str:
+    """docs/governance-audit.md's recomputation, with the standard library only."""
+    body = {k: entry[k] for k in FIELDS}
+    at = datetime.fromisoformat(body["occurred_at"].replace("Z", "+00:00"))
+    body["occurred_at"] = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(entry["prev_hash"].encode() + text.encode()).hexdigest()
 
 
 async def test_a_ledger_batch_of_2000_audited_events_is_chained_in_order(

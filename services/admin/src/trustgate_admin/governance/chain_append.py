@@ -12,7 +12,7 @@ deadlock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -73,9 +73,11 @@ async def append(session: AsyncSession, entries: Sequence[NewEntry]) -> list[dic
     head = await read_head(conn)
     seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS)
     rows: list[dict[str, Any]] = []
+    names = [field.name for field in fields(NewEntry)]
     for entry in entries:
         seq += 1
-        row = {**asdict(entry), "seq": seq, "prev_hash": prev}
+        row = {name: getattr(entry, name) for name in names}
+        row["seq"], row["prev_hash"] = seq, prev
         row["hash"] = prev = entry_hash(prev, row)
         rows.append(row)
     await conn.execute(insert(AuditRow.__table__), rows)  # type: ignore[attr-defined]
