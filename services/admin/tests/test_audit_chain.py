@@ -15,11 +15,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import nats
 import pytest
 
 from trustgate_admin.governance.chain import verify_database
 from trustgate_admin.governance.chain_hash import entry_hash
 from trustgate_admin.governance.chain_verify import Anchor
+from trustgate_core.events.audit import decode_audit_event
+from trustgate_core.events.subjects import audit_subject
 from trustgate_testkit.admin import SECRET, admin_settings, running_admin
 from trustgate_testkit.fixtures import Infra, NatsServer, drop_database
 
@@ -109,6 +112,22 @@ async def test_mixed_and_concurrent_changes_make_a_contiguous_chain_that_verifie
     }
     verdict = await verify_database(chain_db)
     assert verdict.ok and verdict.count == len(rows) and verdict.head_seq == len(rows)
+
+
+async def test_the_audit_events_on_the_bus_carry_their_place_in_the_chain(
+    chain_db: str, bus: NatsServer
+) -> None:
+    (rows,) = await _sql(chain_db, "SELECT * FROM audit_log WHERE seq <= 2 ORDER BY seq")
+    gw = rows[0]["gateway_id"]  # the first gateway's create (seq 1) and update (seq 2)
+    nc = await nats.connect(bus.url)
+    try:
+        sub = await nc.jetstream().subscribe(audit_subject(gw), ordered_consumer=True)
+        got = [decode_audit_event((await sub.next_msg(timeout=5)).data) for _ in range(2)]
+    finally:
+        await nc.close()
+    assert [(e.seq, e.prev_hash, e.hash) for e in got] == [
+        (r["seq"], r["prev_hash"], r["hash"]) for r in rows
+    ]
 
 
 async def test_the_api_lists_each_entry_with_its_place_in_the_chain(
