@@ -37,10 +37,11 @@ def test_each_plane_has_a_subcommand_that_starts_it(served: list[str], name: str
     assert served == [name]
 
 
-def test_the_subcommands_are_the_planes_then_run_and_asyncapi() -> None:
+def test_the_subcommands_are_the_planes_then_run_receipts_and_asyncapi() -> None:
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
-    assert list(commands.choices or ()) == [*(p.name for p in PLANES), "run", "asyncapi"]
+    names = [*(p.name for p in PLANES), "run", "receipts", "asyncapi"]
+    assert list(commands.choices or ()) == names
     assert "port 8081" in parser.format_help()
 
 

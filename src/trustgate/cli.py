@@ -98,7 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
     receipts = sub.add_parser(
         "receipts", help="receipts verify FILE: check the signed usage receipts of exported events"
     )
-    receipts.add_argument("rest", nargs="*", help="verify FILE [--jwks PATH_OR_URL] ...")
     receipts.set_defaults(func=_receipts)
 
     asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI document of the bus")
@@ -114,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     for prefix in (["admin", "audit"], ["receipts"]):
-        if argv[: len(prefix)] == prefix and not {"-h", "--help"} & set(argv[len(prefix) :]):
+        if argv[: len(prefix)] == prefix:  # their own parsers, --help included
             args = parser.parse_args(prefix)
             args.rest = argv[len(prefix) :]
             return int(args.func(args) or 0)
