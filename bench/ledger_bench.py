@@ -45,8 +45,9 @@ from trustgate_testkit.fixtures import (
 TARGET_PER_SECOND = 2000.0
 
 
-def realistic_events(count: int, seed: int = 3) -> list[bytes]:
-    """Request events as the proxy encodes them (orjson of its plain mapping)."""
+def realistic_events(count: int, hours: int = 48, seed: int = 3) -> list[bytes]:
+    """Request events as the proxy encodes them (orjson of its plain mapping), started
+    within the last ``hours`` (48: a backlog whose batches touch many rollup rows)."""
     import orjson
 
     rng = random.Random(seed)
@@ -58,7 +59,7 @@ def realistic_events(count: int, seed: int = 3) -> list[bytes]:
     out = []
     for _ in range(count):
         model, provider = rng.choice(models)
-        started = now - timedelta(seconds=rng.randrange(0, 48 * 3600))
+        started = now - timedelta(seconds=rng.randrange(0, hours * 3600))
         prompt, completion = rng.randrange(10, 4000), rng.randrange(0, 800)
         total_usd = round(prompt * 1.5e-7 + completion * 6e-7, 9)
         status = rng.choice([200] * 18 + [429, 502])
@@ -156,13 +157,13 @@ async def publish(nats_url: str, payloads: list[bytes]) -> None:
         await nc.close()
 
 
-async def run(events: int, batch: int) -> dict[str, float]:
+async def run(events: int, batch: int, hours: int = 48) -> dict[str, float]:
     server_dsn = os.environ.get("TEST_POSTGRES_DSN") or DEFAULT_POSTGRES_DSN
     bus = NatsServer()
     bus.start()
     dsn = await create_database(server_dsn, "tg_ledger_bench")
     try:
-        payloads = realistic_events(events)
+        payloads = realistic_events(events, hours)
         await publish(bus.url, payloads)
         settings = admin_settings(
             dsn,
@@ -205,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500, help="LEDGER_BATCH_SIZE")
+    parser.add_argument(
+        "--hours", type=int, default=48, help="events started within the last N hours"
+    )
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.events, args.batch))
+    result = asyncio.run(run(args.events, args.batch, args.hours))
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     print(f"cores allowed: {cores}")
     print(
