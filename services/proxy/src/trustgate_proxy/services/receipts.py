@@ -41,11 +41,11 @@ class ReceiptSigner:
         self._state = state
         self._material = material
         self._build = build
-        self._keys: dict[UUID, ReceiptKey] = {}
+        self._keys: dict[UUID | None, ReceiptKey] = {}  # a call may name no gateway
 
     def payload(self, call: Call) -> dict[str, Any]:
         payload = self._build(call)
-        key = self._keys.get(call.gateway_id)  # type: ignore[arg-type]
+        key = self._keys.get(call.gateway_id)
         if key is not None:
             payload["receipt"] = sign_record(key, record_of_request(payload))
         return payload
