@@ -62,6 +62,8 @@ _FIGURES = (
     "cache_hits",
     "fallbacks",
 )
+_KEYS = ("gateway_id", "hour", "consumer_id", "model", "provider")
+_VALUES = (*_FIGURES, "cost_usd")
 # One statement for every rollup row the batch moves (aggregated in memory first).
 _ADD = text(
     "INSERT INTO usage_hourly AS u (gateway_id, hour, consumer_id, model, provider, "
@@ -72,7 +74,7 @@ _ADD = text(
     + ", ".join(f"CAST(:{f} AS bigint[])" for f in _FIGURES)
     + ", CAST(:cost_usd AS numeric[])) "
     "ON CONFLICT (gateway_id, hour, consumer_id, model, provider) DO UPDATE SET "
-    + ", ".join(f"{f} = u.{f} + excluded.{f}" for f in (*_FIGURES, "cost_usd"))
+    + ", ".join(f"{f} = u.{f} + excluded.{f}" for f in _VALUES)
 )
 _PRUNE = text(
     "DELETE FROM usage_events_seen WHERE trace_id IN (SELECT trace_id FROM usage_events_seen "
@@ -146,18 +148,11 @@ def _columns(rows: dict[RollupKey, Figures]) -> dict[str, list[Any]]:
     ordered = sorted(
         rows.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], str(kv[0][2]), *kv[0][3:])
     )
-    columns: dict[str, list[Any]] = {
-        name: [] for name in ("gateway_id", "hour", "consumer_id", "model", "provider")
-    }
-    for name in (*_FIGURES, "cost_usd"):
-        columns[name] = []
-    for (gateway_id, hour, consumer_id, model, provider), figures in ordered:
-        columns["gateway_id"].append(gateway_id)
-        columns["hour"].append(hour)
-        columns["consumer_id"].append(consumer_id)
-        columns["model"].append(model)
-        columns["provider"].append(provider)
-        for name in (*_FIGURES, "cost_usd"):
+    columns: dict[str, list[Any]] = {name: [] for name in (*_KEYS, *_VALUES)}
+    for key, figures in ordered:
+        for name, value in zip(_KEYS, key, strict=True):
+            columns[name].append(value)
+        for name in _VALUES:
             columns[name].append(getattr(figures, name))
     return columns
 
