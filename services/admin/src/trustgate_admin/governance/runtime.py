@@ -10,6 +10,7 @@ from trustgate_admin.governance.alerts import AlertEngine
 from trustgate_admin.governance.chain import HeadPublisher, RequestAuditSink
 from trustgate_admin.governance.ledger import Ledger
 from trustgate_admin.governance.ports import GovernanceDeps, Part
+from trustgate_admin.governance.receipts import ReceiptKeys
 from trustgate_admin.governance.webhooks import DeliveryWorker
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,9 @@ class Governance:
         self.alerts = AlertEngine(deps)
         self.deliveries = DeliveryWorker(deps)
         self.heads = HeadPublisher(deps)
+        self.receipt_keys = ReceiptKeys(deps)  # public keys written down, even unread
         self.ledger = Ledger(deps, sinks=[RequestAuditSink(deps)], after=[self.alerts])
-        parts: list[Part] = [self.deliveries, self.alerts, self.heads]
+        parts: list[Part] = [self.deliveries, self.alerts, self.heads, self.receipt_keys]
         if deps.settings.ledger_enabled:
             parts.append(self.ledger)
         self.parts = parts
