@@ -12,6 +12,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -42,12 +44,22 @@ class Receiver:
     status: int = 200
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     runner: web.AppRunner | None = None
+    held: socket.socket | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    def hold_port(self) -> None:
+        """Keep the port bound without listening (connections are refused), so nothing
+        else takes it while the receiver is down."""
+        self.held = socket.socket()
+        self.held.bind(("127.0.0.1", self.port))
+
     async def start(self) -> None:
+        if self.held is not None:
+            self.held.close()
+
         async def hook(request: web.Request) -> web.Response:
             self.received.append((dict(request.headers), await request.read()))
             return web.Response(status=self.status)
@@ -240,7 +252,8 @@ async def test_a_jump_past_several_thresholds_sends_the_highest_naming_the_other
 async def test_a_receiver_that_is_down_gets_the_alert_after_it_comes_back(
     fast_admin: RunningAdmin, api: httpx.AsyncClient
 ) -> None:
-    down = Receiver()  # its port is free: nothing listens yet
+    down = Receiver()
+    down.hold_port()  # nothing listens yet
     gw = await _gateway(api)
     rule = await _rule(
         api,
@@ -309,9 +322,13 @@ async def test_a_delivery_older_than_the_maximum_age_fails(
         assert gave_up["next_attempt_at"] is None and gave_up["delivered_at"] is None
 
 
-async def test_slack_gets_text_and_blocks_unsigned(
-    fast_admin: RunningAdmin, api: httpx.AsyncClient, receiver: Receiver
+async def test_slack_gets_text_and_blocks_unsigned_and_its_url_is_never_logged(
+    fast_admin: RunningAdmin,
+    api: httpx.AsyncClient,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     gw = await _gateway(api)
     await _rule(
         api,
@@ -332,6 +349,7 @@ async def test_slack_gets_text_and_blocks_unsigned(
     assert body["blocks"][0]["type"] == "section"
     assert body["blocks"][0]["text"] == {"type": "mrkdwn", "text": body["text"]}
     assert "X-TrustGate-Signature" not in headers
+    assert caplog.records and receiver.url not in caplog.text  # not even at DEBUG
 
 
 async def test_a_budget_rule_measures_the_token_rate_limiters_24h_window(

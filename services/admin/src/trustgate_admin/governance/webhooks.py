@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -61,7 +62,29 @@ class Sent:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+#: Set while an alert is sent: httpx logs each request's URL at INFO, and an alert
+#: channel's URL is a credential (a Slack webhook's is), so those records are dropped.
+_SENDING: ContextVar[bool] = ContextVar("trustgate_alert_sending", default=False)
+
+
+class _QuietWhileSending(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _SENDING.get()
+
+
+_QUIET = _QuietWhileSending()
+
+
 async def send(client: httpx.AsyncClient, out: Outgoing) -> Sent:
+    logging.getLogger("httpx").addFilter(_QUIET)  # once: a logger keeps one of each filter
+    token = _SENDING.set(True)
+    try:
+        return await _post(client, out)
+    finally:
+        _SENDING.reset(token)
+
+
+async def _post(client: httpx.AsyncClient, out: Outgoing) -> Sent:
     try:  # the answer's body is never read: its status is all that counts
         async with client.stream(
             "POST", out.url, content=out.body, headers=out.headers
