@@ -67,7 +67,7 @@ async def ledger_db(database_factory) -> str:  # type: ignore[no-untyped-def]
     return str(await database_factory("tg_ledger"))
 
 
-def ledger_settings(dsn: str, nats_url: str, durable: str) -> Any:
+def ledger_settings(dsn: str, nats_url: str, durable: str, **extra: object) -> Any:
     return admin_settings(
         dsn,
         nats_url,
@@ -75,6 +75,7 @@ def ledger_settings(dsn: str, nats_url: str, durable: str) -> Any:
         LEDGER_DURABLE=durable,
         LEDGER_FETCH_WAIT=0.2,
         LEDGER_BATCH_SIZE=50,
+        **extra,
     )
 
 
@@ -169,6 +170,41 @@ async def test_a_batch_committed_but_never_acked_is_counted_once_when_redelivere
             await publisher.publish(e)
         await wait_for(lambda: ledger.stats.duplicates >= duplicates + 20, timeout=15)
         await until_counted(ledger_db, gw, [*batch, fresh])
+
+
+async def test_an_admin_stopped_between_commit_and_ack_has_its_batch_redelivered_once(
+    ledger_db: str, bus: NatsServer, publisher: Bus
+) -> None:
+    """The real redelivery: the first admin commits a batch and hangs before acking it
+    (as if it died there); once it is gone, JetStream redelivers that batch to the next
+    admin on the durable after the ack wait, and the next admin counts none of it again."""
+    durable = f"ledger-{uuid.uuid4().hex}"
+    settings = ledger_settings(ledger_db, bus.url, durable, LEDGER_ACK_WAIT=1.0)
+    gw = str(uuid.uuid4())
+    events = [event(gw) for _ in range(10)]
+    committed: list[RequestEvent] = []
+    async with running_admin(settings) as first:
+        await consuming(first)
+        ledger = ledger_of(first)
+        count = ledger.count
+
+        async def commit_then_hang(batch: Any) -> list[RequestEvent]:
+            counted = await count(batch)
+            mine = [e for e in counted if str(e.gateway_id) == gw]
+            if mine:  # (older events on the shared bus pass)
+                committed.extend(mine)
+                await asyncio.Event().wait()  # never acks: stopped (cancelled) here
+            return counted
+
+        ledger.count = commit_then_hang  # type: ignore[method-assign]
+        for e in events:
+            await publisher.publish(e)
+        await wait_for(lambda: committed, timeout=15, message="the first admin committed none")
+    assert (await rollup_totals(ledger_db, gw))[0] == len(committed)
+    async with running_admin(settings) as second:
+        await until_counted(ledger_db, gw, events)
+        await wait_for(lambda: ledger_of(second).stats.duplicates >= len(committed), timeout=15)
+    assert await rollup_totals(ledger_db, gw) == expected(events)
 
 
 async def test_a_restart_while_events_flow_loses_none_and_counts_none_twice(
