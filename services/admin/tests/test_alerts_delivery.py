@@ -170,6 +170,11 @@ async def _deliveries(api: httpx.AsyncClient, gw: str, rule_id: str) -> list[dic
     return list(r.json()["items"])
 
 
+def _window(body: dict[str, Any]) -> tuple[datetime, datetime]:
+    window = body["firing"]["window"]
+    return datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
+
+
 def _verify(headers: dict[str, str], body: bytes) -> bool:
     timestamp = headers["X-TrustGate-Timestamp"]
     expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
@@ -213,10 +218,7 @@ async def test_a_spend_alert_fires_once_at_80_and_once_at_100_and_not_again_in_t
     assert first["firing"]["observed"] == "8.5" and first["firing"]["limit"] == "10"
     assert second["firing"]["observed"] == "10.5" and second["firing"]["unit"] == "usd"
     today = _hour(datetime.now(UTC)).replace(hour=0)
-    assert first["firing"]["window"] == {
-        "start": today.isoformat(),
-        "end": (today + timedelta(days=1)).isoformat(),
-    }
+    assert _window(first) == (today, today + timedelta(days=1))
     assert first["alert"] == {"id": rule["id"], "name": rule["name"], "kind": "spend"}
     assert first["type"] == "trustgate.alert" and first["test"] is False
     for headers, body in receiver.received:
@@ -373,8 +375,7 @@ async def test_a_budget_rule_measures_the_token_rate_limiters_24h_window(
     await wait_for(lambda: receiver.received, message="the budget alert")
     firing = receiver.bodies()[0]["firing"]
     assert firing["unit"] == "tokens" and firing["observed"] == "510" and firing["limit"] == "1000"
-    assert firing["window"]["start"] == window.start.isoformat()
-    assert firing["window"]["end"] == window.end.isoformat()
+    assert _window(receiver.bodies()[0]) == (window.start, window.end)
 
 
 async def test_an_anomaly_fires_above_its_factor_and_not_under_it(
@@ -395,7 +396,7 @@ async def test_an_anomaly_fires_above_its_factor_and_not_under_it(
     assert body["alert"]["id"] == rules["5"]["id"] and body["alert"]["kind"] == "anomaly"
     firing = body["firing"]
     assert firing["observed"] == "5" and firing["limit"] == "3"
-    assert firing["window"]["start"] == last_hour.isoformat()
+    assert _window(body) == (last_hour, last_hour + timedelta(hours=1))
     assert await _evaluate_now(fast_admin, rules["5"]["id"]) == 0  # once per hour window
     assert await _evaluate_now(fast_admin, rules["2.5"]["id"]) == 0
 

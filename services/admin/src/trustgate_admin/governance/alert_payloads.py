@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -44,6 +44,11 @@ class AlertFacts:
     @property
     def percent(self) -> Decimal:
         return (self.observed * 100 / self.limit) if self.limit > 0 else Decimal(0)
+
+
+def utc_text(moment: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``, as the other admin answers write times."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def exact(value: Decimal) -> str:
@@ -88,12 +93,12 @@ def generic_document(f: AlertFacts) -> dict[str, Any]:
         "firing": {
             "threshold": f.threshold,
             "passed": f.passed,
-            "window": {"start": f.window_start.isoformat(), "end": f.window_end.isoformat()},
+            "window": {"start": utc_text(f.window_start), "end": utc_text(f.window_end)},
             "observed": exact(f.observed),
             "limit": exact(f.limit),
             "unit": f.unit,
             "percent": round(float(f.percent), 2),
-            "fired_at": f.fired_at.isoformat(),
+            "fired_at": utc_text(f.fired_at),
         },
     }
 

@@ -16,7 +16,7 @@ from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.adapters.db.alert_tables import AlertDeliveryRow, AlertFiringRow, AlertRuleRow
 from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.governance import alert_channels
-from trustgate_admin.governance.alert_payloads import AlertFacts, exact, outgoing
+from trustgate_admin.governance.alert_payloads import AlertFacts, exact, outgoing, utc_text
 from trustgate_admin.governance.alert_schemas import (
     KIND_FIELDS,
     AlertRule,
@@ -291,8 +291,8 @@ def answer(row: AlertRuleRow, box: SecretBox) -> dict[str, Any]:
     if row.kind != "anomaly":
         data["thresholds"] = row.thresholds
     data["channel"] = alert_channels.masked(box, row.channel)
-    data["created_at"] = row.created_at.isoformat()
-    data["updated_at"] = row.updated_at.isoformat()
+    data["created_at"] = utc_text(row.created_at)
+    data["updated_at"] = utc_text(row.updated_at)
     return data
 
 
@@ -304,19 +304,19 @@ def delivery_answer(row: AlertDeliveryRow, firing: AlertFiringRow) -> dict[str, 
         "attempts": row.attempts,
         "last_status_code": row.last_status_code,
         "last_error": row.last_error,
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.status == "pending" else None,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-        "delivered_at": row.delivered_at.isoformat() if row.delivered_at else None,
+        "next_attempt_at": utc_text(row.next_attempt_at) if row.status == "pending" else None,
+        "created_at": utc_text(row.created_at),
+        "updated_at": utc_text(row.updated_at),
+        "delivered_at": utc_text(row.delivered_at) if row.delivered_at else None,
         "firing": {
             "id": str(firing.id),
             "threshold": firing.threshold,
             "passed": firing.passed,
-            "window_start": firing.window_start.isoformat(),
-            "window_end": firing.window_end.isoformat(),
+            "window_start": utc_text(firing.window_start),
+            "window_end": utc_text(firing.window_end),
             "observed": exact(firing.observed),
             "limit": exact(firing.limit),
             "unit": firing.unit,
-            "fired_at": firing.fired_at.isoformat(),
+            "fired_at": utc_text(firing.fired_at),
         },
     }
