@@ -26,6 +26,7 @@ from trustgate_core.models import Consumer
 from trustgate_core.policy import Chain, PolicyDeps, PolicyEngine
 from trustgate_core.policy.runners import MCP_RUNNERS, gateway_plan
 from trustgate_core.pricing import PriceBook
+from trustgate_core.receipts.signer import ReceiptSigner
 from trustgate_core.replica import ReplicaState
 from trustgate_core.service import HealthApp, Lifecycle, ReplicaRunner
 from trustgate_mcp import __version__
@@ -81,6 +82,11 @@ class McpRuntime(Lifecycle):
         self.publisher: RequestEventPublisher[McpCall] = RequestEventPublisher(
             event_payload, call_traceparent, settings.event_queue_size
         )
+        # usage receipts, as on the proxy: signed in the publisher's task, and only while
+        # a gateway asks for them
+        self.receipts: ReceiptSigner[McpCall] = ReceiptSigner(
+            self.state, settings.secrets_material, event_payload
+        )
         if sink is None:
             sink = self.publisher if settings.telemetry_enabled and bus else NullSink()
         self.sink = sink
@@ -95,7 +101,10 @@ class McpRuntime(Lifecycle):
                 CONFIG_STREAM,
                 requests_stream(settings.requests_max_age_seconds, settings.requests_max_bytes),
             ],
-            listeners=config_listeners(self.state, self.plans, self.engine, self._forget_lists),
+            listeners=[
+                *config_listeners(self.state, self.plans, self.engine, self._forget_lists),
+                self._receipts_changed,
+            ],
         )
         self.http: aiohttp.ClientSession | None = None
         self.health = HealthApp(
@@ -121,6 +130,10 @@ class McpRuntime(Lifecycle):
         if not self.bus:
             return {"config": "ok"}
         return self.runner.dependencies()
+
+    def _receipts_changed(self, event: AnyConfigEvent) -> None:
+        self.receipts.changed(event)
+        self.publisher.payload = self.receipts.payload if self.receipts.active else event_payload
 
     def apply(self, event: AnyConfigEvent) -> bool:
         """Apply a config event that did not come from the bus (``bus=False``); whether

@@ -31,6 +31,7 @@ from trustgate_core.policy import PolicyDeps, PolicyEngine
 from trustgate_core.policy.runners import LLM_RUNNERS, gateway_plan
 from trustgate_core.policy.runners.cache import PORT as CACHE_PORT
 from trustgate_core.pricing import PriceBook
+from trustgate_core.receipts.signer import ReceiptSigner
 from trustgate_core.replica import ConfigReplica, ReplicaState
 from trustgate_core.replica.snapshot import SnapshotFile, SnapshotKeeper
 from trustgate_core.service import HealthApp, Lifecycle, ReplicaRunner
@@ -49,7 +50,6 @@ from trustgate_proxy.services.forward import Forwarders
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.pipeline import Pipeline
 from trustgate_proxy.services.ports import NO_POLICIES, CallSink, Chain, ChainCompiler, NullSink
-from trustgate_proxy.services.receipts import ReceiptSigner
 from trustgate_proxy.services.resilience import Routing
 from trustgate_proxy.services.sessions import Sessions
 from trustgate_proxy.settings import ProxySettings
@@ -111,7 +111,9 @@ class ProxyRuntime(Lifecycle):
         )
         # usage receipts: signed in the publisher's task; while no gateway asks for them
         # the publisher builds events without the signer in between
-        self.receipts = ReceiptSigner(self.state, settings.secrets_material, event_payload)
+        self.receipts: ReceiptSigner[Call] = ReceiptSigner(
+            self.state, settings.secrets_material, event_payload
+        )
         if sink is None:
             sink = self.publisher if settings.telemetry_enabled and bus else NullSink()
         self.observed = ProxyMetrics(before_collect=self._drain_recorder)

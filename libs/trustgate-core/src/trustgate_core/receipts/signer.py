@@ -1,18 +1,18 @@
-"""Usage receipts: each request event of a gateway with ``governance.receipts`` on carries
-its usage record signed with the gateway's Ed25519 key (docs/governance-receipts.md).
+"""Usage receipts on a data plane's request events: each event of a gateway with
+``governance.receipts`` on carries its usage record signed with the gateway's Ed25519 key
+(docs/governance-receipts.md). The proxy and the MCP plane both use it.
 
 Signing happens where the event is built: in the request-event publisher's background
 task, after the answer was sent, so the request path never waits for it. The keys are
 derived from the secrets key when a gateway's config arrives (never per event, never
-stored, never sent). While no gateway has receipts on, the proxy's publisher does not
-call the signer at all; once one does, another gateway's event costs one dictionary
-lookup.
+stored, never sent). While no gateway has receipts on, a plane's publisher does not call
+the signer at all; once one does, another gateway's event costs one dictionary lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from trustgate_core.events.config import AnyConfigEvent
@@ -21,10 +21,17 @@ from trustgate_core.receipts.keys import ReceiptKey
 from trustgate_core.receipts.record import record_of_request
 from trustgate_core.receipts.signing import sign_record
 from trustgate_core.replica import ReplicaState
-from trustgate_proxy.domain.call import Call
 
 
-class ReceiptSigner:
+class _OfGateway(Protocol):
+    @property
+    def gateway_id(self) -> UUID | None: ...
+
+
+C = TypeVar("C", bound=_OfGateway)
+
+
+class ReceiptSigner(Generic[C]):
     """Adds a receipt to the request events of the gateways that ask for one.
 
     ``payload`` wraps the event builder the publisher calls; ``changed`` is a config
@@ -36,14 +43,14 @@ class ReceiptSigner:
         self,
         state: ReplicaState,
         material: str | bytes,
-        build: Callable[[Call], dict[str, Any]],
+        build: Callable[[C], dict[str, Any]],
     ) -> None:
         self._state = state
         self._material = material
         self._build = build
         self._keys: dict[UUID | None, ReceiptKey] = {}  # a call may name no gateway
 
-    def payload(self, call: Call) -> dict[str, Any]:
+    def payload(self, call: C) -> dict[str, Any]:
         payload = self._build(call)
         key = self._keys.get(call.gateway_id)
         if key is not None:
