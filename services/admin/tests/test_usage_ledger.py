@@ -265,3 +265,39 @@ async def test_remembered_trace_ids_are_pruned_after_the_retention(
         assert await ledger.prune() == 0  # all younger than the retention
         later = datetime.now(UTC) + timedelta(seconds=settings.ledger_dedupe_retention + 60)
         assert await ledger.prune(now=later) >= 5
+
+
+async def test_a_part_failing_after_the_commit_loses_nothing_and_the_batch_stays_acked(
+    ledger_db: str, bus: NatsServer, publisher: Bus
+) -> None:
+    told: list[set[uuid.UUID]] = []
+
+    class Failing:
+        async def committed(self, gateway_ids: set[uuid.UUID]) -> None:
+            told.append(gateway_ids)
+            raise RuntimeError("the alert engine is broken")
+
+    settings = ledger_settings(
+        ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}", LEDGER_ACK_WAIT=1.0
+    )
+    async with running_admin(settings) as admin:
+        await consuming(admin)
+        ledger = ledger_of(admin)
+        ledger.after = [*ledger.after, Failing()]
+        gw = str(uuid.uuid4())
+        first = event(gw)
+        await publisher.publish(first)
+        await until_counted(ledger_db, gw, [first])
+        assert any(uuid.UUID(gw) in ids for ids in told)
+        # acked: a later event is counted and the first never comes back as a duplicate
+        duplicates = ledger.stats.duplicates
+        second = event(gw)
+        await publisher.publish(second)
+        await until_counted(ledger_db, gw, [first, second])
+
+        async def all_acked() -> bool:
+            info = await publisher.js.consumer_info("TRUSTGATE_REQUESTS", settings.ledger_durable)
+            return info.num_ack_pending == 0
+
+        await wait_for(all_acked, timeout=10)
+        assert ledger.stats.duplicates == duplicates
