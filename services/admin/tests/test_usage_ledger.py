@@ -301,3 +301,29 @@ async def test_a_part_failing_after_the_commit_loses_nothing_and_the_batch_stays
 
         await wait_for(all_acked, timeout=10)
         assert ledger.stats.duplicates == duplicates
+
+
+async def test_a_batch_whose_transaction_fails_comes_back_and_is_counted_once(
+    ledger_db: str, bus: NatsServer, publisher: Bus
+) -> None:
+    """A sink that fails inside the transaction (as a database error would) rolls the
+    whole batch back: nothing is counted, the batch is redelivered, and counted once."""
+    gw = str(uuid.uuid4())
+    failures: list[int] = []
+
+    class FailsOnce:
+        async def record(self, session: Any, events: Any) -> None:
+            if not failures and any(str(e.gateway_id) == gw for e in events):
+                failures.append(len(events))
+                raise ConnectionError("the database went away")
+
+    settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
+    async with running_admin(settings) as admin:
+        await consuming(admin)
+        ledger = ledger_of(admin)
+        ledger.sinks = [*ledger.sinks, FailsOnce()]
+        events = [event(gw) for _ in range(5)]
+        for e in events:
+            await publisher.publish(e)
+        await until_counted(ledger_db, gw, events)
+        assert failures and ledger.stats.failed_batches >= 1
