@@ -25,15 +25,16 @@ from typing import Any
 from uuid import UUID
 
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 from sqlalchemy import text
 
 from trustgate_admin.adapters.db.usage_tables import NO_CONSUMER
 from trustgate_admin.governance.ports import AfterCommit, GovernanceDeps, LedgerSink
-from trustgate_core.backoff import Backoff, retry
+from trustgate_core.backoff import Backoff
 from trustgate_core.bus import WorkConsumer, ensure_streams
 from trustgate_core.events.requests import RequestEvent, decode_request_event
-from trustgate_core.events.subjects import REQUESTS_SUBJECTS, requests_stream
+from trustgate_core.events.subjects import REQUESTS_SUBJECTS, StreamSpec, requests_stream
 from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -199,17 +200,8 @@ class Ledger:
     async def _run(self) -> None:
         s = self.deps.settings
         stream = requests_stream(s.requests_max_age_seconds, s.requests_max_bytes)
-        nc = self.deps.nc
-        js = nc.jetstream()
-
-        async def ensure() -> None:
-            if not nc.is_connected:  # the outbox relay makes the connection
-                raise ConnectionError("NATS is not connected yet")
-            await ensure_streams(js, [stream], replicas=s.stream_replicas)
-
-        await retry(
-            ensure, what="ledger: ensure the requests stream", backoff=Backoff(0.1, 5.0), log=log
-        )
+        js = self.deps.nc.jetstream()
+        await self._ensure_stream(js, stream)
         self.consumer = WorkConsumer(
             js,
             stream.name,
@@ -223,6 +215,19 @@ class Ledger:
             on_lag=self._lag,
         )
         await self.consumer.run()
+
+    async def _ensure_stream(self, js: JetStreamContext, stream: StreamSpec) -> None:
+        """Make sure the requests stream exists, once NATS is connected (the outbox relay
+        makes the connection: until then, wait quietly), retrying with backoff."""
+        backoff = Backoff(0.1, 5.0)
+        while True:
+            if self.deps.nc.is_connected:
+                try:
+                    await ensure_streams(js, [stream], replicas=self.deps.settings.stream_replicas)
+                    return
+                except Exception as exc:
+                    log.warning("ledger: the requests stream could not be ensured (%r)", exc)
+            await asyncio.sleep(backoff.next_delay())
 
     def _lag(self, pending: int) -> None:
         self.stats.lag = pending
