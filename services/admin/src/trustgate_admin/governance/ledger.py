@@ -255,10 +255,11 @@ class Ledger:
             new = await self.count(events)
         except Exception as exc:
             self.stats.failed_batches += 1
-            log.warning(
-                "ledger: a batch of %d events was not counted (%r); it will be redelivered",
+            log.warning(  # the class and the start of the message: not the batch's SQL
+                "ledger: a batch of %d events was not counted (%s: %s); it will be redelivered",
                 len(events),
-                exc,
+                type(exc).__name__,
+                str(exc)[:200],
             )
             for msg in decoded:
                 await _quietly(msg.nak(delay=REDELIVER_DELAY))
