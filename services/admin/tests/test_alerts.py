@@ -15,6 +15,7 @@ import pytest
 
 from trustgate_admin.api.security import mint_admin_token
 from trustgate_admin.governance.alert_channels import opened
+from trustgate_admin.governance.chain import verify_database
 from trustgate_testkit.admin import RunningAdmin
 
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/slack-secret-0001"
@@ -295,3 +296,24 @@ async def test_another_tenants_gateway_alerts_are_a_404(
             await tenant.get(f"/v1/gateways/{gw}/alerts/{rule['id']}/deliveries"),
         ):
             assert r.status_code == 404, r.text
+
+
+async def test_rule_changes_are_in_the_audit_chain_without_their_channel(
+    admin: RunningAdmin, api: httpx.AsyncClient
+) -> None:
+    gw = await _gateway(api)
+    base = f"/v1/gateways/{gw}/alerts"
+    rule = (await api.post(base, json=_spend())).json()
+    assert (await api.put(f"{base}/{rule['id']}", json={"amount_usd": 50})).status_code == 200
+    assert (await api.delete(f"{base}/{rule['id']}")).status_code == 204
+
+    r = await api.get("/v1/audit", params={"entity_id": rule["id"], "sort": "seq", "order": "asc"})
+    entries = r.json()["items"]
+    assert [(e["kind"], e["operation"]) for e in entries] == [
+        ("alert_rule", "create"),
+        ("alert_rule", "update"),
+        ("alert_rule", "delete"),
+    ]
+    assert {e["actor"] for e in entries} == {"admin"} and not _leaks(r.text)
+    verdict = await verify_database(admin.settings.dsn)
+    assert verdict.ok, verdict

@@ -14,7 +14,7 @@ from typing import Literal
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from trustgate_core.models.base import EntityKind
 
@@ -31,7 +31,9 @@ class AuditEvent(BaseModel):
     actor: str
     tenant_id: str | None
     gateway_id: UUID
-    kind: EntityKind
+    # a config entity's kind (an EntityKind), or another admin-managed thing: a str
+    # (``alert_rule``)
+    kind: EntityKind | str = Field(union_mode="left_to_right")
     entity_id: UUID
     operation: AuditOperation
     revision: int

@@ -31,6 +31,8 @@ from trustgate_core.crypto import SecretBox, find_masked, merge_masked
 from trustgate_core.errors import InvalidUUID, NotFound, ValidationFailed
 from trustgate_core.ids import uuid7
 
+#: the audit log's kind for alert rule changes
+AUDIT_KIND = "alert_rule"
 BUDGET_PLUGIN = "token_rate_limiter"
 AMOUNTS = frozenset({"amount_usd", "min_spend_usd"})
 
@@ -52,6 +54,7 @@ async def create(uow: UnitOfWork, gateway_id: UUID, rule: AlertRule) -> dict[str
             **_columns(rule, alert_channels.sealed(uow.box, channel)),
         )
         uow.session.add(row)
+        await uow.record(AUDIT_KIND, gateway_id, row.id, "create")
         await uow.commit()
         return answer(row, uow.box)
 
@@ -102,6 +105,7 @@ async def update(
             setattr(row, key, value)
         row.updated_at = now()
         uow.session.add(row)
+        await uow.record(AUDIT_KIND, gateway_id, row.id, "update")
         await uow.commit()
         return answer(row, uow.box)
 
@@ -110,6 +114,7 @@ async def delete(uow: UnitOfWork, gateway_id: UUID, alert_id: UUID) -> None:
     async with uow:
         row = await get_child(uow.session, AlertRuleRow, gateway_id, alert_id, lock=True)
         await uow.session.delete(row)
+        await uow.record(AUDIT_KIND, gateway_id, row.id, "delete")
         await uow.commit()
 
 

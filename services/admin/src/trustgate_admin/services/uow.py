@@ -102,7 +102,7 @@ class UnitOfWork:
             OutboxRow(
                 subject=subject,
                 msg_id=f"{kind.value}:{entity_id}:{revision}",
-                kind=kind.value,
+                kind=str(kind),
                 entity_id=entity_id,
                 revision=revision,
                 payload=encode_event(event),
@@ -151,9 +151,16 @@ class UnitOfWork:
         self.emit(kind, gateway_id, entity_id, revision, None)
         await self._audit(kind, gateway_id, entity_id, "delete", revision)
 
+    async def record(
+        self, kind: str, gateway_id: UUID, entity_id: UUID, operation: AuditOperation
+    ) -> None:
+        """Audit a change to something that is not a config entity (an alert rule): it is
+        chained and published on the audit stream like every other change."""
+        await self._audit(kind, gateway_id, entity_id, operation, await self.next_revision())
+
     async def _audit(
         self,
-        kind: EntityKind,
+        kind: EntityKind | str,
         gateway_id: UUID,
         entity_id: UUID,
         operation: AuditOperation,
@@ -169,7 +176,7 @@ class UnitOfWork:
                 actor=self.actor.subject,
                 tenant_id=gateway.tenant_id if gateway is not None else self.actor.tenant_id,
                 gateway_id=gateway_id,
-                kind=kind.value,
+                kind=str(kind),
                 entity_id=entity_id,
                 operation=operation,
                 revision=revision,
