@@ -77,5 +77,8 @@ async def test_the_admin_purges_a_semantic_cache_policy_on_the_cache(
                 return not first.hit and not second.hit
 
             await wait_for(purged, timeout=5, message="the purge never reached the cache")
+            audit = (await api.get("/v1/audit", params={"entity_id": cache})).json()["items"]
+            newest = audit[0]  # newest first
+            assert (newest["kind"], newest["operation"]) == ("policy_cache", "delete")
     finally:
         await runtime.stop()

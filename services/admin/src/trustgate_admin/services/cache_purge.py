@@ -15,6 +15,8 @@ from trustgate_core.errors import NotFound, Unavailable
 from trustgate_core.events.subjects import CACHE_PURGE_SUBJECT
 from trustgate_core.plugins.cache import SEMANTIC_CACHE
 
+#: the audit log's kind for a purge of a policy's cache entries
+AUDIT_KIND = "policy_cache"
 # How long the bus may take to accept the purge before the admin answers 503.
 FLUSH_TIMEOUT = 2
 
@@ -33,3 +35,6 @@ async def purge(uow: UnitOfWork, nc: NATS, gateway_id: UUID, policy_id: UUID) ->
         await nc.flush(FLUSH_TIMEOUT)
     except Exception as exc:
         raise Unavailable("the message bus is unavailable") from exc
+    async with uow:  # an admin action like any change: in the audit chain
+        await uow.record(AUDIT_KIND, gateway_id, policy_id, "delete")
+        await uow.commit()
