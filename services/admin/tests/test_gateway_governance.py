@@ -1,6 +1,7 @@
 """A gateway's ``governance`` switches (receipts, per-request audit entries) are stored as
 given, merged on update so a rotation's key version survives a PUT, reach the config
-event the planes follow, and anything else in them is refused with a 422."""
+event the planes follow, and anything else in them is refused with a 422. A consumer's
+``metadata`` labels (the chargeback CSV's columns) are stored, replaced and checked."""
 
 from __future__ import annotations
 
@@ -59,3 +60,23 @@ async def test_anything_else_is_refused_saying_what(
     r = await api.post("/v1/gateways", json={"governance": governance})
     assert r.status_code == 422, r.text
     assert says in r.json()["message"]
+
+
+async def test_a_consumers_metadata_labels_are_stored_changed_and_checked(
+    api: httpx.AsyncClient,
+) -> None:
+    gid = (await api.post("/v1/gateways", json={})).json()["id"]
+    labels = {"department": "R&D", "cost_center": "CC-100", "headcount": 12}
+    r = await api.post(f"/v1/gateways/{gid}/consumers", json={"name": "a", "metadata": labels})
+    assert r.status_code == 201, r.text
+    assert r.json()["metadata"] == labels
+    cid = r.json()["id"]
+    r = await api.put(f"/v1/gateways/{gid}/consumers/{cid}", json={"metadata": {"team": "x"}})
+    assert r.status_code == 200, r.text
+    assert (await api.get(f"/v1/gateways/{gid}/consumers/{cid}")).json()["metadata"] == {
+        "team": "x"
+    }
+    for bad in ({"nested": {"a": 1}}, {"": "x"}, {f"k{i}": i for i in range(51)}):
+        r = await api.post(f"/v1/gateways/{gid}/consumers", json={"name": "b", "metadata": bad})
+        assert r.status_code == 422, r.text
+        assert "metadata" in r.json()["message"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 import uuid
 from collections import defaultdict
@@ -147,20 +146,11 @@ async def mix(database_factory, bus: NatsServer) -> AsyncIterator[Mix]:  # type:
             ('=HYPERLINK("http://x")', {"department": "+sales", "cost_center": "@ops"}),
             ("support", {"department": "Support"}),
         ]:
-            r = await api.post(f"/v1/gateways/{gw}/consumers", json={"name": name})
+            body = {"name": name, "metadata": metadata}
+            r = await api.post(f"/v1/gateways/{gw}/consumers", json=body)
             assert r.status_code == 201, r.text
+            assert r.json()["metadata"] == metadata
             consumers[r.json()["id"]] = {"name": name, "metadata": metadata}
-        # the consumers API does not take metadata yet: it is set in the column it reads
-        conn = await asyncpg.connect(dsn)
-        try:
-            for cid, c in consumers.items():
-                await conn.execute(
-                    "UPDATE consumers SET metadata = $1::jsonb WHERE id = $2",
-                    json.dumps(c["metadata"]),
-                    uuid.UUID(cid),
-                )
-        finally:
-            await conn.close()
         rng = random.Random(17)
         who = [*consumers, None]
         events = [_event(gw, rng, rng.choice(who)) for _ in range(300)]

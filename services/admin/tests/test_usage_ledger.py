@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import httpx
 import nats
 import pytest
 
@@ -149,6 +150,11 @@ async def test_an_event_published_twice_is_counted_once(
         await publisher.publish(twice)
         await wait_for(lambda: ledger.stats.duplicates >= 2, timeout=15)
         assert await rollup_totals(ledger_db, gw) == expected([once, twice])
+        # the operator sees the same on the operations port
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{admin.operations_url}/metrics")).text
+        figures = dict(line.split() for line in text.splitlines() if line[:1] not in ("#", ""))
+        assert float(figures["trustgate_admin_ledger_duplicates_total"]) >= 2
 
 
 async def test_a_batch_committed_but_never_acked_is_counted_once_when_redelivered(

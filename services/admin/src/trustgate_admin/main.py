@@ -43,6 +43,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         app.state.container = container
         relay = container.relay
         observed.bind_outbox(lambda: float(relay.published), lambda: relay.is_leader)
+        observed.bind_ledger(container.governance.ledger.stats)
         try:
             yield
         finally:

@@ -47,3 +47,5 @@ class Consumer(Entity):
     # MCP consumers: every tool is named ``{server}_{tool}`` (stable when a server is
     # added), not only those whose names collide
     always_prefix: bool = False
+    # labels for reports (the usage API's chargeback CSV: ``department``, ``cost_center``)
+    metadata: dict[str, Any] = {}

@@ -332,6 +332,12 @@ class ToolkitEntry(Body):
         return self
 
 
+#: A consumer's ``metadata``: flat labels, each a column of the chargeback CSV.
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_VALUE_LENGTH = 256
+
+
 class ConsumerIn(Body):
     name: str | None = Field(None, min_length=1, max_length=255)
     type: Literal["LLM", "MCP", "A2A"] | None = None
@@ -350,6 +356,27 @@ class ConsumerIn(Body):
         description="MCP consumers: name every tool {server}_{tool}, not only colliding ones "
         "(names stay stable when a server is added)",
     )
+    metadata: dict[str, str | int | float | bool | None] | None = Field(
+        None,
+        description="labels for reports, e.g. department and cost_center: the usage API's "
+        "chargeback CSV has a column per key (flat: strings, numbers, booleans)",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(
+        cls, v: dict[str, str | int | float | bool | None] | None
+    ) -> dict[str, str | int | float | bool | None] | None:
+        if v is None:
+            return v
+        if len(v) > MAX_METADATA_KEYS:
+            raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
+        for key, value in v.items():
+            if not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH:
+                raise ValueError(f"keys are 1 to {MAX_METADATA_KEY_LENGTH} characters")
+            if isinstance(value, str) and len(value) > MAX_METADATA_VALUE_LENGTH:
+                raise ValueError(f"{key}: at most {MAX_METADATA_VALUE_LENGTH} characters")
+        return v
 
 
 class ConsumerCreate(ConsumerIn):

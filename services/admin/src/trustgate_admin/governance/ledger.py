@@ -274,8 +274,8 @@ class Ledger:
         return True
 
     async def count(self, events: Sequence[RequestEvent]) -> list[RequestEvent]:
-        """In one transaction: remember the trace ids, hand the new events to the sinks and
-        add them into the rollups. The new events (first of each trace id) are returned."""
+        """In one transaction: remember the trace ids, add the new events into the rollups
+        and hand them to the sinks. The new events (first of each trace id) are returned."""
         first: dict[str, RequestEvent] = {}
         for event in events:
             first.setdefault(event.trace_id, event)
@@ -285,9 +285,11 @@ class Ledger:
             result = await conn.execute(_SEEN, {"ids": ids})
             new = [first[trace_id] for trace_id in result.scalars()]
             if new:
+                await conn.execute(_ADD, _columns(roll_up(new)))
+                # last: the audit sink's chain lock is then held the shortest time, and
+                # never while this transaction still takes row locks
                 for sink in self.sinks:
                     await sink.record(session, new)
-                await conn.execute(_ADD, _columns(roll_up(new)))
             await session.commit()
         return new
 

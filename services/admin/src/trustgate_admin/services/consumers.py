@@ -182,6 +182,7 @@ async def create(uow: UnitOfWork, gateway_id: UUID, body: ConsumerIn) -> Consume
             toolkit=spec.get("toolkit"),
             fail_mode=spec.get("fail_mode") or ("open" if spec.get("type") == "MCP" else None),
             always_prefix=bool(spec.get("always_prefix")),
+            metadata_=spec.get("metadata") or {},
             revision=0,
             created_at=ts,
             updated_at=ts,
@@ -279,6 +280,8 @@ async def update(
                 setattr(row, key, changes[key])
         if "model_policies" in changes:
             row.model_policies = _model_policies({"model_policies": changes["model_policies"]})
+        if "metadata" in changes:
+            row.metadata_ = changes["metadata"] or {}
         entity = await _emit(uow, row)
         await uow.commit()
         return entity

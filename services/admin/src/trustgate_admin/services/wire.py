@@ -160,6 +160,7 @@ async def consumers(session: AsyncSession, rows: Sequence[t.ConsumerRow]) -> lis
             toolkit=row.toolkit,
             fail_mode=row.fail_mode,  # type: ignore[arg-type]
             always_prefix=row.always_prefix,
+            metadata=row.metadata_ or {},
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

@@ -95,6 +95,7 @@ class ConsumerRow(SQLModel, table=True):
     always_prefix: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+    metadata_: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", JSONB))
     revision: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
