@@ -7,13 +7,13 @@ after it. What an evaluation does is ``alert_evaluation``'s."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from uuid import UUID
 
 from trustgate_admin.governance import alert_evaluation as evaluation
 from trustgate_admin.governance.ports import GovernanceDeps
+from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,7 @@ class AlertEngine:
         self._stopped = True
         tasks = [t for t in (self._ticker, *self._running.values()) if t is not None]
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._ticker = None
         self._running.clear()
 

@@ -9,7 +9,6 @@ it. NATS or Postgres away: the tick is skipped and the next one tries again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ from trustgate_admin.governance.ports import GovernanceDeps
 from trustgate_core.bus import ensure_streams
 from trustgate_core.events.audit import AuditHeadEvent, encode_audit_head
 from trustgate_core.events.subjects import AUDIT_HEAD_SUBJECT, audit_head_stream
+from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 #: How soon a head that could not be published is tried again (at most the interval).
@@ -36,11 +36,9 @@ class HeadPublisher:
         self._task = asyncio.create_task(self._run(), name="audit-head-publisher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         interval = self.deps.settings.audit_head_interval

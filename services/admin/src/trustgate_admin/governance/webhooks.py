@@ -37,6 +37,7 @@ from trustgate_admin.adapters.db.tables import GatewayRow
 from trustgate_admin.governance import alert_channels
 from trustgate_admin.governance.alert_payloads import AlertFacts, Outgoing, outgoing
 from trustgate_admin.governance.ports import GovernanceDeps
+from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,9 @@ class DeliveryWorker:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            await cancel_and_wait(task)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
