@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import NatsServer, wait_for
-from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, serve_mock
+from trustgate_testkit.node import single_node
+from trustgate_testkit.proxy.mock_upstream import serve_mock
 
 pytestmark = pytest.mark.slow
 
@@ -52,124 +49,46 @@ def signed_lines(events: Path, gateway_id: str) -> list[dict[str, Any]]:
 async def test_exported_receipts_verify_against_the_admin_and_an_edited_count_fails(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
-    admin_port, proxy_port = free_port(), free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DB_", "DATABASE_URL", "KAFKA_BROKERS", "TELEMETRY_SINK_FILE"))
-    } | {
-        "NATS_URL": nats_server.url,
-        "SERVER_SECRET_KEY": SECRET,
-        "SERVER_ADMIN_PORT": str(admin_port),
-        "SERVER_PROXY_PORT": str(proxy_port),
-        "SERVER_ADMIN_METRICS_PORT": str(free_port()),
-        "SERVER_PROXY_METRICS_PORT": str(free_port()),
-        "SERVER_MCP_PORT": str(free_port()),
-        "SERVER_MCP_METRICS_PORT": str(free_port()),
-        "SERVER_POLICY_CACHE_PORT": str(free_port()),
-        "TELEMETRY_PORT": str(free_port()),
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "trustgate.cli",
-        "run",
-        "--data-dir",
-        str(tmp_path / "data"),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    admin, proxy = f"http://127.0.0.1:{admin_port}", f"http://127.0.0.1:{proxy_port}"
-    try:
-        async with httpx.AsyncClient(timeout=5) as http, serve_mock() as upstream:
+    async with (
+        single_node(tmp_path / "data", nats_server.url, SECRET) as node,
+        serve_mock() as upstream,
+    ):
+        walk = await node.walkthrough(upstream.url, slug="receipts", governance={"receipts": True})
+        gw = walk.gateway
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
+        url = f"{walk.base_url}/chat/completions"
 
-            async def up(url: str) -> bool:
-                try:
-                    return (await http.get(url)).status_code == 200
-                except httpx.TransportError:
-                    return False
+        async def answered() -> bool:
+            r = await node.http.post(url, json=body, headers=walk.headers)
+            return r.status_code == 200
 
-            await wait_for(lambda: up(f"{admin}/readyz"), timeout=90, message="admin not ready")
-            await wait_for(lambda: up(f"{proxy}/readyz"), timeout=30, message="proxy not ready")
-            minted = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "trustgate.cli",
-                "admin",
-                "token",
-                env=env,
-                stdout=subprocess.PIPE,
-            )
-            token = (await minted.communicate())[0].decode().strip()
-            h = {"Authorization": f"Bearer {token}"}
+        await wait_for(answered, timeout=10, message="the call through the proxy failed")
+        assert (await node.http.post(url, json=body, headers=walk.headers)).status_code == 200
 
-            async def post(path: str, body: dict[str, Any]) -> Any:
-                r = await http.post(f"{admin}{path}", headers=h, json=body)
-                assert r.status_code in (201, 204), r.text
-                return r.json() if r.status_code == 201 else None
+        events = node.events_file
+        await wait_for(
+            lambda: len(signed_lines(events, gw["id"])) >= 2,
+            timeout=30,
+            message="no signed events exported",
+        )
+        jwks = f"{node.admin}/.well-known/trustgate/receipts/{gw['id']}/jwks.json"
 
-            gw = await post("/v1/gateways", {"slug": "receipts", "governance": {"receipts": True}})
-            reg = await post(
-                f"/v1/gateways/{gw['id']}/registries",
-                {
-                    "name": "openai-primary",
-                    "provider": "openai_compatible",
-                    "provider_options": {"base_url": upstream.url},
-                    "auth": {"type": "api_key", "api_key": {"api_key": UPSTREAM_KEY}},
-                },
-            )
-            con = await post(
-                f"/v1/gateways/{gw['id']}/consumers",
-                {"name": "my-app", "registries": [{"id": reg["id"]}]},
-            )
-            auth = await post(f"/v1/gateways/{gw['id']}/auths", {"name": "key", "type": "api_key"})
-            await post(f"/v1/gateways/{gw['id']}/consumers/{con['id']}/auths/{auth['id']}", {})
-            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}
-            headers = {"X-AG-Gateway-Slug": gw["slug"], "X-AG-API-Key": auth["api_key"]}
-            url = f"{proxy}/{con['slug']}/v1/chat/completions"
+        code, out = await verify(str(events), "--jwks", jwks)
+        assert code == 0, out
+        assert "failed: 0" in out
+        code, out = await verify(str(events), "--admin-url", node.admin, "--json")
+        assert code == 0 and json.loads(out)["verified"] >= 2, out
 
-            async def answered() -> bool:
-                r = await http.post(url, json=body, headers=headers)
-                return r.status_code == 200
-
-            await wait_for(answered, timeout=10, message="the call through the proxy failed")
-            assert (await http.post(url, json=body, headers=headers)).status_code == 200
-
-            events = tmp_path / "data" / "telemetry" / "events.jsonl"
-            await wait_for(
-                lambda: len(signed_lines(events, gw["id"])) >= 2,
-                timeout=30,
-                message="no signed events exported",
-            )
-            jwks = f"{admin}/.well-known/trustgate/receipts/{gw['id']}/jwks.json"
-
-            code, out = await verify(str(events), "--jwks", jwks)
-            assert code == 0, out
-            assert "failed: 0" in out
-            code, out = await verify(str(events), "--admin-url", admin, "--json")
-            assert code == 0 and json.loads(out)["verified"] >= 2, out
-
-            lines = events.read_text("utf-8").splitlines()
-            number = next(
-                i
-                for i, line in enumerate(lines, start=1)
-                if line and json.loads(line).get("receipt")
-            )
-            edited = json.loads(lines[number - 1])
-            edited["usage"]["completion_tokens"] += 1000
-            lines[number - 1] = json.dumps(edited)
-            events.write_text("\n".join(lines) + "\n", "utf-8")
-            code, out = await verify(str(events), "--jwks", jwks)
-            assert code == 1, out
-            assert f"line {number} " in out and "usage.completion_tokens" in out
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-    assert proc.returncode in (0, 130), err.decode()[-2000:]
+        lines = events.read_text("utf-8").splitlines()
+        number = next(  # an answered call's (a call refused before has no usage)
+            i
+            for i, line in enumerate(lines, start=1)
+            if line and json.loads(line).get("receipt") and json.loads(line).get("usage")
+        )
+        edited = json.loads(lines[number - 1])
+        edited["usage"]["completion_tokens"] += 1000
+        lines[number - 1] = json.dumps(edited)
+        events.write_text("\n".join(lines) + "\n", "utf-8")
+        code, out = await verify(str(events), "--jwks", jwks)
+        assert code == 1, out
+        assert f"line {number} " in out and "usage.completion_tokens" in out
