@@ -68,6 +68,16 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
         )
         assert doc["gateway_id"] == walk.gateway["id"] and doc["schema_version"] == 1
 
+        # the admin's usage ledger counted the calls (from the same request events)
+        usage_url = f"{node.admin}/v1/gateways/{walk.gateway['id']}/usage"
+        admin_headers = {"Authorization": f"Bearer {await node.token()}"}
+
+        async def counted() -> bool:
+            r = await http.get(usage_url, headers=admin_headers)
+            return r.status_code == 200 and r.json()["totals"]["requests"] >= 2
+
+        await wait_for(counted, timeout=30, message="the usage ledger never counted the calls")
+
         # the proxy keeps its sealed config snapshot in the data dir, not the user's home
         snapshot = node.data_dir / "proxy-config.snapshot"
         await wait_for(snapshot.is_file, timeout=10, message="no config snapshot written")
