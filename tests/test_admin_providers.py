@@ -17,6 +17,7 @@ from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
 from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.server import run_proxy
 
 # provider mock -> the model id that provider is sent for the client's "gpt-4o-mini"
@@ -89,12 +90,14 @@ async def test_a_registry_made_through_the_admin_serves_an_openai_client_from_it
     model = PROVIDERS[name]
     async with MOCKS[name]() as mock, admin.client() as api, run_proxy(nats_server.url) as proxy:
         s = await configure(api, mock, f"e2e-{name}", model)
-        client = AsyncOpenAI(
-            base_url=f"{proxy.url}/{s['con']['slug']}/v1",
-            api_key="unused",
-            default_headers={"X-AG-Gateway-Slug": s["gw"]["slug"], "X-AG-API-Key": s["key"]},
-            max_retries=0,
-            timeout=10,
+        client = tracked(
+            AsyncOpenAI(
+                base_url=f"{proxy.url}/{s['con']['slug']}/v1",
+                api_key="unused",
+                default_headers={"X-AG-Gateway-Slug": s["gw"]["slug"], "X-AG-API-Key": s["key"]},
+                max_retries=0,
+                timeout=10,
+            )
         )
 
         async def answered() -> bool:

@@ -16,6 +16,7 @@ from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
 from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.server import RunningProxy, run_proxy
 
 MESSAGES: Any = [{"role": "user", "content": "Hello!"}]
@@ -64,12 +65,14 @@ async def quickstart(api: httpx.AsyncClient, upstream: MockUpstream, slug: str) 
 
 
 def sdk(proxy: RunningProxy, s: dict[str, Any], key: str | None = None) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=f"{proxy.url}/{s['con']['slug']}/v1",
-        api_key="unused",
-        default_headers={"X-AG-Gateway-Slug": s["gw"]["slug"], "X-AG-API-Key": key or s["key"]},
-        max_retries=0,
-        timeout=10,
+    return tracked(
+        AsyncOpenAI(
+            base_url=f"{proxy.url}/{s['con']['slug']}/v1",
+            api_key="unused",
+            default_headers={"X-AG-Gateway-Slug": s["gw"]["slug"], "X-AG-API-Key": key or s["key"]},
+            max_retries=0,
+            timeout=10,
+        )
     )
 
 

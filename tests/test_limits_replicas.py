@@ -18,6 +18,7 @@ from trustgate_core.events import CONFIG_STREAM
 from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
 from trustgate_testkit.processes import PlaneProcess, plane_process
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 N = 20
@@ -32,16 +33,18 @@ def replica(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[Plane
 def sdk(url: str, tenant: Tenant, bucket: str) -> openai.AsyncOpenAI:
     """The consumer ``app`` on one replica; ``bucket`` is the ``X-Bucket`` header the
     policy groups by (so probing a replica does not spend the limit under test)."""
-    return openai.AsyncOpenAI(
-        base_url=f"{url}/{tenant.consumers['app'].slug}/v1",
-        api_key="unused",
-        max_retries=0,
-        timeout=15,
-        default_headers={
-            "X-AG-Gateway-Slug": tenant.slug,
-            "X-AG-API-Key": tenant.keys["app"],
-            "X-Bucket": bucket,
-        },
+    return tracked(
+        openai.AsyncOpenAI(
+            base_url=f"{url}/{tenant.consumers['app'].slug}/v1",
+            api_key="unused",
+            max_retries=0,
+            timeout=15,
+            default_headers={
+                "X-AG-Gateway-Slug": tenant.slug,
+                "X-AG-API-Key": tenant.keys["app"],
+                "X-Bucket": bucket,
+            },
+        )
     )
 
 

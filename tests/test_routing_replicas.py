@@ -20,6 +20,7 @@ from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
 from trustgate_testkit.processes import PlaneProcess, plane_process
 from trustgate_testkit.proxy.mock_upstream import serve_mock
 from trustgate_testkit.proxy.scripted import Reply, serve_scripted
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 HI: Any = [{"role": "user", "content": "Hi"}]
@@ -32,12 +33,14 @@ def replica(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[Plane
 
 
 def sdk(url: str, tenant: Tenant) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{url}/{tenant.consumers['app'].slug}/v1",
-        api_key="unused",
-        max_retries=0,
-        timeout=15,
-        default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+    return tracked(
+        openai.AsyncOpenAI(
+            base_url=f"{url}/{tenant.consumers['app'].slug}/v1",
+            api_key="unused",
+            max_retries=0,
+            timeout=15,
+            default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+        )
     )
 
 

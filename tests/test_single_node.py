@@ -13,6 +13,7 @@ from openai import AsyncOpenAI
 from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.node import single_node
 from trustgate_testkit.proxy.mock_upstream import serve_mock
+from trustgate_testkit.proxy.sdk_clients import tracked
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,9 @@ async def test_trustgate_run_serves_the_readme_walkthrough_and_stops_cleanly(
             return r.status_code == 200 and bool(r.json()["choices"])
 
         await wait_for(completed, timeout=5, message="the walkthrough's call failed")
-        client = AsyncOpenAI(base_url=walk.base_url, api_key="unused", default_headers=walk.headers)
+        client = tracked(
+            AsyncOpenAI(base_url=walk.base_url, api_key="unused", default_headers=walk.headers)
+        )
         raw = await client.chat.completions.with_raw_response.create(**body)
         assert raw.parse().choices[0].message.content
 

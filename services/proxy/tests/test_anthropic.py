@@ -23,7 +23,7 @@ from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
-from trustgate_testkit.proxy.sdk_clients import MESSAGES_WEATHER_TOOL, PNG
+from trustgate_testkit.proxy.sdk_clients import MESSAGES_WEATHER_TOOL, PNG, tracked
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
 
@@ -61,12 +61,14 @@ async def to_openai(tenant: Tenant, gpt: MockUpstream, proxy: RunningProxy) -> T
 
 def sdk(proxy: RunningProxy, tenant: Tenant) -> AsyncAnthropic:
     """The SDK as an application would use it: the gateway key as its API key."""
-    return AsyncAnthropic(
-        base_url=f"{proxy.url}/{tenant.consumers['app'].slug}",
-        api_key=tenant.keys["app"],
-        max_retries=0,
-        timeout=15,
-        default_headers={"X-AG-Gateway-Slug": tenant.slug},
+    return tracked(
+        AsyncAnthropic(
+            base_url=f"{proxy.url}/{tenant.consumers['app'].slug}",
+            api_key=tenant.keys["app"],
+            max_retries=0,
+            timeout=15,
+            default_headers={"X-AG-Gateway-Slug": tenant.slug},
+        )
     )
 
 
@@ -395,12 +397,14 @@ async def test_a_raw_translated_stream_is_anthropics_event_sequence(
 
 
 def openai_sdk(proxy: RunningProxy, tenant: Tenant) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=proxy.base_url(tenant.consumers["app"]),
-        api_key=tenant.keys["app"],
-        max_retries=0,
-        timeout=15,
-        default_headers={"X-AG-Gateway-Slug": tenant.slug},
+    return tracked(
+        openai.AsyncOpenAI(
+            base_url=proxy.base_url(tenant.consumers["app"]),
+            api_key=tenant.keys["app"],
+            max_retries=0,
+            timeout=15,
+            default_headers={"X-AG-Gateway-Slug": tenant.slug},
+        )
     )
 
 

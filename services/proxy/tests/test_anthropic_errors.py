@@ -14,6 +14,7 @@ from anthropic import AsyncAnthropic
 
 from trustgate_testkit.proxy.local import LocalProxy, local_fixtures, local_proxy
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.tenant import Tenant
 
 proxy, tenant, bus, events = local_fixtures()
@@ -45,12 +46,14 @@ async def _tenant(proxy: LocalProxy, upstream: MockUpstream) -> Tenant:
 
 
 def sdk(proxy: LocalProxy, tenant: Tenant, consumer: str = "app", key: str | None = None) -> Any:
-    return AsyncAnthropic(
-        base_url=f"{proxy.url}/{tenant.consumers[consumer].slug}",
-        api_key=key or tenant.keys[consumer],
-        default_headers={"X-AG-Gateway-Slug": tenant.slug},
-        max_retries=0,
-        timeout=10,
+    return tracked(
+        AsyncAnthropic(
+            base_url=f"{proxy.url}/{tenant.consumers[consumer].slug}",
+            api_key=key or tenant.keys[consumer],
+            default_headers={"X-AG-Gateway-Slug": tenant.slug},
+            max_retries=0,
+            timeout=10,
+        )
     )
 
 

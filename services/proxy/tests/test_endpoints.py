@@ -16,6 +16,7 @@ from openai import AsyncOpenAI
 from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.local import local_fixtures
 from trustgate_testkit.proxy.providers import MOCKS, ProviderMock
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
 
@@ -37,22 +38,26 @@ def _headers(tenant: Tenant, consumer: str) -> dict[str, str]:
 
 
 def _openai(proxy: RunningProxy, tenant: Tenant, consumer: str) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(tenant.consumers[consumer]),
-        api_key="unused",
-        max_retries=0,
-        timeout=10,
-        default_headers=_headers(tenant, consumer),
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(tenant.consumers[consumer]),
+            api_key="unused",
+            max_retries=0,
+            timeout=10,
+            default_headers=_headers(tenant, consumer),
+        )
     )
 
 
 def _anthropic(proxy: RunningProxy, tenant: Tenant, consumer: str) -> AsyncAnthropic:
-    return AsyncAnthropic(
-        base_url=f"{proxy.url}/{tenant.consumers[consumer].slug}",
-        api_key="unused",
-        max_retries=0,
-        timeout=10,
-        default_headers=_headers(tenant, consumer),
+    return tracked(
+        AsyncAnthropic(
+            base_url=f"{proxy.url}/{tenant.consumers[consumer].slug}",
+            api_key="unused",
+            max_retries=0,
+            timeout=10,
+            default_headers=_headers(tenant, consumer),
+        )
     )
 
 

@@ -32,6 +32,7 @@ from trustgate_proxy.services.ports import MemorySink
 from trustgate_proxy.settings import ProxySettings
 from trustgate_testkit.pki import NOW, Issued, Pki, issue
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.server import poll
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
@@ -111,13 +112,15 @@ async def mtls_consumer(proxy: TlsProxy, pki: Pki, name: str, **lists: list[str]
 
 
 def sdk(proxy: TlsProxy, slug: str, http: httpx.AsyncClient, **headers: str) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=f"{proxy.url}/{slug}/v1",
-        api_key="unused",
-        max_retries=0,
-        timeout=10,
-        http_client=http,
-        default_headers={"X-AG-Gateway-Slug": proxy.tenant.slug, **headers},
+    return tracked(
+        AsyncOpenAI(
+            base_url=f"{proxy.url}/{slug}/v1",
+            api_key="unused",
+            max_retries=0,
+            timeout=10,
+            http_client=http,
+            default_headers={"X-AG-Gateway-Slug": proxy.tenant.slug, **headers},
+        )
     )
 
 

@@ -23,6 +23,7 @@ from trustgate_core.ids import uuid7
 from trustgate_core.models import Auth, Consumer
 from trustgate_testkit.idp import LocalIdp, SigningKey
 from trustgate_testkit.proxy.local import local_fixtures
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.tenant import Tenant
 
 proxy, tenant, bus, events = local_fixtures()
@@ -62,12 +63,14 @@ async def token_consumer(
 
 
 def sdk(proxy: Any, tenant: Tenant, consumer: Consumer, token: str) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(consumer),
-        api_key=token,
-        max_retries=0,
-        timeout=10,
-        default_headers={"X-AG-Gateway-Slug": tenant.slug},
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(consumer),
+            api_key=token,
+            max_retries=0,
+            timeout=10,
+            default_headers={"X-AG-Gateway-Slug": tenant.slug},
+        )
     )
 
 

@@ -11,6 +11,7 @@ from openai import AsyncOpenAI
 
 from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.local import local_fixtures
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.server import until_known
 
 # request-path tests: the proxy in process, configuration applied without the bus
@@ -19,15 +20,17 @@ proxy, tenant, bus, events = local_fixtures()
 
 def sdk(proxy: Any, tenant: Any, consumer_name: str = "app", key: str | None = None) -> AsyncOpenAI:
     consumer = tenant.consumers[consumer_name]
-    return AsyncOpenAI(
-        base_url=proxy.base_url(consumer),
-        api_key="unused",
-        max_retries=0,
-        timeout=10,
-        default_headers={
-            "X-AG-Gateway-Slug": tenant.slug,
-            "X-AG-API-Key": key if key is not None else tenant.keys[consumer_name],
-        },
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(consumer),
+            api_key="unused",
+            max_retries=0,
+            timeout=10,
+            default_headers={
+                "X-AG-Gateway-Slug": tenant.slug,
+                "X-AG-API-Key": key if key is not None else tenant.keys[consumer_name],
+            },
+        )
     )
 
 
@@ -219,14 +222,16 @@ async def test_streams_and_completions_survive_many_concurrent_calls(
 async def test_seed_base_url_without_v1_works(proxy: Any, app_tenant: Any) -> None:
     """Seed 000's snippet: ``base_url="http://localhost:8081/my-app"``, no ``/v1``."""
     consumer = app_tenant.consumers["app"]
-    client = AsyncOpenAI(
-        base_url=f"{proxy.url}/{consumer.slug}",
-        api_key="unused",
-        max_retries=0,
-        default_headers={
-            "X-AG-Gateway-Slug": app_tenant.slug,
-            "X-AG-API-Key": app_tenant.keys["app"],
-        },
+    client = tracked(
+        AsyncOpenAI(
+            base_url=f"{proxy.url}/{consumer.slug}",
+            api_key="unused",
+            max_retries=0,
+            default_headers={
+                "X-AG-Gateway-Slug": app_tenant.slug,
+                "X-AG-API-Key": app_tenant.keys["app"],
+            },
+        )
     )
     resp = await client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello!"}]

@@ -25,6 +25,7 @@ from trustgate_proxy.domain.routing import (
 from trustgate_proxy.services.ports import Chain
 from trustgate_testkit.proxy.local import LocalProxy, local_proxy
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.sdk_clients import tracked
 
 REFUSED = "http://127.0.0.1:9/v1"  # discard port: nothing listens, the connect is refused
 
@@ -97,11 +98,13 @@ class Recorded:
 
 
 def client(proxy: LocalProxy, tenant: Any, consumer: Consumer) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(consumer),
-        api_key="unused",
-        default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
-        max_retries=0,
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(consumer),
+            api_key="unused",
+            default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+            max_retries=0,
+        )
     )
 
 

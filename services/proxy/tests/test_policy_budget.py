@@ -2,10 +2,6 @@
 real Redis: a budget reserved before each call holds under concurrency and is settled to
 what each call really spent (streams included, a stream the client left charged what it
 was delivered); refusals are the SDKs' own errors with the reference's bodies and headers.
-
-Each test starts once the SDK clients earlier tests left open are collected and closed
-(`close_abandoned_clients`): collected later, in the middle of a burst of calls, they take
-some of its connections with them.
 """
 
 from __future__ import annotations
@@ -28,7 +24,13 @@ from trustgate_testkit.proxy.local import LocalProxy, local_proxy
 from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock
 from trustgate_testkit.proxy.mock_responses import RESPONSES_KEY, MockResponses, serve_responses
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream
-from trustgate_testkit.proxy.sdk_clients import anthropic_sdk, openai_sdk, route_to_url
+from trustgate_testkit.proxy.sdk_clients import (
+    anthropic_sdk,
+    close_sdk_clients,
+    openai_sdk,
+    route_to_url,
+    tracked,
+)
 from trustgate_testkit.proxy.server import until_known
 from trustgate_testkit.proxy.tenant import Tenant
 
@@ -38,30 +40,6 @@ REAL_TOKENS = 11 + 7
 # custom prices that make each mocked call cost a whole number of micro-USD: 11 + 7*2
 PRICES = {"gpt-4o-mini*": {"input": 0.000001, "output": 0.000002}}
 REAL_MICRO_USD = 25
-
-
-async def close_abandoned_clients() -> None:
-    """Collect the SDK clients left unclosed so far, and wait for the closes their
-    finalizers schedule.
-
-    Why: an ``openai`` or ``anthropic`` client dropped unclosed is freed by the cyclic
-    garbage collector, whenever allocations trigger it. asyncio's transport finalizer then
-    closes each pooled socket, freeing its file descriptor, while the SDK's finalizer
-    schedules ``aclose()``, which later aborts those transports by their old descriptor
-    numbers (CPython gh-130141): a connection opened meanwhile may hold one of them and
-    loses its reader, so its request or its answer is never read. Collected before the
-    test, the closes run while no connection of the test exists.
-    """
-    before = asyncio.all_tasks()
-    gc.collect()
-    closing = asyncio.all_tasks() - before
-    if closing:
-        await asyncio.wait(closing, timeout=5)
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def no_abandoned_clients() -> None:
-    await close_abandoned_clients()
 
 
 @pytest_asyncio.fixture
@@ -166,7 +144,7 @@ async def test_fifty_concurrent_calls_stay_within_a_dollar_budget_and_settle_exa
 async def leave_open(url: str) -> None:
     """An SDK client with twenty pooled connections to ``url``, dropped unclosed (as a
     test that never closes its client leaves it)."""
-    client = openai.AsyncOpenAI(base_url=url, api_key=UPSTREAM_KEY, max_retries=0)
+    client = tracked(openai.AsyncOpenAI(base_url=url, api_key=UPSTREAM_KEY, max_retries=0))
     create = client.chat.completions.create
     await asyncio.gather(*(create(model="gpt-4o-mini", messages=HI) for _ in range(20)))
 
@@ -175,11 +153,12 @@ async def test_a_client_left_open_earlier_takes_no_call_of_a_burst_with_it(
     proxy: LocalProxy, tenant: Tenant, upstream: MockUpstream
 ) -> None:
     """The suite-wide flake of the fifty calls above, provoked: a collection in the middle
-    of the burst frees an earlier client left open. Without `close_abandoned_clients`
-    first, some of the calls lose their connection's reader and time out (every run)."""
+    of the burst frees an earlier client left open. Unless the test that made it closed it
+    (`close_sdk_clients`, at every test's teardown), some of the calls lose their
+    connection's reader and time out (every run)."""
     await route_to_url(proxy, tenant, upstream.url)
     await leave_open(upstream.url)
-    await close_abandoned_clients()  # what each test's fixture does before it starts
+    await close_sdk_clients()  # what the earlier test's teardown does
     async with openai_sdk(proxy, tenant, timeout=5) as client:
         create = client.chat.completions.with_raw_response.create
         calls = [asyncio.ensure_future(create(model="gpt-4o-mini", messages=HI)) for _ in range(50)]

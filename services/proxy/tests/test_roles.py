@@ -18,6 +18,7 @@ from trustgate_core.models import Auth, Consumer, Role
 from trustgate_core.models.consumer import ModelPolicy
 from trustgate_testkit.idp import LocalIdp
 from trustgate_testkit.proxy.local import local_fixtures
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.tenant import Tenant
 
 proxy, tenant, bus, events = local_fixtures()
@@ -84,12 +85,14 @@ async def roles_app(tenant: Tenant, upstream: Any, idp: LocalIdp) -> Consumer:
 
 
 def sdk(proxy: Any, tenant: Tenant, consumer: Consumer, credential: str) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(consumer),
-        api_key=credential,
-        max_retries=0,
-        timeout=10,
-        default_headers={"X-AG-Gateway-Slug": tenant.slug},
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(consumer),
+            api_key=credential,
+            max_retries=0,
+            timeout=10,
+            default_headers={"X-AG-Gateway-Slug": tenant.slug},
+        )
     )
 
 

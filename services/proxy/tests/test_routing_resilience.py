@@ -21,6 +21,7 @@ from trustgate_core.models import Fallback, FallbackBudget, LbConfig, LbMember
 from trustgate_testkit.proxy.local import LocalProxy, local_proxy
 from trustgate_testkit.proxy.mock_anthropic import ANTHROPIC_KEY, AnthropicMock
 from trustgate_testkit.proxy.scripted import Hang, Reply, ScriptedUpstream, Stream, serve_scripted
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.tenant import Tenant
 
 CONTEXT_400 = {
@@ -96,11 +97,13 @@ async def chained(
 
 
 def sdk(proxy: LocalProxy, tenant: Tenant) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(tenant.consumers["app"]),
-        api_key="unused",
-        default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
-        max_retries=0,
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(tenant.consumers["app"]),
+            api_key="unused",
+            default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys["app"]},
+            max_retries=0,
+        )
     )
 
 

@@ -11,6 +11,7 @@ from anthropic import AsyncAnthropic
 
 from trustgate_testkit.proxy.local import LocalProxy, local_proxy
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.tenant import Tenant
 
 CHAT = {"model": "m-hang", "messages": [{"role": "user", "content": "x"}]}
@@ -46,12 +47,14 @@ async def test_anthropic_clients_get_a_timeout_error_they_can_read(
 ) -> None:
     async with local_proxy(PROVIDER_REQUEST_TIMEOUT="200ms") as proxy:
         tenant = await _impatient_tenant(proxy, upstream)  # translated to OpenAI Chat
-        client = AsyncAnthropic(
-            base_url=f"{proxy.url}/{tenant.consumers['app'].slug}",
-            api_key=tenant.keys["app"],
-            default_headers={"X-AG-Gateway-Slug": tenant.slug},
-            max_retries=0,
-            timeout=10,
+        client = tracked(
+            AsyncAnthropic(
+                base_url=f"{proxy.url}/{tenant.consumers['app'].slug}",
+                api_key=tenant.keys["app"],
+                default_headers={"X-AG-Gateway-Slug": tenant.slug},
+                max_retries=0,
+                timeout=10,
+            )
         )
         with pytest.raises(anthropic.APIStatusError) as err:
             await client.messages.create(

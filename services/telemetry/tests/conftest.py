@@ -20,6 +20,7 @@ from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.subjects import requests_stream
 from trustgate_testkit.fixtures import NatsServer
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
+from trustgate_testkit.proxy.sdk_clients import tracked
 from trustgate_testkit.proxy.server import RunningProxy, run_proxy
 from trustgate_testkit.proxy.tenant import Tenant
 
@@ -61,12 +62,17 @@ async def proxy(nats_server: NatsServer, bus: NATS) -> AsyncIterator[RunningProx
 
 
 def sdk(proxy: RunningProxy, tenant: Tenant, consumer: str = "app") -> AsyncOpenAI:
-    return AsyncOpenAI(
-        base_url=proxy.base_url(tenant.consumers[consumer]),
-        api_key="unused",
-        max_retries=0,
-        timeout=10,
-        default_headers={"X-AG-Gateway-Slug": tenant.slug, "X-AG-API-Key": tenant.keys[consumer]},
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(tenant.consumers[consumer]),
+            api_key="unused",
+            max_retries=0,
+            timeout=10,
+            default_headers={
+                "X-AG-Gateway-Slug": tenant.slug,
+                "X-AG-API-Key": tenant.keys[consumer],
+            },
+        )
     )
 
 

@@ -35,6 +35,7 @@ import asyncio
 import inspect
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -291,6 +292,20 @@ async def fresh_database(infra: Infra) -> AsyncIterator[str]:
         yield dsn
     finally:
         await drop_database(infra.postgres_dsn, dsn)
+
+
+# --- SDK clients closed with the test that made them -------------------------------------
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def sdk_clients_closed() -> AsyncIterator[None]:
+    """Close the ``openai``/``anthropic`` clients the test made through the testkit
+    (``trustgate_testkit.proxy.sdk_clients.tracked``): left open, one is collected during
+    a later test and can take that test's connections with it (``close_sdk_clients``)."""
+    yield
+    module = sys.modules.get("trustgate_testkit.proxy.sdk_clients")
+    if module is not None:
+        await module.close_sdk_clients()
 
 
 # --- a private NATS per test -------------------------------------------------------------

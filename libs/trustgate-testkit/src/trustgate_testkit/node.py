@@ -133,10 +133,11 @@ async def single_node(data_dir: Path, nats_url: str, secret: str) -> AsyncIterat
                     return False
 
             for name, timeout in (("admin", 90), ("proxy", 30), ("mcp", 30)):
-                ready = url[name]
-                await wait_for(
-                    lambda ready=ready: up(ready), timeout=timeout, message=f"{name} not ready"
-                )
+
+                async def ready(base: str = url[name]) -> bool:
+                    return await up(base)
+
+                await wait_for(ready, timeout=timeout, message=f"{name} not ready")
             yield Node(
                 url["admin"],
                 url["proxy"],

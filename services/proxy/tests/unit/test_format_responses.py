@@ -64,6 +64,7 @@ from trustgate_testkit.proxy.format_checks import (
     sse_frames,
     transcode,
 )
+from trustgate_testkit.proxy.sdk_clients import tracked
 
 INBOUND_CODEC = INBOUND["openai_responses"]
 OUTBOUND_CODEC = OUTBOUND["openai_responses"]
@@ -876,8 +877,8 @@ def _sdk(body: bytes) -> AsyncOpenAI:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    return AsyncOpenAI(
-        base_url="http://proxy.test/v1", api_key="k", http_client=http, max_retries=0
+    return tracked(
+        AsyncOpenAI(base_url="http://proxy.test/v1", api_key="k", http_client=http, max_retries=0)
     )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import anthropic
@@ -23,6 +24,37 @@ from trustgate_testkit.proxy.providers import ProviderMock
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
 
+Client = TypeVar("Client", AsyncOpenAI, AsyncAnthropic)
+
+#: The SDK clients the tests made and may have left open: closed at each test's teardown
+#: (`close_sdk_clients`, an autouse fixture of ``trustgate_testkit.fixtures``).
+_made: weakref.WeakSet[AsyncOpenAI | AsyncAnthropic] = weakref.WeakSet()
+
+
+def tracked(client: Client) -> Client:
+    """``client``, closed at the end of the test that made it."""
+    _made.add(client)
+    return client
+
+
+async def close_sdk_clients() -> None:
+    """Close every SDK client a test made (closing one twice is harmless).
+
+    Why: a client dropped unclosed is freed later by the cyclic garbage collector,
+    whenever allocations trigger it, in some other test. asyncio's transport finalizer
+    then closes its pooled sockets, freeing their file descriptors, while the SDK's
+    finalizer schedules ``aclose()``, which later aborts those transports by their old
+    descriptor numbers (CPython gh-130141, plain asyncio; the planes run uvloop): a
+    connection that other test opened meanwhile may hold one of them and loses its
+    reader, so its request or its answer is never read. Closed at its own test's end, a
+    client's sockets are gone before any other test opens a connection.
+    """
+    clients = list(_made)
+    _made.clear()
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.close(), 5)
+
 
 def gateway_headers(tenant: Tenant, consumer: str = "app") -> dict[str, str]:
     """The gateway's slug and the consumer's key, as headers."""
@@ -33,12 +65,14 @@ def openai_sdk(
     proxy: RunningProxy, tenant: Tenant, consumer: str = "app", *, timeout: float = 15
 ) -> AsyncOpenAI:
     """The ``openai`` SDK at the consumer's ``…/{slug}/v1``, no retries."""
-    return AsyncOpenAI(
-        base_url=proxy.base_url(tenant.consumers[consumer]),
-        api_key="unused",
-        max_retries=0,
-        timeout=timeout,
-        default_headers=gateway_headers(tenant, consumer),
+    return tracked(
+        AsyncOpenAI(
+            base_url=proxy.base_url(tenant.consumers[consumer]),
+            api_key="unused",
+            max_retries=0,
+            timeout=timeout,
+            default_headers=gateway_headers(tenant, consumer),
+        )
     )
 
 
@@ -46,12 +80,14 @@ def anthropic_sdk(
     proxy: RunningProxy, tenant: Tenant, consumer: str = "app", *, timeout: float = 15
 ) -> AsyncAnthropic:
     """The ``anthropic`` SDK at the consumer's ``…/{slug}`` (it adds ``/v1``), no retries."""
-    return AsyncAnthropic(
-        base_url=f"{proxy.url}/{tenant.consumers[consumer].slug}",
-        api_key="unused",
-        max_retries=0,
-        timeout=timeout,
-        default_headers=gateway_headers(tenant, consumer),
+    return tracked(
+        AsyncAnthropic(
+            base_url=f"{proxy.url}/{tenant.consumers[consumer].slug}",
+            api_key="unused",
+            max_retries=0,
+            timeout=timeout,
+            default_headers=gateway_headers(tenant, consumer),
+        )
     )
 
 
