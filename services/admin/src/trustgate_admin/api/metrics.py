@@ -67,25 +67,28 @@ class AdminMetrics:
             lambda: self.outbox_leader(),
         )
         self.ledger = LedgerStats()  # replaced by the running ledger's (bind_ledger)
-        for name, doc, attribute in (
-            ("counted", "Request events counted into the usage rollups.", "counted"),
-            (
-                "duplicates",
-                "Request events skipped as already counted (redeliveries).",
-                "duplicates",
-            ),
-            ("undecodable", "Messages terminated: not a request event.", "undecodable"),
-            (
-                "failed_batches",
-                "Batches the database refused (redelivered later).",
-                "failed_batches",
-            ),
-        ):
-            self.aggregates.counter(
-                f"trustgate_admin_ledger_{name}_total",
-                doc,
-                self._ledger_reader(attribute),
-            )
+        # one call per name: the dashboard's test finds the names by reading these calls
+        counter, read = self.aggregates.counter, self._ledger_reader
+        counter(
+            "trustgate_admin_ledger_counted_total",
+            "Request events counted into the usage rollups.",
+            read("counted"),
+        )
+        counter(
+            "trustgate_admin_ledger_duplicates_total",
+            "Request events skipped as already counted (redeliveries).",
+            read("duplicates"),
+        )
+        counter(
+            "trustgate_admin_ledger_undecodable_total",
+            "Messages terminated: not a request event.",
+            read("undecodable"),
+        )
+        counter(
+            "trustgate_admin_ledger_failed_batches_total",
+            "Batches the database refused (redelivered later).",
+            read("failed_batches"),
+        )
         self.aggregates.gauge(
             "trustgate_admin_ledger_lag",
             "Request events in the stream not yet given to the ledger's durable consumer.",
