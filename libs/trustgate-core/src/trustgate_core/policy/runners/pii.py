@@ -28,12 +28,12 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from trustgate_core.errors import PolicyRejected
-from trustgate_core.pii import ENTITIES, Match, find
 from trustgate_core.plugins.pii import Action, PiiSettings
 from trustgate_core.policy.engine import Decision, PolicyDeps, PolicyInfo, Runner, RunnerType
 from trustgate_core.policy.exchange import PolicyExchange
@@ -64,6 +64,24 @@ _PLACEHOLDER_HOLD: Final = 64
 _OPEN: Final = re.compile(r"<[A-Z0-9_]*\Z")
 _ANTHROPIC_ROUTES: Final = frozenset({MESSAGES, COUNT_TOKENS})
 _FILTERED_ROUTES: Final = frozenset({CHAT, MESSAGES, RESPONSES})
+
+
+if TYPE_CHECKING:
+    from trustgate_core.pii import Entity, Match
+
+
+def _entities() -> dict[str, Entity]:
+    from trustgate_core.pii import ENTITIES
+
+    return ENTITIES
+
+
+def find(text: str, entities: frozenset[str] | None) -> list[Match]:
+    """The detectors' ``find``: imported with the first pii policy, not with the plane
+    (``phonenumbers`` and ``stdnum`` cost every proxy megabytes it would not use)."""
+    from trustgate_core.pii import find as detect
+
+    return detect(text, entities)
 
 
 class DetectorFailed(Exception):
@@ -127,7 +145,7 @@ class Guard:
         else:
             wanted = set(settings.entities)
             self.entities = frozenset(
-                eid for eid, ent in ENTITIES.items() if eid in wanted or ent.group in wanted
+                eid for eid, ent in _entities().items() if eid in wanted or ent.group in wanted
             )
         self._actions = dict(settings.actions)
         self._default: Action = settings.action
@@ -137,7 +155,7 @@ class Guard:
         own = self._actions.get(entity)
         if own is not None:
             return own
-        known = ENTITIES.get(entity)
+        known = _entities().get(entity)
         if known is not None and known.group in self._actions:
             return self._actions[known.group]
         return self._default
@@ -278,7 +296,7 @@ class _Mask(TextStream):
         skip = len(self._context)
         found = _find(self._context + buf, self._guard.entities) if buf else []
         return [
-            Match(m.entity, m.start - skip, m.end - skip, m.value) for m in found if m.start >= skip
+            replace(m, start=m.start - skip, end=m.end - skip) for m in found if m.start >= skip
         ]
 
     def _decided(self, buf: str, cut: int, matches: list[Match]) -> str:
