@@ -66,3 +66,9 @@ def test_a_slack_body_is_text_and_a_section_block_unsigned() -> None:
 def test_an_anomaly_says_the_hour_and_its_limit() -> None:
     out = outgoing({"type": "slack", "url": URL}, _facts(kind="anomaly", threshold=100), NOW)
     assert "above $100.00" in json.loads(out.body)["text"]
+
+
+def test_amounts_under_a_dollar_keep_four_significant_digits() -> None:
+    small = _facts(observed=Decimal("0.0000756"), limit=Decimal("0.000050000000"))
+    out = outgoing({"type": "slack", "url": URL}, small, NOW)
+    assert "$0.0000756 of $0.00005" in json.loads(out.body)["text"]

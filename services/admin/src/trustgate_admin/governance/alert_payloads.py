@@ -57,9 +57,14 @@ def exact(value: Decimal) -> str:
 
 
 def _amount(value: Decimal, unit: str) -> str:
-    if unit == "usd":
+    """Dollars to the cent, or to four significant digits under a dollar (a budget of
+    $0.05 must not read "$0.05 of $0.05" at half of it, nor "$0.00")."""
+    if unit != "usd":
+        return f"{value:,.0f} tokens"
+    if value == 0 or abs(value) >= 1:
         return f"${value:,.2f}"
-    return f"{value:,.0f} tokens"
+    digits = value.quantize(Decimal(1).scaleb(value.adjusted() - 3)).normalize()
+    return f"${digits:f}"
 
 
 def summary(f: AlertFacts) -> str:
