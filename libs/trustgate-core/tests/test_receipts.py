@@ -259,3 +259,17 @@ def test_an_undecodable_line_fails(key: ReceiptKey, tmp_path: Path) -> None:
     events = write_events(tmp_path / "events.jsonl", [signed(key)])
     events.write_text(events.read_text() + "{not json\n")
     assert main(["verify", str(events), "--jwks", str(write_jwks(tmp_path / "k", key))]) == 1
+
+
+def test_gateway_checks_one_gateways_events_in_a_file_that_holds_every_gateways(
+    key: ReceiptKey, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other_gateway = UUID("0193a5b0-0000-7000-8000-000000000002")
+    theirs = ReceiptKey.derive(SECRET, other_gateway, 1)
+    docs = [signed(key), signed(theirs, gateway_id=other_gateway), signed(key)]
+    events = write_events(tmp_path / "events.jsonl", docs)
+    jwks = str(write_jwks(tmp_path / "jwks.json", key))  # this gateway's keys only
+    assert main(["verify", str(events), "--jwks", jwks]) == 1  # the other's: unknown key
+    capsys.readouterr()
+    assert main(["verify", str(events), "--jwks", jwks, "--gateway", str(GATEWAY)]) == 0
+    assert "verified: 2, failed: 0, unsigned: 0, other gateways: 1" in capsys.readouterr().out

@@ -47,6 +47,7 @@ class Summary:
     verified: int = 0
     unsigned: list[int] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    other_gateways: int = 0  # events left out by --gateway
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class Summary:
             "failed": self.failed,
             "unsigned": len(self.unsigned),
             "unsigned_lines": self.unsigned,
+            "other_gateways": self.other_gateways,
         }
 
 
@@ -76,6 +78,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="fetch each gateway's public JWKS from this admin instead of --jwks",
     )
+    v.add_argument(
+        "--gateway",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="check only this gateway's events (repeatable): one file holds every gateway's",
+    )
     v.add_argument("--json", action="store_true", help="print the summary as JSON")
     v.add_argument("--require", action="store_true", help="an event without a receipt fails")
     return p
@@ -86,11 +95,17 @@ def main(argv: Sequence[str]) -> int:
     try:
         lines = _read_lines(args.file)
         events = list(_decode(lines))
+        others = 0
+        if args.gateway:
+            wanted = set(args.gateway)
+            kept = [(n, e) for n, e in events if e is None or e.get("gateway_id") in wanted]
+            events, others = kept, len(events) - len(kept)
         keys = _load_keys(args.jwks, args.admin_url, events)
     except UsageError as exc:
         print(f"receipts verify: {exc}", file=sys.stderr)
         return 2
     summary = verify_events(events, keys, require=args.require)
+    summary.other_gateways = others
     _print(summary, as_json=args.json)
     return 1 if summary.failed else 0
 
@@ -249,7 +264,8 @@ def _print(summary: Summary, *, as_json: bool) -> None:
     for failure in summary.failed:
         trace = f" (trace {failure['trace_id']})" if failure["trace_id"] else ""
         print(f"line {failure['line']}{trace}: FAILED: {failure['reason']}")
+    others = f", other gateways: {summary.other_gateways}" if summary.other_gateways else ""
     print(
         f"verified: {summary.verified}, failed: {len(summary.failed)},"
-        f" unsigned: {len(summary.unsigned)}"
+        f" unsigned: {len(summary.unsigned)}{others}"
     )
