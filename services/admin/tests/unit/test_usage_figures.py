@@ -178,15 +178,11 @@ def test_the_csv_puts_metadata_keys_in_sorted_columns() -> None:
     assert table[2][1:4] == ["(none)", "", ""]
 
 
-def test_the_burn_window_is_the_last_seven_full_days_within_the_month() -> None:
-    assert burn_window(datetime(2026, 12, 20, 8, tzinfo=UTC)) == (
-        datetime(2026, 12, 13, tzinfo=UTC),
-        datetime(2026, 12, 20, tzinfo=UTC),
-    )
-    assert burn_window(datetime(2026, 12, 3, 8, tzinfo=UTC)) == (
-        datetime(2026, 12, 1, tzinfo=UTC),
-        datetime(2026, 12, 3, tzinfo=UTC),
-    )
+def test_the_burn_window_is_the_last_seven_days_up_to_now_within_the_month() -> None:
+    now = datetime(2026, 12, 20, 8, 30, tzinfo=UTC)
+    assert burn_window(now) == (datetime(2026, 12, 13, 8, tzinfo=UTC), now)
+    early = datetime(2026, 12, 3, 8, 30, tzinfo=UTC)
+    assert burn_window(early) == (datetime(2026, 12, 1, tzinfo=UTC), early)
     first_day = datetime(2026, 12, 1, 6, tzinfo=UTC)
     assert burn_window(first_day) == (datetime(2026, 12, 1, tzinfo=UTC), first_day)
 

@@ -341,11 +341,11 @@ class Forecast:
 
 
 def burn_window(now: datetime) -> tuple[datetime, datetime]:
-    """The last 7 full UTC days, or the full days since the month started if fewer; on a
-    month's first day (no full day yet), the month so far."""
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    start = max(today - 7 * DAY, month_start(now))
-    return (start, today) if start < today else (start, now)
+    """The last 7 days up to now (from a whole hour: the rollups are hourly), or the month
+    so far when it began less than 7 days ago: the current burn rate, today's spend in it
+    (a window of full days only said "0 a day" to a gateway that began spending today)."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    return max(hour - 7 * DAY, month_start(now)), now
 
 
 def _days(span: timedelta) -> Decimal:
@@ -394,8 +394,8 @@ async def _cost(
 async def forecast(
     session: AsyncSession, gateway_id: UUID, now: datetime, consumer_id: UUID | None = None
 ) -> Forecast:
-    """The month's forecast as of ``now``: the burn window's hours are whole (it ends at
-    midnight), the month so far includes the hour in progress."""
+    """The month's forecast as of ``now``: the month so far and the burn window both
+    include the hour in progress."""
     spent = await _cost(session, gateway_id, month_start(now), next_month(now), consumer_id)
     window_from, window_to = burn_window(now)
     window_cost = await _cost(session, gateway_id, window_from, ceil_hour(window_to), consumer_id)
