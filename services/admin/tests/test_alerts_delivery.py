@@ -291,6 +291,17 @@ async def test_a_receiver_that_is_down_gets_the_alert_after_it_comes_back(
         assert done["last_status_code"] == 200 and done["delivered_at"] is not None
         assert len({h["X-TrustGate-Delivery"] for h, _ in down.received}) == 1
         assert all(_verify(h, b) for h, b in down.received)
+        # and the operator sees it on /metrics: one firing, retries, then a delivery
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{fast_admin.operations_url}/metrics")).text
+        figures = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("trustgate_admin_alert")
+        }
+        assert figures["trustgate_admin_alerts_fired_total"] >= 1
+        assert figures["trustgate_admin_alert_delivery_retries_total"] >= 2
+        assert figures["trustgate_admin_alert_deliveries_total"] >= 1
     finally:
         await down.stop()
 

@@ -44,6 +44,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         relay = container.relay
         observed.bind_outbox(lambda: float(relay.published), lambda: relay.is_leader)
         observed.bind_ledger(container.governance.ledger.stats)
+        governance = container.governance
+        observed.bind_alerts(lambda: float(governance.alerts.fired), governance.deliveries.stats)
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from trustgate_admin.governance.ledger import LedgerStats
+from trustgate_admin.governance.webhooks import DeliveryStats
 from trustgate_core.observability.metrics import (
     LATENCY_BUCKETS,
     Aggregates,
@@ -94,10 +95,37 @@ class AdminMetrics:
             "Request events in the stream not yet given to the ledger's durable consumer.",
             lambda: float(self.ledger.lag),
         )
+        self.alerts_fired: Callable[[], float] = lambda: 0.0  # bind_alerts
+        self.deliveries = DeliveryStats()
+        counter(
+            "trustgate_admin_alerts_fired_total",
+            "Alert firings this instance stored (a threshold crossed in a window, once).",
+            lambda: self.alerts_fired(),
+        )
+        counter(
+            "trustgate_admin_alert_deliveries_total",
+            "Alert webhooks this instance delivered (a 2xx answer).",
+            lambda: float(self.deliveries.delivered),
+        )
+        counter(
+            "trustgate_admin_alert_delivery_retries_total",
+            "Alert webhook attempts that failed with another attempt due.",
+            lambda: float(self.deliveries.retried),
+        )
+        counter(
+            "trustgate_admin_alert_delivery_failures_total",
+            "Alert webhooks given up after ALERT_DELIVERY_MAX_AGE.",
+            lambda: float(self.deliveries.failed),
+        )
         self.registry.register(self.aggregates)
 
     def _ledger_reader(self, attribute: str) -> Callable[[], float]:
         return lambda: float(getattr(self.ledger, attribute))
+
+    def bind_alerts(self, fired: Callable[[], float], deliveries: DeliveryStats) -> None:
+        """Read the alert engine's and the delivery worker's counters at scrape time."""
+        self.alerts_fired = fired
+        self.deliveries = deliveries
 
     def bind_ledger(self, stats: LedgerStats) -> None:
         """Read the ledger's counters at scrape time."""

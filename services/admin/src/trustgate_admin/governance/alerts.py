@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 class AlertEngine:
     def __init__(self, deps: GovernanceDeps) -> None:
         self.deps = deps
+        self.fired = 0  # firings this instance stored (for /metrics)
         self._running: dict[UUID, asyncio.Task[None]] = {}
         self._again: set[UUID] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -80,9 +81,10 @@ class AlertEngine:
         for rule_id in rule_ids:
             try:
                 async with self.deps.sessions() as session, session.begin():
-                    await evaluation.evaluate_rule(
+                    fired = await evaluation.evaluate_rule(
                         session, self.deps.box, rule_id, datetime.now(UTC)
                     )
+                self.fired += fired  # committed: counted once, whoever evaluated
             except Exception as exc:
                 log.warning("alerts: evaluating rule %s failed (%s)", rule_id, type(exc).__name__)
 

@@ -114,12 +114,22 @@ class Claimed:
     out: Outgoing
 
 
+@dataclass
+class DeliveryStats:
+    """What this instance's worker sent since it started, for ``/metrics``."""
+
+    delivered: int = 0  # a 2xx answer
+    retried: int = 0  # an attempt failed; another is due
+    failed: int = 0  # given up after ALERT_DELIVERY_MAX_AGE
+
+
 class DeliveryWorker:
     def __init__(self, deps: GovernanceDeps) -> None:
         self.deps = deps
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        self.stats = DeliveryStats()
 
     def wake(self) -> None:
         self._wake.set()
@@ -248,6 +258,7 @@ class DeliveryWorker:
         }
         if sent.ok:
             values.update(status="delivered", delivered_at=now)
+            self.stats.delivered += 1
         else:
             retry_at = now + timedelta(
                 seconds=backoff(claimed.attempts, settings.alert_retry_max_backoff)
@@ -256,6 +267,10 @@ class DeliveryWorker:
                 seconds=settings.alert_delivery_max_age
             )
             values.update(status="failed" if expired else "pending", next_attempt_at=retry_at)
+            if expired:
+                self.stats.failed += 1
+            else:
+                self.stats.retried += 1
             log.info(
                 "alert deliveries: %s attempt %d failed (%s)",
                 claimed.delivery_id,
