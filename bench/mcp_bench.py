@@ -275,8 +275,10 @@ def throughput(
     return out
 
 
-async def seed(nats_url: str, upstream: str) -> None:
-    """Gateway ``bench``, an MCP registry on the mock, consumer ``mcpbench`` with KEY."""
+async def seed(nats_url: str, upstream: str, policies: bool) -> None:
+    """Gateway ``bench``, an MCP registry on the mock, consumer ``mcpbench`` with KEY;
+    with ``policies``, the consumer's calls also pass a request limit, a per-tool limit
+    and a tool allow-list, each set high enough never to refuse one."""
     nc = await connect(nats_url, name="mcp-bench-seed")
     try:
         await ensure_streams(nc.jetstream(), [CONFIG_STREAM, requests_stream()])
@@ -285,13 +287,23 @@ async def seed(nats_url: str, upstream: str) -> None:
         await tenant.add_consumer(
             CONSUMER, ["bench-echo"], slug=CONSUMER, key=KEY, type="MCP", fail_mode="closed"
         )
+        if policies:
+            window = {"duration": "1m", "max": 100_000_000}
+            await tenant.add_policy("calls", "rate_limiter", {"limit": 100_000_000, "window": "1m"})
+            await tenant.add_policy(
+                "echo-calls",
+                "per_tool_rate_limiter",
+                {"rules": [{"tool": "echo", "windows": [window]}]},
+            )
+            await tenant.add_policy("tools", "tool_allowlist", {"allow_tools": ["echo"]})
+            await tenant.put_consumer(CONSUMER, policy_ids=[p.id for p in tenant.policies.values()])
         await nc.flush()
     finally:
         await nc.close()
 
 
 def start_plane(
-    nats_url: str, store: Path, cpus: str | None
+    nats_url: str, store: Path, cpus: str | None, redis_url: str | None
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``trustgate mcp`` on a free port, pinned to ``cpus``, until its port listens."""
     port = free_port()
@@ -305,7 +317,10 @@ def start_plane(
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
     }
     env.pop("TRUSTGATE_SECRETS_KEY", None)  # the config is sealed with SECRET
-    env.pop("REDIS_URL", None)  # counters in the process, as a single replica keeps them
+    # without --redis: sessions and counters in the process, as a single replica keeps them
+    env.pop("REDIS_URL", None)
+    if redis_url:  # as deployed: session state and counters shared through Redis
+        env["REDIS_URL"] = redis_url
     binary = shutil.which("trustgate", path=str(Path(sys.executable).parent)) or "trustgate"
     log = (store / "mcp.log").open("wb")
     proc = subprocess.Popen(
@@ -393,6 +408,10 @@ def main() -> None:
     parser.add_argument("--loadgen-cpus", default="1", help="CPUs for wrk, the mock, NATS")
     parser.add_argument("--direct-only", action="store_true", help="measure the mock alone")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--redis", default=None, help="REDIS_URL for the plane (as deployed)")
+    parser.add_argument(
+        "--policies", action="store_true", help="a rate limit, a per-tool limit, an allow-list"
+    )
     args = parser.parse_args()
     # the seed's connection closing ("nats: disconnected") is not news in a report
     logging.getLogger("trustgate_core.bus").setLevel(logging.ERROR)
@@ -414,8 +433,8 @@ def main() -> None:
         targets = [direct]
         if not args.direct_only:
             nats_pid, nats_url = start_nats(str(store), args.loadgen_cpus, attached=False)
-            asyncio.run(seed(nats_url, direct.url))
-            plane, port = start_plane(nats_url, store, args.gateway_cpus)
+            asyncio.run(seed(nats_url, direct.url, args.policies))
+            plane, port = start_plane(nats_url, store, args.gateway_cpus, args.redis)
             gateway = Target("gateway", f"http://127.0.0.1:{port}/{CONSUMER}/mcp", GATEWAY_HEADERS)
             asyncio.run(until_served(gateway))
             targets.append(gateway)
@@ -423,6 +442,8 @@ def main() -> None:
             "commit": checkout_commit(),
             "connections": args.connections,
             "protocol": PROTOCOL,
+            "redis": bool(args.redis),
+            "policies": args.policies,
         }
         results["latency"] = asyncio.run(latency(targets, args.calls, args.blocks))
         if shutil.which("wrk"):
