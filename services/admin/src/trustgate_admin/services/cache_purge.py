@@ -14,6 +14,7 @@ from trustgate_core.cache import CachePurge
 from trustgate_core.errors import NotFound, Unavailable
 from trustgate_core.events.subjects import CACHE_PURGE_SUBJECT
 from trustgate_core.plugins.cache import SEMANTIC_CACHE
+from trustgate_core.plugins.registry import resolve_plugin
 
 #: the audit log's kind for a purge of a policy's cache entries
 AUDIT_KIND = "policy_cache"
@@ -22,10 +23,11 @@ FLUSH_TIMEOUT = 2
 
 
 async def purge(uow: UnitOfWork, nc: NATS, gateway_id: UUID, policy_id: UUID) -> None:
-    """404 for an unknown policy or one of another plugin; 503 if the bus is down."""
+    """404 for an unknown policy or one of another plugin (the policy's slug may be the
+    plugin's id or an alias: ``semanticcache``); 503 if the bus is down."""
     async with uow:
         row = await get_child(uow.session, t.PolicyRow, gateway_id, policy_id)
-    if row.slug != SEMANTIC_CACHE.id:
+    if resolve_plugin(row.slug) is not SEMANTIC_CACHE:
         raise NotFound()
     message = CachePurge(gateway_id=gateway_id, policy_id=policy_id)
     if not nc.is_connected:
