@@ -459,6 +459,15 @@ def test_dev_runs_everything_once_in_cluster() -> None:
     assert hosts <= services
 
 
+def _autoscaled(objects: tuple[Obj, ...]) -> dict[str, Obj]:
+    """The HorizontalPodAutoscalers by the Deployment they scale."""
+    return {
+        h["spec"]["scaleTargetRef"]["name"]: h
+        for h in find(objects, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    }
+
+
 def test_prod_uses_external_stores_more_replicas_and_spreads() -> None:
     objects = render(OVERLAYS["prod"])
     assert not {"postgres", "redis", "redpanda"} & {
@@ -469,9 +478,17 @@ def test_prod_uses_external_stores_more_replicas_and_spreads() -> None:
         env |= data
     assert env["DB_SSL_MODE"] == "require" and env["REDIS_TLS_ENABLED"] == "true"
     assert len(env["KAFKA_BROKERS"].split(",")) == 3
+    autoscaled = _autoscaled(objects)
     for plane in PLANES:
         workload = deployment(objects, plane)
-        assert workload["spec"]["replicas"] >= 2
+        name = workload["metadata"]["name"]
+        # the fewest replicas it runs: its autoscaler's minimum, else its own count
+        fewest = (
+            autoscaled[name]["spec"]["minReplicas"]
+            if name in autoscaled
+            else workload["spec"]["replicas"]
+        )
+        assert fewest >= 2, name
         spread = pod_spec(workload)["topologySpreadConstraints"]
         assert {c["topologyKey"] for c in spread} == {
             "topology.kubernetes.io/zone",
@@ -479,10 +496,112 @@ def test_prod_uses_external_stores_more_replicas_and_spreads() -> None:
         }
         selector = workload["spec"]["selector"]["matchLabels"]
         assert all(c["labelSelector"]["matchLabels"] == selector for c in spread)
-        budget = one(objects, "PodDisruptionBudget", f"trustgate-{plane}")["spec"]
+        budget = one(objects, "PodDisruptionBudget", name)["spec"]
         assert "maxUnavailable" not in budget
-        assert 1 <= budget["minAvailable"] < workload["spec"]["replicas"]
+        assert 1 <= budget["minAvailable"] < fewest
         assert budget["selector"]["matchLabels"] == selector
+
+
+def test_no_autoscaled_deployment_sets_its_replicas(objects: tuple[Obj, ...], overlay: str) -> None:
+    """An apply would reset the count the autoscaler chose: the HPA's minReplicas governs."""
+    autoscaled = _autoscaled(objects)
+    planes = set() if overlay == "dev" else {"proxy", "mcp", "telemetry", "policy-cache"}
+    assert set(autoscaled) == {f"trustgate-{plane}" for plane in planes}
+    for name in autoscaled:
+        assert "replicas" not in one(objects, "Deployment", name)["spec"], name
+
+
+def _wave(obj: Obj) -> int:
+    """The Argo CD sync wave (0 unless annotated)."""
+    annotations = obj["metadata"].get("annotations") or {}
+    return int(annotations.get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def _selected(objects: tuple[Obj, ...], service: Obj) -> list[Obj]:
+    """The workloads whose pods a Service selects."""
+    selector = service["spec"]["selector"]
+    return [
+        w
+        for w in [*find(objects, "Deployment"), *find(objects, "StatefulSet")]
+        if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()
+    ]
+
+
+def test_argo_cd_syncs_what_the_migration_needs_before_it(
+    objects: tuple[Obj, ...], overlay: str
+) -> None:
+    """Argo CD applies one wave, waits for it to be healthy, then the next: a Job in a wave
+    before its ConfigMaps, Secret or database would wait for ever (a first sync, or any
+    sync that changes a ConfigMap and so its hashed name)."""
+    job = one(objects, "Job", "trustgate-migrate")
+    spec = pod_spec(job)
+    needed: list[Obj] = [one(objects, "Namespace", job["metadata"]["namespace"])]
+    for container in containers(spec):
+        for source in container.get("envFrom", []):
+            needed.append(one(objects, "ConfigMap", source["configMapRef"]["name"]))
+        for entry in container.get("env", []):
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref is None:
+                continue
+            secrets = find(objects, "Secret", ref["name"])
+            # prod's Secret comes from the operator's store, not from this sync
+            assert secrets or overlay == "prod", ref
+            needed += secrets
+    if overlay == "dev":
+        env: dict[str, str] = {}
+        for source in spec["containers"][0]["envFrom"]:
+            env |= config_maps(objects)[source["configMapRef"]["name"]]
+        database = one(objects, "Service", env["DB_HOST"])
+        servers = _selected(objects, database)
+        assert [w["metadata"]["name"] for w in servers] == ["postgres"]
+        needed += [database, *servers]
+    kinds = {o["kind"] for o in needed}
+    assert {"Namespace", "ConfigMap"} <= kinds
+    assert overlay == "prod" or {"Secret", "Service", "Deployment"} <= kinds
+    late = {
+        f"{o['kind']}/{o['metadata']['name']}: {_wave(o)}" for o in needed if _wave(o) >= _wave(job)
+    }
+    assert not late, f"not before the Job's wave {_wave(job)}: {sorted(late)}"
+    for plane in PLANES:
+        assert _wave(deployment(objects, plane)) >= _wave(job), plane
+
+
+def test_streams_have_as_many_replicas_as_nats_has_nodes(
+    objects: tuple[Obj, ...], overlay: str
+) -> None:
+    """Three copies on the three-node cluster (base, prod); one on dev's single node (a
+    stream cannot have more replicas than there are servers)."""
+    nats = one(objects, "StatefulSet", "nats")
+    nodes = nats["spec"]["replicas"]
+    assert nodes == (1 if overlay == "dev" else 3)
+    clustered = bool(re.search(r"^cluster\s*\{", _nats_conf(objects), re.MULTILINE))
+    assert clustered == (nodes == 3)
+    maps = config_maps(objects)
+    for plane in PLANES:
+        (container,) = pod_spec(deployment(objects, plane))["containers"]
+        got: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            got |= maps[source["configMapRef"]["name"]]
+        assert got.get("NATS_STREAM_REPLICAS") == str(nodes), plane
+    base = config_maps(render(K8S / "base"))
+    (common,) = [d for n, d in base.items() if n.startswith("trustgate-common")]
+    assert common["NATS_STREAM_REPLICAS"] == "3"
+
+
+def test_no_two_nats_nodes_share_a_kubernetes_node_in_prod() -> None:
+    """Hard anti-affinity on the hostname (losing one node loses one JetStream node, never
+    the quorum); the zones are spread as well as they allow (soft)."""
+    nats = one(render(OVERLAYS["prod"]), "StatefulSet", "nats")
+    spec = pod_spec(nats)
+    pods = nats["spec"]["template"]["metadata"]["labels"]
+    (term,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= pods.items()
+    spread = {c["topologyKey"]: c for c in spec.get("topologySpreadConstraints", [])}
+    assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    # nothing softer on the hostname to contradict the rule
+    hostname = spread.get("kubernetes.io/hostname")
+    assert hostname is None or hostname["whenUnsatisfiable"] == "DoNotSchedule"
 
 
 def test_the_pods_uid_is_the_images_user() -> None:
@@ -490,3 +609,43 @@ def test_the_pods_uid_is_the_images_user() -> None:
     text = (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
     users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users and users[-1].split(":")[0] == str(UID)
+
+
+def _matches(selector: str, labels: dict[str, str]) -> bool:
+    """kubectl's ``-l`` for the forms the docs use: ``key=value`` and ``key notin (a,b)``,
+    comma-joined outside parentheses."""
+    requirements = re.findall(r"[^,(]+(?:\([^)]*\))?", selector)
+    for requirement in (r.strip() for r in requirements):
+        notin = re.fullmatch(r"(\S+)\s+notin\s+\(([^)]*)\)", requirement)
+        if notin:
+            if labels.get(notin[1]) in {v.strip() for v in notin[2].split(",")}:
+                return False
+            continue
+        key, value = requirement.split("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+def test_the_upgrade_recipe_migrates_then_rolls_the_admin_then_the_planes() -> None:
+    """docs/kubernetes.md's steps: the first selector applies the Job and no plane's
+    Deployment (the ConfigMaps the Job reads too), the second the admin alone."""
+    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    recipe = text[text.index("The upgrade order (migrate, admin, then the planes)") :]
+    recipe = recipe[: recipe.index("```\n", recipe.index("```sh") + 5)]
+    first, second = re.findall(r"kubectl apply -f rendered\.yaml -l '([^']+)'", recipe)
+    assert recipe.rstrip().endswith("kubectl apply -f rendered.yaml")
+    objects = render(OVERLAYS["prod"])
+
+    def picked(selector: str, kind: str) -> set[str]:
+        return {
+            o["metadata"]["name"]
+            for o in find(objects, kind)
+            if _matches(selector, o["metadata"].get("labels") or {})
+        }
+
+    assert picked(first, "Job") == {"trustgate-migrate"}
+    assert picked(first, "Deployment") == set()
+    assert picked(first, "ConfigMap") == set(config_maps(objects))
+    assert picked(second, "Deployment") == {"trustgate-admin"}
+    assert picked(second, "Job") == set()
