@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Final, Literal
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import Field, field_validator, model_validator
@@ -21,11 +22,22 @@ from trustgate_core.plugins.base import (
 DEFAULT_TTL_SECONDS = 24 * 3600
 
 
+#: providers whose embeddings endpoint the proxy can call with a key alone (OpenAI's
+#: embeddings wire format at a public URL); ``openai_compatible`` takes a ``base_url``
+KEYED_PROVIDERS: Final = ("openai", "mistral", "openai_compatible")
+
+
 class EmbeddingSettings(PluginSettings):
-    """Embeddings come from an embeddings-capable registry of the policy's gateway:
-    ``registry_id`` names it; without one, the gateway's first enabled registry of
-    ``provider`` is used. Either way the registry's own credentials are used, so no key
-    is kept here or travels on the bus: the reference's ``api_key`` is refused."""
+    """Where the prompts are embedded:
+
+    - a registry of the policy's gateway: ``registry_id`` names it; without one (and
+      without ``api_key``), the gateway's first enabled registry of ``provider``. The
+      registry's own credentials are used.
+    - the reference's form: ``provider`` and ``api_key`` (and ``base_url`` for an
+      ``openai_compatible`` endpoint or to replace the provider's public URL): the
+      provider's embeddings endpoint called with that key. The admin stores the key
+      sealed (AES-256-GCM), so it travels sealed on the bus and is shown masked; the
+      proxy opens it to call the provider."""
 
     registry_id: NonBlankStr | None = Field(
         None, description="The id of an embeddings-capable registry of the gateway."
@@ -33,7 +45,11 @@ class EmbeddingSettings(PluginSettings):
     provider: NonBlankStr = "openai"
     model: NonBlankStr = "text-embedding-ada-002"
     api_key: NonBlankStr | None = Field(
-        None, description="Refused: embeddings use the registry's credentials."
+        None,
+        description="The provider's key (stored sealed, shown masked); instead of a registry.",
+    )
+    base_url: NonBlankStr | None = Field(
+        None, description="With api_key: the provider's API base URL (e.g. https://host/v1)."
     )
 
     @field_validator("registry_id")
@@ -46,15 +62,38 @@ class EmbeddingSettings(PluginSettings):
         except ValueError:
             raise ValueError("must be a registry's id (a UUID)") from None
 
-    @field_validator("api_key")
+    @field_validator("base_url")
     @classmethod
-    def _no_key(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError("must be an http(s) URL")
+        if url.username is not None or url.password is not None:
+            raise ValueError("must not carry credentials (user:password@); use api_key")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmbeddingSettings:
+        if self.api_key is None:
+            if self.base_url is not None:
+                raise ValueError("base_url is only used with api_key (a registry has its own)")
+            return self
+        if self.registry_id is not None:
             raise ValueError(
-                "an embeddings key is not accepted here: embeddings go through a registry"
-                " of the gateway (its own credentials); name it with embedding.registry_id"
+                "give either registry_id (the registry's credentials) or provider and"
+                " api_key, not both"
             )
-        return value
+        provider = self.provider.lower()
+        if provider not in KEYED_PROVIDERS:
+            raise ValueError(
+                f"with api_key, provider must be one of {', '.join(KEYED_PROVIDERS)};"
+                " other providers' embeddings go through a registry (registry_id)"
+            )
+        if provider == "openai_compatible" and self.base_url is None:
+            raise ValueError("provider openai_compatible needs base_url")
+        return self
 
 
 class SemanticCacheSettings(PluginSettings):

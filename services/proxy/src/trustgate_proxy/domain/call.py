@@ -178,7 +178,16 @@ def call_cost(call: Call) -> Cost | None:
     return cost
 
 
+#: what a call answered from the semantic cache cost upstream: nothing (in USD, like
+#: every priced call, so governance sums add it as 0, not as unknown)
+CACHE_HIT_COST = Cost(prompt_usd=0.0, completion_usd=0.0, cached_usd=0.0, total_usd=0.0)
+
+
 def _cost(call: Call) -> dict[str, Any] | None:
+    if call.cache_outcome == "hit" and not call.attempts:  # served from the cache
+        return CACHE_HIT_COST.as_event()
+    if not call.usage:
+        return None
     cost = call_cost(call)
     return None if cost is None else cost.as_event()
 
@@ -234,7 +243,7 @@ def event_payload(call: Call) -> dict[str, Any]:
             "policies_ms": _ms(policies) if policies or call.policy_chain else None,
         },
         "usage": call.usage,
-        "cost": _cost(call) if call.usage else None,
+        "cost": _cost(call),
         "policy_chain": [r.as_event() for r in call.policy_chain] if call.policy_chain else [],
         "sizes": {"request_bytes": call.request_bytes, "response_bytes": call.response_bytes},
         "started_at": datetime.fromtimestamp(call.started_wall, UTC),

@@ -153,7 +153,7 @@ class CacheService:
         self._nc = nc
         self._deps = deps
         self.lookup_timeout = lookup_timeout
-        self._embedders: dict[tuple[str | None, str, str], SemanticStrategy] = {}
+        self._embedders: dict[tuple[str | None, ...], SemanticStrategy] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- CachePort --------------------------------------------------------------------------
@@ -273,7 +273,13 @@ class CacheService:
             return None
         embedding = runner.settings.embedding
         registry_id = embedding.registry_id
-        key = (registry_id, embedding.provider, embedding.model)
+        key = (
+            registry_id,
+            embedding.provider,
+            embedding.model,
+            embedding.api_key,
+            embedding.base_url,
+        )
         embedder = self._embedders.get(key)
         if embedder is None:
             config = {"model": embedding.model}
@@ -281,6 +287,10 @@ class CacheService:
                 config["registry_id"] = registry_id
             else:
                 config["provider"] = embedding.provider
+            if embedding.api_key is not None:  # the reference's form: the key, sealed
+                config["api_key"] = embedding.api_key
+                if embedding.base_url is not None:
+                    config["base_url"] = embedding.base_url
             embedder = SemanticStrategy(
                 LbConfig(algorithm="semantic", embedding_config=config), self._deps
             )

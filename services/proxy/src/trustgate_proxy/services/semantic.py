@@ -7,6 +7,10 @@ embeddings-capable registry of the consumer's gateway, named by
 
 - ``registry_id``: that registry; else ``provider``: the gateway's first enabled registry
   of that provider offering OpenAI-format embeddings (its own credentials are used);
+- or ``provider`` with ``api_key`` (the ``semantic_cache`` policy's reference form): the
+  provider's embeddings endpoint (its public URL, or ``base_url``) called with that key.
+  The key arrives sealed in the policy (the admin seals it); it is opened, like a
+  registry's credentials, only to build the upstream target;
 - ``model``: the embeddings model (default ``text-embedding-3-small``);
 - ``timeout_ms``: how long one embeddings call may take (default 2000).
 
@@ -14,6 +18,11 @@ The prompt is the body's ``prompt`` when it is text, else the last user message'
 (Chat, Messages and Responses shapes). A registry description's embedding is kept until
 the description (or the embeddings registry or model) changes; a prompt's, in a bounded
 cache keyed by the text's hash. What is missing goes in one embeddings call.
+
+A text longer than the embeddings models take (``MAX_EMBED_BYTES`` of UTF-8, about 8,000
+tokens counted conservatively at 2.5 bytes a token: OpenAI's models take 8,191) is
+embedded as its start (a quarter: the system prompt's beginning) and its end (the rest:
+the latest turns, where the question is), see ``embedding_input``.
 
 It never fails a request: without a prompt, without descriptions, or when embeddings are
 unavailable (no such registry, an error, a timeout), the routes go round-robin. After
@@ -27,10 +36,11 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from hashlib import blake2b
 from operator import mul
 from typing import Any, Final
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import aiohttp
 import orjson
@@ -46,7 +56,13 @@ FAILURES_TO_OPEN: Final = 3
 OPEN_FOR: Final = 30.0
 _MAX_PROMPTS = 1024
 _MAX_DESCRIPTIONS = 1024
-_MAX_PROMPT_CHARS = 32_000  # what is embedded of a longer prompt
+#: the most of a text that is embedded, in UTF-8 bytes: at 2.5 bytes a token (English runs
+#: about 4, CJK 3 a character of about one token) at most 8,000 tokens, under the 8,191
+#: OpenAI's embeddings models take
+MAX_EMBED_BYTES: Final = 20_000
+_HEAD_SHARE: Final = 4  # a quarter of it from the text's start, the rest from its end
+_ELISION: Final = "\n…\n"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Vector = tuple[float, ...]  # unit length
 
@@ -55,22 +71,35 @@ class EmbeddingsUnavailable(Exception):
     """No embeddings now: the strategy degrades to round-robin."""
 
 
+def embedding_input(text: str, limit: int = MAX_EMBED_BYTES) -> str:
+    """What is embedded of ``text``: all of it when it fits in ``limit`` UTF-8 bytes, else
+    its start (a quarter of ``limit``: the system prompt's beginning) and its end (the
+    rest: the latest turns and the question), joined by an elision line. Cut at character
+    boundaries."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    head = limit // _HEAD_SHARE
+    tail = limit - head - len(_ELISION.encode())
+    return data[:head].decode("utf-8", "ignore") + _ELISION + data[-tail:].decode("utf-8", "ignore")
+
+
 def prompt_text(doc: Mapping[str, Any]) -> str | None:
     """The text a request is routed on: ``prompt``, else the last user message's text."""
     prompt = doc.get("prompt")
     if isinstance(prompt, str) and prompt.strip():
-        return prompt[:_MAX_PROMPT_CHARS]
+        return embedding_input(prompt)
     messages = doc.get("messages")
     if not isinstance(messages, list):
         messages = doc.get("input")
         if isinstance(messages, str):
-            return messages[:_MAX_PROMPT_CHARS] if messages.strip() else None
+            return embedding_input(messages) if messages.strip() else None
         if not isinstance(messages, list):
             return None
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             text = _text(message.get("content"))
-            return text[:_MAX_PROMPT_CHARS] if text.strip() else None
+            return embedding_input(text) if text.strip() else None
     return None
 
 
@@ -149,6 +178,11 @@ class SemanticStrategy:
         self._provider = provider.lower() if isinstance(provider, str) and provider else None
         model = embedding.get("model")
         self._model = model if isinstance(model, str) and model else DEFAULT_MODEL
+        api_key = embedding.get("api_key")  # sealed when it comes from the admin
+        self._api_key = api_key if isinstance(api_key, str) and api_key else None
+        base_url = embedding.get("base_url")
+        self._base_url = base_url if isinstance(base_url, str) and base_url else None
+        self._keyed: dict[UUID, Registry] = {}  # gateway -> its registry made of the key
         timeout = embedding.get("timeout_ms")
         self._timeout = (
             timeout / 1000
@@ -196,7 +230,7 @@ class SemanticStrategy:
         key = blake2b(f"{registry.id}\0{text}".encode(), digest_size=16).digest()
         vector: Vector | None = self._prompts.get(key, _MISSING)
         if vector is _MISSING:
-            vector = (await self._embed(registry, [text[:_MAX_PROMPT_CHARS]]))[0]
+            vector = (await self._embed(registry, [embedding_input(text)]))[0]
             _bounded_put(self._prompts, key, vector, _MAX_PROMPTS)
         return vector
 
@@ -243,6 +277,8 @@ class SemanticStrategy:
         view = self._deps.view
         if view is None:
             return None
+        if self._api_key is not None:
+            return self._keyed_registry(gateway_id)
         registries: Mapping[UUID, Registry] = view.state.registries
         wanted = self._registry_id or self._by_gateway.get(gateway_id)
         if wanted is not None:
@@ -261,6 +297,24 @@ class SemanticStrategy:
                 self._by_gateway[gateway_id] = registry.id
                 return registry
         return None
+
+    def _keyed_registry(self, gateway_id: UUID) -> Registry:
+        """The provider's endpoint with the configured key, as a registry of the gateway
+        that is in no config (one object per gateway, so the view builds its target once;
+        the view opens the sealed key as it opens any registry's ``auth``)."""
+        registry = self._keyed.get(gateway_id)
+        if registry is None:
+            registry = self._keyed[gateway_id] = Registry(
+                id=uuid4(),
+                gateway_id=gateway_id,
+                created_at=_EPOCH,
+                updated_at=_EPOCH,
+                name="embeddings",
+                provider=self._provider or "openai",
+                provider_options={"base_url": self._base_url} if self._base_url else {},
+                auth={"type": "api_key", "api_key": self._api_key},
+            )
+        return registry
 
     async def _embed(self, registry: Registry, texts: list[str]) -> list[Vector | None]:
         """One OpenAI-format embeddings call for ``texts``, their unit vectors in order."""
