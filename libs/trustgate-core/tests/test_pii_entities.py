@@ -3,6 +3,9 @@ broken check (or without its keyword, for weak patterns) is not PII."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from trustgate_core.pii import ENTITIES, find
@@ -62,6 +65,41 @@ CASES = [
     ("at_svnr", "SVNR 1237 010180", "1237 010180", "SVNR 2237 010180"),
     ("ie_pps", "PPS 6433435F", "6433435F", "PPS 6433435E"),
     (
+        "de_tax_number",
+        "Steuernummer 181/815/08155",
+        "181/815/08155",
+        "Aktenzeichen 181/815/08155",
+    ),
+    (
+        "de_pension_number",
+        "Rentenversicherungsnummer 15 070649 C 103",
+        "15 070649 C 103",
+        "Rentenversicherungsnummer 15 070649 C 104",
+    ),
+    ("de_pension_number", "SV-Nr. 15070649C103.", "15070649C103", "SV-Nr. 15070649C102."),
+    ("de_id_card", "Personalausweis T220001293", "T220001293", "Personalausweis T220001294"),
+    ("de_id_card", "Ausweisnummer T22000129", "T22000129", "Seriennummer T22000129"),
+    (
+        "fr_nif",
+        "numéro fiscal 30 23 217 600 053",
+        "30 23 217 600 053",
+        "numéro fiscal 30 23 217 600 054",
+    ),
+    ("es_nss", "NSS 28/12345678/40", "28/12345678/40", "NSS 28/12345678/41"),
+    (
+        "es_nss",
+        "seguridad social 280123456742",
+        "280123456742",
+        "seguridad social 280123456743",
+    ),
+    ("pt_niss", "NISS 11234567892", "11234567892", "NISS 11234567893"),
+    ("pl_nip", "NIP 856-734-62-15", "856-734-62-15", "NIP 856-734-62-16"),
+    ("pl_id_card", "dowód osobisty ABA 300000", "ABA 300000", "dowód osobisty ABA 400000"),
+    ("be_bis", "BIS 98.47.28-997.65", "98.47.28-997.65", "BIS 98.47.28-997.66"),
+    ("fi_veronumero", "veronumero 123456789123", "123456789123", "numero 123456789123"),
+    ("at_tax_number", "Steuernummer 59-119/9013", "59-119/9013", "Steuernummer 59-119/9014"),
+    ("nl_id_document", "paspoort XR1001R58", "XR1001R58", "paspoort XR1O01R58"),
+    (
         "cn_resident_id",
         "身份证号11010519491231002X。",
         "11010519491231002X",
@@ -80,6 +118,24 @@ CASES = [
     ("kr_rrn", "RRN 900101-1234568", "900101-1234568", "RRN 900101-1234567"),
     ("kr_brn", "사업자 116-82-00276", "116-82-00276", "사업자 116-82-00275"),
     ("kr_phone", "010-1234-5678", "010-1234-5678", "010-1234-56789"),
+    (
+        "cn_bank_account",
+        "银行卡号 6222 0202 0000 1234 562",
+        "6222 0202 0000 1234 562",
+        "银行卡号 6222 0202 0000 1234 563",
+    ),
+    (
+        "cn_bank_account",
+        "银行账号6222020200001234562。",
+        "6222020200001234562",
+        "银行账号6222020200001234563。",
+    ),
+    ("cn_securities_account", "证券账户 A123456789", "A123456789", "编号 A123456789"),
+    ("cn_securities_account", "深圳股东账户 0123456789", "0123456789", "编号 0123456789"),
+    ("jp_health_insurance", "保険者番号 80123458", "80123458", "保険者番号 80123459"),
+    ("jp_health_insurance", "国民健康保険 保険者番号138107", "138107", "保険者番号138108"),
+    ("kr_passport", "여권번호 M12345678", "M12345678", "번호 M12345678"),
+    ("kr_passport", "여권 M123A4567", "M123A4567", "번호 M123A4567"),
     (
         "ae_emirates_id",
         "Emirates ID 784-1968-6570305-0",
@@ -117,3 +173,11 @@ def test_every_entity_is_exercised_and_grouped() -> None:
         "cjk",
         "gcc_mena",
     }
+
+
+def test_the_policy_doc_lists_exactly_the_entities_detected() -> None:
+    doc = Path(__file__).parents[3] / "docs" / "policies" / "pii.md"
+    table = doc.read_text().split("\n## Entities\n", 1)[1]
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \| ([a-z_]+) \|", table, re.MULTILINE)
+    assert dict(rows) == {e.id: e.group for e in ENTITIES.values()}
+    assert len(rows) == len(ENTITIES)

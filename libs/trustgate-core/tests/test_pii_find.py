@@ -39,6 +39,13 @@ def test_the_longer_match_wins_an_overlap() -> None:
     assert [(m.entity, m.value) for m in matches] == [("cn_resident_id", "11010519491231002X")]
 
 
+def test_a_unionpay_card_after_its_bank_keyword_is_a_bank_account() -> None:
+    number = "6222 0202 0000 1234 562"
+    assert [m.entity for m in find(f"银行卡号 {number}")] == ["cn_bank_account"]
+    assert [m.entity for m in find(f"card {number}")] == ["credit_card"]
+    assert [m.entity for m in find(f"银行卡号 {number}", ["credit_card"])] == ["credit_card"]
+
+
 def test_the_entities_filter_keeps_only_those_asked_for() -> None:
     text = "jane@example.com, SSN 536-22-1234, card 4111 1111 1111 1111"
     assert [m.entity for m in find(text, ["us_ssn"])] == ["us_ssn"]

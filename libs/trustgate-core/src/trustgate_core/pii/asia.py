@@ -8,7 +8,14 @@ numbers issued before October 2020), the Korean business registration number wri
 ``123-45-67890`` (its National Tax Service check digit, which ``stdnum`` does not test) and a Japanese postal code after its 〒 mark.
 
 Only after a keyword: the Japanese My Number (twelve digits, one check digit: one random
-twelve-digit number in ten passes)."""
+twelve-digit number in ten passes); a Chinese bank card account (16-19 digits, the ISO/IEC
+7812 Luhn digit; corporate accounts, which have no check digit, are not found); a Chinese
+securities (stock) account (Shanghai: a letter and nine digits; Shenzhen: ten digits from
+0; no check digit); the Japanese health-insurance insurer number (保険者番号: eight digits,
+or six for the national health insurance, with a Luhn check digit; the insured person's own
+記号・番号 has no fixed format and is not found); the Korean passport number (a letter and
+eight digits, or since 2021 a letter, three digits, a letter and four digits; no check
+digit)."""
 
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ from trustgate_core.pii.base import (
     Detector,
     checked,
     keywords,
+    luhn,
+    only_digits,
     structural,
 )
 from trustgate_core.pii.model import Entity
@@ -35,6 +44,16 @@ JP_MY_NUMBER = Entity("jp_my_number", "cjk", "Japanese My Number (after a keywor
 JP_POSTAL_CODE = Entity("jp_postal_code", "cjk", "Japanese postal code (after 〒)")
 KR_RRN = Entity("kr_rrn", "cjk", "Korean resident registration number")
 KR_BRN = Entity("kr_brn", "cjk", "Korean business registration number")
+CN_BANK_ACCOUNT = Entity(
+    "cn_bank_account", "cjk", "Chinese bank card account (Luhn, after a keyword)"
+)
+CN_SECURITIES_ACCOUNT = Entity(
+    "cn_securities_account", "cjk", "Chinese securities account (after a keyword)"
+)
+JP_HEALTH_INSURANCE = Entity(
+    "jp_health_insurance", "cjk", "Japanese health-insurance insurer number (after a keyword)"
+)
+KR_PASSPORT = Entity("kr_passport", "cjk", "Korean passport number (after a keyword)")
 
 # The USCC alphabet: digits and capitals without I, O, S, V, Z.
 _USCC = "[0-9A-HJ-NPQRTUWXY]"
@@ -67,6 +86,23 @@ def _resident_id(value: str) -> bool:
     return True
 
 
+def _luhn(value: str) -> bool:
+    return luhn(only_digits(value))
+
+
+#: Checked before the payment card (a UnionPay card after 银行卡 is a bank account).
+BEFORE_CARDS: tuple[Detector, ...] = (
+    checked(
+        CN_BANK_ACCOUNT,
+        NUM_L + r"(?:\d{4}( ?)\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{16,19})" + NUM_R,
+        _luhn,
+        min_digits=16,
+        context=keywords(
+            "银行卡", "银行账", "银行帐", "账号", "帐号", "卡号", "开户", "銀行帳", "银联"
+        ),
+    ),
+)
+
 DETECTORS: tuple[Detector, ...] = (
     checked(CN_RESIDENT_ID, NUM_L + r"\d{17}[\dXx]" + WORD_R, _resident_id, min_digits=17),
     checked(
@@ -84,5 +120,36 @@ DETECTORS: tuple[Detector, ...] = (
         in_.is_valid,
         min_digits=12,
         context=keywords("マイナンバー", "個人番号", "my number", "mynumber", "individual number"),
+    ),
+    checked(
+        CN_SECURITIES_ACCOUNT,
+        WORD_L + r"(?:[A-F]\d{9}|0\d{9})" + NUM_R,
+        structural,
+        min_digits=9,
+        context=keywords(
+            "证券账",
+            "证券帐",
+            "股东账",
+            "股东帐",
+            "股东代码",
+            "股东卡",
+            "证券代码",
+            "securities account",
+            "stock account",
+        ),
+    ),
+    checked(
+        JP_HEALTH_INSURANCE,
+        NUM_L + r"(?:\d{8}|\d{6})" + NUM_R,
+        luhn,
+        min_digits=6,
+        context=keywords("保険者番号", "保険証", "被保険者", "健康保険", "health insurance"),
+    ),
+    checked(
+        KR_PASSPORT,
+        WORD_L + r"(?:[MSRGDT]\d{8}|[MSRGDT]\d{3}[A-Z]\d{4})" + WORD_R,
+        structural,
+        min_digits=3,
+        context=keywords("여권", "passport"),
     ),
 )

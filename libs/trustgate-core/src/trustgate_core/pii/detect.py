@@ -22,6 +22,7 @@ from trustgate_core.pii.base import Detector
 from trustgate_core.pii.model import Entity, Match
 
 DETECTORS: tuple[Detector, ...] = (
+    *asia.BEFORE_CARDS,
     *universal.DETECTORS,
     *english.DETECTORS,
     *europe.DETECTORS,
