@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import typing
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import SecretBytes, SecretStr
 from pydantic_settings import BaseSettings
 
 from trustgate_admin.settings import AdminSettings
@@ -50,7 +52,9 @@ CLIENTS = {
     "trustgate.io/redis-client": {"proxy", "mcp", "policy-cache"},
     "trustgate.io/kafka-client": {"telemetry"},
 }
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|DATABASE_URL|REDIS_URL")
+# Secret-bearing settings the core declares as plain strings (neither SecretStr nor
+# repr=False); every other secret is found from its settings class (secret_settings).
+DECLARED_SECRETS = {"SERVER_SECRET_KEY", "TRUSTGATE_SECRETS_KEY", "DB_PASSWORD", "DATABASE_URL"}
 UID = 10001
 
 Obj = dict[str, Any]
@@ -119,13 +123,7 @@ def setting_aliases(settings: type[BaseSettings]) -> set[str]:
     """The environment names one settings class reads (as tests/test_deploy_files.py)."""
     names: set[str] = set()
     for field_name, field in settings.model_fields.items():
-        aliases = {field.alias} if isinstance(field.alias, str) else set()
-        validation = field.validation_alias
-        if isinstance(validation, str):
-            aliases.add(validation)
-        elif validation is not None:
-            aliases |= {c for c in getattr(validation, "choices", []) if isinstance(c, str)}
-        names |= {a.upper() for a in aliases} or {field_name.upper()}
+        names |= _aliases(field_name, field)
     return names
 
 
@@ -222,20 +220,106 @@ def test_the_migration_gets_only_admin_settings(objects: tuple[Obj, ...]) -> Non
     assert env_names(objects, container) <= setting_aliases(AdminSettings)
 
 
+def _aliases(field_name: str, field: Any) -> set[str]:
+    aliases = {field.alias} if isinstance(field.alias, str) else set()
+    validation = field.validation_alias
+    if isinstance(validation, str):
+        aliases.add(validation)
+    elif validation is not None:
+        aliases |= {c for c in getattr(validation, "choices", []) if isinstance(c, str)}
+    return {a.upper() for a in aliases} or {field_name.upper()}
+
+
+def _holds_a_secret(field: Any) -> bool:
+    """Typed SecretStr/SecretBytes (also inside ``X | None``), or kept out of the repr."""
+    types = [field.annotation, *typing.get_args(field.annotation)]
+    return not field.repr or any(
+        isinstance(t, type) and issubclass(t, SecretStr | SecretBytes) for t in types
+    )
+
+
+@cache
+def secret_settings() -> frozenset[str]:
+    """Every environment name a plane reads a secret from."""
+    found = set(DECLARED_SECRETS)
+    for settings in PLANES.values():
+        for name, field in settings.model_fields.items():
+            if _holds_a_secret(field):
+                found |= _aliases(name, field)
+    return frozenset(found)
+
+
+def test_the_secret_settings_are_found_from_the_settings_classes() -> None:
+    every = set().union(*(setting_aliases(s) for s in PLANES.values()))
+    assert DECLARED_SECRETS <= every  # not stale
+    assert {
+        "MCP_SESSION_PREVIOUS_KEYS",
+        "MCP_DEFAULT_IDP_CLIENT_SECRET",
+        "REDIS_PASSWORD",
+        "REDIS_URL",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_KEY_PASSWORD",
+    } <= secret_settings()
+    # a token's lifetime is not a secret
+    assert "MCP_OAUTH_TOKEN_TTL" not in secret_settings()
+
+
 def test_secrets_come_from_the_secret_only(objects: tuple[Obj, ...]) -> None:
+    secrets = secret_settings()
     for name, data in config_maps(objects).items():
-        leaked = {key for key in data if SECRET_NAME.search(key.upper())}
+        leaked = set(data) & secrets
         assert not leaked, f"ConfigMap {name} holds secrets: {sorted(leaked)}"
     for workload in [*find(objects, "Deployment"), *find(objects, "Job")]:
         if workload["metadata"]["labels"].get("app.kubernetes.io/name") != "trustgate":
             continue
         for container in containers(pod_spec(workload)):
             for entry in container.get("env", []):
-                if SECRET_NAME.search(entry["name"]):
+                if entry["name"] in secrets:
                     assert "secretKeyRef" in entry.get("valueFrom", {}), entry
-                    assert entry["valueFrom"]["secretKeyRef"]["name"].startswith(
-                        "trustgate-secrets"
-                    )
+                    ref = entry["valueFrom"]["secretKeyRef"]
+                    assert ref["name"].startswith("trustgate-secrets"), entry
+                    assert ref["key"] == entry["name"], entry
+
+
+@pytest.mark.parametrize(
+    ("plane", "names"),
+    [
+        ("mcp", {"MCP_SESSION_PREVIOUS_KEYS", "MCP_DEFAULT_IDP_CLIENT_SECRET", "REDIS_PASSWORD"}),
+        ("telemetry", {"KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"}),
+        ("proxy", {"REDIS_PASSWORD"}),
+    ],
+)
+def test_the_planes_secret_settings_can_be_set_from_the_secret(
+    objects: tuple[Obj, ...], plane: str, names: set[str]
+) -> None:
+    """An operator sets them by adding the key to trustgate-secrets, never in a ConfigMap."""
+    (container,) = pod_spec(deployment(objects, plane))["containers"]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert names <= set(refs)
+    assert all(refs[name].get("optional") is True for name in names)
+
+
+def test_the_docs_list_every_secret_setting_a_pod_reads() -> None:
+    """docs/kubernetes.md's table of the Secret's keys names each secret a pod can read."""
+    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    table = text[text.index("| key | read by |") :]
+    table = table[: table.index("\n\n")]
+    read = {
+        e["name"]
+        for overlay in OVERLAYS.values()
+        for w in find(render(overlay), "Deployment") + find(render(overlay), "Job")
+        for c in containers(pod_spec(w))
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+        and w["metadata"]["labels"].get("app.kubernetes.io/name") == "trustgate"
+    }
+    assert read <= secret_settings()
+    missing = {name for name in read if f"`{name}`" not in table}
+    assert not missing, f"not in the secrets table: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("plane", list(PLANES))
@@ -649,3 +733,26 @@ def test_the_upgrade_recipe_migrates_then_rolls_the_admin_then_the_planes() -> N
     assert picked(first, "ConfigMap") == set(config_maps(objects))
     assert picked(second, "Deployment") == {"trustgate-admin"}
     assert picked(second, "Job") == set()
+
+
+def test_prod_telemetry_reaches_kafka_over_tls_with_sasl() -> None:
+    """The prod overlay's Kafka values plus the Secret's password are settings telemetry
+    starts with (SASL_SSL); without the password it refuses to start."""
+    objects = render(OVERLAYS["prod"])
+    (container,) = pod_spec(deployment(objects, "telemetry"))["containers"]
+    env: dict[str, str] = {}
+    for source in container["envFrom"]:
+        env |= config_maps(objects)[source["configMapRef"]["name"]]
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs["KAFKA_SASL_PASSWORD"] == "KAFKA_SASL_PASSWORD"
+    settings = TelemetrySettings(**env, KAFKA_SASL_PASSWORD="from-the-secret")
+    options = settings.kafka_client_options()
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"].startswith("SCRAM-")
+    assert options["ssl_context"].check_hostname
+    with pytest.raises(ValueError, match="needs KAFKA_SASL_PASSWORD"):
+        TelemetrySettings(**env)

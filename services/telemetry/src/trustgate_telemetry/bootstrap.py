@@ -47,7 +47,10 @@ def build_sink(settings: TelemetrySettings) -> ExportSink:
     if settings.sink_file:
         return FileSink(settings.sink_file)
     return KafkaSink(
-        settings.bootstrap_servers, settings.kafka_topic, timeout=settings.kafka_timeout
+        settings.bootstrap_servers,
+        settings.kafka_topic,
+        timeout=settings.kafka_timeout,
+        client_options=settings.kafka_client_options(),
     )
 
 

@@ -9,6 +9,10 @@ dedupe on ``trace_id``).
 
 A record goes to its own ``topic`` when it names one (a gateway's ``kafka`` exporter
 setting), else to the sink's (``TELEMETRY_KAFKA_TOPIC``); one producer serves them all.
+
+``client_options`` carry the brokers' security (TLS context, SASL mechanism and
+credentials: ``TelemetrySettings.kafka_client_options``) to the producer; nothing here logs
+them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from trustgate_telemetry.ports import Record
 
@@ -33,8 +38,10 @@ class KafkaSink:
         *,
         timeout: float = 10.0,
         client_id: str = "trustgate-telemetry",
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.client_options = dict(client_options or {})
         self.topic = topic
         self.timeout = timeout
         self.client_id = client_id
@@ -46,20 +53,24 @@ class KafkaSink:
     def ready(self) -> bool:
         return self._producer is not None
 
+    def producer_options(self) -> dict[str, Any]:
+        """The AIOKafkaProducer's arguments."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "acks": "all",
+            "enable_idempotence": self.idempotent,
+            "request_timeout_ms": int(self.timeout * 1000),
+            "retry_backoff_ms": 200,
+            "linger_ms": 5,
+            "metadata_max_age_ms": 30_000,
+            **self.client_options,
+        }
+
     def _make(self) -> object:
         from aiokafka import AIOKafkaProducer
 
-        timeout_ms = int(self.timeout * 1000)
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            client_id=self.client_id,
-            acks="all",
-            enable_idempotence=self.idempotent,
-            request_timeout_ms=timeout_ms,
-            retry_backoff_ms=200,
-            linger_ms=5,
-            metadata_max_age_ms=30_000,
-        )
+        return AIOKafkaProducer(**self.producer_options())
 
     async def start(self) -> None:
         """Connect (raises when no broker answers; the caller retries)."""
