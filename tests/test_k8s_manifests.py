@@ -756,3 +756,19 @@ def test_prod_telemetry_reaches_kafka_over_tls_with_sasl() -> None:
     assert options["ssl_context"].check_hostname
     with pytest.raises(ValueError, match="needs KAFKA_SASL_PASSWORD"):
         TelemetrySettings(**env)
+
+
+def test_a_proxy_requests_the_one_core_it_can_use() -> None:
+    """One proxy process is one event loop, at most one core: prod reserves it (the
+    autoscaler's target is then a share of that core), sets no CPU limit, and
+    docs/operations.md says the same."""
+    objects = render(OVERLAYS["prod"])
+    (container,) = pod_spec(deployment(objects, "proxy"))["containers"]
+    assert container["resources"]["requests"]["cpu"] in ("1", 1, "1000m")
+    assert "cpu" not in container["resources"].get("limits", {})
+    (metric,) = one(objects, "HorizontalPodAutoscaler", "trustgate-proxy")["spec"]["metrics"]
+    assert 50 <= metric["resource"]["target"]["averageUtilization"] <= 80
+    operations = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    scaling = operations[operations.index("## What scales on what") :]
+    row = next(line for line in scaling.splitlines() if line.startswith("| proxy |"))
+    assert "request one CPU" in row
