@@ -7,7 +7,8 @@ tool name.
 - a tampered session id is refused (404: the client re-initializes);
 - a per-tool limit is exact across the two replicas (-32004 past it);
 - a tool the allowlist forbids is absent from the list and refused when called (-32001);
-- an upstream that dies: ``fail_mode`` open keeps the other server's tools, closed fails;
+- an upstream that dies: ``fail_mode`` open keeps serving (the dead server's last lists
+  too, its calls -32005), closed fails;
 - every ``tools/call`` is one ``kind: mcp`` request event on the bus.
 """
 
@@ -264,8 +265,13 @@ async def test_an_upstream_that_dies_is_skipped_when_open_and_fails_the_call_whe
                 docs_process.kill()
                 await asyncio.to_thread(docs_process.wait)
                 if fail_mode == "open":
+                    # its last lists stay (names unchanged); a call to it answers -32005
                     left = {tool.name for tool in (await client.list_tools()).tools}
-                    assert "forecast" in left and "echo" not in left
+                    assert left == names
+                    with pytest.raises(MCPError) as down:
+                        await client.call_tool("echo", {"text": "x"})
+                    assert down.value.error.code == -32005
+                    assert "'docs'" in down.value.error.message
                     result = await client.call_tool("forecast", {"city": "Oslo"})
                     assert result.is_error is False
                 else:

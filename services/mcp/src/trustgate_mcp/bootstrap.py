@@ -153,7 +153,12 @@ class McpRuntime(Lifecycle):
             ),
         )
         self.upstreams = Upstreams(
-            self.http, self.box, list_ttl=s.list_ttl, timeout=s.upstream_timeout
+            self.http,
+            self.box,
+            list_ttl=s.list_ttl,
+            timeout=s.upstream_timeout,
+            list_timeout=s.list_timeout,
+            list_backoff=s.list_backoff,
         )
         dispatcher = Dispatcher(
             self.upstreams,

@@ -32,6 +32,11 @@ class McpSettings(CoreSettings, RedisSettings, OAuthSettings):
     # how long an upstream's tools/resources/prompts lists are kept before they are asked
     # again (a listChanged notification drops them sooner)
     list_ttl: float = Field(300.0, alias="MCP_LIST_TTL", ge=0)
+    # the deadline of a server's handshake and of fetching all its lists; past it the
+    # server counts as failing (skipped under fail_mode open, -32005 under closed)
+    list_timeout: float = Field(5.0, alias="MCP_LIST_TIMEOUT", gt=0)
+    # how long a failing server is not asked again (then it is asked in the background)
+    list_backoff: float = Field(2.0, alias="MCP_LIST_BACKOFF", gt=0)
     upstream_connect_timeout: float = Field(10.0, alias="MCP_UPSTREAM_CONNECT_TIMEOUT", gt=0)
     upstream_timeout: float = Field(60.0, alias="MCP_UPSTREAM_TIMEOUT", gt=0)
     upstream_pool_size: int = Field(512, alias="MCP_UPSTREAM_POOL_SIZE", gt=0)
@@ -47,7 +52,13 @@ class McpSettings(CoreSettings, RedisSettings, OAuthSettings):
     trust_xfcc_from: str = Field("", alias="TRUST_XFCC_FROM")
 
     @field_validator(
-        "session_ttl", "list_ttl", "upstream_connect_timeout", "upstream_timeout", mode="before"
+        "session_ttl",
+        "list_ttl",
+        "list_timeout",
+        "list_backoff",
+        "upstream_connect_timeout",
+        "upstream_timeout",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: str | float) -> float:

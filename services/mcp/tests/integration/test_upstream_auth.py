@@ -259,9 +259,9 @@ async def test_lists_are_kept_per_caller_token_for_passthrough_only(
     for reg in (shared, own):
         for token in (one, two, one):
             assert await upstreams.listing(reg, caller(token), "tools") == [{"name": "t"}]
-    # initialize, initialized, tools/list: once for the registry's own credential, once per
-    # caller token under passthrough
-    assert len(idp.seen) == 3 + 3 * 2
+    # initialize, initialized and the four lists (fetched together): once for the
+    # registry's own credential, once per caller token under passthrough
+    assert len(idp.seen) == 6 + 6 * 2
 
 
 async def test_forwarded_is_refused(idp: Idp, upstreams: Upstreams) -> None:

@@ -264,7 +264,7 @@ async def test_items_without_a_name_or_uri_are_dropped(upstreams: Upstreams) -> 
         body = await request.json()
         if "id" not in body:
             return web.Response(status=202)
-        result: dict[str, Any] = {
+        result: dict[str, Any] | None = {
             "initialize": {
                 "protocolVersion": "2025-06-18",
                 "capabilities": {},
@@ -272,7 +272,10 @@ async def test_items_without_a_name_or_uri_are_dropped(upstreams: Upstreams) -> 
             },
             "tools/list": {"tools": [{"name": "ok"}, {"title": "no name"}, "text", {"name": 3}]},
             "resources/list": {"resources": [{"uri": "a://b", "name": "b"}, {"name": "no uri"}]},
-        }[body["method"]]
+        }.get(body["method"])
+        if result is None:  # the other lists: not implemented
+            error = {"code": -32601, "message": "method not found"}
+            return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": error})
         return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
 
     app = web.Application()

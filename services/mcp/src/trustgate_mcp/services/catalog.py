@@ -35,6 +35,15 @@ _NOT_IMPLEMENTED: list[dict[str, Any]] = []
 _Fetched = tuple[list[dict[str, Any]], ...] | UpstreamUnavailable
 
 
+class ServerUnavailable(UpstreamUnavailable):
+    """A server of a consumer that fails closed is unavailable: the client is told
+    which (never why: the reason may name a URL)."""
+
+    def __init__(self, registry: Registry, reason: UpstreamUnavailable) -> None:
+        super().__init__(str(reason))
+        self.registry = registry
+
+
 @dataclass(slots=True)
 class _Memo:
     """The last catalog built for a consumer and what it was built from (compared by
@@ -113,7 +122,7 @@ class CatalogService:
         for registry, fetched in inputs:
             if isinstance(fetched, UpstreamUnavailable):
                 if consumer.fail_mode == "closed":
-                    raise fetched
+                    raise ServerUnavailable(registry, fetched) from fetched
                 skipped.append(registry.id)
                 continue
             tools, resources, templates, prompts = fetched

@@ -55,7 +55,7 @@ from trustgate_mcp.domain.sessions import (
     credential_of,
     new_nonce,
 )
-from trustgate_mcp.services.catalog import CatalogService
+from trustgate_mcp.services.catalog import CatalogService, ServerUnavailable
 from trustgate_mcp.services.plans import McpPlan
 from trustgate_mcp.services.ports import (
     Caller,
@@ -250,6 +250,8 @@ class Dispatcher:
             return await self.catalogs.catalog(
                 ctx.caller, ctx.plan.registries, allowed_tool=ctx.plan.allows_tool
             )
+        except ServerUnavailable as failed:
+            raise _unavailable(failed.registry) from None
         except UpstreamUnavailable:
             raise _unavailable(None) from None
 

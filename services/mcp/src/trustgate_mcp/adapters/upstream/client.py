@@ -31,7 +31,7 @@ from trustgate_mcp.adapters.upstream.handshake import (
     initialize_message,
     negotiated_version,
 )
-from trustgate_mcp.adapters.upstream.lists import Items, ListCache
+from trustgate_mcp.adapters.upstream.lists import Items, ListCache, again
 from trustgate_mcp.adapters.upstream.transport import (
     BASE_HEADERS,
     SESSION_HEADER,
@@ -91,18 +91,28 @@ class _ListSession:
 
 class Upstreams:
     def __init__(
-        self, http: aiohttp.ClientSession, box: SecretBox, *, list_ttl: float, timeout: float
+        self,
+        http: aiohttp.ClientSession,
+        box: SecretBox,
+        *,
+        list_ttl: float,
+        timeout: float,
+        list_timeout: float = 5.0,
+        list_backoff: float = 2.0,
     ) -> None:
+        """``list_timeout``: the deadline of a server's handshake and of fetching its lists;
+        ``list_backoff``: how long a server that failed is not asked again."""
         self._http = http
         self._box = box
         self._timeout = timeout
+        self._list_timeout = list_timeout
         # per request, keeping the session's connect limits
         self._client_timeout = aiohttp.ClientTimeout(
             total=timeout, connect=http.timeout.connect, sock_connect=http.timeout.sock_connect
         )
         self._ids = itertools.count(1)
         self._targets: dict[UUID, _Target] = {}
-        self._lists = ListCache(list_ttl)
+        self._lists = ListCache(list_ttl, deadline=list_timeout, backoff=list_backoff)
         # (registry id, credential key) -> the session lists are fetched on
         self._list_sessions: dict[tuple[UUID, str], _ListSession] = {}
         self._session_locks: dict[tuple[UUID, str], asyncio.Lock] = {}
@@ -110,7 +120,30 @@ class Upstreams:
     # --- the port ----------------------------------------------------------------------
 
     async def open(self, registry: Registry, caller: Caller) -> UpstreamSession:
+        """The handshake, within the list deadline. A server that failed lately (its
+        handshake or its lists) is not asked again for the backoff: its failure is raised
+        at once; a new failure is remembered."""
         target = self._target(registry)
+        key = (registry.id, credential_key(target.auth.mode, caller))
+        failure = self._lists.failing(key, registry)
+        if failure is not None:
+            raise again(failure)
+        try:
+            async with asyncio.timeout(self._list_timeout):
+                return await self._open(target, caller)
+        except TimeoutError:
+            failure = UpstreamUnavailable(
+                f"the upstream did not complete the handshake within {self._list_timeout:g}s"
+            )
+        except SessionExpired:
+            raise
+        except UpstreamUnavailable as exc:
+            failure = exc
+        self._lists.failed(key, registry, failure)
+        raise failure
+
+    async def _open(self, target: _Target, caller: Caller) -> UpstreamSession:
+        registry = target.registry
         answer = await self._send(target, None, caller, initialize_message(next(self._ids)))
         if answer.result is None:
             raise UpstreamUnavailable("the upstream did not answer initialize")
@@ -126,13 +159,27 @@ class Upstreams:
         method: str,
         params: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        return await self._call(self._target(registry), session, caller, method, params)
+        """Raises the failure at once while the server is failing (see `open`)."""
+        target = self._target(registry)
+        if self._lists.any_failing:
+            key = (registry.id, credential_key(target.auth.mode, caller))
+            failure = self._lists.failing(key, registry)
+            if failure is not None:
+                raise again(failure)
+        return await self._call(target, session, caller, method, params)
 
     async def listing(self, registry: Registry, caller: Caller, kind: ListKind) -> Items:
+        """Fetched with the server's other lists (one session, one deadline). While the
+        server fails, a caller whose consumer fails open gets its last good list if it
+        had one."""
         target = self._target(registry)
-        key = (registry.id, credential_key(target.auth.mode, caller), kind)
+        key = (registry.id, credential_key(target.auth.mode, caller))
+
+        async def fetch(kinds: tuple[ListKind, ...]) -> dict[ListKind, Items]:
+            return await self._fetch_lists(target, caller, key[1], kinds)
+
         return await self._lists.get(
-            key, registry, lambda: self._fetch_list(target, caller, key[1], kind)
+            key, registry, kind, fetch, stale_ok=caller.consumer.fail_mode != "closed"
         )
 
     async def close(self, registry: Registry, session: UpstreamSession, caller: Caller) -> None:
@@ -156,6 +203,9 @@ class Upstreams:
         forgot."""
         target = self._target(registry)
         ckey = credential_key(target.auth.mode, caller)
+        failure = self._lists.failing((registry.id, ckey), registry)
+        if failure is not None:
+            raise again(failure)
         if expired is None:
             known = self._list_sessions.get((registry.id, ckey))
             if known is not None and known.registry is registry:
@@ -250,22 +300,29 @@ class Upstreams:
             raise UpstreamUnavailable("the upstream accepted the request without answering it")
         return result
 
-    async def _fetch_list(
-        self, target: _Target, caller: Caller, ckey: str, kind: ListKind
-    ) -> Items:
+    async def _fetch_lists(
+        self, target: _Target, caller: Caller, ckey: str, kinds: tuple[ListKind, ...]
+    ) -> dict[ListKind, Items]:
+        """``kinds``' lists, one after the other on the listing session. A list the server
+        does not implement (-32601) is empty, kept like any other (else every call would
+        ask again for the lists a server lacks); another error fails the server."""
         session = await self._listing_session(target, caller, ckey, None)
-        try:
+        lists: dict[ListKind, Items] = {}
+        for kind in kinds:
             try:
-                return await self._pages(target, session, caller, kind)
-            except SessionExpired:
-                session = await self._listing_session(target, caller, ckey, session)
-                return await self._pages(target, session, caller, kind)
-        except RpcFailure as failure:
-            if failure.code == METHOD_NOT_FOUND:
-                # the server has no such list: an empty one, kept like any other (else
-                # every call would ask again for the lists a server lacks)
-                return []
-            raise
+                try:
+                    items = await self._pages(target, session, caller, kind)
+                except SessionExpired:
+                    session = await self._listing_session(target, caller, ckey, session)
+                    items = await self._pages(target, session, caller, kind)
+            except RpcFailure as failure:
+                if failure.code != METHOD_NOT_FOUND:
+                    raise UpstreamUnavailable(
+                        f"{target.registry.name}: {LISTS[kind][0]} answered error {failure.code}"
+                    ) from None
+                items = []
+            lists[kind] = items
+        return lists
 
     async def _listing_session(
         self, target: _Target, caller: Caller, ckey: str, expired: UpstreamSession | None
@@ -285,7 +342,7 @@ class Upstreams:
                 ):
                     session = known.session
                 else:
-                    session = await self.open(target.registry, caller)
+                    session = await self._open(target, caller)
                 self._list_sessions.pop(key, None)
                 while len(self._list_sessions) >= MAX_LIST_SESSIONS:
                     del self._list_sessions[next(iter(self._list_sessions))]
