@@ -529,3 +529,37 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
     home = _environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home == f"{dashboards}/trustgate.json"
     assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+
+
+def _readme_section(title: str) -> str:
+    text = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(f"## {title}\n") + len(title) + 4 :]
+    return section[: section.find("\n## ")]
+
+
+def test_the_readme_names_every_service_compose_runs(compose: dict[str, Any]) -> None:
+    """deploy/README.md's compose section lists what `docker compose up` starts."""
+    section = _readme_section("The full stack on one host").lower()
+    spelled = {"nats": "nats", "collector": "opentelemetry collector"}
+    missing = {
+        name
+        for name in compose["services"]
+        if spelled.get(name, name.replace("-", "")) not in section.replace("-", "")
+    }
+    assert not missing, f"deploy/README.md does not mention {sorted(missing)}"
+    for plane, port in PLANE_PORTS.items():
+        assert str(port) in section, plane
+
+
+def test_the_readme_names_every_bind_and_port_compose_sets(compose: dict[str, Any]) -> None:
+    """Each plane's host setting (SERVER_*_HOST) the compose file sets, and each plane's
+    operations port, is in deploy/README.md's binds section."""
+    section = _readme_section("Binds and operations ports")
+    env = compose["x-trustgate-env"]
+    hosts = {name for name in env if name.startswith("SERVER_") and name.endswith("_HOST")}
+    assert "SERVER_POLICY_CACHE_HOST" in hosts
+    missing = {name for name in hosts if f"`{name}`" not in section}
+    assert not missing, f"deploy/README.md's binds omit {sorted(missing)}"
+    # the operations ports: the admin's, proxy's and MCP plane's own, the others' one port
+    for port in (9080, 9081, 9082, PLANE_PORTS["telemetry"], PLANE_PORTS["policy-cache"]):
+        assert f"({port}" in section, port
