@@ -325,3 +325,28 @@ def test_cache_hit_rate_and_cost_are_queries_of_what_the_planes_count(
     assert set(RESULTS) == {"hit_exact", "hit_semantic", "miss", "error"}
     cost = by_title["cost by consumer and model"]
     assert "trustgate_proxy_cost_usd_total" in cost["targets"][0]["expr"]
+
+
+def test_the_429_series_says_it_holds_upstream_429s_too(
+    dashboard: dict[str, Any], exported: set[str]
+) -> None:
+    """The proxy counts the status it answered with: an upstream's 429, passed through once
+    retries and fallbacks are spent, is in the same series as its own limit rejections.
+    While it exports no counter of the rejections alone, a panel of its 429s says so."""
+    rejections = {
+        name
+        for name in exported
+        if name.startswith("trustgate_proxy_") and re.search(r"reject|limited|denied", name)
+    }
+    assert not rejections, f"use {sorted(rejections)} for the limit rejections panel"
+    status_429 = [
+        (panel, target)
+        for panel in _panels(dashboard)
+        for target in panel.get("targets", [])
+        if "trustgate_proxy_requests_total" in target["expr"] and '"429"' in target["expr"]
+    ]
+    assert status_429
+    for panel, target in status_429:
+        assert "upstream" in panel["title"].lower(), panel["title"]
+        assert "upstream" in target["legendFormat"], target["legendFormat"]
+        assert "upstream" in panel["description"], panel["title"]
