@@ -5,6 +5,10 @@ from pydantic import Field, field_validator
 from trustgate_core.durations import parse_duration
 from trustgate_core.settings import DEFAULT_HOST, CoreSettings, DatabaseSettings
 
+#: How much longer than the requests stream keeps an event its trace id is remembered at
+#: least (clock skew between NATS and Postgres, the ledger's pruning cadence).
+LEDGER_DEDUPE_MARGIN = 3600.0
+
 
 class AdminSettings(CoreSettings, DatabaseSettings):
     host: str = Field(DEFAULT_HOST, alias="SERVER_HOST")
@@ -30,9 +34,10 @@ class AdminSettings(CoreSettings, DatabaseSettings):
     ledger_batch_size: int = Field(500, alias="LEDGER_BATCH_SIZE", gt=0, le=10_000)
     ledger_fetch_wait: float = Field(1.0, alias="LEDGER_FETCH_WAIT", gt=0)
     ledger_ack_wait: float = Field(60.0, alias="LEDGER_ACK_WAIT", gt=0)
-    # how long a counted trace id is remembered (longer than the requests stream keeps
-    # an event, so a redelivery is always recognised)
-    ledger_dedupe_retention: float = Field(7 * 86400.0, alias="LEDGER_DEDUPE_RETENTION", gt=0)
+    # how long a counted trace id is remembered: at least REQUESTS_STREAM_MAX_AGE plus
+    # LEDGER_DEDUPE_MARGIN, or the admin refuses to start (`dedupe_retention_problem`);
+    # twice the stream's default age by default (docs/governance-usage.md: the table's size)
+    ledger_dedupe_retention: float = Field(48 * 3600.0, alias="LEDGER_DEDUPE_RETENTION", gt=0)
     # budget alerts: rules evaluated after each ledger batch and at this interval
     alert_eval_interval: float = Field(60.0, alias="ALERT_EVAL_INTERVAL", gt=0)
     alert_delivery_timeout: float = Field(10.0, alias="ALERT_DELIVERY_TIMEOUT", gt=0)
@@ -59,3 +64,26 @@ class AdminSettings(CoreSettings, DatabaseSettings):
     def _admin_duration(cls, v: str | float) -> float:
         """Seconds (``3600``) or a Go-style duration (``24h``)."""
         return parse_duration(v, bare="s")
+
+    def dedupe_retention_problem(self) -> str | None:
+        """Why the usage ledger could count a redelivered event twice with these settings
+        (None: it cannot). The stream may redeliver an event until ``REQUESTS_STREAM_MAX_AGE``
+        after it was published, so its trace id must be remembered at least that long, plus
+        a margin for the clocks of NATS and Postgres and the pruning cadence. (Checked at
+        the admin's start, not here: a settings error would print every input, secrets too.)"""
+        if not self.ledger_enabled:
+            return None
+        age = self.requests_max_age_seconds
+        if age <= 0:
+            return (
+                "REQUESTS_STREAM_MAX_AGE is unlimited (0): the usage ledger cannot remember "
+                "counted events for ever; set a finite REQUESTS_STREAM_MAX_AGE, or "
+                "LEDGER_ENABLED=false"
+            )
+        if self.ledger_dedupe_retention < age + LEDGER_DEDUPE_MARGIN:
+            return (
+                f"LEDGER_DEDUPE_RETENTION ({self.ledger_dedupe_retention:g}s) must be at least "
+                f"REQUESTS_STREAM_MAX_AGE ({age:g}s) plus {LEDGER_DEDUPE_MARGIN:g}s: a request "
+                "event redelivered after its trace id was forgotten would be counted twice"
+            )
+        return None

@@ -16,8 +16,15 @@ from trustgate_admin.governance.webhooks import DeliveryWorker
 log = logging.getLogger(__name__)
 
 
+class GovernanceSettingsError(ValueError):
+    """Settings the governance parts refuse to run with (the admin does not start)."""
+
+
 class Governance:
     def __init__(self, deps: GovernanceDeps) -> None:
+        problem = deps.settings.dedupe_retention_problem()
+        if problem is not None:
+            raise GovernanceSettingsError(problem)
         self.alerts = AlertEngine(deps)
         self.deliveries = DeliveryWorker(deps)
         self.heads = HeadPublisher(deps)
