@@ -3,11 +3,17 @@
 A POST carries the message; the answer is a JSON body, an SSE stream (read until the
 response with our id, collecting the server's notifications on the way), or 202 for a
 notification. Raw dicts and orjson only: this is the request path.
+
+Requests the server sends on the way (sampling, elicitation, roots: the plane has no
+client to relay them to) are answered at once with ``-32601`` (method not found), as a
+client without that capability does, so the server's tool goes on (or fails) instead of
+waiting for an answer until ``MCP_UPSTREAM_TIMEOUT``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +34,8 @@ BASE_HEADERS = {
 }
 
 
+# What a server's own request (sampling, elicitation, roots) is answered.
+UNSUPPORTED = -32601
 # How long the rest of an SSE stream is awaited once the response arrived.
 DRAIN_GRACE = 0.1
 # Connection failures before an answer began: closed or reset (a stale keep-alive
@@ -86,7 +94,7 @@ async def _post(
             url, data=orjson.dumps(message), headers=headers, timeout=limit
         ) as resp:
             try:
-                return await _answer(resp, headers, message)
+                return await _answer(resp, headers, message, http, url, limit)
             except aiohttp.ClientError as exc:
                 raise _unreachable(exc) from None
     except TimeoutError:
@@ -102,7 +110,12 @@ def _unreachable(exc: Exception) -> UpstreamUnavailable:
 
 
 async def _answer(
-    resp: aiohttp.ClientResponse, headers: dict[str, str], message: dict[str, Any]
+    resp: aiohttp.ClientResponse,
+    headers: dict[str, str],
+    message: dict[str, Any],
+    http: aiohttp.ClientSession,
+    url: str,
+    limit: aiohttp.ClientTimeout,
 ) -> Answer:
     status = resp.status
     if status == 404 and SESSION_HEADER in headers:
@@ -115,7 +128,14 @@ async def _answer(
     if not 200 <= status < 300:
         raise UpstreamUnavailable(f"the upstream answered HTTP {status}")
     if resp.content_type == "text/event-stream":
-        answer = await _read_stream(resp, message["id"])
+        reply_headers = dict(headers)
+        if session_id is not None:
+            reply_headers[SESSION_HEADER] = session_id
+
+        async def refuse(request_id: Any, method: str) -> None:
+            await _refuse(http, url, reply_headers, limit, request_id, method)
+
+        answer = await _read_stream(resp, message["id"], refuse)
         answer.session_id = session_id
         return answer
     body = await resp.read()
@@ -144,10 +164,15 @@ def _outcome(doc: Any) -> dict[str, Any]:
     raise UpstreamUnavailable("the upstream's answer is not a JSON-RPC response")
 
 
-async def _read_stream(resp: aiohttp.ClientResponse, request_id: Any) -> Answer:
+async def _read_stream(
+    resp: aiohttp.ClientResponse,
+    request_id: Any,
+    refuse: Callable[[Any, str], Awaitable[None]],
+) -> Answer:
     """Read SSE events until the response to ``request_id``. Comments, pings and events
-    that are not JSON are skipped; server-to-client requests (sampling, elicitation) are not supported and
-    ignored; notifications' methods are collected."""
+    that are not JSON are skipped; the server's own requests (sampling, elicitation) are
+    answered ``-32601`` by ``refuse``; notifications' methods are collected (progress
+    and log messages are dropped)."""
     answer = Answer(None)
     data: list[bytes] = []
     async for raw in resp.content:
@@ -170,12 +195,33 @@ async def _read_stream(resp: aiohttp.ClientResponse, request_id: Any) -> Answer:
         if isinstance(method, str):
             if "id" not in doc:
                 answer.notifications.append(method)
+            else:
+                await refuse(doc["id"], method)
             continue
         if doc.get("id") == request_id:
             await _drain(resp)
             answer.result = _outcome(doc)
             return answer
     raise UpstreamUnavailable("the upstream's stream ended without an answer")
+
+
+async def _refuse(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    limit: aiohttp.ClientTimeout,
+    request_id: Any,
+    method: str,
+) -> None:
+    """Answer the server's request ``request_id`` with -32601; failures are ignored (the
+    server then waits for its own timeout, as before)."""
+    error = {"code": UNSUPPORTED, "message": f"the gateway does not support {method}"}
+    body = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+    try:
+        async with http.post(url, data=body, headers=headers, timeout=limit) as resp:
+            await resp.read()
+    except (TimeoutError, aiohttp.ClientError):
+        pass
 
 
 async def _drain(resp: aiohttp.ClientResponse) -> None:
