@@ -4,7 +4,8 @@
 An alert fires once at 80 %, again at 100 %, never again in that window; a receiver that is
 down gets the alert once it is back; the HMAC verifies; Slack gets its body; a budget rule
 follows a token_rate_limiter's 24h window; an anomaly fires above its factor and not under
-it; two admins evaluating at once still fire once."""
+it; two admins evaluating at once still fire once; a consumer's rule fires on that
+consumer's spend only."""
 
 from __future__ import annotations
 
@@ -451,3 +452,42 @@ async def test_a_test_message_reaches_the_channel(
     receiver.status = 500
     r = await api.post(f"/v1/gateways/{gw}/alerts/{rule['id']}/test")
     assert r.json() == {"ok": False, "status_code": 500, "error": "HTTP 500"}
+
+
+async def test_a_consumer_rule_fires_on_its_consumers_spend_and_not_on_anothers(
+    fast_admin: RunningAdmin, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    gw = await _gateway(api)
+    mine, other = [
+        (await api.post(f"/v1/gateways/{gw}/consumers", json={"name": name})).json()["id"]
+        for name in ("finance", "research")
+    ]
+    rule = await _rule(
+        api,
+        gw,
+        kind="spend",
+        amount_usd=10,
+        period="day",
+        thresholds=[100],
+        consumer_id=mine,
+        channel=_webhook(receiver),
+    )
+    engine = fast_admin.container.governance.alerts
+
+    # another consumer, and calls with no consumer, spend far past the amount: no alert
+    await _spend(fast_admin, gw, "50", consumer=uuid.UUID(other))
+    await _spend(fast_admin, gw, "30")
+    await _spend(fast_admin, gw, "9", consumer=uuid.UUID(mine))  # 90 % of its own
+    await engine.committed({uuid.UUID(gw)})
+    assert await _evaluate_now(fast_admin, rule["id"]) == 0
+    assert receiver.received == []
+
+    await _spend(fast_admin, gw, "1.5", consumer=uuid.UUID(mine))  # 105 %
+    await engine.committed({uuid.UUID(gw)})
+    await wait_for(lambda: receiver.received, message="the consumer's alert")
+    (body,) = receiver.bodies()
+    assert body["firing"]["threshold"] == 100
+    assert body["firing"]["observed"] == "10.5"  # its own spend only
+    assert body["alert"]["id"] == rule["id"] and body["consumer_id"] == mine
+    await engine.committed({uuid.UUID(gw)})
+    assert await _evaluate_now(fast_admin, rule["id"]) == 0  # once in the window
