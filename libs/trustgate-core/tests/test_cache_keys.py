@@ -1,5 +1,6 @@
-"""The cache's request keys: every parameter that changes the answer changes the exact
-key; JSON key order never does; the filter key ignores the text."""
+"""The cache's request keys: every field changes the exact key, nested ones included;
+JSON key order never does, nor ``1`` against ``1.0``; the filter key hashes what the
+caller left of the request once its text is blanked."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ from typing import Any
 
 import pytest
 
-from trustgate_core.cache.keys import exact_key, filter_key
+from trustgate_core.cache.keys import canonical, exact_key, filter_key
 
 BASE: dict[str, Any] = {
     "model": "gpt-4o-mini",
-    "system": ["Be brief."],
-    "messages": [{"role": "user", "parts": [{"text": "Hello"}]}],
-    "tools": [],
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}],
 }
 
 CHANGES: list[tuple[str, Any]] = [
@@ -27,13 +26,13 @@ CHANGES: list[tuple[str, Any]] = [
     ("tools", [{"name": "weather", "parameters": {"type": "object"}}]),
     ("tool_choice", {"mode": "required"}),
     ("response_format", {"type": "json_object"}),
-    ("system", ["Be long."]),
-    ("messages", [{"role": "user", "parts": [{"text": "Hello!"}]}]),
+    ("messages", [{"role": "user", "content": [{"type": "text", "text": "Hello!"}]}]),
+    ("messages", [{"role": "user", "name": "bob", "content": [{"type": "text", "text": "Hello"}]}]),
 ]
 
 
-@pytest.mark.parametrize(("field", "value"), CHANGES, ids=[c[0] for c in CHANGES])
-def test_each_parameter_changes_the_exact_key(field: str, value: Any) -> None:
+@pytest.mark.parametrize(("field", "value"), CHANGES, ids=[str(i) for i in range(len(CHANGES))])
+def test_each_field_changes_the_exact_key(field: str, value: Any) -> None:
     assert exact_key({**BASE, field: value}) != exact_key(BASE)
 
 
@@ -41,7 +40,7 @@ def test_a_parameter_set_differs_from_it_omitted() -> None:
     assert exact_key({**BASE, "temperature": None}) != exact_key(BASE)
 
 
-def test_key_order_does_not_matter() -> None:
+def test_key_order_and_number_spelling_do_not_matter() -> None:
     reordered = {k: BASE[k] for k in reversed(list(BASE))}
     nested = {**BASE, "response_format": {"type": "json_schema", "schema": {"b": 1, "a": 2}}}
     nested_reordered = {
@@ -50,10 +49,12 @@ def test_key_order_does_not_matter() -> None:
     }
     assert exact_key(reordered) == exact_key(BASE)
     assert exact_key(nested) == exact_key(nested_reordered)
+    assert exact_key({**BASE, "temperature": 1}) == exact_key({**BASE, "temperature": 1.0})
+    assert exact_key({**BASE, "temperature": 0.5}) != exact_key({**BASE, "temperature": 1})
+    assert canonical({"x": 1e300}) == b'{"x":1e+300}'  # past 2**53 a float stays one
 
 
-def test_the_filter_key_ignores_the_text_only() -> None:
-    other_text = {**BASE, "messages": [{"role": "user", "parts": [{"text": "Hi"}]}]}
-    assert filter_key(other_text) == filter_key(BASE)
-    assert exact_key(other_text) != exact_key(BASE)
-    assert filter_key({**BASE, "temperature": 1.0}) != filter_key(BASE)
+def test_the_filter_key_hashes_what_it_is_given() -> None:
+    blank = {**BASE, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}
+    assert filter_key(blank) == filter_key(dict(reversed(list(blank.items()))))
+    assert filter_key({**blank, "temperature": 1.0}) != filter_key(blank)

@@ -1,7 +1,7 @@
 """The ``semantic_cache`` plugin as a client sees it, against a real NATS: a repeated
 request is answered from the cache (``X-Cache: HIT``, no upstream call) in the client's
 own format and mode — JSON or a stream of several chunks, in Chat, Messages and
-Responses, whatever format the entry was stored from; nothing crosses consumers or
+Responses, whatever mode the entry was stored from; nothing crosses consumers or
 gateways; errors, ``length`` and cut streams are never stored; bypasses are honoured; a
 cache service that does not answer leaves the call served uncached, never a 5xx.
 
@@ -13,9 +13,11 @@ exactly what the proxy sends it; ``test_cache_service.py`` goes through the real
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import httpx
@@ -30,7 +32,7 @@ from trustgate_core.cache import CacheLookup, CacheReply, CacheStore, decode_vec
 from trustgate_core.embedded import free_port
 from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
 from trustgate_testkit.fixtures import NatsServer, wait_for
-from trustgate_testkit.proxy.mock_upstream import MockUpstream
+from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
 from trustgate_testkit.proxy.sdk_clients import (
     CHAT_WEATHER_TOOL,
     anthropic_sdk,
@@ -181,7 +183,8 @@ async def test_a_repeated_chat_request_is_answered_from_the_cache_as_json_and_as
             timeout=5,
         )
         event = found[0]  # no upstream call, no upstream cost
-        assert event.status == 200 and event.cost is None and not event.attempts
+        assert event.status == 200 and not event.attempts
+        assert event.cost is not None and event.cost.total_usd == 0
 
 
 async def test_every_parameter_and_the_tenant_make_a_different_entry(
@@ -205,16 +208,22 @@ async def test_every_parameter_and_the_tenant_make_a_different_entry(
     assert (app.gateway.id, str(app.consumers["app"].id)) in partitions
 
 
-async def test_an_entry_stored_from_chat_is_served_to_messages_and_responses_clients(
+async def test_messages_and_responses_clients_get_hits_in_their_own_format_and_mode(
     proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
 ) -> None:
+    """Each format keys its own entries (the key is the body the client sent, not a
+    decoded view that could drop a field): a Messages client asking what a Chat client
+    asked is a miss, then a hit as JSON and as a stream, whatever mode stored it."""
     await with_cache(proxy, app)
-    first = await chat(proxy, app, max_tokens=64)
-    answer = first.parse().choices[0].message.content
+    await chat(proxy, app, max_tokens=64)
     await stored(cache_service, 1)
-    calls = len(upstream.requests)
 
     claude = anthropic_sdk(proxy, app)
+    raw = await claude.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=HI)
+    assert raw.headers["x-cache"] == "MISS"
+    answer = (await raw.parse()).content[0].text  # type: ignore[union-attr]
+    await stored(cache_service, 2)
+    calls = len(upstream.requests)
     raw = await claude.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=HI)
     assert raw.headers["x-cache"] == "HIT"
     assert (await raw.parse()).content[0].text == answer  # type: ignore[union-attr]
@@ -225,6 +234,15 @@ async def test_an_entry_stored_from_chat_is_served_to_messages_and_responses_cli
     assert final.stop_reason == "end_turn"
 
     responses = openai_sdk(proxy, app).responses
+    events = [
+        e
+        async for e in await responses.create(
+            model=MODEL, input=HI, max_output_tokens=64, stream=True
+        )
+    ]
+    assert events[-1].type == "response.completed"  # a miss, stored from a stream
+    await stored(cache_service, 3)
+    calls = len(upstream.requests)
     got = await responses.with_raw_response.create(model=MODEL, input=HI, max_output_tokens=64)
     assert got.headers["x-cache"] == "HIT"
     assert got.parse().output_text == answer
@@ -316,9 +334,9 @@ async def test_a_streamed_answer_is_stored_and_served_to_a_json_client(
         streamed = "".join([text async for text in stream.text_stream])
     await stored(cache_service, 1)
     assert cache_service.stores[0].entry["text"] == streamed
-    got = await chat(proxy, app, max_tokens=64)
+    got = await claude.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=HI)
     assert got.headers["x-cache"] == "HIT"
-    assert got.parse().choices[0].message.content == streamed
+    assert (await got.parse()).content[0].text == streamed  # type: ignore[union-attr]
 
 
 async def test_a_tool_call_answer_is_replayed_whole_and_streamed(
@@ -402,3 +420,232 @@ async def test_an_embeddings_registry_that_is_down_leaves_the_call_served_uncach
     got = await chat(proxy, app)
     assert got.status_code == 200 and got.headers["x-cache"] == "MISS"
     assert got.parse().choices[0].message.content
+
+
+# -- who shares an entry -----------------------------------------------------------------------
+
+
+async def _consumers_under_one_policy(
+    proxy: RunningProxy, tenant: Tenant, settings: dict[str, Any]
+) -> None:
+    await tenant.add_consumer("other", ["primary"])
+    await tenant.add_policy(
+        "cache", "semantic_cache", {"mode": "exact", **settings}, consumers=["app", "other"]
+    )
+    await until_known(proxy, tenant)
+
+
+async def test_two_consumers_under_one_consumer_scoped_policy_never_share_an_entry(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    await _consumers_under_one_policy(proxy, app, {"scope": "consumer"})
+    assert (await chat(proxy, app)).headers["x-cache"] == "MISS"
+    await stored(cache_service, 1)
+    assert (await chat(proxy, app)).headers["x-cache"] == "HIT"
+    calls = len(upstream.requests)
+    # the same text under the same policy, another consumer: its own partition
+    assert (await chat(proxy, app, consumer="other")).headers["x-cache"] == "MISS"
+    assert len(upstream.requests) == calls + 1
+    await stored(cache_service, 2)
+    assert (await chat(proxy, app, consumer="other")).headers["x-cache"] == "HIT"
+    partitions = {s.partition for s in cache_service.stores}
+    assert partitions == {str(app.consumers["app"].id), str(app.consumers["other"].id)}
+
+
+async def test_a_global_scope_shares_across_the_gateways_consumers_only(
+    proxy: RunningProxy,
+    app: Tenant,
+    upstream: MockUpstream,
+    cache_service: Responder,
+    bus: NATS,
+) -> None:
+    await _consumers_under_one_policy(proxy, app, {"scope": "global"})
+    assert (await chat(proxy, app)).headers["x-cache"] == "MISS"
+    await stored(cache_service, 1)
+    calls = len(upstream.requests)
+    assert (await chat(proxy, app, consumer="other")).headers["x-cache"] == "HIT"
+    assert len(upstream.requests) == calls
+    # another gateway with a global policy of its own: never the first gateway's entry
+    elsewhere = await new_tenant(bus)
+    await route_to_url(proxy, elsewhere, upstream.url)
+    await elsewhere.add_policy(
+        "cache", "semantic_cache", {"mode": "exact", "scope": "global"}, consumers=["app"]
+    )
+    await until_known(proxy, elsewhere)
+    assert (await chat(proxy, elsewhere)).headers["x-cache"] == "MISS"
+    assert len(upstream.requests) == calls + 1
+    await stored(cache_service, 2)
+    assert {(s.gateway_id, s.partition) for s in cache_service.stores} == {
+        (app.gateway.id, "global"),
+        (elsewhere.gateway.id, "global"),
+    }
+
+
+# -- a slow cache service ------------------------------------------------------------------------
+
+
+async def test_a_slow_cache_service_leaves_the_call_served_uncached_within_the_timeout(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, bus: NATS, events: Any
+) -> None:
+    """The service answers after 3 s; the proxy waits its lookup timeout (50 ms), then
+    serves the call uncached: a MISS, counted as the cache's failure, never a 5xx."""
+    asked = asyncio.Event()
+
+    async def slow(msg: Msg) -> None:
+        asked.set()
+        await asyncio.sleep(3)  # the service being slow, not a synchronisation
+        await msg.respond(orjson.dumps(CacheReply(hit=False).model_dump(mode="json")))
+
+    sub = await bus.subscribe(CACHE_LOOKUP_SUBJECT, cb=slow)
+    try:
+        await bus.flush()
+        await with_cache(proxy, app)
+        await chat(proxy, app, extra_headers={"X-Cache-Bypass": "1"})  # warm: connections
+        started = perf_counter()
+        await chat(proxy, app, extra_headers={"X-Cache-Bypass": "1"})
+        direct = perf_counter() - started
+        async with events(bus, app.gateway.id) as log:
+            started = perf_counter()
+            got = await chat(proxy, app)
+            elapsed = perf_counter() - started
+            assert asked.is_set()  # the service was asked: a timeout, not "no responders"
+            assert got.status_code == 200 and got.headers["x-cache"] == "MISS"
+            assert got.parse().choices[0].message.content
+            timeout = proxy.runtime.settings.semantic_cache_lookup_timeout
+            assert elapsed < direct + timeout + 0.5, (elapsed, direct)
+            trace = got.headers["x-ag-trace-id"]
+            found = await wait_for(lambda: log.by_trace(trace), timeout=5)
+            assert found[0].cache.outcome == "error" and found[0].status == 200
+    finally:
+        await sub.unsubscribe()
+    metrics = proxy.runtime.observed.render()[0].decode()
+    assert 'trustgate_proxy_cache_lookups_total{outcome="error"}' in metrics
+
+
+# -- with the pii policy ---------------------------------------------------------------------------
+
+EMAIL_A = "alice.martin@example.com"
+EMAIL_B = "bob.stone@example.org"
+
+
+def _weather_of(email: str) -> Any:
+    """A conversation whose tool result holds ``email``; ``*-tools`` answers ``The
+    weather is <the tool result>``, so the answer repeats what the upstream saw."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "who", "arguments": "{}"}}
+    return [
+        {"role": "user", "content": "Who am I?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": email},
+    ]
+
+
+async def _streamed(proxy: RunningProxy, tenant: Tenant, consumer: str, **kw: Any) -> str:
+    stream = await openai_sdk(proxy, tenant, consumer).chat.completions.create(stream=True, **kw)
+    return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+@pytest.mark.parametrize("pii_first", [True, False], ids=["pii-first", "cache-first"])
+async def test_with_pii_restore_a_hit_gives_each_caller_only_its_own_data(
+    proxy: RunningProxy,
+    app: Tenant,
+    upstream: MockUpstream,
+    cache_service: Responder,
+    pii_first: bool,
+) -> None:
+    """pii (requests and answers masked, restore) and a global cache, in either order of
+    priority: the key and the embedding are the masked request's, the entry holds the
+    placeholders (never Alice's address), and Bob's identical masked request is a hit
+    that gives Bob his own address back, as JSON and streamed."""
+    await app.add_consumer("other", ["primary"])
+    pii = {"apply_to": ["request", "response"], "restore": True}
+    registry = app.registries["primary"]
+    cache = {
+        "mode": "both",
+        "scope": "global",
+        "skip_if_tools_present": False,
+        "embedding": {"registry_id": str(registry.id), "model": "text-embedding-3-small"},
+    }
+    both = ["app", "other"]
+    await app.add_policy("pii", "pii", pii, consumers=both, priority=0 if pii_first else 10)
+    await app.add_policy(
+        "cache", "semantic_cache", cache, consumers=both, priority=10 if pii_first else 0
+    )
+    await until_known(proxy, app)
+    ask: dict[str, Any] = {"model": "gpt-4o-mini-tools"}
+
+    first = await chat(proxy, app, messages=_weather_of(EMAIL_A), **ask)
+    assert first.headers["x-cache"] == "MISS"
+    assert first.parse().choices[0].message.content == f"The weather is {EMAIL_A}"
+    await stored(cache_service, 1)
+    kept = orjson.dumps([s.model_dump(mode="json") for s in cache_service.stores]).decode()
+    assert EMAIL_A not in kept and cache_service.stores[0].entry["text"] == (
+        "The weather is <EMAIL_1>"
+    )
+    embedded = orjson.dumps([r.body for r in upstream.recorded]).decode()
+    assert EMAIL_A not in embedded  # neither the upstream nor the embeddings saw it
+
+    calls = len(upstream.requests)
+    hit = await chat(proxy, app, "other", messages=_weather_of(EMAIL_B), **ask)
+    assert hit.headers["x-cache"] == "HIT"
+    assert hit.parse().choices[0].message.content == f"The weather is {EMAIL_B}"
+    streamed = await _streamed(proxy, app, "other", messages=_weather_of(EMAIL_B), **ask)
+    assert streamed == f"The weather is {EMAIL_B}"
+    mine = await _streamed(proxy, app, "app", messages=_weather_of(EMAIL_A), **ask)
+    assert mine == f"The weather is {EMAIL_A}"
+    assert len(upstream.requests) == calls  # all three were hits
+
+
+@pytest.mark.parametrize("pii_first", [True, False], ids=["pii-first", "cache-first"])
+async def test_an_answer_masked_by_pii_is_stored_and_served_masked(
+    proxy: RunningProxy, tenant: Tenant, cache_service: Responder, pii_first: bool
+) -> None:
+    """The upstream's own answer holds an address; pii masks answers: the entry holds
+    the placeholder, and a hit, JSON or streamed, never shows the address."""
+    secret = "jane.doe@example.com"
+    async with serve_mock(secret) as leaky:
+        app = await route_to_url(proxy, tenant, leaky.url)
+        await app.add_policy(
+            "pii",
+            "pii",
+            {"apply_to": ["request", "response"]},
+            consumers=["app"],
+            priority=0 if pii_first else 10,
+        )
+        await with_cache(proxy, app, priority=10 if pii_first else 0)
+        first = await chat(proxy, app)
+        assert first.parse().choices[0].message.content == "Hello from <EMAIL_1>"
+        await stored(cache_service, 1)
+        assert cache_service.stores[0].entry["text"] == "Hello from <EMAIL_1>"
+        calls = len(leaky.requests)
+        hit = await chat(proxy, app)
+        assert hit.headers["x-cache"] == "HIT"
+        assert hit.parse().choices[0].message.content == "Hello from <EMAIL_1>"
+        streamed = await _streamed(proxy, app, "app", model=MODEL, messages=HI)
+        assert streamed == "Hello from <EMAIL_1>"
+        assert len(leaky.requests) == calls
+
+
+async def test_same_text_another_image_is_never_a_semantic_hit(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    registry = app.registries["primary"]
+    settings = {
+        "mode": "semantic",
+        "embedding": {"registry_id": str(registry.id), "model": "text-embedding-3-small"},
+    }
+    await with_cache(proxy, app, settings)
+
+    def look_at(url: str) -> Any:
+        parts = [{"type": "text", "text": "What is in this picture?"}]
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+        return [{"role": "user", "content": parts}]
+
+    await chat(proxy, app, messages=look_at("https://img.example/cat.png"))
+    await stored(cache_service, 1)
+    again = await chat(proxy, app, messages=look_at("https://img.example/cat.png"))
+    assert again.headers["x-cache"] == "HIT"
+    other = await chat(proxy, app, messages=look_at("https://img.example/dog.png"))
+    assert other.headers["x-cache"] == "MISS"  # the mock embeds every text alike
+    lookups = cache_service.lookups
+    assert lookups[-1].vector == lookups[0].vector  # same text, same vector…
+    assert lookups[-1].filter_key != lookups[0].filter_key  # …another image: a hard filter

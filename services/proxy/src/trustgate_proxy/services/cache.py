@@ -1,10 +1,20 @@
 """The proxy's side of the ``semantic_cache`` plugin (core's ``CachePort``): what needs
 the request's wire format, an embeddings registry or the bus.
 
-- **Keys**: the request is decoded into the format-neutral ``ChatRequest`` (so the same
-  request in Chat, Messages or Responses format has the same keys) and hashed with core's
-  ``cache.keys``; a body the codecs refuse (``n`` > 1, a shape they do not know) is not
-  cached (BYPASS).
+- **When**: the runner asks at ``pre_request``; the lookup itself runs once the whole
+  stage is done (``run_lookups``, called by the pipeline), so the keys and the embedding
+  are those of the request the upstream would be sent, whatever the policies' priorities:
+  ``pii``'s placeholders, not the originals (no personal data reaches the embeddings
+  provider; two requests that differ only in a masked value are one upstream request,
+  and each gets its own values back through ``restore``).
+- **Keys**: computed on the request body itself, not on the gateway's decoded view (a
+  field a decoder drops, a Chat ``file`` part, Responses ``text.verbosity``, still
+  changes the answer): the exact key hashes the whole canonical body, with its wire
+  format and model, less the fields that never change the answer (``_NOT_IN_KEY``); the
+  filter key hashes the same body with every text the semantic tier embeds blanked, so
+  images, files, audio, tool calls and tool results are a hard filter and only text goes
+  through similarity. A body the codecs refuse (``n`` > 1, a shape they do not know) is
+  not cached (BYPASS).
 - **Lookup**: the embedding of the conversation text (mode ``semantic`` / ``both``)
   through the gateway's embeddings registry (the semantic router's embedder, its own
   credentials: none travels), then one NATS request to the policy-cache service bounded
@@ -12,11 +22,16 @@ the request's wire format, an embeddings registry or the bus.
   embeddings: the call is served uncached (``X-Cache: MISS``, outcome ``error``).
 - **Hit**: the stored format-neutral entry (text, tool calls, finish reason, usage,
   model) rendered with the client format's codec: JSON, or a stream of several events
-  that ends as the format's streams end. No upstream call, no upstream cost.
-- **Miss**: a response filter copies what the client gets (bounded); after
-  ``post_response`` a 2xx that finished (not ``length``, not an error, a stream with its
-  end marker) is decoded with the client format's codec and published to the service in
-  the background, never delaying the client.
+  that ends as the format's streams end. No upstream call, no upstream cost. The
+  pipeline passes it through the ``pre_response`` stage and the response filters as an
+  upstream's answer (``pii`` masks and restores the hitting call's own placeholders).
+- **Miss**: a response filter, added before any ``pre_response`` filter, copies the
+  upstream's answer (bounded); after ``post_response`` a 2xx that finished (not
+  ``length``, not an error, a stream with its end marker) is decoded with the client
+  format's codec, every filter that hides data (``hide_for_cache``: ``pii``'s masking,
+  never its restore) applied to it, and published to the service in the background,
+  never delaying the client. An entry therefore never holds a value ``pii`` would mask
+  nor one it restored.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from time import perf_counter
 from typing import Any, Final
 
 import orjson
@@ -38,6 +54,7 @@ from trustgate_core.errors import InvalidRequest
 from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
 from trustgate_core.models import LbConfig
 from trustgate_core.policy import Answer, PolicyExchange
+from trustgate_core.policy.exchange import ResponseFilter
 from trustgate_core.policy.runners.cache import SemanticCacheRunner
 from trustgate_proxy.domain.exchange import Exchange
 from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, ChatRequest, ChatResponse
@@ -70,7 +87,21 @@ FORMATS: Final[dict[str, WireFormat]] = {
 }
 MAX_CAPTURE: Final = 4 << 20  # a longer answer is not stored
 STREAM_PIECES: Final = 4  # a replayed text arrives in about this many chunks
-_NOT_IN_KEY: Final = frozenset({"stream", "stream_usage", "dropped", "user", "metadata"})
+#: Top-level fields that never change the answer: how it is delivered (``stream``,
+#: ``stream_options``), who asks and what is kept of it (end-user ids, ``metadata``,
+#: ``store``), a provider's prompt-cache routing hint. Every other field is in the key.
+_NOT_IN_KEY: Final = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "user",
+        "safety_identifier",
+        "metadata",
+        "store",
+        "prompt_cache_key",
+    }
+)
+_LOOKUPS: Final = object()  # the scratch slot of the lookups asked for at pre_request
 _JSON: Final = [(b"content-type", b"application/json")]
 _FINISHES: Final[dict[str, FinishReason]] = {"stop": "stop", "tool_calls": "tool_calls"}
 
@@ -121,26 +152,148 @@ class Pending:
         self.capture = capture
 
 
-def canonical_request(request: ChatRequest, doc: dict[str, Any]) -> dict[str, Any]:
-    """The request as the key sees it: every field that changes the answer (the
-    internal model's, plus the raw value of each top-level field it does not carry)."""
-    out = {k: v for k, v in asdict(request).items() if k not in _NOT_IN_KEY}
-    extra = {name: doc[name] for name in request.dropped if name in doc}
-    if "n" in doc:
-        extra["n"] = doc["n"]
-    if extra:
-        out["extra"] = extra
+class RequestKeys:
+    """What the cache keeps of a request: the canonical body (``exact``), the same with
+    its text blanked (``without_text``), and the text the semantic tier embeds."""
+
+    __slots__ = ("exact", "text", "without_text")
+
+    def __init__(self, exact: dict[str, Any], without_text: dict[str, Any], text: str) -> None:
+        self.exact = exact
+        self.without_text = without_text
+        self.text = text
+
+
+def request_keys(fmt: WireFormat, doc: dict[str, Any], model: str | None) -> RequestKeys:
+    """The request ``doc`` (in ``fmt``) as the keys see it; ``model`` is the one a body
+    without its own resolves to."""
+    body = {k: v for k, v in doc.items() if k not in _NOT_IN_KEY}
+    if not isinstance(body.get("model"), str) and model is not None:
+        body["model"] = model
+    lines: list[str] = []
+    blank = _BLANKERS[fmt](body, lines)
+    return RequestKeys(
+        {"format": fmt, "request": body}, {"format": fmt, "request": blank}, "\n".join(lines)
+    )
+
+
+def _text_parts(parts: list[Any], role: str, kinds: frozenset[str], lines: list[str]) -> list[Any]:
+    out: list[Any] = []
+    for part in parts:
+        if (
+            isinstance(part, dict)
+            and part.get("type") in kinds
+            and isinstance(part.get("text"), str)
+        ):
+            lines.append(part["text"] if role in _SYSTEM else f"{role}: {part['text']}")
+            out.append({**part, "text": ""})
+        else:  # an image, a file, audio, a tool call or result: compared whole
+            out.append(part)
     return out
 
 
-def conversation_text(request: ChatRequest) -> str:
-    """What is embedded: the system prompt and every message's text, in order."""
-    lines = list(request.system)
-    for message in request.messages:
-        for part in message.parts:
-            if isinstance(part, Text):
-                lines.append(f"{message.role}: {part.text}")
-    return "\n".join(lines)
+def _message(item: Any, kinds: frozenset[str], lines: list[str]) -> Any:
+    """A message with its text blanked (its text in ``lines``); a tool result's content
+    is not conversation text: it stays, compared whole."""
+    if not isinstance(item, dict) or item.get("role") in ("tool", "function"):
+        return item
+    role = str(item.get("role"))
+    content = item.get("content")
+    if isinstance(content, str):
+        lines.append(content if role in _SYSTEM else f"{role}: {content}")
+        return {**item, "content": ""}
+    if isinstance(content, list):
+        return {**item, "content": _text_parts(content, role, kinds, lines)}
+    return item
+
+
+_TEXT: Final = frozenset({"text"})
+_SYSTEM: Final = frozenset({"system", "developer"})  # embedded as its bare text
+_RESPONSES_TEXT: Final = frozenset({"input_text", "output_text"})
+
+
+def _chat(body: dict[str, Any], lines: list[str]) -> dict[str, Any]:
+    out = dict(body)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        out["messages"] = [_message(m, _TEXT, lines) for m in messages]
+    return out
+
+
+def _anthropic(body: dict[str, Any], lines: list[str]) -> dict[str, Any]:
+    out = dict(body)
+    system = body.get("system")
+    if isinstance(system, str):
+        lines.append(system)
+        out["system"] = ""
+    elif isinstance(system, list):
+        out["system"] = _text_parts(system, "system", _TEXT, lines)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        out["messages"] = [_message(m, _TEXT, lines) for m in messages]
+    return out
+
+
+def _responses(body: dict[str, Any], lines: list[str]) -> dict[str, Any]:
+    out = dict(body)
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        lines.append(instructions)
+        out["instructions"] = ""
+    items = body.get("input")
+    if isinstance(items, str):
+        lines.append(f"user: {items}")
+        out["input"] = ""
+    elif isinstance(items, list):
+        out["input"] = [
+            _message(item, _RESPONSES_TEXT, lines)
+            if isinstance(item, dict) and item.get("type", "message") == "message"
+            else item
+            for item in items
+        ]
+    return out
+
+
+_BLANKERS: Final[dict[str, Callable[[dict[str, Any], list[str]], dict[str, Any]]]] = {
+    "openai_chat": _chat,
+    "anthropic": _anthropic,
+    "openai_responses": _responses,
+}
+
+
+async def run_lookups(x: Exchange) -> None:
+    """The lookups the cache's policies asked for at ``pre_request``, run by the pipeline
+    once every policy of the stage had its say on the request (masked, rewritten). The
+    first hit answers; the misses before it then store nothing (their answer would be
+    the hit)."""
+    asked: list[tuple[CacheService, SemanticCacheRunner]] | None = x.scratch.pop(_LOOKUPS, None)
+    if not asked:
+        return
+    started = perf_counter()
+    try:
+        for service, runner in asked:
+            if x.answer is not None:
+                break
+            await service.look_up(runner, x)
+        if x.answer is not None:
+            for _, runner in asked:
+                pending = x.scratch.pop(runner.id, None)
+                if isinstance(pending, Pending):
+                    x.response_filters.remove(pending.capture)
+    finally:
+        x.policies_time += perf_counter() - started
+
+
+def _hidden(filters: list[ResponseFilter], entry: dict[str, Any]) -> dict[str, Any] | None:
+    """``entry`` as the filters that hide data would let it be kept (``None``: not at all)."""
+    for f in filters:
+        hide = getattr(f, "hide_for_cache", None)
+        if hide is not None:
+            hidden = hide(entry)
+            if not isinstance(hidden, dict):
+                return None
+            entry = hidden
+    return entry
 
 
 class CacheService:
@@ -161,7 +314,11 @@ class CacheService:
         _record(x, "bypass", None)
 
     async def lookup(self, runner: SemanticCacheRunner, x: PolicyExchange) -> None:
-        assert isinstance(x, Exchange)
+        """Asked at ``pre_request``: done by ``run_lookups`` at the stage's end."""
+        asked = x.scratch.setdefault(_LOOKUPS, [])
+        asked.append((self, runner))
+
+    async def look_up(self, runner: SemanticCacheRunner, x: Exchange) -> None:
         fmt = FORMATS.get(x.path)
         codec = INBOUND.get(fmt) if fmt is not None else None
         if fmt is None or codec is None:
@@ -172,13 +329,13 @@ class CacheService:
             _said(runner, x, b"BYPASS")
             _record(x, "bypass", None)
             return
-        canonical = canonical_request(request, x.doc)
-        exact, filter_ = exact_key(canonical), filter_key(canonical)
+        keys = request_keys(fmt, x.doc, x.default_model)
+        exact, filter_ = exact_key(keys.exact), filter_key(keys.without_text)
         settings = runner.settings
         vector: str | None = None
         outcome = "miss"
         if settings.mode != "exact":
-            vector = await self._embed(runner, x, conversation_text(request))
+            vector = await self._embed(runner, x, keys.text)
             if vector is None:
                 outcome = "error"
         assert runner.id is not None
@@ -224,6 +381,9 @@ class CacheService:
         if not data:
             return
         entry = _entry(pending.fmt, data, pending.capture.stream)
+        if entry is None:
+            return
+        entry = _hidden(x.response_filters, entry)  # what pii masks, masked; never restored
         if entry is None:
             return
         if entry["usage"] is None and x.usage:  # usage the client did not ask to see

@@ -9,7 +9,9 @@ Read ``handle`` top to bottom for the lifecycle (seed 001, "Request lifecycle"):
    gateway — every failure before that is one 401 answer, so a caller without a key learns
    nothing of which gateways and consumers exist;
 3. **read** the body (bounded in size) and **parse** it (bounded in depth);
-4. the chain's **pre_request** stage (it may answer the call itself: a cache hit);
+4. the chain's **pre_request** stage, then the cache's lookups on the request as the stage
+   left it (a hit answers the call itself, through ``pre_response`` and the response
+   filters like an upstream's answer);
 5. **route**: the router orders the candidates into attempts; each is **opened** (sent,
    status and headers read, classified) and the next one tried while the outcome is
    retryable — nothing has reached the client yet;
@@ -61,6 +63,7 @@ from trustgate_proxy.domain.exchange import Exchange
 from trustgate_proxy.domain.formats import INBOUND, OUTBOUND, InboundCodec, WireFormat
 from trustgate_proxy.domain.nesting import MAX_DEPTH, nested_deeper_than
 from trustgate_proxy.domain.routing import SUCCESS, Candidates, Route
+from trustgate_proxy.services.cache import run_lookups
 from trustgate_proxy.services.config_view import ConfigView, ConsumerPlan
 from trustgate_proxy.services.forward import (
     Attempt,
@@ -71,6 +74,7 @@ from trustgate_proxy.services.forward import (
     prepare_body,
     retry_after_seconds,
 )
+from trustgate_proxy.services.forward.common import filter_chunk, filter_end, filter_whole
 from trustgate_proxy.services.models import ModelLister
 from trustgate_proxy.services.ports import (
     NO_SESSIONS,
@@ -338,6 +342,8 @@ class Pipeline:
             exchange.default_model = routes[0].model if routes else None
         try:
             await plan.chain.run("pre_request", exchange)
+            # the cache looks the request up as the whole stage left it (pii-masked)
+            await run_lookups(exchange)
         finally:
             headers.extend(exchange.response_headers)
             exchange.response_headers.clear()
@@ -346,13 +352,33 @@ class Pipeline:
         answer = exchange.answer
         if answer is None:
             return False
-        call.status = answer.status
-        call.response_bytes = len(answer.body)
         # an answer may name its content type (a cache hit replayed as a stream)
         kind = next((v for k, v in answer.headers if k == b"content-type"), b"application/json")
         extra = [h for h in answer.headers if h[0] != b"content-type"]
-        await send_bytes(send, answer.status, answer.body, [*headers, *extra], kind)
+        body = await self._as_answered(exchange, plan.chain, answer.body, kind, headers)
+        call.status = answer.status
+        call.response_bytes = len(body)
+        await send_bytes(send, answer.status, body, [*headers, *extra], kind)
         return True
+
+    async def _as_answered(
+        self, exchange: Exchange, chain: Chain, body: bytes, kind: bytes, headers: Headers
+    ) -> bytes:
+        """A policy's answer (a cache hit: a model's answer) as an upstream's reaches the
+        client: the ``pre_response`` stage runs and the response filters read it (pii
+        masks it and restores this call's own placeholders; a response rewrite applies)."""
+        if "pre_response" in chain.stages:
+            try:
+                await chain.run("pre_response", exchange)
+            finally:
+                headers.extend(exchange.response_headers)
+                exchange.response_headers.clear()
+        filters = exchange.response_filters
+        if not filters:
+            return body
+        if kind.startswith(b"text/event-stream"):
+            return filter_end(filters, filter_chunk(filters, body))
+        return filter_whole(filters, body)
 
     # -- reading the request ---------------------------------------------------------------
     def _parse(self, exchange: Exchange, body: bytes) -> None:

@@ -17,6 +17,11 @@ match still open), at most ``MAX_HOLD`` characters. With ``restore`` the placeho
 sent upstream are replaced by their originals in the client's answer — text and
 tool-call arguments — from the mapping of this call only (kept on the exchange).
 
+With ``semantic_cache``: the cache keys the request as masked here, whatever the two
+policies' priorities, and keeps the upstream's answer through ``PiiFilter.hide_for_cache``
+(masked, never restored); a hit goes through ``pre_response`` and this filter like an
+upstream's answer, so it is masked and restored with the hitting call's own mapping.
+
 A detector error fails closed by default (503 ``pii_unavailable``; in a response the
 text in question is dropped); ``on_error: fail_open`` lets the text through unchanged.
 ``observe`` changes nothing: what would have been masked or blocked is recorded.
@@ -366,6 +371,10 @@ class _Texts(Rules):
     def guard(self) -> Guard | None:
         return self._guard
 
+    @property
+    def mapping(self) -> Placeholders:
+        return self._mapping
+
     def mask_only(self, text: str) -> str:
         if self._guard is None:
             return text
@@ -433,6 +442,26 @@ class PiiFilter(ResponseRewriter):
         except orjson.JSONDecodeError:
             return texts.mask_only(body.decode("utf-8", "replace")).encode()
         return orjson.dumps(_walk(doc, texts.mask_only))
+
+    def hide_for_cache(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """A cache entry made of the upstream's answer, as it may be kept: every string
+        masked as the client's answer is (this call's placeholders; never restored, so
+        no original of this call is kept); ``None`` when the detectors fail (nothing
+        kept). A hit is passed through this filter again: masked again, and restored
+        with the hitting call's own placeholders."""
+        texts = self._rules
+        assert isinstance(texts, _Texts)
+        guard = texts.guard
+        if guard is None:  # restore only: the upstream saw placeholders, not values
+            return entry
+        found: Counter[str] = Counter()
+        try:
+            hidden: dict[str, Any] = _walk(
+                entry, lambda text: guard.mask(text, texts.mapping, found)
+            )
+        except DetectorFailed:
+            return None
+        return hidden
 
     def _on_event(self, raw: bytes, name: bytes | None, data: list[bytes]) -> bytes:
         if self._mapping_back is not None and (
