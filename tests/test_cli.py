@@ -108,3 +108,36 @@ def test_run_keeps_a_given_secret_key(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert started["admin"].server_secret_key == SECRET
     assert started["telemetry"].sink_file is None
     assert started["telemetry"].kafka_brokers == "kafka:9092"
+
+
+@pytest.mark.parametrize("name", ["admin", "proxy", "mcp", "telemetry", "policy-cache"])
+def test_a_bad_setting_ends_the_plane_with_what_is_wrong_and_never_its_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """A secret key too short is refused by name, exit 2, no traceback, and the value
+    (a secret, even when wrong) appears nowhere in what the command prints."""
+    wrong = "too-short-secret-0123"
+    monkeypatch.setenv("SERVER_SECRET_KEY", wrong)
+    monkeypatch.delenv("TRUSTGATE_SECRETS_KEY", raising=False)
+    assert main([name]) == 2
+    err = capsys.readouterr().err
+    assert "trustgate: invalid settings: SERVER_SECRET_KEY" in err
+    assert wrong not in err and "Traceback" not in err
+
+
+def test_every_settings_class_hides_the_values_it_refuses() -> None:
+    """pydantic puts a refused value in its error text unless told not to: every settings
+    class a plane reads (its own, Redis's, the database's, the MCP OAuth server's) says so."""
+    from trustgate_core.counters.settings import RedisSettings
+    from trustgate_core.settings import CoreSettings, DatabaseSettings
+    from trustgate_mcp.oauth.settings import OAuthSettings
+
+    classes: list[type[BaseSettings]] = [
+        CoreSettings,
+        DatabaseSettings,
+        RedisSettings,
+        OAuthSettings,
+        *(plane.settings_class() for plane in PLANES if plane.installed()),
+    ]
+    for settings in classes:
+        assert settings.model_config.get("hide_input_in_errors") is True, settings.__name__

@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from trustgate.planes import ADMIN, DEFAULT, PLANES, Plane
 
 
@@ -109,8 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The commands that parse their own options (``admin audit ...``, ``receipts ...``)
-    get the rest of the command line as it was written."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    get the rest of the command line as it was written. A setting the environment gets
+    wrong ends the command with what is wrong, exit 2 and no traceback (the settings
+    classes never echo a value: it may be a secret)."""
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except ValidationError as bad:
+        print(f"trustgate: invalid settings: {_settings_errors(bad)}", file=sys.stderr)
+        return 2
+
+
+def _settings_errors(bad: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or bad.title}: {error['msg']}"
+        for error in bad.errors(include_input=False, include_url=False)
+    )
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = build_parser()
     for prefix in (["admin", "audit"], ["receipts"]):
         if argv[: len(prefix)] == prefix:  # their own parsers, --help included

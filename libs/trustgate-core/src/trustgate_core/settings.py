@@ -17,7 +17,9 @@ DEFAULT_HOST = "127.0.0.1"
 class CoreSettings(BaseSettings):
     """What every service reads. Services subclass it with their own fields."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     app_env: str = Field("dev", alias="APP_ENV")
     server_secret_key: str = Field(DEV_SECRET_KEY, alias="SERVER_SECRET_KEY")
@@ -66,7 +68,9 @@ class CoreSettings(BaseSettings):
 class DatabaseSettings(BaseSettings):
     """Postgres: `DATABASE_URL`, or the `DB_*` parts of seed 000."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     database_url: str | None = Field(None, alias="DATABASE_URL")
     db_host: str = Field("localhost", alias="DB_HOST")

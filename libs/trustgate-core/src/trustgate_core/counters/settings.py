@@ -24,7 +24,9 @@ MAX_TIMEOUT_S = 5.0
 class RedisSettings(BaseSettings):
     """`REDIS_URL`, or `REDIS_HOST` and its parts; neither means no Redis."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     redis_url_setting: str | None = Field(None, alias="REDIS_URL", repr=False)
     redis_host: str | None = Field(None, alias="REDIS_HOST")

@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class OAuthSettings(BaseSettings):
     """``MCP_OAUTH_*``, ``MCP_CONNECT_*`` and ``MCP_DEFAULT_IDP_*``."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     # the external base URL of this plane (``https://mcp.example.com``); empty: taken from
     # each request's scheme and Host
