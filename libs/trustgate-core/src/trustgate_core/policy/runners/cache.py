@@ -5,8 +5,12 @@ storing a fresh answer after ``post_response``.
 
 ``pre_request``: a bypass (the ``bypass_header``, ``Cache-Control: no-cache`` or
 ``no-store``, tools with ``skip_if_tools_present``, a stream with ``skip_if_streaming``)
-answers ``X-Cache: BYPASS`` and neither reads nor stores; otherwise the port looks the
-request up (a hit is served) and, on a miss, watches the answer to store it. In
+answers ``X-Cache: BYPASS`` and neither reads nor stores; otherwise the runner asks the
+port for a lookup. The port defers it until the whole ``pre_request`` stage has run (so
+the keys and the embedding are those of the request as the upstream would get it, pii's
+masking included, whatever the priorities); a hit then goes through ``pre_response`` and
+the response filters like an upstream answer, and on a miss the answer is watched to be
+stored. In
 ``observe`` the outcome is only recorded (no hit served, no ``X-Cache``; misses are
 stored). A plane without a port (none configured) lets every call pass.
 """
@@ -25,7 +29,8 @@ BYPASS: Final = [(b"x-cache", b"BYPASS")]
 
 class CachePort(Protocol):
     async def lookup(self, runner: SemanticCacheRunner, x: PolicyExchange) -> None:
-        """Serve a hit (``x.answer``) or arrange to store the answer; never raises."""
+        """Ask for this call's lookup, run once the ``pre_request`` stage is over (the
+        port serves a hit then, or arranges to store the answer); never raises."""
         ...
 
     def store(self, runner: SemanticCacheRunner, x: PolicyExchange) -> None:
