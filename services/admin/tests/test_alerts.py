@@ -317,3 +317,46 @@ async def test_rule_changes_are_in_the_audit_chain_without_their_channel(
     assert {e["actor"] for e in entries} == {"admin"} and not _leaks(r.text)
     verdict = await verify_database(admin.settings.dsn)
     assert verdict.ok, verdict
+
+
+async def test_a_budget_rule_its_policy_no_longer_lets_the_ledger_measure_says_inactive(
+    api: httpx.AsyncClient,
+) -> None:
+    gw = await _gateway(api)
+    base = f"/v1/gateways/{gw}/alerts"
+    limiter = {"unit": "tokens", "aggregate": {"max": 1000, "time_window": "24h"}}
+    policy = await _policy(api, gw, "token_rate_limiter", limiter)
+    policies = f"/v1/gateways/{gw}/policies/{policy}"
+    assert (await api.post(f"{policies}/global")).status_code == 200
+    body = {
+        "name": "tokens",
+        "kind": "budget",
+        "policy_id": policy,
+        "channel": {"type": "slack", "url": SLACK_URL},
+    }
+    rule = await api.post(base, json=body)
+    assert rule.status_code == 201, rule.text
+    assert (rule.json()["status"], rule.json()["reason"]) == ("active", None)
+    url = f"{base}/{rule.json()['id']}"
+
+    # the policy now keeps its budget per header: the ledger cannot measure that
+    per_header = {**limiter, "group_by_header": "x-team"}
+    r = await api.put(policies, json={"settings": per_header})
+    assert r.status_code == 200, r.text
+    got = (await api.get(url)).json()
+    assert got["status"] == "inactive" and "group_by_header" in got["reason"], got
+    (listed,) = (await api.get(base)).json()["items"]
+    assert (listed["status"], listed["reason"]) == (got["status"], got["reason"])
+
+    # measurable again, then no longer global while the rule names no consumer
+    assert (await api.put(policies, json={"settings": limiter})).status_code == 200
+    assert (await api.get(url)).json()["status"] == "active"
+    assert (await api.delete(f"{policies}/global")).status_code == 200
+    got = (await api.get(url)).json()
+    assert got["status"] == "inactive" and "no longer global" in got["reason"], got
+
+    # a spend rule is active, and says disabled once switched off
+    spend = (await api.post(base, json=_spend())).json()
+    assert (spend["status"], spend["reason"]) == ("active", None)
+    r = await api.put(f"{base}/{spend['id']}", json={"enabled": False})
+    assert r.status_code == 200 and r.json()["status"] == "disabled", r.text

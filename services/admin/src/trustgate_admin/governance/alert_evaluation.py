@@ -101,26 +101,52 @@ async def measure(
 async def _measure_budget(
     session: AsyncSession, box: SecretBox, rule: AlertRuleRow, now: datetime
 ) -> Measurement | None:
-    policy = await session.get(PolicyRow, rule.policy_id)
-    if policy is None:
+    scope = await budget_scope(session, box, rule)
+    if isinstance(scope, str):
+        log.warning("alerts: rule %s skipped: %s", rule.id, scope)
         return None
-    try:
-        budget = w.budget_measure(box.open_fields(policy.settings or {}))
-    except ValueError as exc:
-        log.warning("alerts: rule %s skipped: %s", rule.id, exc)
-        return None
-    if policy.is_global:
-        consumer = None
-    elif rule.consumer_id is None:
-        log.warning("alerts: rule %s skipped: its policy is no longer global", rule.id)
-        return None
-    else:
-        consumer = rule.consumer_id
+    budget, consumer = scope
     window = w.fixed_window(budget.seconds, now)
     used = budget.used(await usage_in(session, rule.gateway_id, consumer, window))
     return Measurement(
         window, used, budget.maximum, budget.unit, w.crossed(rule.thresholds, used, budget.maximum)
     )
+
+
+async def budget_scope(
+    session: AsyncSession, box: SecretBox, rule: AlertRuleRow
+) -> tuple[w.BudgetMeasure, UUID | None] | str:
+    """What a budget rule measures today: its policy's budget and the consumer whose usage
+    counts (None: the gateway's); or, when its policy changed since the rule was stored so
+    that the ledger cannot measure it, why (the rule is then skipped, and its answer says
+    so: ``rule_status``)."""
+    policy = await session.get(PolicyRow, rule.policy_id)
+    if policy is None:
+        return "its policy no longer exists"
+    try:
+        budget = w.budget_measure(box.open_fields(policy.settings or {}))
+    except ValueError as exc:
+        return f"its policy's budget cannot be measured by the ledger: {exc}"
+    if policy.is_global:
+        return budget, None
+    if rule.consumer_id is None:
+        return "its policy is no longer global and the rule names no consumer"
+    return budget, rule.consumer_id
+
+
+async def rule_status(
+    session: AsyncSession, box: SecretBox, rule: AlertRuleRow
+) -> tuple[str, str | None]:
+    """``("active", None)`` for a rule that is evaluated, ``("disabled", None)`` for one
+    switched off, ``("inactive", reason)`` for a budget rule that cannot be measured any
+    more (it is skipped until its policy or the rule is changed)."""
+    if not rule.enabled:
+        return "disabled", None
+    if rule.kind == "budget":
+        scope = await budget_scope(session, box, rule)
+        if isinstance(scope, str):
+            return "inactive", scope
+    return "active", None
 
 
 async def usage_in(

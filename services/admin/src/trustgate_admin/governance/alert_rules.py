@@ -16,6 +16,7 @@ from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.adapters.db.alert_tables import AlertDeliveryRow, AlertFiringRow, AlertRuleRow
 from trustgate_admin.domain.listing import ListQuery, bool_filter
 from trustgate_admin.governance import alert_channels
+from trustgate_admin.governance.alert_evaluation import rule_status
 from trustgate_admin.governance.alert_payloads import AlertFacts, exact, outgoing, utc_text
 from trustgate_admin.governance.alert_schemas import (
     KIND_FIELDS,
@@ -56,12 +57,13 @@ async def create(uow: UnitOfWork, gateway_id: UUID, rule: AlertRule) -> dict[str
         uow.session.add(row)
         await uow.record(AUDIT_KIND, gateway_id, row.id, "create")
         await uow.commit()
-        return answer(row, uow.box)
+        return await answer_with_status(uow, row)
 
 
 async def get(uow: UnitOfWork, gateway_id: UUID, alert_id: UUID) -> dict[str, Any]:
     async with uow:
-        return answer(await get_child(uow.session, AlertRuleRow, gateway_id, alert_id), uow.box)
+        row = await get_child(uow.session, AlertRuleRow, gateway_id, alert_id)
+        return await answer_with_status(uow, row)
 
 
 async def list_(
@@ -77,7 +79,7 @@ async def list_(
         if "consumer_id" in q.filters:
             stmt = stmt.where(AlertRuleRow.consumer_id == _uuid_filter(q.filters["consumer_id"]))
         rows, total = await page(uow.session, stmt, q, AlertRuleRow)
-        return [answer(r, uow.box) for r in rows], total
+        return [await answer_with_status(uow, r) for r in rows], total
 
 
 async def update(
@@ -107,7 +109,7 @@ async def update(
         uow.session.add(row)
         await uow.record(AUDIT_KIND, gateway_id, row.id, "update")
         await uow.commit()
-        return answer(row, uow.box)
+        return await answer_with_status(uow, row)
 
 
 async def delete(uow: UnitOfWork, gateway_id: UUID, alert_id: UUID) -> None:
@@ -298,6 +300,14 @@ def answer(row: AlertRuleRow, box: SecretBox) -> dict[str, Any]:
     data["channel"] = alert_channels.masked(box, row.channel)
     data["created_at"] = utc_text(row.created_at)
     data["updated_at"] = utc_text(row.updated_at)
+    return data
+
+
+async def answer_with_status(uow: UnitOfWork, row: AlertRuleRow) -> dict[str, Any]:
+    """The answer with the rule's ``status`` (active, disabled, or inactive: a budget rule
+    its policy no longer lets the ledger measure, skipped) and the ``reason`` of inactive."""
+    data = answer(row, uow.box)
+    data["status"], data["reason"] = await rule_status(uow.session, uow.box, row)
     return data
 
 
