@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from pydantic import ValidationError
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -12,7 +13,7 @@ from sqlmodel import col, select
 from trustgate_admin.adapters.db import tables as t
 from trustgate_admin.domain.catalog import check_attachable
 from trustgate_admin.domain.listing import ListQuery, bool_filter
-from trustgate_admin.domain.schemas import ConsumerIn, parse_uuid
+from trustgate_admin.domain.schemas import ConsumerIn, Fallback, LbConfig, parse_uuid
 from trustgate_admin.services import wire
 from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page, run
 from trustgate_admin.services.uow import UnitOfWork, now
@@ -67,6 +68,34 @@ def _referenced(spec: dict[str, Any]) -> set[UUID]:
     return {UUID(str(x)) for x in named if x}
 
 
+def _default(model: type[LbConfig | Fallback], value: Any) -> bool:
+    """``value`` (a stored or sent document) sets nothing beyond ``model``'s defaults."""
+    if not value:
+        return True
+    try:
+        return model.model_validate(value) == model()
+    except ValidationError:
+        return False
+
+
+def _mcp_ignored(spec: dict[str, Any]) -> str | None:
+    """The first LLM-only setting ``spec`` gives an MCP consumer (the MCP plane routes to
+    its servers in order and reads none of them), or None. A default value (a disabled,
+    empty ``lb_config`` or ``fallback``, weight 1) sets nothing."""
+    if not _default(LbConfig, spec.get("lb_config")):
+        return "lb_config"
+    if not _default(Fallback, spec.get("fallback")):
+        return "fallback"
+    if spec.get("model_policies"):
+        return "model_policies"
+    for ref in spec.get("registries") or []:
+        if ref.get("weight", 1) != 1:
+            return "registries[].weight"
+        if ref.get("model_policies"):
+            return "registries[].model_policies"
+    return None
+
+
 def _check_rules(spec: dict[str, Any]) -> None:
     mode = spec.get("routing_mode") or "inline"
     registries = spec.get("registries") or []
@@ -89,6 +118,12 @@ def _check_rules(spec: dict[str, Any]) -> None:
         raise ValidationFailed("always_prefix: only MCP consumers name tools")
     if is_mcp and mode == "role_based":
         raise ValidationFailed("routing_mode: role_based is not supported on the MCP plane yet")
+    ignored = _mcp_ignored(spec) if is_mcp else None
+    if ignored is not None:
+        raise ValidationFailed(
+            f"{ignored}: not supported on MCP consumers (load balancing, fallback, weights "
+            "and model policies are LLM routing; the MCP plane does not read them)"
+        )
     chain = {str(x) for x in fallback.get("chain") or []}
     pool = {str(r["id"]) for r in registries} | {
         str(m["registry_id"]) for m in (spec.get("lb_config") or {}).get("members") or []
@@ -333,6 +368,8 @@ async def attach_registry(
             raise ValidationFailed(
                 f"registry type {reg.type} does not match consumer type {row.type}"
             )
+        if row.type == "MCP" and weight not in (None, 1):
+            raise ValidationFailed("weight: not supported on MCP consumers (LLM routing only)")
         link = await uow.session.get(t.ConsumerRegistryLink, (consumer_id, registry_id))
         if link is None:
             position = (
@@ -372,8 +409,6 @@ async def attach(
             raise Conflict("only role_based consumers take roles")
         if kind == "auth":
             assert isinstance(target, t.AuthRow)
-            if row.type == "MCP" and target.type == "oidc":
-                raise Conflict("an MCP consumer cannot use an oidc auth")
             if row.routing_mode == "role_based" and target.type not in ("oauth2", "oidc"):
                 raise Conflict("a role_based consumer needs an oauth2 or oidc auth")
         if kind == "policy":
