@@ -1,6 +1,6 @@
 """What the admin accepts for the MCP plane, and what it refuses rather than store and
-ignore: upstream auth modes (forwarded is not implemented by any plane; client
-credentials and token exchange need their fields), a consumer's ``always_prefix`` (stored,
+ignore: upstream auth modes (client credentials and token exchange need their fields;
+forwarded in ``test_mcp_upstream_auth_rules.py``), a consumer's ``always_prefix`` (stored,
 answered and sent to the planes; MCP consumers only), role-based MCP consumers and roles'
 ``mcp_policies``."""
 
@@ -39,7 +39,6 @@ async def _registry(api: httpx.AsyncClient, gw: str, auth: dict[str, Any]) -> ht
 @pytest.mark.parametrize(
     ("auth", "named"),
     [
-        ({"mode": "forwarded", "provider": "github"}, "not supported yet"),
         ({"mode": "client_credentials", "token_url": TOKEN_URL, "client_id": "c"}, "client_secret"),
         ({"mode": "client_credentials", "client_id": "c", "client_secret": "s"}, "token_url"),
         ({"mode": "exchange", "pattern": "impersonation", "audience": "a"}, "token_url"),
@@ -75,9 +74,17 @@ async def test_complete_client_credentials_and_exchange_auths_are_stored(
             "token_url": TOKEN_URL,
             "pattern": "delegation",
             "audience": "a",
-            "actor": "gw",
+            "actor": "static",
+            "actor_token": "actor-token-value",
         },
-        {"mode": "exchange", "token_url": TOKEN_URL, "pattern": "obo", "scope": "tools"},
+        {
+            "mode": "exchange",
+            "token_url": TOKEN_URL,
+            "pattern": "obo",
+            "scope": "tools",
+            "client_id": "c",
+            "client_secret": "s",
+        },
     ):
         r = await _registry(api, gw, auth)
         assert r.status_code == 201, r.text

@@ -31,6 +31,7 @@ from trustgate_core.replica import ReplicaState
 from trustgate_core.service import HealthApp, Lifecycle, ReplicaRunner
 from trustgate_mcp import __version__
 from trustgate_mcp.adapters.upstream import Upstreams
+from trustgate_mcp.adapters.upstream.auth import AUTH_REQUIRED
 from trustgate_mcp.asgi.app import McpApp
 from trustgate_mcp.asgi.endpoint import CallSink, Endpoint
 from trustgate_mcp.domain.call import McpCall, call_traceparent, event_payload
@@ -159,6 +160,7 @@ class McpRuntime(Lifecycle):
             timeout=s.upstream_timeout,
             list_timeout=s.list_timeout,
             list_backoff=s.list_backoff,
+            forwarded=self.oauth.upstream_tokens,
         )
         dispatcher = Dispatcher(
             self.upstreams,
@@ -219,6 +221,13 @@ class McpRuntime(Lifecycle):
         """Values ``/metrics`` reads when scraped."""
         a = self.metrics.aggregates
         p = self.publisher
+        a.counter(
+            "trustgate_mcp_upstream_auth_required_total",
+            "Calls and lists that needed the caller to authenticate (passthrough, exchange)"
+            " or to connect their account (forwarded) at an upstream: answered -32003, or"
+            " the server left out of a list.",
+            lambda: sum(AUTH_REQUIRED.values()),
+        )
         a.counter(
             "trustgate_mcp_sessions_initialized_total",
             "Sessions opened by initialize.",

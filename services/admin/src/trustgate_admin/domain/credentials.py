@@ -126,24 +126,38 @@ def validate_mcp_target(target: Any) -> None:
         raise _fail("mcp_target.auth", "mode static needs header and value")
     if mode == "passthrough" and not auth.get("expected_audience"):
         raise _fail("mcp_target.auth.expected_audience", "is required for passthrough")
-    if mode == "forwarded":
+    method = auth.get("token_endpoint_auth_method")
+    if method is not None and method not in TOKEN_ENDPOINT_AUTH_METHODS:
         raise _fail(
-            "mcp_target.auth.mode",
-            "forwarded is not supported yet (no plane runs the upstream sign-in it needs)",
+            "mcp_target.auth.token_endpoint_auth_method",
+            f"must be one of {', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}",
         )
+    if mode == "forwarded":
+        _validate_forwarded(auth)
     if mode == "client_credentials":
         _require(auth, ("token_url", "client_id", "client_secret"), "client_credentials")
     if mode == "exchange":
         _validate_exchange(auth)
 
 
-#: RFC 8693 token exchange: the fields each pattern needs besides ``token_url``.
+TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+#: Token exchange: the fields each pattern needs besides ``token_url``. impersonation and
+#: token_exchange are RFC 8693 without an actor; delegation sends an ``actor_token``; obo
+#: is the on-behalf-of grant (RFC 7523 jwt-bearer), a confidential client's.
 EXCHANGE_PATTERNS: dict[str, tuple[str, ...]] = {
     "impersonation": ("audience",),
     "delegation": ("audience", "actor"),
-    "obo": ("scope",),
+    "obo": ("scope", "client_id", "client_secret"),
     "token_exchange": ("audience",),
 }
+#: where delegation's actor token comes from: the plane's own client-credentials token at
+#: ``token_url``, or a configured ``actor_token``
+EXCHANGE_ACTORS: dict[str, tuple[str, ...]] = {
+    "client_credentials": ("client_id", "client_secret"),
+    "static": ("actor_token",),
+}
+ACTOR_TOKEN_TYPES = ("access_token", "jwt", "id_token")
 
 
 def _validate_exchange(auth: dict[str, Any]) -> None:
@@ -151,6 +165,57 @@ def _validate_exchange(auth: dict[str, Any]) -> None:
     if pattern not in EXCHANGE_PATTERNS:
         raise _fail("mcp_target.auth.pattern", f"must be one of {', '.join(EXCHANGE_PATTERNS)}")
     _require(auth, ("token_url", *EXCHANGE_PATTERNS[pattern]), f"exchange ({pattern})")
+    if pattern != "delegation":
+        for name in ("actor", "actor_token", "actor_token_type"):
+            if auth.get(name) is not None:
+                raise _fail(f"mcp_target.auth.{name}", "is only for pattern delegation")
+        return
+    actor = auth["actor"]
+    if actor not in EXCHANGE_ACTORS:
+        raise _fail(
+            "mcp_target.auth.actor",
+            f"must be one of {', '.join(EXCHANGE_ACTORS)} (the plane's own client-credentials "
+            "token, or a configured actor_token)",
+        )
+    _require(auth, EXCHANGE_ACTORS[actor], f"actor {actor}")
+    kind = auth.get("actor_token_type")
+    if kind is not None:
+        if actor != "static":
+            raise _fail("mcp_target.auth.actor_token_type", "is only for actor static")
+        urns = tuple(f"urn:ietf:params:oauth:token-type:{k}" for k in ACTOR_TOKEN_TYPES)
+        if kind not in ACTOR_TOKEN_TYPES + urns:
+            raise _fail(
+                "mcp_target.auth.actor_token_type", f"must be one of {', '.join(ACTOR_TOKEN_TYPES)}"
+            )
+
+
+def _validate_forwarded(auth: dict[str, Any]) -> None:
+    """Each user signs in at the upstream once (the MCP plane's connect flow)."""
+    where = "mcp_target.auth"
+    if not isinstance(auth.get("provider"), str) or not auth["provider"]:
+        raise _fail(f"{where}.provider", "is required for forwarded (a name for the sign-in)")
+    registration = auth.get("registration", "auto")
+    if registration not in ("auto", "manual"):
+        raise _fail(f"{where}.registration", "must be auto or manual")
+    if registration == "auto":
+        for name in ("client_id", "client_secret"):
+            if auth.get(name) is not None:
+                raise _fail(
+                    f"{where}.{name}",
+                    "is not allowed with registration auto (the plane registers itself)",
+                )
+    else:
+        _require(auth, ("client_id", "authorize_url", "token_url"), "registration manual")
+        if not _is_url(auth["authorize_url"]):
+            raise _fail(f"{where}.authorize_url", "must be an http(s) URL")
+    scopes = auth.get("scopes")
+    if scopes is not None and not (
+        isinstance(scopes, str)
+        or (isinstance(scopes, list) and all(isinstance(s, str) and s for s in scopes))
+    ):
+        raise _fail(f"{where}.scopes", "must be a list of strings")
+    if auth.get("resource") is not None and not _is_url(auth["resource"]):
+        raise _fail(f"{where}.resource", "must be an http(s) URL")
 
 
 def _require(auth: dict[str, Any], names: tuple[str, ...], what: str) -> None:

@@ -68,7 +68,8 @@ def mcp_connection(target: Mapping[str, Any]) -> McpConnection:
         )
     if mode == "forwarded":
         raise NeedsCallerToken(
-            "mcp_target.auth mode forwarded needs a user's upstream sign-in: not supported yet"
+            "mcp_target.auth mode forwarded uses each user's own upstream sign-in: the tool "
+            "list can only be fetched by a connected user (call tools/list through the MCP plane)"
         )
     if mode == "static":
         headers[str(auth["header"])] = str(auth["value"])

@@ -46,6 +46,21 @@ class RpcError(Exception):
         self.status = status
 
 
+def auth_required(server: str | None, message: str, connect_url: str | None) -> RpcError:
+    """-32003: the upstream ``server`` needs the caller to authenticate. With
+    ``connect_url`` (mode forwarded) the user has to connect their own account at that
+    server: opening the URL in a browser starts the sign-in, after which the call is
+    retried. Without it (passthrough, exchange) the caller has to come back with a bearer
+    token the server's auth can use (an API key is not enough)."""
+    data: dict[str, Any] = {
+        "error": "consent_required" if connect_url else "authentication_required",
+        "server": server,
+    }
+    if connect_url:
+        data["connect_url"] = connect_url
+    return RpcError(CONSENT_REQUIRED, message, data, kind="upstream_auth_required", status=401)
+
+
 def result(request_id: Any, value: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "result": value}
 

@@ -6,6 +6,8 @@
 - RFC 7591 ``/oauth/register``, ``/oauth/authorize`` (the connect page), ``/oauth/token``,
   ``/.well-known/jwks.json``; with an IdP configured, ``/oauth/idp`` and
   ``/oauth/callback``.
+- The upstream connect flow of auth mode ``forwarded``: ``/oauth/connect/{registry}``
+  and ``/oauth/callback/{registry}`` (``oauth.connect``).
 
 Stateless but for single use: keys derive from the secrets key and everything handed out
 is signed or sealed, so any replica serves any step. ``{base}`` is ``MCP_PUBLIC_URL`` or
@@ -21,11 +23,14 @@ from uuid import UUID
 import orjson
 
 from trustgate_core.counters import Counters
+from trustgate_core.crypto import SecretBox
 from trustgate_core.replica import ReplicaState
 from trustgate_core.service.asgi import Receive, Scope, Send
+from trustgate_mcp.adapters.upstream.forwarded import ForwardedTokens, token_store
 from trustgate_mcp.oauth import http, token, urls
 from trustgate_mcp.oauth.authorize import Authorize
 from trustgate_mcp.oauth.clients import register
+from trustgate_mcp.oauth.connect import UpstreamConnect
 from trustgate_mcp.oauth.grants import SCOPE, Grants
 from trustgate_mcp.oauth.http import BadRequest
 from trustgate_mcp.oauth.idp import IdpSignIn
@@ -60,11 +65,19 @@ class OAuthServer:
             settings.connect_rate_limit_per_minute,
             self.idp.name if self.idp else None,
         )
+        # users' own upstream tokens (auth mode forwarded) and the flow that gets them
+        self.upstream_tokens = ForwardedTokens(self.sealer, token_store(counters))
+        self.connect = UpstreamConnect(
+            state, self.sealer, counters, SecretBox(settings.secrets_material), self.upstream_tokens
+        )
 
     def handles(self, path: str) -> bool:
         """Whether ``path`` is one of the OAuth endpoints (served by ``__call__``)."""
         return (
-            path in _EXACT or path.startswith(urls.PRM_PREFIX) or path.startswith(urls.AS_METADATA)
+            path in _EXACT
+            or path.startswith(urls.PRM_PREFIX)
+            or path.startswith(urls.AS_METADATA)
+            or UpstreamConnect.handles(path)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,6 +113,8 @@ class OAuthServer:
             self._allow(method, "POST")
             form = await http.form(scope, receive)
             await http.ok(send, await token.exchange(self.sealer, self.grants, form, base))
+        elif UpstreamConnect.handles(path):
+            await self.connect(scope, send, base)
         elif self.idp is None:
             raise BadRequest("not_found", "no identity provider is configured", 404)
         elif path == urls.IDP_START:

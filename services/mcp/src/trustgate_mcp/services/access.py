@@ -19,7 +19,7 @@ of another consumer: 403.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trustgate_core.access import (
     DiscoveryMode,
@@ -97,11 +97,12 @@ class Access:
         key = api_key_from_headers(request.api_key, request.x_api_key, request.authorization)
         if key is not None:
             auth = authenticate(self.state, gateway, consumer, plan.auth_ids, key)
-            caller = Caller(gateway, consumer, auth_id=auth.id)
+            caller = Caller(gateway, consumer, auth_id=auth.id, resource=mcp_url)
         else:
             token = bearer_token(request.authorization)
             if token is None:
                 caller = self._certificate_caller(gateway, consumer, request.certificate)
+                caller = replace(caller, resource=mcp_url)
             else:
                 caller = await self._token_caller(
                     gateway, consumer, plan, token, mcp_url, request.certificate
@@ -125,13 +126,25 @@ class Access:
             if grant.consumer_id != consumer.id or grant.gateway_id != gateway.id:
                 raise Unauthenticated("foreign_grant")
             return Caller(
-                gateway, consumer, auth_id=grant.auth_id, subject=grant.subject, token=token
+                gateway,
+                consumer,
+                auth_id=grant.auth_id,
+                subject=grant.subject,
+                token=token,
+                resource=mcp_url,
             )
         if certificate is not None and not plan.token_auths and self._certificate_auths(consumer):
-            return self._certificate_caller(gateway, consumer, certificate)
+            return replace(
+                self._certificate_caller(gateway, consumer, certificate), resource=mcp_url
+            )
         verified = await self.tokens.verify(token, plan.token_auths)
         return Caller(
-            gateway, consumer, auth_id=verified.auth.id, subject=verified.subject, token=token
+            gateway,
+            consumer,
+            auth_id=verified.auth.id,
+            subject=verified.subject,
+            token=token,
+            resource=mcp_url,
         )
 
     def _certificate_caller(

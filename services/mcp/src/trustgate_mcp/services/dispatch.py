@@ -43,6 +43,7 @@ from trustgate_mcp.domain.rpc import (
     RESOURCE_NOT_FOUND,
     UNAVAILABLE,
     RpcError,
+    auth_required,
     negotiate,
     optional_object,
     params_object,
@@ -59,8 +60,10 @@ from trustgate_mcp.services.catalog import CatalogService, ServerUnavailable
 from trustgate_mcp.services.plans import McpPlan
 from trustgate_mcp.services.ports import (
     Caller,
+    ConsentRequired,
     RpcFailure,
     SessionExpired,
+    UpstreamAuthRequired,
     UpstreamPort,
     UpstreamSession,
     UpstreamUnavailable,
@@ -102,6 +105,20 @@ def _unavailable(registry: Registry | None) -> RpcError:
     """No reason from the upstream (it may name a URL or a credential): only the server."""
     where = f"the MCP server {registry.name!r}" if registry is not None else "an MCP server"
     return RpcError(UNAVAILABLE, f"{where} is unavailable", kind="upstream_connect", status=503)
+
+
+def _auth_required(registry: Registry, failure: UpstreamAuthRequired) -> RpcError:
+    """-32003: the server needs the caller to authenticate (or, mode forwarded, to connect
+    their account there: the URL comes along). The message is the auth's own, for the
+    caller: it names no secret."""
+    url = failure.connect_url if isinstance(failure, ConsentRequired) else None
+    return auth_required(registry.name, f"the MCP server {registry.name!r}: {failure}", url)
+
+
+def _callers_credential(registry: Registry) -> bool:
+    """Whether the server's auth mode sends the caller's own credential upstream."""
+    auth = (registry.mcp_target or {}).get("auth")
+    return isinstance(auth, dict) and auth.get("mode") in ("passthrough", "exchange", "forwarded")
 
 
 class Dispatcher:
@@ -155,6 +172,8 @@ class Dispatcher:
                 opened[registry.id] = (outcome.session_id, outcome.protocol_version)
             elif not isinstance(outcome, Exception):  # cancelled
                 raise outcome
+            elif isinstance(outcome, UpstreamAuthRequired):
+                pass  # the caller's, not the server's: its calls say what to do (-32003)
             else:  # open: opened on first use; closed: initialize fails
                 if not isinstance(outcome, UpstreamUnavailable | RpcFailure):
                     log.warning("mcp: opening %s failed: %r", registry.name, outcome)
@@ -251,6 +270,8 @@ class Dispatcher:
                 ctx.caller, ctx.plan.registries, allowed_tool=ctx.plan.allows_tool
             )
         except ServerUnavailable as failed:
+            if isinstance(failed.__cause__, UpstreamAuthRequired):
+                raise _auth_required(failed.registry, failed.__cause__) from None
             raise _unavailable(failed.registry) from None
         except UpstreamUnavailable:
             raise _unavailable(None) from None
@@ -272,7 +293,8 @@ class Dispatcher:
         optional_object(params, "arguments")
         if ctx.call is not None:
             ctx.call.tool = name
-        route = (await self._catalog(ctx)).tool(name)
+        catalog = await self._catalog(ctx)
+        route = catalog.tool(name)
         if route is None:
             if not ctx.plan.allows_tool(name):
                 raise RpcError(
@@ -282,6 +304,7 @@ class Dispatcher:
                     kind="policy_rejected",
                     status=403,
                 )
+            await self._unconnected(ctx, catalog)
             raise RpcError(INVALID_PARAMS, f"unknown tool: {name}", kind="not_found", status=404)
         upstream_params = {**params, "name": route.upstream_name}
         result = await self._call(
@@ -290,6 +313,22 @@ class Dispatcher:
         if ctx.call is not None and isinstance(result, dict):
             ctx.call.is_error = result.get("isError") is True
         return result
+
+    async def _unconnected(self, ctx: Context, catalog: Catalog) -> None:
+        """A tool the catalog does not have while a server is left out of it because the
+        caller brought no credential its auth can use (passthrough, exchange: a token;
+        forwarded: the user has not connected their account there; its lists can only be
+        asked for with that credential): -32003, with the connect URL for forwarded,
+        rather than "unknown tool"."""
+        for registry in ctx.plan.registries:
+            if registry.id not in catalog.skipped or not _callers_credential(registry):
+                continue
+            try:
+                await self.upstreams.listing(registry, ctx.caller, "tools")
+            except UpstreamAuthRequired as failure:
+                raise _auth_required(registry, failure) from None
+            except (UpstreamUnavailable, RpcFailure):
+                continue
 
     async def _resources_read(self, ctx: Context, params: dict[str, Any]) -> Any:
         uri = required_string(params, "uri")
@@ -405,6 +444,8 @@ class Dispatcher:
             raise RpcError(
                 failure.code, failure.message, failure.data, kind="upstream_error"
             ) from None
+        except UpstreamAuthRequired as failure:
+            raise _auth_required(registry, failure) from None
         except UpstreamUnavailable:
             raise _unavailable(registry) from None
         finally:

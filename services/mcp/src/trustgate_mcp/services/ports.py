@@ -26,6 +26,8 @@ class Caller:
     auth_id: UUID | None = None
     subject: str | None = None
     token: str | None = field(default=None, repr=False)
+    # the MCP URL the request came to (where the plane's connect URLs are built from)
+    resource: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,29 @@ class UpstreamUnavailable(Exception):
 
 class UpstreamAuthRequired(UpstreamUnavailable):
     """The upstream's auth mode needs something the caller did not bring (a bearer token
-    for passthrough or exchange, or one for another audience)."""
+    for passthrough or exchange, or one for another audience). Its message is for the
+    caller (it names no secret); ``reason`` is a short word for logs and metrics. Built
+    again from its ``args`` alone (a remembered failure is raised anew that way)."""
+
+    def __init__(self, message: str, reason: str = "auth_required") -> None:
+        super().__init__(message, reason)
+        self.message = message
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConsentRequired(UpstreamAuthRequired):
+    """Mode ``forwarded``: the user has not connected their account at this upstream (or
+    it no longer takes their token); ``connect_url`` starts the sign-in there."""
+
+    def __init__(self, message: str, server: str = "", connect_url: str | None = None) -> None:
+        UpstreamUnavailable.__init__(self, message, server, connect_url)
+        self.message = message
+        self.reason = "consent"
+        self.server = server
+        self.connect_url = connect_url
 
 
 class SessionExpired(UpstreamUnavailable):

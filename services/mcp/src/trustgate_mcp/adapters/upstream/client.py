@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from trustgate_core.crypto import SecretBox
 from trustgate_core.models import Registry
 from trustgate_mcp.adapters.upstream.auth import UpstreamAuth, credential_key
+from trustgate_mcp.adapters.upstream.forwarded import ForwardedTokens
 from trustgate_mcp.adapters.upstream.handshake import (
     INITIALIZED,
     initialize_message,
@@ -45,7 +46,6 @@ from trustgate_mcp.services.ports import (
     ListKind,
     RpcFailure,
     SessionExpired,
-    UpstreamAuthRequired,
     UpstreamSession,
     UpstreamUnavailable,
 )
@@ -99,11 +99,13 @@ class Upstreams:
         timeout: float,
         list_timeout: float = 5.0,
         list_backoff: float = 2.0,
+        forwarded: ForwardedTokens | None = None,
     ) -> None:
         """``list_timeout``: the deadline of a server's handshake and of fetching its lists;
         ``list_backoff``: how long a server that failed is not asked again."""
         self._http = http
         self._box = box
+        self._forwarded = forwarded  # users' own tokens (auth mode forwarded)
         self._timeout = timeout
         self._list_timeout = list_timeout
         # per request, keeping the session's connect limits
@@ -238,7 +240,13 @@ class Upstreams:
             raise UpstreamUnavailable("the registry has no MCP target URL")
         raw_headers = doc.get("headers")
         extra = raw_headers if isinstance(raw_headers, dict) else {}
-        auth = UpstreamAuth(doc.get("auth"), self._http, self._timeout)
+        auth = UpstreamAuth(
+            doc.get("auth"),
+            self._http,
+            self._timeout,
+            registry=registry,
+            forwarded=self._forwarded,
+        )
         headers = {
             **{str(k): str(v) for k, v in extra.items()},
             **auth.static_headers(),
@@ -273,10 +281,11 @@ class Upstreams:
         try:
             answer = await post(self._http, target.url, headers, message, self._client_timeout)
         except Refused as exc:
-            # a cached token the upstream no longer takes is fetched again next time
-            target.auth.forget(caller)
-            if target.auth.mode in ("passthrough", "exchange"):
-                raise UpstreamAuthRequired(str(exc)) from None
+            # a cached token the upstream no longer takes is fetched again next time; a
+            # caller's own credential: the caller is asked to authenticate (or connect)
+            refused = await target.auth.refused(caller, str(exc))
+            if refused is not None:
+                raise refused from None
             raise
         for method in answer.notifications:
             kinds = CHANGED.get(method)
