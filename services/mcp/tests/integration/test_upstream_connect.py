@@ -410,3 +410,40 @@ async def _redis_values(plane: LocalPlane) -> list[bytes]:
     keys = await counters.execute("KEYS", "trustgate:mcp:upstream-token:*")
     values = [await counters.execute("GET", k) for k in keys]
     return [v for v in values if isinstance(v, bytes)]
+
+
+async def test_a_manual_client_signs_in_and_a_refused_token_asks_to_connect_again(
+    plane: LocalPlane, private: Private, auth_server: AuthServer
+) -> None:
+    tenant = await plane.new_tenant()
+    registry = await tenant.add_mcp_registry(
+        "private",
+        private.url,
+        auth={
+            "mode": "forwarded",
+            "provider": "private",
+            "registration": "manual",
+            "client_id": "manual-client",
+            "client_secret": "manual-secret",
+            "authorize_url": f"{auth_server.url}/authorize",
+            "token_url": f"{auth_server.url}/token",
+            "scopes": ["tools"],
+        },
+    )
+    auth_server.clients["manual-client"] = {
+        "client_secret": "manual-secret",
+        "redirect_uris": [f"{plane.url}/oauth/callback/{registry.id}"],
+    }
+    await tenant.add_consumer("alice", ["private"], type="MCP")
+    async with httpx.AsyncClient(timeout=10) as http:
+        alice = await Agent(http, plane.mcp_url(tenant, "alice"), tenant.keys["alice"]).start()
+        url = _consent_url(await alice.whoami(), plane)
+        assert (await http.get(url, follow_redirects=True)).status_code == 200
+        answer = await alice.whoami()
+        assert answer["result"]["content"][0]["text"] == "upstream-token-1", answer
+        # the upstream stops taking the token: the user is asked to connect again
+        auth_server.issued.discard("upstream-token-1")
+        _consent_url(await alice.whoami(), plane)
+    (asked,) = auth_server.authorize_queries
+    assert asked["client_id"] == "manual-client" and asked["resource"] == private.url
+    assert list(auth_server.clients) == ["manual-client"]  # nothing registered
