@@ -43,6 +43,9 @@ class AdminSettings(CoreSettings, DatabaseSettings):
     alert_delivery_timeout: float = Field(10.0, alias="ALERT_DELIVERY_TIMEOUT", gt=0)
     alert_retry_max_backoff: float = Field(600.0, alias="ALERT_RETRY_MAX_BACKOFF", gt=0)
     alert_delivery_max_age: float = Field(24 * 3600.0, alias="ALERT_DELIVERY_MAX_AGE", gt=0)
+    # alert receivers on loopback or private addresses (link-local and cloud metadata ones
+    # are always refused); false in production unless a receiver is on the private network
+    alert_webhook_allow_private: bool = Field(True, alias="ALERT_WEBHOOK_ALLOW_PRIVATE")
     # the audit chain's head, published on the bus at this interval when it moved
     audit_head_interval: float = Field(60.0, alias="AUDIT_HEAD_INTERVAL", gt=0)
 

@@ -6,10 +6,10 @@ it is stored: its consumer belongs to the gateway, and a budget rule's policy is
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 from uuid import UUID
 
-import httpx
 from sqlmodel import col, select
 
 from trustgate_admin.adapters.db import tables as t
@@ -25,6 +25,7 @@ from trustgate_admin.governance.alert_schemas import (
     checked_rule,
 )
 from trustgate_admin.governance.alert_windows import budget_measure, calendar_window
+from trustgate_admin.governance.webhook_guard import guarded_client, host_refusal
 from trustgate_admin.governance.webhooks import send
 from trustgate_admin.services.common import ensure_unique_name, get_child, get_gateway, page
 from trustgate_admin.services.uow import UnitOfWork, now
@@ -38,10 +39,13 @@ BUDGET_PLUGIN = "token_rate_limiter"
 AMOUNTS = frozenset({"amount_usd", "min_spend_usd"})
 
 
-async def create(uow: UnitOfWork, gateway_id: UUID, rule: AlertRule) -> dict[str, Any]:
+async def create(
+    uow: UnitOfWork, gateway_id: UUID, rule: AlertRule, *, allow_private: bool = True
+) -> dict[str, Any]:
     channel = rule.channel.model_dump()
     if find_masked(channel):
         raise ValidationFailed("channel: a masked value cannot be stored")
+    _check_receiver(rule, allow_private)
     async with uow:
         await get_gateway(uow.session, gateway_id)
         await ensure_unique_name(uow.session, AlertRuleRow, gateway_id, rule.name, None, "alert")
@@ -83,7 +87,12 @@ async def list_(
 
 
 async def update(
-    uow: UnitOfWork, gateway_id: UUID, alert_id: UUID, body: AlertRuleIn
+    uow: UnitOfWork,
+    gateway_id: UUID,
+    alert_id: UUID,
+    body: AlertRuleIn,
+    *,
+    allow_private: bool = True,
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     async with uow:
@@ -96,6 +105,7 @@ async def update(
         if "channel" in changes:
             changes["channel"] = _merged_channel(changes["channel"], stored_channel)
         rule = checked_rule({**fields, **changes})
+        _check_receiver(rule, allow_private)
         if rule.name != row.name:
             await ensure_unique_name(
                 uow.session, AlertRuleRow, gateway_id, rule.name, row.id, "alert"
@@ -147,11 +157,27 @@ async def deliveries(
         return [delivery_answer(r, firings[r.firing_id]) for r in rows], total
 
 
+#: What a failed test send answers: no more of the receiver than a user needs to fix it
+#: (not its status code, nor how a connection failed: the test is not a network probe).
+TEST_ERRORS: Final = {
+    "status": "the receiver answered with an error status",
+    "unreachable": "the receiver could not be reached",
+    "BlockedAddress": "the receiver's address is refused (link-local or cloud metadata, "
+    "or loopback or private with ALERT_WEBHOOK_ALLOW_PRIVATE=false)",
+}
+
+
 async def send_test(
-    uow: UnitOfWork, gateway_id: UUID, alert_id: UUID, send_timeout: float
+    uow: UnitOfWork,
+    gateway_id: UUID,
+    alert_id: UUID,
+    send_timeout: float,
+    *,
+    allow_private: bool = True,
 ) -> dict[str, Any]:
     """Send a test message (made-up figures, ``test: true``) to the rule's channel now, once;
-    the receiver's status or the failure's kind (never the URL)."""
+    whether it was accepted, and if not, in which of ``TEST_ERRORS``' words (never the URL,
+    the receiver's status code or the connection's failure)."""
     async with uow:
         gateway = await get_gateway(uow.session, gateway_id)
         rule = await get_child(uow.session, AlertRuleRow, gateway_id, alert_id)
@@ -178,9 +204,15 @@ async def send_test(
         test=True,
     )
     out = outgoing(alert_channels.opened(uow.box, rule.channel), facts, ts)
-    async with httpx.AsyncClient(timeout=send_timeout, follow_redirects=False) as client:
+    async with guarded_client(send_timeout, allow_private) as client:
         sent = await send(client, out)
-    return {"ok": sent.ok, "status_code": sent.status_code, "error": sent.error}
+    if sent.ok:
+        return {"ok": True, "status_code": sent.status_code, "error": None}
+    if sent.status_code is not None:
+        error = TEST_ERRORS["status"]
+    else:
+        error = TEST_ERRORS.get(sent.error or "", TEST_ERRORS["unreachable"])
+    return {"ok": False, "status_code": None, "error": error}
 
 
 # -- checks ------------------------------------------------------------------------------
@@ -226,6 +258,15 @@ async def _check_budget_policy(
     link = await uow.session.get(t.ConsumerPolicyLink, (consumer_id, policy_id))
     if link is None:
         raise ValidationFailed("consumer_id: the policy is not attached to this consumer")
+
+
+def _check_receiver(rule: AlertRule, allow_private: bool) -> None:
+    """The channel's host is not one the admin refuses to send to (link-local and metadata
+    ones are refused by the schema already; here, private ones per the setting)."""
+    host = urlsplit(rule.channel.url.strip()).hostname or ""
+    reason = host_refusal(host, allow_private)
+    if reason is not None:
+        raise ValidationFailed(f"channel.url: must not name {reason}")
 
 
 def _merged_channel(new: Any, stored: dict[str, Any]) -> Any:

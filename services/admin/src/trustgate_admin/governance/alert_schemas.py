@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trustgate_admin.governance.webhook_guard import host_refusal
 from trustgate_core.errors import ValidationFailed
 
 Kind = Literal["spend", "budget", "anomaly"]
@@ -46,6 +47,9 @@ def checked_url(value: str) -> str:
         raise ValueError("must not carry credentials (user:password@)")
     if parts.scheme == "http" and not _is_local(parts.hostname):
         raise ValueError("must be https (http is allowed only to a loopback or private IP address)")
+    reason = host_refusal(parts.hostname, allow_private=True)
+    if reason is not None:  # (private ranges: refused by the use case, per the setting)
+        raise ValueError(f"must not name {reason}")
     return url
 
 

@@ -37,6 +37,7 @@ from trustgate_admin.adapters.db.tables import GatewayRow
 from trustgate_admin.governance import alert_channels
 from trustgate_admin.governance.alert_payloads import AlertFacts, Outgoing, outgoing
 from trustgate_admin.governance.ports import GovernanceDeps
+from trustgate_admin.governance.webhook_guard import error_kind, guarded_client
 from trustgate_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ async def _post(client: httpx.AsyncClient, out: Outgoing) -> Sent:
         ) as response:
             pass
     except httpx.HTTPError as exc:  # its message may hold the URL: only its kind is kept
-        return Sent(error=type(exc).__name__)
+        return Sent(error=error_kind(exc))
     return Sent(
         status_code=response.status_code,
         error=None if response.is_success else f"HTTP {response.status_code}",
@@ -135,8 +136,9 @@ class DeliveryWorker:
         self._wake.set()
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=self.deps.settings.alert_delivery_timeout, follow_redirects=False
+        settings = self.deps.settings
+        self._client = guarded_client(
+            settings.alert_delivery_timeout, settings.alert_webhook_allow_private
         )
         self._tasks = [
             asyncio.create_task(self._run(), name="alert-deliveries"),

@@ -32,7 +32,7 @@ GATEWAY_DELIVERIES = Listing(
 
 
 class TestSent(BaseModel):
-    """A test message's outcome: the receiver's status, or the failure's kind."""
+    """A test message's outcome: the receiver's 2xx status, or the failure in general words."""
 
     ok: bool
     status_code: int | None
@@ -40,8 +40,11 @@ class TestSent(BaseModel):
 
 
 @router.post(RULES, **returns(Resource, 201))
-async def create_alert(gateway_id: UUID, body: AlertRule, uow: UowDep) -> dict[str, Any]:
-    return await alert_rules.create(uow, gateway_id, body)
+async def create_alert(
+    gateway_id: UUID, body: AlertRule, uow: UowDep, c: ContainerDep
+) -> dict[str, Any]:
+    allow_private = c.settings.alert_webhook_allow_private
+    return await alert_rules.create(uow, gateway_id, body, allow_private=allow_private)
 
 
 @router.get(RULES, openapi_extra=LISTING.openapi(), **returns(Page))
@@ -58,10 +61,11 @@ async def get_alert(gateway_id: UUID, alert_id: UUID, uow: UowDep) -> dict[str, 
 
 @router.put(RULES + "/{alert_id}", **returns(Resource))
 async def update_alert(
-    gateway_id: UUID, alert_id: UUID, body: AlertRuleIn, uow: UowDep
+    gateway_id: UUID, alert_id: UUID, body: AlertRuleIn, uow: UowDep, c: ContainerDep
 ) -> dict[str, Any]:
     """Changes any field; a channel sent back masked (as answered) keeps its URL and secret."""
-    return await alert_rules.update(uow, gateway_id, alert_id, body)
+    allow_private = c.settings.alert_webhook_allow_private
+    return await alert_rules.update(uow, gateway_id, alert_id, body, allow_private=allow_private)
 
 
 @router.delete(RULES + "/{alert_id}", status_code=204)
@@ -101,5 +105,12 @@ async def test_alert(
 ) -> dict[str, Any]:
     """Send a test message (``test: true``, made-up figures) to the rule's channel now:
     answered 200 with ``ok: false`` and the receiver's status or the failure's kind when it
-    was not accepted."""
-    return await alert_rules.send_test(uow, gateway_id, alert_id, c.settings.alert_delivery_timeout)
+    was not accepted (in general words: the test is not a way to probe the network)."""
+    s = c.settings
+    return await alert_rules.send_test(
+        uow,
+        gateway_id,
+        alert_id,
+        s.alert_delivery_timeout,
+        allow_private=s.alert_webhook_allow_private,
+    )
