@@ -1,6 +1,12 @@
-"""The vector index: one usearch HNSW index (cosine) per scope, so the filter key, the
-partition, the policy and the gateway are hard filters by construction. Entries past
-their expiry are never returned and are dropped when met (and by ``sweep``)."""
+"""The vector index: one group per scope, so the filter key, the partition, the policy
+and the gateway are hard filters by construction. Entries past their expiry are never
+returned and are dropped when met (and by ``sweep``).
+
+A group of at most ``FLAT_LIMIT`` vectors is a plain matrix searched exactly (usearch's
+brute-force ``search``); a larger one becomes a usearch HNSW index (cosine). Most scopes
+are small (with ``scope: consumer``, one per consumer and filter key), and an HNSW index
+costs about 48 KiB even with one vector in it, eight times a 1,536-dimension vector: the
+matrix costs the vectors and little more (``docs/policy-cache.md``, "Memory")."""
 
 from __future__ import annotations
 
@@ -10,24 +16,69 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from usearch.index import Index
+from usearch.index import search as exact_search
 
 from trustgate_policy_cache.domain.entries import Scope
 
 # Live candidates a lookup may try (one may have left the store since it was indexed);
 # a round is widened while expired ones crowd it.
 MAX_CANDIDATES = 4
+#: a group with more vectors than this becomes an HNSW index (below, exact search over the
+#: matrix takes microseconds: 64 x 1,536 floats)
+FLAT_LIMIT = 64
+
+Vectors = np.ndarray[tuple[int, int], np.dtype[np.float32]]
 
 
 @dataclass
 class _Group:
-    index: Index
+    ndim: int
+    index: Index | None = None  # HNSW, once the group outgrew FLAT_LIMIT
+    rows: Vectors | None = None  # until then: the vectors, one a row ...
+    order: list[int] = field(default_factory=list)  # ... and their labels, in row order
     labels: dict[str, int] = field(default_factory=dict)  # exact key -> label
     items: dict[int, tuple[str, float]] = field(default_factory=dict)  # label -> key, expiry
+
+    def insert(self, label: int, values: np.ndarray[tuple[int], np.dtype[np.float32]]) -> None:
+        if self.index is not None:
+            self.index.add(label, values)
+            return
+        row = values.reshape(1, -1)
+        self.rows = row.copy() if self.rows is None else np.vstack((self.rows, row))
+        self.order.append(label)
+        if len(self.order) > FLAT_LIMIT:
+            index = Index(ndim=self.ndim, metric="cos", dtype="f32")
+            index.add(np.array(self.order, dtype=np.uint64), self.rows)
+            self.index, self.rows, self.order = index, None, []
 
     def drop(self, label: int) -> None:
         exact_key, _ = self.items.pop(label)
         self.labels.pop(exact_key, None)
-        self.index.remove(label)
+        if self.index is not None:
+            self.index.remove(label)
+            return
+        assert self.rows is not None
+        row = self.order.index(label)
+        del self.order[row]
+        self.rows = np.delete(self.rows, row, axis=0) if self.order else None
+
+    def nearest(
+        self, values: np.ndarray[tuple[int], np.dtype[np.float32]], count: int
+    ) -> list[tuple[int, float]]:
+        """Up to ``count`` (label, cosine distance), nearest first."""
+        if self.index is not None:
+            matches = self.index.search(values, count)
+            return [
+                (int(k), float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)
+            ]
+        if self.rows is None:
+            return []
+        found = exact_search(
+            self.rows, values, min(count, len(self.order)), "cos", exact=True, threads=1
+        )
+        return [
+            (self.order[int(k)], float(d)) for k, d in zip(found.keys, found.distances, strict=True)
+        ]
 
 
 class VectorIndex:
@@ -44,15 +95,15 @@ class VectorIndex:
         values = _array(vector)
         group = self._groups.get(scope)
         if group is None:
-            group = _Group(Index(ndim=len(values), metric="cos", dtype="f32"))
+            group = _Group(ndim=len(values))
             self._groups[scope] = group
-        if len(values) != group.index.ndim or not np.any(values):
+        if len(values) != group.ndim or not np.any(values):
             return
         old = group.labels.get(exact_key)
         if old is not None:
             group.drop(old)
         label = next(self._labels)
-        group.index.add(label, values)
+        group.insert(label, values)
         group.labels[exact_key] = label
         group.items[label] = (exact_key, expires_at)
 
@@ -63,24 +114,24 @@ class VectorIndex:
         (exact key, similarity). Synchronous, so the groups cannot change under it."""
         group = self._groups.get(scope)
         values = _array(vector)
-        if group is None or len(values) != group.index.ndim or not np.any(values):
+        if group is None or len(values) != group.ndim or not np.any(values):
             return []
         found: list[tuple[str, float]] = []
         count = MAX_CANDIDATES
         while group.items:
-            matches = group.index.search(values, count)
+            matches = group.nearest(values, count)
             expired = False
-            for label, distance in zip(matches.keys, matches.distances, strict=True):
-                similarity = 1.0 - float(distance)
+            for label, distance in matches:
+                similarity = 1.0 - distance
                 if similarity < threshold - 1e-6:
                     return found
-                exact_key, expires_at = group.items[int(label)]
+                exact_key, expires_at = group.items[label]
                 if expires_at <= now:
-                    group.drop(int(label))
+                    group.drop(label)
                     expired = True
                 elif len(found) < MAX_CANDIDATES:
                     found.append((exact_key, min(similarity, 1.0)))
-            if len(found) >= MAX_CANDIDATES or not expired or len(matches.keys) < count:
+            if len(found) >= MAX_CANDIDATES or not expired or len(matches) < count:
                 return found
             found.clear()  # the next, wider round sees the live ones again
             count *= 2
