@@ -1,6 +1,6 @@
 """Receipt keys: the admin lists each gateway's public receipt keys (tenant-scoped),
 rotates them through the gateway's config event (the old key stays listed, retired) and
-publishes them as a JWKS anyone may fetch without a token."""
+publishes them as a JWKS anyone may fetch without a token, which writes nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import httpx
 import pytest
 
@@ -17,8 +18,14 @@ from trustgate_admin.api.security import mint_admin_token
 from trustgate_admin.governance.ports import GovernanceDeps
 from trustgate_admin.governance.receipts import ReceiptKeys
 from trustgate_core.receipts.keys import ReceiptKey
-from trustgate_testkit.admin import SECRET, RunningAdmin, read_stream
-from trustgate_testkit.fixtures import wait_for
+from trustgate_testkit.admin import (
+    SECRET,
+    RunningAdmin,
+    admin_settings,
+    read_stream,
+    running_admin,
+)
+from trustgate_testkit.fixtures import NatsServer, wait_for
 
 
 def jwks_path(gateway_id: str) -> str:
@@ -86,11 +93,71 @@ async def test_a_rotation_adds_a_new_kid_and_keeps_the_old_one_listed_and_retire
     assert r.json()["governance"]["receipt_key_version"] == 2
 
 
+async def recorded_keys(dsn: str, gateway_id: str) -> list[tuple[str, int, Any, Any]]:
+    """The gateway's rows in ``receipt_keys``, read straight from Postgres."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT kid, version, created_at, retired_at FROM receipt_keys "
+            "WHERE gateway_id = $1 ORDER BY version, created_at",
+            UUID(gateway_id),
+        )
+    finally:
+        await conn.close()
+    return [(r["kid"], r["version"], r["created_at"], r["retired_at"]) for r in rows]
+
+
+async def test_a_key_is_recorded_moments_after_receipts_are_turned_on(
+    admin: RunningAdmin, api: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    """Recorded when the gateway's config event goes out (the one that makes the proxies
+    sign), not a minute later, and not by reading the public JWKS."""
+    gid = await gateway(api)
+
+    async def recorded() -> bool:
+        return bool(await recorded_keys(admin.settings.dsn, gid))
+
+    await wait_for(recorded, timeout=10, message="the key was not recorded")
+    ((kid, version, _, retired),) = await recorded_keys(admin.settings.dsn, gid)
+    assert (kid, version, retired) == (derived(gid, 1).kid, 1, None)
+
+
+async def test_the_public_jwks_writes_nothing(database_factory: Any, bus: NatsServer) -> None:
+    """Anyone may GET the JWKS: it reads. A key not yet recorded (the recording part is
+    stopped here) is still answered, derived, and stays unrecorded; recorded keys are
+    answered as they are, their rows untouched."""
+    dsn = str(await database_factory("tg_receipts_jwks"))
+    async with running_admin(admin_settings(dsn, bus.url)) as own:
+        await own.container.governance.receipt_keys.stop()  # nothing records but a rotation
+        async with own.client() as api, httpx.AsyncClient(base_url=own.url) as anonymous:
+            gid = await gateway(api)
+            for _ in range(3):
+                r = await anonymous.get(jwks_path(gid))
+                assert r.status_code == 200 and r.json() == {"keys": [derived(gid, 1).jwk()]}
+            assert await recorded_keys(dsn, gid) == []
+
+            assert (await api.post(f"/v1/gateways/{gid}/receipt-keys/rotate")).status_code == 201
+            before = await recorded_keys(dsn, gid)
+            assert [(kid, v) for kid, v, _, _ in before] == [
+                (derived(gid, 1).kid, 1),
+                (derived(gid, 2).kid, 2),
+            ]
+            for _ in range(3):
+                r = await anonymous.get(jwks_path(gid))
+                assert [k["kid"] for k in r.json()["keys"]] == [kid for kid, _, _, _ in before]
+            assert await recorded_keys(dsn, gid) == before
+
+
 async def test_keys_of_a_gateway_whose_receipts_are_turned_off_stay_published(
-    api: httpx.AsyncClient, anonymous: httpx.AsyncClient
+    admin: RunningAdmin, api: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     gid = await gateway(api)
     assert (await anonymous.get(jwks_path(gid))).status_code == 200
+
+    async def recorded() -> bool:
+        return bool(await recorded_keys(admin.settings.dsn, gid))
+
+    await wait_for(recorded, timeout=10, message="the key was not recorded")
     await api.put(f"/v1/gateways/{gid}", json={"governance": {"receipts": False}})
     r = await anonymous.get(jwks_path(gid))
     assert r.json() == {"keys": [derived(gid, 1).jwk()]}

@@ -3,9 +3,10 @@ publishes them as a JWKS (docs/governance-receipts.md).
 
 The admin never stores a private key: like the proxy, it derives the gateway's key pair
 from the secrets key (`trustgate_core.receipts.keys`) and writes down the public half the
-first time it sees it (receipts turned on, a rotation, the admin starting, or the keys
-being read), so receipts signed with it stay verifiable after a rotation or a change of
-the secrets key. A rotation raises ``governance.receipt_key_version`` through the
+first time it sees it (a rotation, the admin starting and every ``RECORD_INTERVAL`` after,
+or an admin listing the keys), so receipts signed with it stay verifiable after a rotation
+or a change of the secrets key. The public JWKS only reads: the recorded keys, and the
+current one derived (its public half cached) if it is not recorded yet. A rotation raises ``governance.receipt_key_version`` through the
 gateway's config event (the proxies sign with the new key from then on) and marks the
 previous key retired; retired keys stay listed.
 """
@@ -13,6 +14,8 @@ previous key retired; retired keys stay listed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from typing import Any
 from uuid import UUID
@@ -29,6 +32,7 @@ from trustgate_admin.services import wire
 from trustgate_admin.services.common import get_gateway, run
 from trustgate_admin.services.uow import UnitOfWork, now
 from trustgate_core.errors import Conflict, NotFound
+from trustgate_core.events.subjects import CONFIG_PREFIX
 from trustgate_core.models import GatewayGovernance
 from trustgate_core.models.base import EntityKind
 from trustgate_core.receipts.keys import ReceiptKey, jwk
@@ -102,19 +106,31 @@ async def list_keys(uow: UnitOfWork, gateway_id: UUID, material: str) -> list[Re
         return keys
 
 
+@functools.lru_cache(maxsize=4096)
+def current_public_x(material: str, gateway_id: UUID, version: int) -> str:
+    """The public half (JWK ``x``) of the gateway's receipt key of ``version``: derived once
+    per process, then cached (the derivation is the costly part of a JWKS read)."""
+    return ReceiptKey.derive(material, gateway_id, version).x
+
+
 async def public_jwks(uow: UnitOfWork, gateway_id: UUID, material: str) -> dict[str, Any]:
     """The JWKS of every key the gateway's receipts were signed with, retired ones
-    included (a deleted gateway's keys too). 404: no such gateway, or it never had
-    receipts."""
+    included (a deleted gateway's keys too), and the current one when receipts are on
+    (recorded or not yet). Read-only: anyone may call it, so it never writes (the keys
+    are recorded at rotation, at the admin's start and every ``RECORD_INTERVAL``). 404: no
+    such gateway, or it never had receipts."""
     async with uow:
         row = await uow.session.get(t.GatewayRow, gateway_id)
-        if row is not None:
-            await record_current(uow.session, row, material)
-        keys = await keys_of(uow.session, gateway_id)
-        await uow.commit()
-    if not keys:
+        xs = [k.x for k in await keys_of(uow.session, gateway_id)]
+    if row is not None:
+        governance = governance_of(row)
+        if governance.receipts:
+            x = current_public_x(material, row.id, governance.receipt_key_version)
+            if x not in xs:
+                xs.append(x)
+    if not xs:
         raise NotFound("no receipt keys for this gateway")
-    return {"keys": [jwk(k.x) for k in keys]}
+    return {"keys": [jwk(x) for x in xs]}
 
 
 async def rotate(uow: UnitOfWork, gateway_id: UUID, material: str) -> ReceiptKeyRow:
@@ -142,14 +158,18 @@ async def rotate(uow: UnitOfWork, gateway_id: UUID, material: str) -> ReceiptKey
 
 class ReceiptKeys:
     """A governance part: records the current key of every gateway with receipts on when
-    the admin starts and every ``interval`` seconds after, so a key is written down soon
-    after receipts are turned on (or the secrets key changes) even if nobody reads the
-    keys (reading them records them at once)."""
+    the admin starts, whenever a gateway's config event goes out (receipts turned on, the
+    event that makes the proxies start signing: recorded within moments of the first
+    receipt), and every ``interval`` seconds after (a missed event, a changed secrets key).
+    An admin listing the keys records them too; the public JWKS never writes."""
 
     def __init__(self, deps: GovernanceDeps, interval: float = RECORD_INTERVAL) -> None:
         self.deps = deps
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._subscription: Any = None
+        self._recorded_at = 0.0
 
     async def start(self) -> None:
         await self._record_quietly()
@@ -160,13 +180,42 @@ class ReceiptKeys:
         task, self._task = self._task, None
         if task is not None:
             await cancel_and_wait(task)
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.interval)
-            await self._record_quietly()
+            await self._subscribe()
+            due = self._recorded_at + self.interval
+            # until subscribed (the relay makes the connection), try again every second
+            wait = self.interval if self._subscription is not None else 1.0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(wait, due - loop.time()))):
+                    await self._wake.wait()
+            if self._wake.is_set() or loop.time() >= due:
+                self._wake.clear()
+                await self._record_quietly()
+
+    async def _subscribe(self) -> None:
+        """Wake on every gateway config event (core NATS: a missed one waits for the
+        interval); nats-py subscribes again after a reconnect."""
+        nc = self.deps.nc
+        if self._subscription is not None or not nc.is_connected:
+            return
+
+        async def woken(_msg: Any) -> None:
+            self._wake.set()
+
+        try:
+            self._subscription = await nc.subscribe(f"{CONFIG_PREFIX}.gateway.*.*", cb=woken)
+        except Exception as exc:
+            log.debug("receipts: not subscribed to gateway events yet (%r)", exc)
 
     async def _record_quietly(self) -> None:
+        self._recorded_at = asyncio.get_running_loop().time()
         try:
             await self.record_all()
         except Exception:  # the database may be down: the next round (or a read) records
