@@ -1,6 +1,6 @@
 """token_rate_limiter's runner on in-process counters: what a call reserves, what it is
 refused with, and what it is finally charged (its usage; its prompt and delivered output
-when cut short; nothing when no answer came)."""
+when cut short; nothing when no answer came or a policy answered the call)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from trustgate_core.errors import PolicyRejected
 from trustgate_core.ids import uuid7
 from trustgate_core.models import Consumer, Gateway
 from trustgate_core.plugins.tokens import TokenRateLimiterSettings
-from trustgate_core.policy import PolicyDeps, PolicyExchange, PolicyInfo
+from trustgate_core.policy import Answer, PolicyDeps, PolicyExchange, PolicyInfo
 from trustgate_core.policy.runners.budget import (
     BLOB_TOKENS,
     TokenBudgetRunner,
@@ -192,6 +192,37 @@ async def test_a_call_without_an_answer_releases_its_whole_reservation() -> None
     await one_call(r, Call(consumer, HI), usage=None, status=0)
     await one_call(r, Call(consumer, HI), usage=None, status=502)
     assert list((await spent(r)).values()) == [0]
+
+
+async def test_a_call_a_policy_answered_a_cache_hit_releases_its_reservation() -> None:
+    """No upstream call, nothing spent: whatever usage the replayed answer tells, and a
+    replayed stream is never taken for one cut short."""
+    prices = {"gpt-4o-mini*": {"input": 0.000001, "output": 0.000002}}
+    for settings in (
+        {"count_cache_reads": True},
+        {"unit": "dollars", "custom_pricing": prices},
+    ):
+        max_ = 1.0 if settings.get("unit") == "dollars" else 10**6
+        r, consumer = runner({"aggregate": {"max": max_, "time_window": "1h"}, **settings})
+        x = Call(consumer, HI)
+        await r.pre_request(x)
+        (reserved,) = (await spent(r)).values()
+        assert reserved > 0  # reserved before the lookup
+        x.answer = Answer(200, b"{}")
+        x.answer_with(USAGE)
+        await r.post_response(x)
+        assert list((await spent(r)).values()) == [0]
+        assert x.cost is None  # not priced either
+
+        streamed = Call(consumer, {**HI, "stream": True})
+        streamed.streamed = True
+        await r.pre_request(streamed)
+        (delivered,) = streamed.response_filters
+        delivered.feed(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n')
+        streamed.answer = Answer(200, b"")
+        streamed.answer_with(None, status=499)
+        await r.post_response(streamed)
+        assert list((await spent(r)).values()) == [0]
 
 
 async def test_the_output_reserved_is_max_tokens_else_the_configured_default() -> None:

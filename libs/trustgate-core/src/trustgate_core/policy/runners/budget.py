@@ -7,8 +7,11 @@ after), so every call in flight passes a nearly spent budget. Here a call is adm
 plus ``max_tokens`` (or ``default_output_tokens``) for the answer, added at once to every
 budget that applies (the aggregate, the legacy window, the model's best rule) only if each
 has room. ``post_response`` **settles** the reservation to the real usage, **releases** it
-when no answer came, and charges a client that left a stream its prompt and the output it
-was delivered (counted by a pass-through response filter, one content delta ≈ one token).
+when no answer came or a policy answered the call (a ``semantic_cache`` hit consumed
+nothing upstream: it spends no tokens and no dollars), and charges a client that left a
+stream its prompt and the output it was delivered (counted by a pass-through response
+filter, one content delta ≈ one token). A hit is admitted like any call, though: a budget
+without room for its reservation refuses it before the cache is looked up.
 Concurrent calls then overshoot a budget by the estimates' error, not by the number in
 flight; the estimate is conservative (bytes/3 over the whole body) so the prompt side does
 not overshoot at all.
@@ -523,7 +526,11 @@ class TokenBudgetRunner(Runner):
 
     def _charge(self, x: PolicyExchange, held: Held) -> int:
         """What the call really spent: its usage; for a call cut short (the client left,
-        the stream broke) its prompt and the output delivered; nothing when no answer came."""
+        the stream broke) its prompt and the output delivered; nothing when no answer came,
+        nor when a policy answered it (a cache hit: no upstream call, whatever usage the
+        replayed answer tells)."""
+        if x.answer is not None:
+            return 0
         usage = x.usage
         delivered = held.delivered
         cut = x.status == 499 or (
