@@ -57,6 +57,10 @@ async def local_plane(
     """The plane in process with ``env`` as settings; ``bus``: on NATS (``NATS_URL``),
     its configuration from the config stream and its request events published (the
     memory sink then stays empty)."""
+    # off unless a test asks: a plane reading an upstream's standalone stream holds a GET
+    # open, and the testkit's upstream threads wait for open connections when they stop
+    # (an upstream restarted mid-test would take 10 s); test_upstream_list_changed turns it on
+    env.setdefault("MCP_LIST_CHANGED_STREAM", "false")
     settings = McpSettings(SERVER_SECRET_KEY=secret, MCP_BASE_DOMAIN="mcp.test", **env)
     sink = MemorySink()
     async with McpRuntime(settings, bus=bus, sink=None if bus else sink) as runtime:

@@ -160,6 +160,7 @@ class McpRuntime(Lifecycle):
             timeout=s.upstream_timeout,
             list_timeout=s.list_timeout,
             list_backoff=s.list_backoff,
+            listen=s.list_changed_stream,
             forwarded=self.oauth.upstream_tokens,
         )
         dispatcher = Dispatcher(

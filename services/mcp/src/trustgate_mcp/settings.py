@@ -37,6 +37,9 @@ class McpSettings(CoreSettings, RedisSettings, OAuthSettings):
     list_timeout: float = Field(5.0, alias="MCP_LIST_TIMEOUT", gt=0)
     # how long a failing server is not asked again (then it is asked in the background)
     list_backoff: float = Field(2.0, alias="MCP_LIST_BACKOFF", gt=0)
+    # read each upstream's standalone stream (a GET, per replica and server) for the
+    # list_changed notifications that belong to no request
+    list_changed_stream: bool = Field(True, alias="MCP_LIST_CHANGED_STREAM")
     upstream_connect_timeout: float = Field(10.0, alias="MCP_UPSTREAM_CONNECT_TIMEOUT", gt=0)
     upstream_timeout: float = Field(60.0, alias="MCP_UPSTREAM_TIMEOUT", gt=0)
     upstream_pool_size: int = Field(512, alias="MCP_UPSTREAM_POOL_SIZE", gt=0)

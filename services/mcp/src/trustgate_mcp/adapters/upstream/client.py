@@ -39,7 +39,9 @@ from trustgate_mcp.adapters.upstream.transport import (
     VERSION_HEADER,
     Answer,
     Refused,
+    listen,
     post,
+    refuse,
 )
 from trustgate_mcp.services.ports import (
     Caller,
@@ -99,15 +101,18 @@ class Upstreams:
         timeout: float,
         list_timeout: float = 5.0,
         list_backoff: float = 2.0,
+        listen: bool = False,
         forwarded: ForwardedTokens | None = None,
     ) -> None:
         """``list_timeout``: the deadline of a server's handshake and of fetching its lists;
-        ``list_backoff``: how long a server that failed is not asked again."""
+        ``list_backoff``: how long a server that failed is not asked again; ``listen``:
+        read a listing session's standalone stream for ``list_changed``."""
         self._http = http
         self._box = box
         self._forwarded = forwarded  # users' own tokens (auth mode forwarded)
         self._timeout = timeout
         self._list_timeout = list_timeout
+        self._listen_changes = listen
         # per request, keeping the session's connect limits
         self._client_timeout = aiohttp.ClientTimeout(
             total=timeout, connect=http.timeout.connect, sock_connect=http.timeout.sock_connect
@@ -118,6 +123,10 @@ class Upstreams:
         # (registry id, credential key) -> the session lists are fetched on
         self._list_sessions: dict[tuple[UUID, str], _ListSession] = {}
         self._session_locks: dict[tuple[UUID, str], asyncio.Lock] = {}
+        # registry id -> the listing session whose standalone stream is read, and the task
+        self._listeners: dict[
+            UUID, tuple[tuple[UUID, str], UpstreamSession, asyncio.Task[None]]
+        ] = {}
 
     # --- the port ----------------------------------------------------------------------
 
@@ -220,6 +229,11 @@ class Upstreams:
 
     async def aclose(self) -> None:
         """Cancel list fetches in flight and end the listing sessions."""
+        listeners = [task for _, _, task in self._listeners.values()]
+        self._listeners = {}
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
         await self._lists.aclose()
         sessions, self._list_sessions = self._list_sessions, {}
         for known in sessions.values():
@@ -358,7 +372,74 @@ class Upstreams:
                 self._list_sessions[key] = _ListSession(target.registry, session, caller)
         finally:
             self._session_locks.pop(key, None)
+        self._listen(key, target, session, caller)
         return session
+
+    # --- the standalone stream: list_changed that belongs to no request -----------------
+
+    def _listen(
+        self, key: tuple[UUID, str], target: _Target, session: UpstreamSession, caller: Caller
+    ) -> None:
+        """Read ``session``'s standalone stream unless one of the registry's listing
+        sessions is read already: a ``list_changed`` there drops the registry's lists for
+        every credential."""
+        registry_id = key[0]
+        if not self._listen_changes or session.session_id is None:
+            return
+        running = self._listeners.get(registry_id)
+        if running is not None:
+            old_key, old_session, old_task = running
+            known = self._list_sessions.get(old_key)
+            if known is not None and known.session is old_session:
+                return  # still current (this session's, or another credential's)
+            old_task.cancel()
+        task = asyncio.create_task(self._listening(key, target, session, caller))
+        self._listeners[registry_id] = (key, session, task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            entry = self._listeners.get(registry_id)
+            if entry is not None and entry[2] is task:
+                del self._listeners[registry_id]
+
+        task.add_done_callback(done)
+
+    async def _listening(
+        self, key: tuple[UUID, str], target: _Target, session: UpstreamSession, caller: Caller
+    ) -> None:
+        """While ``session`` is the listing session at ``key``: its stream read again
+        after it ends or breaks (1 s, doubling up to 30 s); over when the server offers
+        none or the session was replaced."""
+        delay = 1.0
+        connect = self._http.timeout.sock_connect or self._timeout
+
+        async def heard(doc: dict[str, Any]) -> None:
+            method = doc.get("method")
+            if not isinstance(method, str):
+                return
+            if "id" in doc:
+                headers = await self._headers(target, session, caller)
+                await refuse(
+                    self._http, target.url, headers, self._client_timeout, doc["id"], method
+                )
+                return
+            kinds = CHANGED.get(method)
+            if kinds is not None:
+                self._lists.drop(target.registry.id, kinds)
+
+        while True:
+            known = self._list_sessions.get(key)
+            if known is None or known.session is not session:
+                return
+            try:
+                headers = await self._headers(target, session, caller)
+                if not await listen(self._http, target.url, headers, connect, heard):
+                    return
+            except (TimeoutError, UpstreamUnavailable, aiohttp.ClientError) as exc:
+                log.debug("upstream %s: standalone stream: %r", target.registry.name, exc)
+            else:
+                delay = 1.0
+            await asyncio.sleep(delay)  # a backoff before reconnecting, not a synchronisation
+            delay = min(delay * 2, 30.0)
 
     async def _pages(
         self, target: _Target, session: UpstreamSession, caller: Caller, kind: ListKind

@@ -8,6 +8,9 @@ Requests the server sends on the way (sampling, elicitation, roots: the plane ha
 client to relay them to) are answered at once with ``-32601`` (method not found), as a
 client without that capability does, so the server's tool goes on (or fails) instead of
 waiting for an answer until ``MCP_UPSTREAM_TIMEOUT``.
+
+``listen`` reads a session's standalone stream (a GET), where a server sends what belongs
+to no request, such as ``list_changed`` when its tools change.
 """
 
 from __future__ import annotations
@@ -203,6 +206,56 @@ async def _read_stream(
             answer.result = _outcome(doc)
             return answer
     raise UpstreamUnavailable("the upstream's stream ended without an answer")
+
+
+async def listen(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    connect_timeout: float,
+    heard: Callable[[dict[str, Any]], Awaitable[None]],
+) -> bool:
+    """Read the session's standalone SSE stream (GET; ``headers`` carry the session) and
+    give each JSON-RPC message on it to ``heard``, until the server ends it. False when
+    the server offers no such stream (405, or its session is gone)."""
+    get_headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+    get_headers["Accept"] = "text/event-stream"
+    limit = aiohttp.ClientTimeout(
+        total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=None
+    )
+    async with http.get(url, headers=get_headers, timeout=limit) as resp:
+        if resp.status != 200 or resp.content_type != "text/event-stream":
+            return False
+        data: list[bytes] = []
+        async for raw in resp.content:
+            line = raw.rstrip(b"\r\n")
+            if line:
+                if line.startswith(b"data:"):
+                    chunk = line[5:]
+                    data.append(chunk[1:] if chunk.startswith(b" ") else chunk)
+                continue
+            if not data:
+                continue
+            payload, data = b"\n".join(data), []
+            try:
+                doc = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict):
+                await heard(doc)
+    return True
+
+
+async def refuse(
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    limit: aiohttp.ClientTimeout,
+    request_id: Any,
+    method: str,
+) -> None:
+    """Answer the server's request ``request_id`` -32601 (see the module)."""
+    await _refuse(http, url, headers, limit, request_id, method)
 
 
 async def _refuse(
