@@ -3,14 +3,17 @@ an index rebuilt from Redis, stores seen by every replica, purges reaching them 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.processes import PlaneProcess, plane_process
 
@@ -84,3 +87,88 @@ async def test_a_store_on_one_replica_is_found_through_the_other_and_purge_reach
             assert not (await client.lookup("k1", A)).hit
             assert not (await client.lookup("another-key", B)).hit
         assert [await metric(p, "trustgate_policy_cache_entries") for p in (one, two)] == [0, 0]
+
+
+class Relay:
+    """A TCP relay to NATS that the test can cut and restore: one replica's own link to
+    the bus, so it alone is cut off while the others go on."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(
+            self._relay, "127.0.0.1", self.port, reuse_address=True
+        )
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop the open ones."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+
+async def test_a_replica_cut_off_from_nats_catches_up_on_the_stores_it_missed(
+    private_env: dict[str, str], client: CacheClient, tmp_path: Path
+) -> None:
+    """Stores are announced to the other replicas on plain NATS: one cut off while another
+    stores hears nothing of it. On reconnecting it rebuilds its index from Redis, so its
+    semantic lookups find what was stored meanwhile (they used to miss until a restart)."""
+    host, port = urlsplit(private_env["NATS_URL"]).hostname, urlsplit(private_env["NATS_URL"]).port
+    assert host and port
+    relay = Relay((host, port))
+    await relay.open()
+    try:
+        async with (
+            replica(private_env, tmp_path / "one.log") as one,
+            replica({**private_env, "NATS_URL": relay.url}, tmp_path / "two.log") as two,
+        ):
+            await relay.cut()
+
+            async def cut_off() -> bool:
+                async with httpx.AsyncClient(base_url=two.url) as http:
+                    return (await http.get("/readyz")).status_code == 503
+
+            await wait_for(cut_off, timeout=10, message="the replica never saw NATS go")
+            assert (await client.store("k1", A))["stored"] is True  # only `one` hears it
+            assert await metric(one, "trustgate_policy_cache_entries") == 1
+            assert await metric(two, "trustgate_policy_cache_entries") == 0
+
+            await relay.open()
+
+            async def caught_up() -> bool:
+                return await metric(two, "trustgate_policy_cache_entries") == 1
+
+            await wait_for(caught_up, timeout=15, message="the replica never caught up")
+            assert await metric(two, "trustgate_policy_cache_resyncs_total") == 1
+            for _ in range(20):  # the queue group spreads these over both replicas
+                reply = await client.lookup("another-key", B)
+                assert reply.hit and not reply.exact
+            hits = 'trustgate_policy_cache_lookups_total{result="hit_semantic"}'
+            assert await metric(two, hits) > 0
+    finally:
+        await relay.cut()

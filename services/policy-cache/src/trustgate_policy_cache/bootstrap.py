@@ -53,6 +53,7 @@ class PolicyCacheRuntime(Lifecycle):
         self.nc = NATS()
         self.handlers = BusHandlers(self.nc, self.cache)
         self.loaded = False
+        self._resyncing: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.app = HealthApp(
             SERVICE_NAME,
@@ -75,7 +76,9 @@ class PolicyCacheRuntime(Lifecycle):
         ]
 
     async def _run(self) -> None:
-        await keep_connecting(self.nc, self.settings.nats_url, name=SERVICE_NAME)
+        await keep_connecting(
+            self.nc, self.settings.nats_url, name=SERVICE_NAME, on_reconnect=self._resync
+        )
         # Subscribed before the rebuild: stores announced meanwhile are not missed.
         await retry(self.handlers.subscribe, what="policy-cache: subscribe", log=log)
         count = await retry(
@@ -87,6 +90,26 @@ class PolicyCacheRuntime(Lifecycle):
         self.loaded = True
         log.info("policy-cache: index rebuilt with %d entries", count)
 
+    def _resync(self) -> None:
+        """After a reconnect: what other replicas stored while this one was cut off was
+        announced to nobody here, so the index is rebuilt from the shared store (entries
+        it already holds are re-indexed in place). A store in this process's memory is
+        this replica's alone: nothing to catch up."""
+        if not self.loaded or isinstance(self.store, MemoryStore):
+            return
+        if self._resyncing is not None and not self._resyncing.done():
+            return
+        self._resyncing = asyncio.create_task(self._rebuild_after_reconnect())
+
+    async def _rebuild_after_reconnect(self) -> None:
+        try:
+            count = await self.cache.rebuild()
+        except Exception as exc:  # the store is down too: its entries come back as hits
+            log.warning("policy-cache: index resync failed: %s", type(exc).__name__)
+            return
+        self.cache.metrics.resyncs.inc()
+        log.info("policy-cache: index resynced after a reconnect, %d entries", count)
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
@@ -96,6 +119,8 @@ class PolicyCacheRuntime(Lifecycle):
                 self.store.sweep(now)
 
     async def stop(self) -> None:
+        if self._resyncing is not None:
+            await cancel_and_wait(self._resyncing)
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []

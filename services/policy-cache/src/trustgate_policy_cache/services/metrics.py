@@ -27,6 +27,12 @@ class CacheMetrics:
             "Policy purges applied by this replica.",
             registry=registry,
         )
+        self.resyncs = Counter(
+            "trustgate_policy_cache_resyncs",
+            "Index rebuilds from the store after a reconnect to NATS (stores announced "
+            "while this replica was cut off reach its index this way).",
+            registry=registry,
+        )
         entries = Gauge(
             "trustgate_policy_cache_entries",
             "Vectors in this replica's index.",
