@@ -64,7 +64,7 @@ def event(gateway_id: str) -> RequestEvent:
     )
 
 
-def ledger_settings(dsn: str, nats_url: str, durable: str) -> Any:
+def ledger_settings(dsn: str, nats_url: str, durable: str, **extra: Any) -> Any:
     return admin_settings(
         dsn,
         nats_url,
@@ -72,6 +72,7 @@ def ledger_settings(dsn: str, nats_url: str, durable: str) -> Any:
         LEDGER_DURABLE=durable,
         LEDGER_FETCH_WAIT=0.2,
         LEDGER_BATCH_SIZE=50,
+        **extra,
     )
 
 
@@ -352,7 +353,10 @@ async def test_a_nats_restart_while_requests_flow_loses_only_what_was_in_flight(
     event handed to the socket in the instant NATS went down can be lost: a handful at most
     (docs/governance-usage.md, "What survives what")."""
     durable = f"ledger-{uuid.uuid4().hex}"
-    settings = ledger_settings(ledger_db, nats_server.url, durable)
+    # A batch counted as NATS went down has its acks lost with the connection: it comes
+    # again after the ack wait (60 s by default), is found counted, and is acked then. A
+    # short wait lets the durable settle within this test's deadline.
+    settings = ledger_settings(ledger_db, nats_server.url, durable, LEDGER_ACK_WAIT=5)
     async with (
         running_admin(settings) as admin,
         serve_mock() as upstream,
