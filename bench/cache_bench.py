@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import statistics
 import sys
@@ -67,7 +68,9 @@ async def embeddings(request: web.Request) -> web.Response:
         seed = int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "little")
         vector = np.random.default_rng(seed).standard_normal(DIMENSIONS, dtype=np.float32)
         vector /= np.linalg.norm(vector)
-        data.append({"object": "embedding", "index": i, "embedding": vector.tolist()})
+        packed = body.get("encoding_format") == "base64"  # as OpenAI: float32 LE, base64
+        embedding = base64.b64encode(vector.astype("<f4").tobytes()).decode() if packed else None
+        data.append({"object": "embedding", "index": i, "embedding": embedding or vector.tolist()})
     usage = {"prompt_tokens": 8, "total_tokens": 8}
     doc = {"object": "list", "data": data, "model": body["model"], "usage": usage}
     return web.Response(body=orjson.dumps(doc), content_type="application/json")
@@ -177,7 +180,11 @@ async def measure(count: int, pause: float, nats_url: str, redis_url: str) -> in
                 return send
 
             async def embed_direct(i: int) -> int:
-                body = {"model": "text-embedding-3-small", "input": [f"user: embedded {i}"]}
+                body = {  # as the proxy asks an OpenAI registry
+                    "model": "text-embedding-3-small",
+                    "input": [f"user: embedded {i}"],
+                    "encoding_format": "base64",
+                }
                 async with http.post(f"{embed_url}/embeddings", data=orjson.dumps(body)) as resp:
                     await resp.read()
                     return resp.status

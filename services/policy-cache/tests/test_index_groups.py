@@ -55,3 +55,63 @@ def test_a_scope_that_outgrows_the_matrix_keeps_every_entry() -> None:
     assert all(key != "k0" for key, _ in index.search(SCOPE, _near(rows[0]), 0.0, now=0.0))
     index.sweep(now=2000.0)
     assert len(index) == 0
+
+
+async def test_a_semantic_hit_in_a_large_scope_holds_the_threshold_on_the_exact_similarity() -> (
+    None
+):
+    """A large scope's HNSW index keeps half floats: its similarities move by about 0.001.
+    The lookup decides on the exact similarity of the stored vector, so a request just
+    under the threshold never hits, one just over it does, and the similarity reported is
+    the exact one."""
+    from uuid import uuid4
+
+    from prometheus_client import CollectorRegistry
+
+    from trustgate_core.cache import CacheLookup, CacheStore
+    from trustgate_policy_cache.adapters.store import MemoryStore
+    from trustgate_policy_cache.services.cache import PolicyCache
+    from trustgate_policy_cache.services.metrics import CacheMetrics
+
+    index = VectorIndex()
+    cache = PolicyCache(MemoryStore(), index, CacheMetrics(CollectorRegistry(), lambda: 0))
+    gateway, policy = uuid4(), uuid4()
+    rows = _vectors(FLAT_LIMIT + 64)  # an HNSW group
+    for i, row in enumerate(rows):
+        stored = CacheStore(
+            gateway_id=gateway,
+            policy_id=policy,
+            partition="consumer-a",
+            exact_key=f"k{i}",
+            filter_key="f",
+            vector=encode_vector(row.tolist()),
+            ttl_seconds=600,
+            entry={"answer": i},
+        )
+        await cache.store_entry(stored)
+    target = rows[5]
+    other = rows[6] - float(np.dot(rows[6], target)) * target  # orthogonal to the target
+    other /= np.linalg.norm(other)
+    threshold = 0.9
+
+    def at(cosine: float) -> str:
+        """A unit vector whose exact cosine with the target is ``cosine``."""
+        vector = cosine * target + float(np.sqrt(1 - cosine**2)) * other
+        return encode_vector(vector.tolist())
+
+    def lookup(vector: str) -> CacheLookup:
+        return CacheLookup(
+            gateway_id=gateway,
+            policy_id=policy,
+            partition="consumer-a",
+            exact_key="not-stored",
+            filter_key="f",
+            vector=vector,
+            threshold=threshold,
+        )
+
+    below = await cache.lookup(lookup(at(threshold - 0.001)))
+    assert not below.hit
+    above = await cache.lookup(lookup(at(threshold + 0.001)))
+    assert above.hit and above.entry == {"answer": 5}
+    assert above.similarity is not None and abs(above.similarity - (threshold + 0.001)) < 1e-5

@@ -33,7 +33,7 @@ from trustgate_proxy.services.semantic import MAX_EMBED_BYTES, embedding_input
 from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
 from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.proxy.mock_base import serve_app
-from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream
+from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, openai_embedding
 from trustgate_testkit.proxy.sdk_clients import openai_sdk, route_to_url
 from trustgate_testkit.proxy.server import RunningProxy, until_known
 from trustgate_testkit.proxy.tenant import Tenant
@@ -80,8 +80,9 @@ class Embeddings:
         body = await request.json()
         self.calls.append({"body": body, "authorization": request.headers.get("Authorization")})
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        packed = body.get("encoding_format")
         data = [
-            {"object": "embedding", "index": i, "embedding": _vector(t)}
+            {"object": "embedding", "index": i, "embedding": openai_embedding(_vector(t), packed)}
             for i, t in enumerate(inputs)
         ]
         usage = {"prompt_tokens": 8, "total_tokens": 8}

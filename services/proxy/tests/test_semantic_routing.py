@@ -21,7 +21,12 @@ from trustgate_core.models import LbConfig
 from trustgate_proxy.services.semantic import cosine, prompt_text, unit
 from trustgate_testkit.proxy.local import LocalProxy, local_fixtures
 from trustgate_testkit.proxy.mock_base import serve_app
-from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, serve_mock
+from trustgate_testkit.proxy.mock_upstream import (
+    UPSTREAM_KEY,
+    MockUpstream,
+    openai_embedding,
+    serve_mock,
+)
 from trustgate_testkit.proxy.sdk_clients import openai_sdk
 from trustgate_testkit.proxy.server import until_known
 from trustgate_testkit.proxy.tenant import Tenant
@@ -62,8 +67,13 @@ class Embeddings:
             error = {"message": "The server had an error", "type": "server_error", "code": None}
             return web.json_response({"error": error}, status=self.status)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        packed = body.get("encoding_format")
         data = [
-            {"object": "embedding", "index": i, "embedding": self.vectors.get(t, [0.0, 0.0, 1.0])}
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": openai_embedding(self.vectors.get(t, [0.0, 0.0, 1.0]), packed),
+            }
             for i, t in enumerate(inputs)
         ]
         return web.json_response(
@@ -141,9 +151,11 @@ async def test_each_prompt_goes_to_the_registry_whose_description_is_closest(
     assert [await answer(proxy, tenant, FIX) for _ in range(3)] == ["Hello from coder"] * 3
     assert [await answer(proxy, tenant, HAIKU) for _ in range(3)] == ["Hello from poet"] * 3
     assert (len(pool.coder.requests), len(pool.poet.requests)) == (3, 3)
-    # the embeddings registry's own credentials, the configured model
+    # the embeddings registry's own credentials, the configured model; an OpenAI registry
+    # is asked for base64 (what the routing above decoded), as OpenAI's SDKs ask
     assert embeddings.calls[0]["authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert embeddings.calls[0]["body"]["model"] == "text-embedding-3-small"
+    assert {call["body"].get("encoding_format") for call in embeddings.calls} == {"base64"}
 
 
 async def test_descriptions_are_embedded_once_until_they_change_and_prompts_once_each(

@@ -15,6 +15,8 @@ usage-only last chunk (``choices: []``) and the error bodies (``invalid_api_key`
 from __future__ import annotations
 
 import asyncio
+import base64
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -272,12 +274,12 @@ class MockUpstream:
             )
         inputs = body.get("input")
         count = len(inputs) if isinstance(inputs, list) else 1
+        vector = openai_embedding([0.1, 0.2, 0.3], body.get("encoding_format"))
         return web.json_response(
             {
                 "object": "list",
                 "data": [
-                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-                    for i in range(count)
+                    {"object": "embedding", "index": i, "embedding": vector} for i in range(count)
                 ],
                 "model": body.get("model"),
                 "usage": {"prompt_tokens": 8, "total_tokens": 8},
@@ -291,6 +293,14 @@ class MockUpstream:
                 "data": [{"id": "mock-1", "object": "model", "created": 0, "owned_by": "mock"}],
             }
         )
+
+
+def openai_embedding(values: list[float], encoding_format: object) -> list[float] | str:
+    """An embedding as OpenAI writes it: numbers, or with ``encoding_format: "base64"``
+    the float32 values little-endian in base64."""
+    if encoding_format == "base64":
+        return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+    return values
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from trustgate_core.cache import CacheLookup, CachePurge, CacheReply, CacheStore
 from trustgate_policy_cache.adapters.store import EntryStore
 from trustgate_policy_cache.domain.entries import Entry, Scope, entry_key, from_store, policy_prefix
-from trustgate_policy_cache.services.index import VectorIndex
+from trustgate_policy_cache.services.index import VectorIndex, similarity
 from trustgate_policy_cache.services.metrics import CacheMetrics
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,17 @@ class PolicyCache:
         if request.vector is None:
             return CacheReply(hit=False)
         scope = Scope(gateway, policy, request.partition, request.filter_key)
-        for exact_key, similarity in self.index.search(
+        for exact_key, _ in self.index.search(
             scope, request.vector, request.threshold, time.time()
         ):
             entry = await self.store.get(entry_key(gateway, policy, request.partition, exact_key))
-            if entry is None or entry.scope != scope:
+            if entry is None or entry.scope != scope or entry.vector is None:
                 self.index.discard(scope, exact_key)  # expired or purged elsewhere
                 continue
-            return CacheReply(hit=True, entry=entry.payload, similarity=similarity)
+            # the index's similarity is approximate: the threshold holds on the exact one
+            score = min(similarity(request.vector, entry.vector), 1.0)
+            if score >= request.threshold:
+                return CacheReply(hit=True, entry=entry.payload, similarity=score)
         return CacheReply(hit=False)
 
     async def store_entry(self, request: CacheStore) -> Indexed | None:

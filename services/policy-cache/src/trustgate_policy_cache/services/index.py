@@ -3,7 +3,7 @@ and the gateway are hard filters by construction. Entries past their expiry are 
 returned and are dropped when met (and by ``sweep``).
 
 A group of at most ``FLAT_LIMIT`` vectors is a plain matrix searched exactly (usearch's
-brute-force ``search``); a larger one becomes a usearch HNSW index (cosine). Most scopes
+brute-force ``search``); a larger one becomes a usearch HNSW index (cosine, half floats). Most scopes
 are small (with ``scope: consumer``, one per consumer and filter key), and an HNSW index
 costs about 48 KiB even with one vector in it, eight times a 1,536-dimension vector: the
 matrix costs the vectors and little more (``docs/policy-cache.md``, "Memory")."""
@@ -28,6 +28,14 @@ MAX_CANDIDATES = 4
 #: 40 and 110) and adding a vector costs a copy of the matrix (50 µs at 256) where HNSW's
 #: insertion costs 300-400 µs
 FLAT_LIMIT = 256
+#: an HNSW index keeps its vectors as half floats: at 2,000 vectors of 1,536 dimensions a
+#: search takes 230 µs instead of 560 µs and an insertion 340 µs instead of 660 µs (one
+#: thread, usearch 2.26), in half the memory; a similarity moves by about 0.001, well
+#: inside any threshold's meaning (a candidate is then read back from the store)
+HNSW_DTYPE = "f16"
+#: how far below the threshold the index still offers a candidate: its similarities are
+#: approximate (half floats), and the lookup decides on the exact one (``similarity``)
+SLACK = 0.005
 
 Vectors = np.ndarray[tuple[int, int], np.dtype[np.float32]]
 
@@ -49,7 +57,7 @@ class _Group:
         self.rows = row.copy() if self.rows is None else np.vstack((self.rows, row))
         self.order.append(label)
         if len(self.order) > FLAT_LIMIT:
-            index = Index(ndim=self.ndim, metric="cos", dtype="f32")
+            index = Index(ndim=self.ndim, metric="cos", dtype=HNSW_DTYPE)
             index.add(np.array(self.order, dtype=np.uint64), self.rows)
             self.index, self.rows, self.order = index, None, []
 
@@ -125,7 +133,7 @@ class VectorIndex:
             expired = False
             for label, distance in matches:
                 similarity = 1.0 - distance
-                if similarity < threshold - 1e-6:
+                if similarity < threshold - SLACK:
                     return found
                 exact_key, expires_at = group.items[label]
                 if expires_at <= now:
@@ -156,6 +164,16 @@ class VectorIndex:
                 group.drop(label)
             if not group.items:
                 del self._groups[scope]
+
+
+def similarity(a: str, b: str) -> float:
+    """The exact cosine similarity of two ``encode_vector`` texts (0 for vectors of other
+    sizes, or a zero one)."""
+    x, y = _array(a), _array(b)
+    if len(x) != len(y):
+        return 0.0
+    norms = float(np.linalg.norm(x)) * float(np.linalg.norm(y))
+    return float(np.dot(x, y)) / norms if norms else 0.0
 
 
 def _array(vector: str) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
