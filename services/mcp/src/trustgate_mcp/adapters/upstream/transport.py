@@ -16,7 +16,7 @@ to no request, such as ``list_changed`` when its tools change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,23 +177,7 @@ async def _read_stream(
     answered ``-32601`` by ``refuse``; notifications' methods are collected (progress
     and log messages are dropped)."""
     answer = Answer(None)
-    data: list[bytes] = []
-    async for raw in resp.content:
-        line = raw.rstrip(b"\r\n")
-        if line:
-            if line.startswith(b"data:"):
-                chunk = line[5:]
-                data.append(chunk[1:] if chunk.startswith(b" ") else chunk)
-            continue
-        if not data:
-            continue
-        payload, data = b"\n".join(data), []
-        try:
-            doc = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            continue  # a keep-alive such as ``data: ping``: not a message
-        if not isinstance(doc, dict):
-            continue
+    async for doc in _messages(resp):
         method = doc.get("method")
         if isinstance(method, str):
             if "id" not in doc:
@@ -226,24 +210,32 @@ async def listen(
     async with http.get(url, headers=get_headers, timeout=limit) as resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
             return False
-        data: list[bytes] = []
-        async for raw in resp.content:
-            line = raw.rstrip(b"\r\n")
-            if line:
-                if line.startswith(b"data:"):
-                    chunk = line[5:]
-                    data.append(chunk[1:] if chunk.startswith(b" ") else chunk)
-                continue
-            if not data:
-                continue
-            payload, data = b"\n".join(data), []
-            try:
-                doc = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(doc, dict):
-                await heard(doc)
+        async for doc in _messages(resp):
+            await heard(doc)
     return True
+
+
+async def _messages(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    """The JSON-RPC messages of an SSE stream: each event's ``data`` lines joined, as
+    JSON objects; comments, other fields and data that is not a JSON object (a keep-alive
+    such as ``data: ping``) are skipped."""
+    data: list[bytes] = []
+    async for raw in resp.content:
+        line = raw.rstrip(b"\r\n")
+        if line:
+            if line.startswith(b"data:"):
+                chunk = line[5:]
+                data.append(chunk[1:] if chunk.startswith(b" ") else chunk)
+            continue
+        if not data:
+            continue
+        payload, data = b"\n".join(data), []
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict):
+            yield doc
 
 
 async def refuse(
