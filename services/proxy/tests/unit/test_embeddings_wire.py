@@ -49,3 +49,20 @@ def test_base64_is_little_endian_float32() -> None:
     packed = base64.b64encode(struct.pack("<2f", 3.0, 4.0)).decode()
     (vector,) = _vectors_of(answer(packed), 1)
     assert vector == pytest.approx((0.6, 0.8))
+
+
+def test_the_cache_gets_a_base64_embedding_as_it_came_and_numbers_packed() -> None:
+    """The semantic cache's form is ``encode_vector``'s (float32 LE, base64): a base64
+    answer is passed on untouched, numbers are packed; a zero vector is none."""
+    from trustgate_core.cache import decode_vector
+    from trustgate_proxy.services.semantic import _packed_of
+
+    packed = openai_embedding(VALUES, "base64")
+    as_given, from_numbers, zero = _packed_of(answer(packed, VALUES, [0.0, 0.0]), 3)
+    assert as_given == packed
+    assert from_numbers is not None and decode_vector(from_numbers) == pytest.approx(VALUES)
+    assert zero is None
+    with pytest.raises(ValueError):
+        _packed_of(answer("not base64!"), 1)
+    with pytest.raises(ValueError):
+        _packed_of(answer(["a", "b"]), 1)

@@ -48,7 +48,7 @@ import orjson
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
-from trustgate_core.cache import CacheLookup, CacheReply, CacheStore, encode_vector
+from trustgate_core.cache import CacheLookup, CacheReply, CacheStore
 from trustgate_core.cache.keys import exact_key, filter_key
 from trustgate_core.errors import InvalidRequest
 from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
@@ -456,10 +456,9 @@ class CacheService:
             )
             self._embedders[key] = embedder
         try:
-            vector = await embedder.embed(text, x.gateway.id)
+            return await embedder.embed(text, x.gateway.id)
         except EmbeddingsUnavailable:
             return None
-        return None if vector is None else encode_vector(vector)
 
 
 def _said(runner: SemanticCacheRunner, x: PolicyExchange, outcome: bytes) -> None:

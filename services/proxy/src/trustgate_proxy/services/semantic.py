@@ -43,12 +43,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from hashlib import blake2b
 from operator import mul
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from uuid import UUID, uuid4
 
 import aiohttp
 import orjson
 
+from trustgate_core.cache import encode_vector
 from trustgate_core.models import LbConfig, Registry
 from trustgate_proxy.domain.exchange import Exchange
 from trustgate_proxy.domain.routing import Route
@@ -203,6 +204,7 @@ class SemanticStrategy:
         self.circuit = Circuit()
         self.fallback = RoundRobinStrategy()
         self._prompts: dict[bytes, Vector | None] = {}
+        self._packed: dict[bytes, str | None] = {}  # the cache's embeddings, by text
         self._descriptions: dict[tuple[UUID, str], Vector | None] = {}
         self._by_gateway: dict[UUID, UUID] = {}  # gateway -> its embeddings registry
 
@@ -232,18 +234,21 @@ class SemanticStrategy:
         return None
 
     # -- embeddings -------------------------------------------------------------------------
-    async def embed(self, text: str, gateway_id: UUID) -> Vector | None:
-        """The unit vector of ``text`` through the gateway's embeddings registry (the
-        semantic cache's embedder too); raises ``EmbeddingsUnavailable``."""
+    async def embed(self, text: str, gateway_id: UUID) -> str | None:
+        """For the semantic cache: the embedding of ``text`` through the gateway's
+        embeddings registry as ``encode_vector``'s text (float32 little-endian, base64),
+        the provider's own when it answers base64, not normalised (the cache compares
+        by cosine, whatever the lengths; no float is made of it here). ``None``: a zero
+        or not finite vector. Raises ``EmbeddingsUnavailable``."""
         registry = self._registry(gateway_id)
         if registry is None:
             raise EmbeddingsUnavailable
         key = blake2b(f"{registry.id}\0{text}".encode(), digest_size=16).digest()
-        vector: Vector | None = self._prompts.get(key, _MISSING)
-        if vector is _MISSING:
-            vector = (await self._embed(registry, [embedding_input(text)]))[0]
-            _bounded_put(self._prompts, key, vector, _MAX_PROMPTS)
-        return vector
+        packed: str | None = self._packed.get(key, _MISSING)
+        if packed is _MISSING:
+            packed = (await self._embed(registry, [embedding_input(text)], _packed_of))[0]
+            _bounded_put(self._packed, key, packed, _MAX_PROMPTS)
+        return packed
 
     async def _vectors(
         self, text: str, routes: Sequence[Route], gateway_id: UUID
@@ -272,7 +277,7 @@ class SemanticStrategy:
                 described[r.id] = vector
         missing.extend(wanted)
         if missing:
-            vectors = await self._embed(registry, missing)
+            vectors = await self._embed(registry, missing, _vectors_of)
             if prompt is _MISSING:
                 prompt = vectors[0]
                 _bounded_put(self._prompts, prompt_key, prompt, _MAX_PROMPTS)
@@ -327,12 +332,18 @@ class SemanticStrategy:
             )
         return registry
 
-    async def _embed(self, registry: Registry, texts: list[str]) -> list[Vector | None]:
-        """One OpenAI-format embeddings call for ``texts``, their unit vectors in order."""
+    async def _embed(
+        self,
+        registry: Registry,
+        texts: list[str],
+        read: Callable[[Any, int], list[_T]],
+    ) -> list[_T]:
+        """One OpenAI-format embeddings call for ``texts``, their embeddings in order as
+        ``read`` makes them of the answer (``_vectors_of``: unit vectors)."""
         if not self.circuit.allows():
             raise EmbeddingsUnavailable
         try:
-            vectors = await asyncio.wait_for(self._call(registry, texts), self._timeout)
+            vectors = await asyncio.wait_for(self._call(registry, texts, read), self._timeout)
         except (EmbeddingsUnavailable, aiohttp.ClientError, OSError, ValueError):
             # OSError: TimeoutError included; ValueError: an answer that does not parse
             self.circuit.failed()
@@ -340,7 +351,9 @@ class SemanticStrategy:
         self.circuit.succeeded()
         return vectors
 
-    async def _call(self, registry: Registry, texts: list[str]) -> list[Vector | None]:
+    async def _call(
+        self, registry: Registry, texts: list[str], read: Callable[[Any, int], list[_T]]
+    ) -> list[_T]:
         session: aiohttp.ClientSession | None = self._deps.session
         if session is None:
             raise EmbeddingsUnavailable
@@ -362,44 +375,80 @@ class SemanticStrategy:
             if resp.status >= 300:
                 raise EmbeddingsUnavailable
             doc = orjson.loads(await resp.read())
-        return _vectors_of(doc, len(texts))
+        return read(doc, len(texts))
 
 
 _MISSING: Any = object()
+_T = TypeVar("_T")
 
 
 def _vectors_of(doc: Any, count: int) -> list[Vector | None]:
     """The unit vectors of an OpenAI embeddings answer, by ``index``."""
-    data = doc.get("data") if isinstance(doc, dict) else None
-    if not isinstance(data, list):
-        raise ValueError("no data")
     out: list[Vector | None] = [None] * count
-    for position, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise ValueError("an item is not an object")
-        index = item.get("index", position)
-        embedding = item.get("embedding")
-        if isinstance(embedding, str):  # encoding_format base64
-            embedding = _unpacked(embedding)
-        if not isinstance(index, int) or not 0 <= index < count or not isinstance(embedding, list):
-            raise ValueError("an item without its index or embedding")
+    for index, embedding in _items(doc, count):
+        values = _unpacked(embedding) if isinstance(embedding, str) else embedding
         try:
-            out[index] = unit(embedding)
+            out[index] = unit(values)
         except TypeError:
             raise ValueError("an embedding that is not numbers") from None
     return out
 
 
-def _unpacked(text: str) -> list[float]:
-    """A base64 embedding: float32 values, little-endian."""
+def _packed_of(doc: Any, count: int) -> list[str | None]:
+    """The embeddings of an OpenAI embeddings answer, by ``index``, as ``encode_vector``'s
+    text: a base64 one as it came (checked to be whole float32 values), a list of numbers
+    packed; ``None`` for a zero or not finite vector."""
+    out: list[str | None] = [None] * count
+    for index, embedding in _items(doc, count):
+        if isinstance(embedding, str):
+            data = _base64(embedding)
+            out[index] = embedding if data.strip(b"\x00") else None
+            continue
+        try:
+            norm = math.hypot(*embedding)
+        except TypeError:
+            raise ValueError("an embedding that is not numbers") from None
+        if norm != 0.0 and math.isfinite(norm):
+            out[index] = encode_vector(embedding)
+    return out
+
+
+def _items(doc: Any, count: int) -> list[tuple[int, Any]]:
+    """(index, embedding) of each item of an OpenAI embeddings answer; the embedding a
+    list of numbers or a base64 text."""
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("no data")
+    items: list[tuple[int, Any]] = []
+    for position, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ValueError("an item is not an object")
+        index = item.get("index", position)
+        embedding = item.get("embedding")
+        if (
+            not isinstance(index, int)
+            or not 0 <= index < count
+            or not isinstance(embedding, list | str)
+        ):
+            raise ValueError("an item without its index or embedding")
+        items.append((index, embedding))
+    return items
+
+
+def _base64(text: str) -> bytes:
     try:
         data = base64.b64decode(text, validate=True)
     except binascii.Error:
         raise ValueError("an embedding that is not base64") from None
     if len(data) % 4:
         raise ValueError("an embedding that is not whole float32 values")
+    return data
+
+
+def _unpacked(text: str) -> list[float]:
+    """A base64 embedding: float32 values, little-endian."""
     values = array("f")
-    values.frombytes(data)
+    values.frombytes(_base64(text))
     if sys.byteorder == "big":
         values.byteswap()
     return values.tolist()
