@@ -195,7 +195,8 @@ DETECTORS: tuple[Detector, ...] = (
         FR_NIR,
         NUM_L + r"[1-478] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}" + NUM_R,
         nir.is_valid,
-        min_digits=13,
+        # a Corsican department (2A, 2B) splits the number's digits into runs of 6 and 8
+        min_digits=6,
     ),
     checked(
         IT_TAX_CODE,
