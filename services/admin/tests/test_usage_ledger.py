@@ -17,10 +17,15 @@ import httpx
 import nats
 import pytest
 
-from trustgate_admin.governance.ledger import Ledger
 from trustgate_core.events.requests import RequestEvent
 from trustgate_core.events.subjects import requests_subject
-from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
+from trustgate_testkit.admin import (
+    RunningAdmin,
+    ledger_consuming,
+    ledger_of,
+    ledger_settings,
+    running_admin,
+)
 from trustgate_testkit.fixtures import NatsServer, wait_for
 
 
@@ -68,32 +73,6 @@ async def ledger_db(database_factory) -> str:  # type: ignore[no-untyped-def]
     return str(await database_factory("tg_ledger"))
 
 
-def ledger_settings(dsn: str, nats_url: str, durable: str, **extra: object) -> Any:
-    return admin_settings(
-        dsn,
-        nats_url,
-        LEDGER_ENABLED=True,
-        LEDGER_DURABLE=durable,
-        LEDGER_FETCH_WAIT=0.2,
-        LEDGER_BATCH_SIZE=50,
-        **extra,
-    )
-
-
-def ledger_of(admin: RunningAdmin) -> Ledger:
-    ledger: Ledger = admin.container.governance.ledger
-    return ledger
-
-
-async def consuming(admin: RunningAdmin) -> None:
-    ledger = ledger_of(admin)
-    await wait_for(
-        lambda: ledger.consumer is not None and ledger.consumer.consuming,
-        timeout=15,
-        message="the ledger did not start consuming",
-    )
-
-
 async def gateway(admin: RunningAdmin) -> str:
     async with admin.client() as api:
         r = await api.post("/v1/gateways", json={})
@@ -138,7 +117,7 @@ async def test_an_event_published_twice_is_counted_once(
 ) -> None:
     settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
     async with running_admin(settings) as admin:
-        await consuming(admin)
+        await ledger_consuming(admin)
         gw = await gateway(admin)
         once, twice = event(gw), event(gw)
         for e in (once, twice, twice):
@@ -164,7 +143,7 @@ async def test_a_batch_committed_but_never_acked_is_counted_once_when_redelivere
     those events to the next ledger, which finds them counted already."""
     settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
     async with running_admin(settings) as admin:
-        await consuming(admin)
+        await ledger_consuming(admin)
         gw = await gateway(admin)
         batch = [event(gw) for _ in range(20)]
         ledger = ledger_of(admin)
@@ -190,7 +169,7 @@ async def test_an_admin_stopped_between_commit_and_ack_has_its_batch_redelivered
     events = [event(gw) for _ in range(10)]
     committed: list[RequestEvent] = []
     async with running_admin(settings) as first:
-        await consuming(first)
+        await ledger_consuming(first)
         ledger = ledger_of(first)
         count = ledger.count
 
@@ -221,7 +200,7 @@ async def test_a_restart_while_events_flow_loses_none_and_counts_none_twice(
     first = await stack.enter_async_context(
         running_admin(ledger_settings(ledger_db, bus.url, durable))
     )
-    await consuming(first)
+    await ledger_consuming(first)
     gw = await gateway(first)
     events = [event(gw, status=200 + (i % 3) * 100) for i in range(1000)]
 
@@ -251,7 +230,7 @@ async def test_an_undecodable_message_is_dropped_and_the_events_after_it_counted
 ) -> None:
     settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
     async with running_admin(settings) as admin:
-        await consuming(admin)
+        await ledger_consuming(admin)
         gw = await gateway(admin)
         await publisher.js.publish(requests_subject(gw), b"{not an event")
         after = event(gw)
@@ -287,7 +266,7 @@ async def test_a_part_failing_after_the_commit_loses_nothing_and_the_batch_stays
         ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}", LEDGER_ACK_WAIT=1.0
     )
     async with running_admin(settings) as admin:
-        await consuming(admin)
+        await ledger_consuming(admin)
         ledger = ledger_of(admin)
         ledger.after = [*ledger.after, Failing()]
         gw = str(uuid.uuid4())
@@ -325,7 +304,7 @@ async def test_a_batch_whose_transaction_fails_comes_back_and_is_counted_once(
 
     settings = ledger_settings(ledger_db, bus.url, f"ledger-{uuid.uuid4().hex}")
     async with running_admin(settings) as admin:
-        await consuming(admin)
+        await ledger_consuming(admin)
         ledger = ledger_of(admin)
         ledger.sinks = [*ledger.sinks, FailsOnce()]
         events = [event(gw) for _ in range(5)]

@@ -26,12 +26,16 @@ import asyncpg
 import httpx
 import pytest
 
-from trustgate_admin.governance.ledger import Ledger
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM
 from trustgate_core.events.requests import RequestEvent
 from trustgate_core.events.subjects import requests_subject
-from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
+from trustgate_testkit.admin import (
+    ledger_consuming,
+    ledger_of,
+    ledger_settings,
+    running_admin,
+)
 from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
 from trustgate_testkit.processes import PlaneProcess, plane_process
 from trustgate_testkit.proxy.mock_upstream import serve_mock
@@ -61,32 +65,6 @@ def event(gateway_id: str) -> RequestEvent:
             "started_at": started,
             "ended_at": started + timedelta(milliseconds=120),
         }
-    )
-
-
-def ledger_settings(dsn: str, nats_url: str, durable: str, **extra: Any) -> Any:
-    return admin_settings(
-        dsn,
-        nats_url,
-        LEDGER_ENABLED=True,
-        LEDGER_DURABLE=durable,
-        LEDGER_FETCH_WAIT=0.2,
-        LEDGER_BATCH_SIZE=50,
-        **extra,
-    )
-
-
-def ledger_of(admin: RunningAdmin) -> Ledger:
-    ledger: Ledger = admin.container.governance.ledger
-    return ledger
-
-
-async def consuming(admin: RunningAdmin) -> None:
-    ledger = ledger_of(admin)
-    await wait_for(
-        lambda: ledger.consumer is not None and ledger.consumer.consuming,
-        timeout=15,
-        message="the ledger did not start consuming",
     )
 
 
@@ -266,7 +244,7 @@ async def test_a_proxy_stopped_gracefully_while_requests_flow_loses_no_event(
         serve_mock() as upstream,
         tenant_on(nats_server.url, upstream.url) as tenant,
     ):
-        await consuming(admin)
+        await ledger_consuming(admin)
         gw = str(tenant.gateway.id)
         clients = Clients(tenant)
         async with proxy(nats_server.url, infra, tmp_path / "first.log") as first:
@@ -310,7 +288,7 @@ async def test_a_database_that_refuses_the_ledger_for_a_while_loses_nothing_and_
 
     try:
         async with running_admin(settings) as admin:
-            await consuming(admin)
+            await ledger_consuming(admin)
             ledger = ledger_of(admin)
             gw = str(uuid.uuid4())
             before = [event(gw) for _ in range(100)]
@@ -362,7 +340,7 @@ async def test_a_nats_restart_while_requests_flow_loses_only_what_was_in_flight(
         serve_mock() as upstream,
         tenant_on(nats_server.url, upstream.url) as tenant,
     ):
-        await consuming(admin)
+        await ledger_consuming(admin)
         gw = str(tenant.gateway.id)
         clients = Clients(tenant)
         async with proxy(nats_server.url, infra, tmp_path / "proxy.log") as plane:

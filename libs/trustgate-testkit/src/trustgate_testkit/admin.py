@@ -64,6 +64,37 @@ def admin_settings(dsn: str, nats_url: str, **extra: object) -> AdminSettings:
     return AdminSettings(**values)  # type: ignore[arg-type]
 
 
+def ledger_settings(dsn: str, nats_url: str, durable: str, **extra: object) -> AdminSettings:
+    """An admin that runs the usage ledger on its own durable (tests sharing a NATS
+    server never share one), fetching small batches briefly."""
+    return admin_settings(
+        dsn,
+        nats_url,
+        LEDGER_ENABLED=True,
+        LEDGER_DURABLE=durable,
+        LEDGER_FETCH_WAIT=0.2,
+        LEDGER_BATCH_SIZE=50,
+        **extra,
+    )
+
+
+def ledger_of(admin: RunningAdmin) -> Any:
+    """The running admin's usage ledger (``trustgate_admin.governance.ledger.Ledger``)."""
+    return admin.container.governance.ledger
+
+
+async def ledger_consuming(admin: RunningAdmin) -> None:
+    """Until the admin's ledger consumes its durable."""
+    from trustgate_testkit.fixtures import wait_for
+
+    ledger = ledger_of(admin)
+    await wait_for(
+        lambda: ledger.consumer is not None and ledger.consumer.consuming,
+        timeout=15,
+        message="the ledger did not start consuming",
+    )
+
+
 @asynccontextmanager
 async def running_admin(settings: AdminSettings) -> AsyncIterator[RunningAdmin]:
     """The admin on ``settings.port`` and its operations port on ``settings.metrics_port``."""
