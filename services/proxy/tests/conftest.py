@@ -8,7 +8,7 @@ would); each test uses its own gateway, so tests can share one NATS server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +22,44 @@ from nats.aio.msg import Msg
 from trustgate_core.bus import connect, ensure_streams
 from trustgate_core.events import CONFIG_STREAM, RequestEvent, decode_request_event
 from trustgate_core.events.subjects import requests_stream, requests_subject
+from trustgate_policy_cache.bootstrap import PolicyCacheRuntime
+from trustgate_policy_cache.settings import PolicyCacheSettings
+from trustgate_testkit.fixtures import NatsServer, wait_for
 from trustgate_testkit.proxy.mock_anthropic import AnthropicMock, serve_anthropic
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
 from trustgate_testkit.proxy.server import RunningProxy, run_proxy
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
 pytest_plugins = ["trustgate_testkit.fixtures"]
+
+
+@pytest.fixture
+def private_nats_url() -> Iterator[str]:
+    """A private NATS server: the cache subjects are shared by everything on a bus, so a
+    cache test's service answers only its own proxy (a module overrides ``nats_url``
+    with it)."""
+    server = NatsServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.cleanup()
+
+
+@pytest_asyncio.fixture
+async def cache_service(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[PolicyCacheRuntime]:
+    """A policy-cache replica on ``nats_url``, its entries in its memory, index loaded."""
+    for name in ("REDIS_URL", "REDIS_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    runtime = PolicyCacheRuntime(PolicyCacheSettings(NATS_URL=nats_url))  # type: ignore[call-arg]
+    await runtime.start()
+    await wait_for(lambda: runtime.loaded, timeout=10, message="the index never loaded")
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
 
 
 @pytest_asyncio.fixture

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -31,7 +31,7 @@ from nats.aio.subscription import Subscription
 from trustgate_core.cache import CacheLookup, CacheReply, CacheStore, decode_vector
 from trustgate_core.embedded import free_port
 from trustgate_core.events.subjects import CACHE_LOOKUP_SUBJECT, CACHE_STORE_SUBJECT
-from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.mock_upstream import MockUpstream, serve_mock
 from trustgate_testkit.proxy.sdk_clients import (
     CHAT_WEATHER_TOOL,
@@ -48,14 +48,8 @@ MODEL = "gpt-4o-mini"
 
 
 @pytest.fixture
-def nats_url() -> Iterator[str]:
-    """A private NATS for the proxy and the bus fixtures of this module."""
-    server = NatsServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.cleanup()
+def nats_url(private_nats_url: str) -> str:
+    return private_nats_url
 
 
 @dataclass

@@ -14,7 +14,7 @@ service on a private NATS and the budgets' counters in a real Redis:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -26,8 +26,7 @@ from nats.aio.client import Client as NATS
 from trustgate_core.events import RequestEvent
 from trustgate_core.models import Policy
 from trustgate_policy_cache.bootstrap import PolicyCacheRuntime
-from trustgate_policy_cache.settings import PolicyCacheSettings
-from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.sdk_clients import anthropic_sdk, openai_sdk, route_to_url
 from trustgate_testkit.proxy.server import RunningProxy, run_proxy, until_known
@@ -44,14 +43,8 @@ REAL_MICRO_USD = 25
 
 
 @pytest.fixture
-def nats_url() -> Iterator[str]:
-    """A private NATS: the cache subjects are shared by everything on a bus."""
-    server = NatsServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.cleanup()
+def nats_url(private_nats_url: str) -> str:
+    return private_nats_url
 
 
 @pytest_asyncio.fixture
@@ -62,18 +55,9 @@ async def proxy(nats_url: str, infra: Any) -> AsyncIterator[RunningProxy]:
         yield running
 
 
-@pytest_asyncio.fixture
-async def cache(nats_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+@pytest.fixture
+def cache(cache_service: PolicyCacheRuntime) -> None:
     """A policy-cache replica keeping its entries in memory."""
-    for name in ("REDIS_URL", "REDIS_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    runtime = PolicyCacheRuntime(PolicyCacheSettings(NATS_URL=nats_url))  # type: ignore[call-arg]
-    await runtime.start()
-    await wait_for(lambda: runtime.loaded, timeout=10, message="the index never loaded")
-    try:
-        yield
-    finally:
-        await runtime.stop()
 
 
 @pytest_asyncio.fixture

@@ -13,7 +13,7 @@ real policy-cache replica (entries in its memory) on a private NATS:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
@@ -28,10 +28,9 @@ from nats.aio.msg import Msg
 from trustgate_core.events.subjects import CONFIG_SUBJECTS
 from trustgate_core.settings import DEV_SECRET_KEY
 from trustgate_policy_cache.bootstrap import PolicyCacheRuntime
-from trustgate_policy_cache.settings import PolicyCacheSettings
 from trustgate_proxy.services.semantic import MAX_EMBED_BYTES, embedding_input
 from trustgate_testkit.admin import RunningAdmin, admin_settings, running_admin
-from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.mock_base import serve_app
 from trustgate_testkit.proxy.mock_upstream import UPSTREAM_KEY, MockUpstream, openai_embedding
 from trustgate_testkit.proxy.sdk_clients import openai_sdk, route_to_url
@@ -43,29 +42,8 @@ MODEL = "gpt-4o-mini"
 
 
 @pytest.fixture
-def nats_url() -> Iterator[str]:
-    """A private NATS: the cache subjects are shared by everything on a bus."""
-    server = NatsServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.cleanup()
-
-
-@pytest_asyncio.fixture
-async def service(
-    nats_url: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[PolicyCacheRuntime]:
-    for name in ("REDIS_URL", "REDIS_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    runtime = PolicyCacheRuntime(PolicyCacheSettings(NATS_URL=nats_url))  # type: ignore[call-arg]
-    await runtime.start()
-    await wait_for(lambda: runtime.loaded, timeout=10, message="the index never loaded")
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()
+def nats_url(private_nats_url: str) -> str:
+    return private_nats_url
 
 
 @dataclass
@@ -135,7 +113,7 @@ async def test_long_conversations_that_differ_in_their_last_question_never_share
     tenant: Tenant,
     upstream: MockUpstream,
     embeddings: Embeddings,
-    service: PolicyCacheRuntime,
+    cache_service: PolicyCacheRuntime,
     bus: NATS,
     events: Any,
 ) -> None:
@@ -184,7 +162,7 @@ async def test_long_conversations_that_differ_in_their_last_question_never_share
         assert hits[0].cost.total_usd == 0 and hits[0].cost.currency == "USD"
 
         # the cache down: served uncached, recorded as an error of the cache, with its cost
-        await service.stop()
+        await cache_service.stop()
         down = await chat.with_raw_response.create(model=MODEL, messages=second)  # type: ignore[arg-type]
         assert down.status_code == 200 and down.headers["x-cache"] == "MISS"
         trace = down.headers["x-trace-id"] if "x-trace-id" in down.headers else None

@@ -5,15 +5,12 @@ service leaves every call served uncached."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from trustgate_policy_cache.bootstrap import PolicyCacheRuntime
-from trustgate_policy_cache.settings import PolicyCacheSettings
-from trustgate_testkit.fixtures import NatsServer, wait_for
+from trustgate_testkit.fixtures import wait_for
 from trustgate_testkit.proxy.mock_upstream import MockUpstream
 from trustgate_testkit.proxy.sdk_clients import openai_sdk, route_to_url
 from trustgate_testkit.proxy.server import RunningProxy, until_known
@@ -23,32 +20,12 @@ HI: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture
-def nats_url() -> Iterator[str]:
-    server = NatsServer()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.cleanup()
-
-
-@pytest_asyncio.fixture
-async def service(
-    nats_url: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[PolicyCacheRuntime]:
-    for name in ("REDIS_URL", "REDIS_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    runtime = PolicyCacheRuntime(PolicyCacheSettings(NATS_URL=nats_url))  # type: ignore[call-arg]
-    await runtime.start()
-    await wait_for(lambda: runtime.loaded, timeout=10, message="the index never loaded")
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()
+def nats_url(private_nats_url: str) -> str:
+    return private_nats_url
 
 
 async def test_hits_through_the_policy_cache_service_and_uncached_without_it(
-    proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream, service: PolicyCacheRuntime
+    proxy: RunningProxy, tenant: Tenant, upstream: MockUpstream, cache_service: PolicyCacheRuntime
 ) -> None:
     app = await route_to_url(proxy, tenant, upstream.url)
     registry = app.registries["primary"]
@@ -73,7 +50,7 @@ async def test_hits_through_the_policy_cache_service_and_uncached_without_it(
     semantic = await chat.with_raw_response.create(model="m", messages=reworded)
     assert semantic.headers["x-cache"] == "HIT" and "x-cache-similarity" in semantic.headers
 
-    await service.stop()
+    await cache_service.stop()
     calls = len(upstream.requests)
     down = await chat.with_raw_response.create(model="m", messages=HI)
     assert down.status_code == 200 and down.headers["x-cache"] == "MISS"
