@@ -3,7 +3,6 @@ channel, checked strictly (docs/governance-alerts.md). Pure: no I/O."""
 
 from __future__ import annotations
 
-import ipaddress
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -11,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trustgate_admin.governance.webhook_guard import host_refusal
+from trustgate_admin.governance.webhook_guard import host_refusal, literal_address
 from trustgate_core.errors import ValidationFailed
 
 Kind = Literal["spend", "budget", "anomaly"]
@@ -54,13 +53,12 @@ def checked_url(value: str) -> str:
 
 
 def _is_local(host: str) -> bool:
+    """``localhost``, or a loopback or private address however it is written (the guard's
+    reading of a host, legacy IPv4 forms included)."""
     if host == "localhost":
         return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_private
+    address = literal_address(host)
+    return address is not None and (address.is_loopback or address.is_private)
 
 
 class SlackChannel(_Body):

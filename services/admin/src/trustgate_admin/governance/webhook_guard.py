@@ -69,7 +69,7 @@ def refusal(address: IPAddress, allow_private: bool) -> str | None:
     return None
 
 
-def _literal(host: str) -> IPAddress | None:
+def literal_address(host: str) -> IPAddress | None:
     """The address a host written as one stands for, legacy IPv4 forms too (``2852039166``,
     ``0xa9.0xfe.0xa9.0xfe``, which resolvers accept); None for a name."""
     try:
@@ -87,7 +87,7 @@ def host_refusal(host: str, allow_private: bool) -> str | None:
     name = host.rstrip(".").lower()
     if name in METADATA_HOSTS:
         return "a cloud metadata host"
-    address = _literal(name)
+    address = literal_address(name)
     if address is not None:
         return refusal(address, allow_private)
     if not allow_private and (name == "localhost" or name.endswith(".localhost")):
