@@ -75,6 +75,19 @@ async def test_a_store_on_one_replica_is_found_through_the_other_and_purge_reach
             assert reply.hit and not reply.exact
         hits = 'trustgate_policy_cache_lookups_total{result="hit_semantic"}'
         assert await metric(one, hits) > 0 and await metric(two, hits) > 0
+        # an entry without a vector (its embedding failed) is announced too: each replica
+        # knows its key, so both serve it, while a key nobody stored misses on both
+        assert (await client.store("k2", answer="exact only"))["stored"] is True
+        exact_hits = 'trustgate_policy_cache_lookups_total{result="hit_exact"}'
+
+        async def both_served_it() -> bool:
+            reply = await client.lookup("k2")
+            assert reply.hit and reply.exact and reply.entry == {"answer": "exact only"}
+            return all([await metric(p, exact_hits) > 0 for p in (one, two)])
+
+        await wait_for(both_served_it, timeout=5, message="a replica never served k2")
+        for _ in range(10):
+            assert not (await client.lookup("k3")).hit
 
         await client.purge()
 
@@ -155,6 +168,7 @@ async def test_a_replica_cut_off_from_nats_catches_up_on_the_stores_it_missed(
 
             await wait_for(cut_off, timeout=10, message="the replica never saw NATS go")
             assert (await client.store("k1", A))["stored"] is True  # only `one` hears it
+            assert (await client.store("k2"))["stored"] is True  # no vector: its key only
             assert await metric(one, "trustgate_policy_cache_entries") == 1
             assert await metric(two, "trustgate_policy_cache_entries") == 0
 
@@ -170,5 +184,10 @@ async def test_a_replica_cut_off_from_nats_catches_up_on_the_stores_it_missed(
                 assert reply.hit and not reply.exact
             hits = 'trustgate_policy_cache_lookups_total{result="hit_semantic"}'
             assert await metric(two, hits) > 0
+            for _ in range(20):  # the key it missed is known again: an exact hit on both
+                reply = await client.lookup("k2")
+                assert reply.hit and reply.exact
+            exact_hits = 'trustgate_policy_cache_lookups_total{result="hit_exact"}'
+            assert await metric(two, exact_hits) > 0
     finally:
         await relay.cut()

@@ -97,6 +97,7 @@ class PolicyCacheRuntime(Lifecycle):
         this replica's alone: nothing to catch up."""
         if not self.loaded or isinstance(self.store, MemoryStore):
             return
+        self.cache.may_have_missed()
         if self._resyncing is not None and not self._resyncing.done():
             return
         self._resyncing = asyncio.create_task(self._rebuild_after_reconnect())
@@ -104,6 +105,8 @@ class PolicyCacheRuntime(Lifecycle):
     async def _rebuild_after_reconnect(self) -> None:
         try:
             count = await self.cache.rebuild()
+            while not self.cache.all_known:  # another reconnect meanwhile: once more
+                count = await self.cache.rebuild()
         except Exception as exc:  # the store is down too: its entries come back as hits
             log.warning("policy-cache: index resync failed: %s", type(exc).__name__)
             return
@@ -115,6 +118,7 @@ class PolicyCacheRuntime(Lifecycle):
             await asyncio.sleep(SWEEP_INTERVAL)
             now = time.time()
             self.index.sweep(now)
+            self.cache.keys.sweep(now)
             if isinstance(self.store, MemoryStore):
                 self.store.sweep(now)
 

@@ -108,8 +108,7 @@ class BusHandlers:
             await _answer(msg, orjson.dumps({"stored": False, "error": error}))
             return
         await _answer(msg, orjson.dumps({"stored": True}))
-        if indexed is not None:
-            await self._announce(indexed)
+        await self._announce(indexed)
 
     async def _announce(self, indexed: Indexed) -> None:
         s = indexed.scope
@@ -133,7 +132,10 @@ class BusHandlers:
         try:
             doc = orjson.loads(msg.data)
             scope = Scope(doc["g"], doc["p"], doc["pt"], doc["f"])
-            self.cache.add_announced(Indexed(scope, doc["x"], doc["v"], float(doc["exp"])))
+            vector = doc.get("v")
+            if vector is not None and not isinstance(vector, str):
+                raise TypeError("a vector is a text")
+            self.cache.add_announced(Indexed(scope, doc["x"], vector, float(doc["exp"])))
         except Exception as exc:
             log.warning("bad cache store announcement: %s", type(exc).__name__)
 

@@ -1,6 +1,12 @@
 """The cache's use cases: lookup (exact, then semantic), store, purge, and the rebuild of
 the index from the store. Every failure of the store becomes an error reply: a lookup is
-always answered."""
+always answered.
+
+The replica knows every live entry's key (``KnownKeys``: its own stores, the other
+replicas' announced ones, the store's at a rebuild), so a lookup reads the store only for
+an entry there is: a miss, the common case, costs no round trip to Redis. Until a rebuild
+has completed (at start, and again after a reconnect to NATS, when announcements may have
+been missed) every exact key is read from the store."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from dataclasses import dataclass
 from trustgate_core.cache import CacheLookup, CachePurge, CacheReply, CacheStore
 from trustgate_policy_cache.adapters.store import EntryStore
 from trustgate_policy_cache.domain.entries import Entry, Scope, entry_key, from_store, policy_prefix
-from trustgate_policy_cache.services.index import VectorIndex, similarity
+from trustgate_policy_cache.services.index import KnownKeys, VectorIndex, similarity
 from trustgate_policy_cache.services.metrics import CacheMetrics
 
 log = logging.getLogger(__name__)
@@ -19,11 +25,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Indexed:
-    """What a replica tells the others after a store, so their indexes add it."""
+    """What a replica tells the others after a store, so they know its key and index its
+    vector (``None``: the exact tier's alone)."""
 
     scope: Scope
     exact_key: str
-    vector: str
+    vector: str | None
     expires_at: float
 
 
@@ -32,6 +39,11 @@ class PolicyCache:
         self.store = store
         self.index = index
         self.metrics = metrics
+        self.keys = KnownKeys()
+        #: whether ``keys`` holds every live entry's key (a rebuild completed since the
+        #: start or the last reconnect): until then every exact key is read from the store
+        self.all_known = False
+        self._missed = 0  # how many times announcements may have been lost
 
     async def lookup(self, request: CacheLookup) -> CacheReply:
         try:
@@ -46,20 +58,24 @@ class PolicyCache:
 
     async def _lookup(self, request: CacheLookup) -> CacheReply:
         gateway, policy = str(request.gateway_id), str(request.policy_id)
-        exact = await self.store.get(
-            entry_key(gateway, policy, request.partition, request.exact_key)
-        )
-        if exact is not None and exact.scope.filter_key == request.filter_key:
-            return CacheReply(hit=True, entry=exact.payload, similarity=1.0, exact=True)
+        key = entry_key(gateway, policy, request.partition, request.exact_key)
+        now = time.time()
+        if not self.all_known or self.keys.live(key, now):
+            exact = await self.store.get(key)
+            if exact is None:
+                self.keys.discard(key)  # expired or purged elsewhere
+            elif exact.scope.filter_key == request.filter_key:
+                return CacheReply(hit=True, entry=exact.payload, similarity=1.0, exact=True)
         if request.vector is None:
             return CacheReply(hit=False)
         scope = Scope(gateway, policy, request.partition, request.filter_key)
-        for exact_key, _ in self.index.search(
-            scope, request.vector, request.threshold, time.time()
-        ):
-            entry = await self.store.get(entry_key(gateway, policy, request.partition, exact_key))
+        for exact_key, _ in self.index.search(scope, request.vector, request.threshold, now):
+            key = entry_key(gateway, policy, request.partition, exact_key)
+            entry = await self.store.get(key)
             if entry is None or entry.scope != scope or entry.vector is None:
                 self.index.discard(scope, exact_key)  # expired or purged elsewhere
+                if entry is None:
+                    self.keys.discard(key)
                 continue
             # the index's similarity is approximate: the threshold holds on the exact one
             score = min(similarity(request.vector, entry.vector), 1.0)
@@ -67,40 +83,56 @@ class PolicyCache:
                 return CacheReply(hit=True, entry=entry.payload, similarity=score)
         return CacheReply(hit=False)
 
-    async def store_entry(self, request: CacheStore) -> Indexed | None:
-        """Keep the entry (raises if the store fails); what to announce, if it has a vector."""
+    async def store_entry(self, request: CacheStore) -> Indexed:
+        """Keep the entry (raises if the store fails); what to announce."""
         entry = from_store(request, time.time())
         await self.store.put(entry, request.ttl_seconds)
         self.metrics.stores.inc()
         return self.add(entry)
 
-    def add(self, entry: Entry) -> Indexed | None:
-        """Index the entry's vector; an undecodable one leaves it to the exact tier."""
-        if entry.vector is None:
-            return None
-        try:
-            self.index.add(entry.scope, entry.exact_key, entry.vector, entry.expires_at)
-        except ValueError:
-            log.warning("cache entry with an invalid vector: not indexed")
-            return None
-        return Indexed(entry.scope, entry.exact_key, entry.vector, entry.expires_at)
+    def add(self, entry: Entry) -> Indexed:
+        """Know the entry's key and index its vector; an undecodable one leaves the entry
+        to the exact tier."""
+        self.keys.add(entry.key, entry.expires_at)
+        vector = entry.vector
+        if vector is not None:
+            try:
+                self.index.add(entry.scope, entry.exact_key, vector, entry.expires_at)
+            except ValueError:
+                log.warning("cache entry with an invalid vector: not indexed")
+                vector = None
+        return Indexed(entry.scope, entry.exact_key, vector, entry.expires_at)
 
     def add_announced(self, indexed: Indexed) -> None:
-        if indexed.expires_at > time.time():
-            self.index.add(indexed.scope, indexed.exact_key, indexed.vector, indexed.expires_at)
+        if indexed.expires_at <= time.time():
+            return
+        s = indexed.scope
+        key = entry_key(s.gateway_id, s.policy_id, s.partition, indexed.exact_key)
+        self.keys.add(key, indexed.expires_at)
+        if indexed.vector is not None:
+            self.index.add(s, indexed.exact_key, indexed.vector, indexed.expires_at)
+
+    def may_have_missed(self) -> None:
+        """Announcements may have been lost (a reconnect): read every exact key from the
+        store until a rebuild started after this completes."""
+        self.all_known = False
+        self._missed += 1
 
     async def purge(self, request: CachePurge) -> None:
         """Drop the policy's entries from this replica's index, then from the store (every
         replica does both: the store's part is idempotent)."""
         gateway, policy = str(request.gateway_id), str(request.policy_id)
         self.index.purge(gateway, policy)
+        self.keys.purge(policy_prefix(gateway, policy))
         self.metrics.purges.inc()
         await self.store.purge(policy_prefix(gateway, policy))
 
     async def rebuild(self) -> int:
-        """Index every live entry of the store; how many."""
-        added = 0
+        """Know and index every live entry of the store; how many vectors it indexed."""
+        missed, added = self._missed, 0
         async for entry in self.store.scan():
-            if self.add(entry) is not None:
+            if self.add(entry).vector is not None:
                 added += 1
+        if missed == self._missed:  # else what was missed meanwhile may not be in the scan
+            self.all_known = True
         return added

@@ -2,32 +2,36 @@
 and the gateway are hard filters by construction. Entries past their expiry are never
 returned and are dropped when met (and by ``sweep``).
 
-A group of at most ``FLAT_LIMIT`` vectors is a plain matrix searched exactly (usearch's
-brute-force ``search``); a larger one becomes a usearch HNSW index (cosine, half floats). Most scopes
-are small (with ``scope: consumer``, one per consumer and filter key), and an HNSW index
-costs about 48 KiB even with one vector in it, eight times a 1,536-dimension vector: the
-matrix costs the vectors and little more (``docs/policy-cache.md``, "Memory")."""
+A group of at most ``FLAT_LIMIT`` vectors is a matrix of unit vectors searched exactly by
+one matrix-vector product (numpy's BLAS); a larger one becomes a usearch HNSW index
+(cosine, half floats). Most scopes are small (with ``scope: consumer``, one per consumer
+and filter key), and an HNSW index costs about 48 KiB even with one vector in it, eight
+times a 1,536-dimension vector: the matrix costs the vectors and little more
+(``docs/policy-cache.md``, "Memory")."""
 
 from __future__ import annotations
 
 import base64
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from usearch.index import Index
-from usearch.index import search as exact_search
 
 from trustgate_policy_cache.domain.entries import Scope
 
 # Live candidates a lookup may try (one may have left the store since it was indexed);
 # a round is widened while expired ones crowd it.
 MAX_CANDIDATES = 4
-#: a group with more vectors than this becomes an HNSW index. Below, the exact search is
-#: as fast (1,536 dimensions, one thread: 30 µs at 64 vectors, 100 µs at 256, as HNSW's
-#: 40 and 110) and adding a vector costs a copy of the matrix (50 µs at 256) where HNSW's
-#: insertion costs 300-400 µs
-FLAT_LIMIT = 256
+#: a group with more vectors than this becomes an HNSW index. Below, one BLAS product over
+#: the matrix is faster than HNSW's search, most of all on a CPU whose caches other
+#: processes emptied, as between a gateway's requests (1,536 dimensions, one thread, each
+#: search after 5 ms idle: 85 µs at 100 vectors, 190 µs at 400, 310 µs at 1,000, where
+#: usearch's HNSW took 215, 315 and 485 µs and its brute-force search 195, 410 and
+#: 810 µs), exact, and an insertion is a row written where HNSW's costs 100-300 µs. The
+#: move to HNSW indexes the group's vectors at once (about 40 ms at 512, two threads)
+FLAT_LIMIT = 512
 #: an HNSW index keeps its vectors as half floats: at 2,000 vectors of 1,536 dimensions a
 #: search takes 230 µs instead of 560 µs and an insertion 340 µs instead of 660 µs (one
 #: thread, usearch 2.26), in half the memory; a similarity moves by about 0.001, well
@@ -37,6 +41,7 @@ HNSW_DTYPE = "f16"
 #: approximate (half floats), and the lookup decides on the exact one (``similarity``)
 SLACK = 0.005
 
+Vector = np.ndarray[tuple[int], np.dtype[np.float32]]
 Vectors = np.ndarray[tuple[int, int], np.dtype[np.float32]]
 
 
@@ -44,21 +49,27 @@ Vectors = np.ndarray[tuple[int, int], np.dtype[np.float32]]
 class _Group:
     ndim: int
     index: Index | None = None  # HNSW, once the group outgrew FLAT_LIMIT
-    rows: Vectors | None = None  # until then: the vectors, one a row ...
+    rows: Vectors | None = None  # until then: unit vectors, one a row (spare rows at the end)
     order: list[int] = field(default_factory=list)  # ... and their labels, in row order
     labels: dict[str, int] = field(default_factory=dict)  # exact key -> label
     items: dict[int, tuple[str, float]] = field(default_factory=dict)  # label -> key, expiry
 
-    def insert(self, label: int, values: np.ndarray[tuple[int], np.dtype[np.float32]]) -> None:
+    def insert(self, label: int, values: Vector) -> None:
+        """Add ``values`` (a unit vector) as ``label``."""
         if self.index is not None:
             self.index.add(label, values)
             return
-        row = values.reshape(1, -1)
-        self.rows = row.copy() if self.rows is None else np.vstack((self.rows, row))
+        count = len(self.order)
+        if self.rows is None or count == len(self.rows):  # a quarter more room
+            grown = np.empty((count + max(16, count // 4), self.ndim), dtype=np.float32)
+            if self.rows is not None:
+                grown[:count] = self.rows
+            self.rows = grown
+        self.rows[count] = values
         self.order.append(label)
         if len(self.order) > FLAT_LIMIT:
             index = Index(ndim=self.ndim, metric="cos", dtype=HNSW_DTYPE)
-            index.add(np.array(self.order, dtype=np.uint64), self.rows)
+            index.add(np.array(self.order, dtype=np.uint64), self.rows[: len(self.order)])
             self.index, self.rows, self.order = index, None, []
 
     def drop(self, label: int) -> None:
@@ -68,27 +79,35 @@ class _Group:
             self.index.remove(label)
             return
         assert self.rows is not None
-        row = self.order.index(label)
-        del self.order[row]
-        self.rows = np.delete(self.rows, row, axis=0) if self.order else None
+        row, last = self.order.index(label), len(self.order) - 1
+        self.rows[row] = self.rows[last]  # the last row takes its place
+        self.order[row] = self.order[last]
+        del self.order[last]
+        if not self.order:
+            self.rows = None
 
-    def nearest(
-        self, values: np.ndarray[tuple[int], np.dtype[np.float32]], count: int
-    ) -> list[tuple[int, float]]:
-        """Up to ``count`` (label, cosine distance), nearest first."""
+    def nearest(self, values: Vector, norm: float, count: int) -> list[tuple[int, float]]:
+        """Up to ``count`` (label, cosine distance) of ``values`` (of length ``norm``),
+        nearest first."""
         if self.index is not None:
             matches = self.index.search(values, count)
             return [
                 (int(k), float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)
             ]
-        if self.rows is None:
+        size = len(self.order)
+        if self.rows is None or not size:
             return []
-        found = exact_search(
-            self.rows, values, min(count, len(self.order)), "cos", exact=True, threads=1
+        scores = self.rows[:size] @ values  # the rows are unit vectors: cosine x norm
+        rows = np.argpartition(scores, size - count)[size - count :] if count < size else None
+        ranked = sorted(
+            zip(
+                scores.tolist() if rows is None else scores[rows].tolist(),
+                range(size) if rows is None else rows.tolist(),
+                strict=True,
+            ),
+            reverse=True,
         )
-        return [
-            (self.order[int(k)], float(d)) for k, d in zip(found.keys, found.distances, strict=True)
-        ]
+        return [(self.order[row], 1.0 - score / norm) for score, row in ranked]
 
 
 class VectorIndex:
@@ -107,13 +126,14 @@ class VectorIndex:
         if group is None:
             group = _Group(ndim=len(values))
             self._groups[scope] = group
-        if len(values) != group.ndim or not np.any(values):
+        norm = _norm(values) if len(values) == group.ndim else None
+        if norm is None:
             return
         old = group.labels.get(exact_key)
         if old is not None:
             group.drop(old)
         label = next(self._labels)
-        group.insert(label, values)
+        group.insert(label, values / np.float32(norm))
         group.labels[exact_key] = label
         group.items[label] = (exact_key, expires_at)
 
@@ -124,12 +144,13 @@ class VectorIndex:
         (exact key, similarity). Synchronous, so the groups cannot change under it."""
         group = self._groups.get(scope)
         values = _array(vector)
-        if group is None or len(values) != group.ndim or not np.any(values):
+        norm = _norm(values) if group is not None and len(values) == group.ndim else None
+        if group is None or norm is None:
             return []
         found: list[tuple[str, float]] = []
         count = MAX_CANDIDATES
         while group.items:
-            matches = group.nearest(values, count)
+            matches = group.nearest(values, norm, count)
             expired = False
             for label, distance in matches:
                 similarity = 1.0 - distance
@@ -166,6 +187,39 @@ class VectorIndex:
                 del self._groups[scope]
 
 
+class KnownKeys:
+    """The store keys of the live entries, with their expiry (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def add(self, key: str, expires_at: float) -> None:
+        self._expiry[key] = expires_at
+
+    def live(self, key: str, now: float) -> bool:
+        expires_at = self._expiry.get(key)
+        if expires_at is None:
+            return False
+        if expires_at <= now:
+            del self._expiry[key]
+            return False
+        return True
+
+    def discard(self, key: str) -> None:
+        self._expiry.pop(key, None)
+
+    def purge(self, prefix: str) -> None:
+        for key in [k for k in self._expiry if k.startswith(prefix)]:
+            del self._expiry[key]
+
+    def sweep(self, now: float) -> None:
+        for key in [k for k, exp in self._expiry.items() if exp <= now]:
+            del self._expiry[key]
+
+
 def similarity(a: str, b: str) -> float:
     """The exact cosine similarity of two ``encode_vector`` texts (0 for vectors of other
     sizes, or a zero one)."""
@@ -176,10 +230,16 @@ def similarity(a: str, b: str) -> float:
     return float(np.dot(x, y)) / norms if norms else 0.0
 
 
-def _array(vector: str) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
+def _array(vector: str) -> Vector:
     """``encode_vector``'s text (float32 little-endian, base64) as an array, without the
     tuple of Python floats ``decode_vector`` builds."""
     data = base64.b64decode(vector)  # binascii.Error (a ValueError) if it is not base64
     if len(data) % 4:
         raise ValueError("a vector is whole float32 values")
     return np.frombuffer(data, dtype="<f4")
+
+
+def _norm(values: Vector) -> float | None:
+    """The length of ``values``; ``None`` for a zero or not finite vector."""
+    squared = float(np.dot(values, values))
+    return math.sqrt(squared) if squared and math.isfinite(squared) else None
