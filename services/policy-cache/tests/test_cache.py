@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 
@@ -129,19 +130,24 @@ async def test_redis_down_answers_an_error_without_hanging(
         await runtime.stop()
 
 
-async def test_redis_going_down_answers_errors_fast(
+async def test_redis_going_down_answers_errors_fast_and_serves_what_it_read(
     private_env: dict[str, str], private_redis: PrivateRedis, client: CacheClient
 ) -> None:
+    """An entry stored but never read here must come from Redis: an error, fast. One this
+    replica has read is kept in its memory and still served."""
     runtime = await _running(private_env)
     try:
         await client.store("k1", A)
-        assert (await client.lookup("k1")).hit
+        await client.store("k0", answer="read before")
+        assert (await client.lookup("k0")).hit
         private_redis.stop()
         for vector in (None, B):
             started = time.monotonic()
             reply = await client.lookup("k1", vector)
             assert not reply.hit and reply.error
             assert time.monotonic() - started < 0.5
+        reply = await client.lookup("k0")
+        assert reply.hit and reply.entry == {"answer": "read before"}
         assert (await client.store("k2", A))["stored"] is False
         metrics = render(runtime.registry)[0].decode()
         assert 'trustgate_policy_cache_lookups_total{result="error"} 2.0' in metrics
@@ -206,3 +212,31 @@ async def test_a_bad_vector_is_answered_not_dropped(
     assert not reply.hit and reply.error
     garbage = await client.nc.request(CACHE_LOOKUP_SUBJECT, b"{not json", 2)
     assert CacheReply.model_validate_json(garbage.data).error
+
+
+async def test_an_entry_stored_before_entries_held_their_expiry_is_served_until_its_ttl(
+    redis_env: dict[str, str], client: CacheClient
+) -> None:
+    """Entries now hold their expiry, so a lookup reads them with one GET; one written by
+    an earlier version (the expiry in Redis's TTL alone) is still served, and still
+    expires with its TTL, also once a replica rebuilt its keys from Redis."""
+    from redis.asyncio import Redis
+
+    from trustgate_policy_cache.domain.entries import entry_key
+
+    key = entry_key(str(client.gateway_id), str(client.policy_id), "consumer-a", "old")
+    value = {"g": str(client.gateway_id), "p": str(client.policy_id), "pt": "consumer-a"}
+    value |= {"f": "f", "x": "old", "v": None, "e": {"answer": "from before"}}
+    async with Redis.from_url(redis_env["REDIS_URL"]) as redis:
+        await redis.set(key, orjson.dumps(value), px=1500)
+    runtime = await _running(redis_env)
+    try:
+        reply = await client.lookup("old")
+        assert reply.hit and reply.entry == {"answer": "from before"}
+
+        async def gone() -> bool:
+            return not (await client.lookup("old")).hit
+
+        await wait_for(gone, timeout=4, message="the old entry outlived its TTL")
+    finally:
+        await runtime.stop()

@@ -191,3 +191,55 @@ async def test_a_replica_cut_off_from_nats_catches_up_on_the_stores_it_missed(
             assert await metric(two, exact_hits) > 0
     finally:
         await relay.cut()
+
+
+async def test_a_replica_cut_off_during_a_purge_serves_nothing_it_purged(
+    private_env: dict[str, str], client: CacheClient, tmp_path: Path
+) -> None:
+    """Each replica keeps the entries it read in its memory. One cut off from NATS while a
+    purge goes out hears nothing of it; on reconnecting it drops what it kept, so what was
+    purged is never served again."""
+    host, port = urlsplit(private_env["NATS_URL"]).hostname, urlsplit(private_env["NATS_URL"]).port
+    assert host and port
+    relay = Relay((host, port))
+    await relay.open()
+    exact_hits = 'trustgate_policy_cache_lookups_total{result="hit_exact"}'
+    try:
+        async with (
+            replica(private_env, tmp_path / "one.log") as one,
+            replica({**private_env, "NATS_URL": relay.url}, tmp_path / "two.log") as two,
+        ):
+            assert (await client.store("k1", answer="to purge"))["stored"] is True
+
+            async def both_read_it() -> bool:
+                assert (await client.lookup("k1")).hit
+                return all([await metric(p, exact_hits) > 0 for p in (one, two)])
+
+            await wait_for(both_read_it, timeout=5, message="a replica never served k1")
+            await relay.cut()
+
+            async def cut_off() -> bool:
+                async with httpx.AsyncClient(base_url=two.url) as http:
+                    return (await http.get("/readyz")).status_code == 503
+
+            await wait_for(cut_off, timeout=10, message="the replica never saw NATS go")
+            await client.purge()  # only `one` hears it
+
+            async def purged() -> bool:
+                return await metric(one, "trustgate_policy_cache_purges_total") == 1
+
+            await wait_for(purged, timeout=5, message="the purge never reached the replica")
+            await relay.open()
+
+            async def caught_up() -> bool:
+                return await metric(two, "trustgate_policy_cache_resyncs_total") == 1
+
+            await wait_for(caught_up, timeout=15, message="the replica never caught up")
+            served = await metric(two, exact_hits)
+            for _ in range(20):  # the queue group spreads these over both replicas
+                assert not (await client.lookup("k1")).hit
+            assert await metric(two, exact_hits) == served
+            misses = 'trustgate_policy_cache_lookups_total{result="miss"}'
+            assert await metric(two, misses) > 0
+    finally:
+        await relay.cut()

@@ -1,20 +1,35 @@
 """Where entries live: Redis (shared by the replicas, TTL to the millisecond with ``SET
-PX``) or this process's memory (``trustgate run`` without Redis), same semantics."""
+PX``; a read is one ``GET``, the value holding its expiry) or this process's memory
+(``trustgate run`` without Redis), same semantics.
+
+``RedisStore`` keeps the entries it read last in this process's memory (``HOT_BYTES`` at
+most, least recently read out first), so a repeated hit costs no round trip to Redis.
+They leave it at their expiry, on a purge of their policy (every replica applies every
+purge), when this replica stores the key again, and all at once when the replica may have
+missed a purge (``forget``, after a reconnect to NATS). An entry another replica stored
+again under the same key (the same request) is served as this one read it until it
+expires."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from trustgate_policy_cache.domain.entries import KEY_PREFIX, Entry, load
+from trustgate_policy_cache.domain.entries import KEY_PREFIX, Entry, entry_of, load
 
 SCAN_BATCH = 500
 # Connections to Redis; a command waits (up to the timeout) for a free one rather than
 # opening more under a burst.
 MAX_CONNECTIONS = 64
+#: the most of Redis's entries a replica keeps in its memory (their stored size), and the
+#: largest one it keeps
+HOT_BYTES = 64 << 20
+HOT_ENTRY_BYTES = 1 << 20
 
 
 class EntryStore(Protocol):
@@ -32,6 +47,10 @@ class EntryStore(Protocol):
         """Every live entry (to rebuild the index on start)."""
         ...
 
+    def forget(self) -> None:
+        """Drop what this process keeps of a shared store (a purge may have been missed)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -46,23 +65,66 @@ class RedisStore:
         )
         self.redis: Redis = Redis(connection_pool=pool)
 
+        self._hot: OrderedDict[str, tuple[Entry, int]] = OrderedDict()
+        self._hot_bytes = 0
+
     async def put(self, entry: Entry, ttl_seconds: int) -> None:
+        self._drop(entry.key)
         await self.redis.set(entry.key, entry.dump(), px=ttl_seconds * 1000)
 
     async def get(self, key: str) -> Entry | None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(key)
-            pipe.pttl(key)
-            raw, pttl = await pipe.execute()
-        if raw is None or pttl == -2:
+        kept = self._hot.get(key)
+        if kept is not None:
+            if kept[0].expires_at > time.time():
+                self._hot.move_to_end(key)
+                return kept[0]
+            self._drop(key)
+        raw = await self.redis.get(key)
+        if raw is None:
             return None
-        return load(raw, time.time() + max(pttl, 0) / 1000)
+        doc = orjson.loads(raw)
+        expires_at = doc.get("exp")
+        if not isinstance(expires_at, int | float):  # stored without it: the store's TTL
+            pttl = await self.redis.pttl(key)
+            if pttl == -2:
+                return None
+            expires_at = time.time() + max(pttl, 0) / 1000
+        elif expires_at <= time.time():  # its own expiry, a moment before Redis's
+            return None
+        entry = entry_of(doc, expires_at)
+        self._keep(key, entry, len(raw))
+        return entry
+
+    def _keep(self, key: str, entry: Entry, size: int) -> None:
+        if size > HOT_ENTRY_BYTES:
+            return
+        self._drop(key)
+        self._hot[key] = (entry, size)
+        self._hot_bytes += size
+        while self._hot_bytes > HOT_BYTES:
+            _, (_, dropped) = self._hot.popitem(last=False)
+            self._hot_bytes -= dropped
+
+    def _drop(self, key: str) -> None:
+        kept = self._hot.pop(key, None)
+        if kept is not None:
+            self._hot_bytes -= kept[1]
+
+    def forget(self) -> None:
+        self._hot.clear()
+        self._hot_bytes = 0
 
     async def purge(self, prefix: str) -> int:
+        self._drop_all(prefix)
         dropped = 0
         async for keys in self._batches(prefix + "*"):
             dropped += await self.redis.unlink(*keys)
+        self._drop_all(prefix)  # and what a read under way kept meanwhile
         return dropped
+
+    def _drop_all(self, prefix: str) -> None:
+        for key in [k for k in self._hot if k.startswith(prefix)]:
+            self._drop(key)
 
     async def scan(self) -> AsyncIterator[Entry]:
         now = time.time()
@@ -118,6 +180,9 @@ class MemoryStore:
     def sweep(self, now: float) -> None:
         for key in [k for k, e in self._entries.items() if e.expires_at <= now]:
             del self._entries[key]
+
+    def forget(self) -> None:
+        return None  # this store is the entries themselves: nothing kept besides
 
     async def close(self) -> None:
         return None

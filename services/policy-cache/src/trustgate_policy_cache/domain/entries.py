@@ -38,7 +38,8 @@ class Entry:
         )
 
     def dump(self) -> bytes:
-        """The stored form (the TTL lives in the store, not in the value)."""
+        """The stored form. The store expires it (its TTL); the value holds the expiry
+        too (``exp``), so a read needs no second command to learn it."""
         s = self.scope
         return orjson.dumps(
             {
@@ -48,13 +49,18 @@ class Entry:
                 "f": s.filter_key,
                 "x": self.exact_key,
                 "v": self.vector,
+                "exp": self.expires_at,
                 "e": self.payload,
             }
         )
 
 
 def load(raw: bytes, expires_at: float) -> Entry:
-    doc = orjson.loads(raw)
+    """A stored entry, expiring at ``expires_at`` (the store's word on it)."""
+    return entry_of(orjson.loads(raw), expires_at)
+
+
+def entry_of(doc: dict[str, Any], expires_at: float) -> Entry:
     scope = Scope(doc["g"], doc["p"], doc["pt"], doc["f"])
     return Entry(scope, doc["x"], doc["v"], expires_at, doc["e"])
 

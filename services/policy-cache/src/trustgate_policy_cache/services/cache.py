@@ -113,10 +113,12 @@ class PolicyCache:
             self.index.add(s, indexed.exact_key, indexed.vector, indexed.expires_at)
 
     def may_have_missed(self) -> None:
-        """Announcements may have been lost (a reconnect): read every exact key from the
-        store until a rebuild started after this completes."""
+        """Announcements and purges may have been lost (a reconnect): forget what this
+        process keeps of the store, and read every exact key from it until a rebuild
+        started after this completes."""
         self.all_known = False
         self._missed += 1
+        self.store.forget()
 
     async def purge(self, request: CachePurge) -> None:
         """Drop the policy's entries from this replica's index, then from the store (every
