@@ -10,8 +10,12 @@ through the real policy-cache service:
 - **semantic miss**: the same with ``mode: semantic``: the proxy embeds the conversation
   through an embeddings registry (a local mock answering 1,536-dimension vectors), then
   the service searches its index (unrelated vectors: a miss) and the answer is stored
-  with its vector. The embedding call is timed apart (the same mock called from here,
-  taking turns with the rest) and reported beside it (budget: 2 ms p50 added, plus it).
+  with its vector (budget: 2 ms p50 added, plus the embedding call). The embedding call
+  is the proxy's exchange with the provider, which it reports in ``Server-Timing``; the
+  same mock is also called from here, taking turns with the rest, and that call is
+  reported too (served on this process's own event loop, it crosses no process, where
+  the proxy's crosses to this one and back), and judged by for a proxy that does not
+  report its exchange.
 
 Everything that waits runs as deployed: the proxy (``trustgate proxy``) and the service
 (``trustgate policy-cache``) each in its own process, on a private NATS (started here:
@@ -158,6 +162,7 @@ async def measure(count: int, pause: float, nats_url: str, redis_url: str) -> in
         }
         await tenant.add_policy("semantic", "semantic_cache", semantic, consumers=["semantic"])
         unexpected: dict[str, int] = {}  # answers whose X-Cache was not the one expected
+        exchanges: list[float] = []  # the proxy's embeddings exchanges (Server-Timing), ms
         async with aiohttp.ClientSession() as http:
 
             def sender(consumer: str, unique: bool) -> Callable[[int], Awaitable[int]]:
@@ -172,6 +177,9 @@ async def measure(count: int, pause: float, nats_url: str, redis_url: str) -> in
                     async with http.post(url, data=orjson.dumps(body), headers=headers) as resp:
                         await resp.read()
                         got = resp.headers.get("x-cache")
+                        timing = resp.headers.get("server-timing", "")
+                        if consumer == "semantic" and i >= 0 and timing.startswith("embedding;"):
+                            exchanges.append(float(timing.partition("dur=")[2]))
                         if consumer != "plain" and i >= 0 and got != expected:  # measured
                             kind = f"{consumer}, {'unique' if unique else 'same'}: {got}"
                             unexpected[kind] = unexpected.get(kind, 0) + 1
@@ -230,19 +238,32 @@ async def measure(count: int, pause: float, nats_url: str, redis_url: str) -> in
         ("semantic miss, unique", semantic_misses),
         ("embedding call alone", embedding),
     ]
+    if len(exchanges) >= count // 2:  # a proxy that says (older ones did not)
+        rows.append(("embedding, in the proxy", exchanges))
     for name, values in rows:
         q = statistics.quantiles(values, n=100)
         sys.stdout.write(f"{name:28} p50 {p50(values):7.3f} ms  p95 {q[94]:7.3f} ms\n")
     if unexpected:  # e.g. a lookup past SEMANTIC_CACHE_LOOKUP_TIMEOUT: a miss, not a hit
         sys.stdout.write(f"answers with another X-Cache than expected: {unexpected}\n")
+    # The embedding call the budget sets aside is the proxy's exchange with the provider
+    # (its Server-Timing: sent to last byte, crossing to the provider's process and back).
+    # The call made from here is answered on this process's own event loop, crossing no
+    # process: it is shown too, and judged by when the proxy does not say.
+    proxy_delta = semantic_delta - p50(exchanges) if len(exchanges) >= count // 2 else None
+    judged = own_delta if proxy_delta is None else proxy_delta
     ok = hit_delta <= HIT_BUDGET_MS and miss_delta <= MISS_BUDGET_MS
-    ok = ok and own_delta <= MISS_BUDGET_MS
+    ok = ok and judged <= MISS_BUDGET_MS
+    beside = (
+        ""
+        if proxy_delta is None
+        else f"; less the proxy's embedding exchange {p50(exchanges):.3f} ms: {proxy_delta:+.3f} ms"
+    )
     sys.stdout.write(
         f"hit - direct: {hit_delta:+.3f} ms (budget +{HIT_BUDGET_MS} ms); "
         f"exact miss - direct: {miss_delta:+.3f} ms (budget +{MISS_BUDGET_MS} ms); "
-        f"semantic miss - direct: {semantic_delta:+.3f} ms, of which the embedding call "
-        f"{p50(embedding):.3f} ms, the rest {own_delta:+.3f} ms (budget +{MISS_BUDGET_MS} ms)"
-        f": {'OK' if ok else 'OVER BUDGET'}\n"
+        f"semantic miss - direct: {semantic_delta:+.3f} ms, less the embedding call from "
+        f"here {p50(embedding):.3f} ms: {own_delta:+.3f} ms{beside} "
+        f"(budget +{MISS_BUDGET_MS} ms): {'OK' if ok else 'OVER BUDGET'}\n"
     )
     return 0 if ok else 1
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -307,7 +308,9 @@ async def test_a_similar_prompt_is_a_semantic_hit_within_the_same_parameters(
         "embedding": {"registry_id": str(registry.id), "model": "text-embedding-3-small"},
     }
     await with_cache(proxy, app, settings)
-    await chat(proxy, app)
+    first = await chat(proxy, app)
+    # the embeddings exchange's milliseconds, for the client to tell it from the gateway's
+    assert re.fullmatch(r"embedding;dur=\d+\.\d{3}", first.headers["server-timing"])
     await stored(cache_service, 1)
     assert cache_service.stores[0].vector is not None
     # the mock embeds every text alike: a different wording is a semantic match
@@ -315,8 +318,11 @@ async def test_a_similar_prompt_is_a_semantic_hit_within_the_same_parameters(
     got = await chat(proxy, app, messages=other)
     assert got.headers["x-cache"] == "HIT"
     assert float(got.headers["x-cache-similarity"]) >= 0.9
+    assert got.headers["server-timing"].startswith("embedding;dur=")
     # but never across parameters that change the answer
-    assert (await chat(proxy, app, messages=other, temperature=1.5)).headers["x-cache"] == "MISS"
+    again = await chat(proxy, app, messages=other, temperature=1.5)
+    assert again.headers["x-cache"] == "MISS"
+    assert "server-timing" not in again.headers  # that text's embedding was remembered
 
 
 async def test_a_streamed_answer_is_stored_and_served_to_a_json_client(

@@ -335,9 +335,11 @@ class CacheService:
         vector: str | None = None
         outcome = "miss"
         if settings.mode != "exact":
-            vector = await self._embed(runner, x, keys.text)
+            vector, exchange = await self._embed(runner, x, keys.text)
             if vector is None:
                 outcome = "error"
+            if exchange and runner.mode != "observe":
+                x.response_headers.append((b"server-timing", _timing(exchange)))
         assert runner.id is not None
         message = CacheLookup(
             gateway_id=x.gateway.id,
@@ -428,9 +430,13 @@ class CacheService:
         except NatsError:
             log.warning("a cache entry could not be published", exc_info=True)
 
-    async def _embed(self, runner: SemanticCacheRunner, x: Exchange, text: str) -> str | None:
+    async def _embed(
+        self, runner: SemanticCacheRunner, x: Exchange, text: str
+    ) -> tuple[str | None, float]:
+        """The embedding (``None``: none to be had) and its exchange's seconds (0.0: no
+        call made)."""
         if not text:
-            return None
+            return None, 0.0
         embedding = runner.settings.embedding
         registry_id = embedding.registry_id
         key = (
@@ -458,7 +464,12 @@ class CacheService:
         try:
             return await embedder.embed(text, x.gateway.id)
         except EmbeddingsUnavailable:
-            return None
+            return None, 0.0
+
+
+def _timing(seconds: float) -> bytes:
+    """A ``Server-Timing`` (W3C) entry for the embeddings exchange, in milliseconds."""
+    return f"embedding;dur={seconds * 1000:.3f}".encode()
 
 
 def _said(runner: SemanticCacheRunner, x: PolicyExchange, outcome: bytes) -> None:

@@ -234,21 +234,23 @@ class SemanticStrategy:
         return None
 
     # -- embeddings -------------------------------------------------------------------------
-    async def embed(self, text: str, gateway_id: UUID) -> str | None:
+    async def embed(self, text: str, gateway_id: UUID) -> tuple[str | None, float]:
         """For the semantic cache: the embedding of ``text`` through the gateway's
         embeddings registry as ``encode_vector``'s text (float32 little-endian, base64),
         the provider's own when it answers base64, not normalised (the cache compares
-        by cosine, whatever the lengths; no float is made of it here). ``None``: a zero
-        or not finite vector. Raises ``EmbeddingsUnavailable``."""
+        by cosine, whatever the lengths; no float is made of it here), ``None`` for a
+        zero or not finite vector; and the seconds its exchange with the provider took
+        (0.0: remembered, no call). Raises ``EmbeddingsUnavailable``."""
         registry = self._registry(gateway_id)
         if registry is None:
             raise EmbeddingsUnavailable
         key = blake2b(f"{registry.id}\0{text}".encode(), digest_size=16).digest()
         packed: str | None = self._packed.get(key, _MISSING)
-        if packed is _MISSING:
-            packed = (await self._embed(registry, [embedding_input(text)], _packed_of))[0]
-            _bounded_put(self._packed, key, packed, _MAX_PROMPTS)
-        return packed
+        if packed is not _MISSING:
+            return packed, 0.0
+        embedded, seconds = await self._embed(registry, [embedding_input(text)], _packed_of)
+        _bounded_put(self._packed, key, embedded[0], _MAX_PROMPTS)
+        return embedded[0], seconds
 
     async def _vectors(
         self, text: str, routes: Sequence[Route], gateway_id: UUID
@@ -277,7 +279,7 @@ class SemanticStrategy:
                 described[r.id] = vector
         missing.extend(wanted)
         if missing:
-            vectors = await self._embed(registry, missing, _vectors_of)
+            vectors, _ = await self._embed(registry, missing, _vectors_of)
             if prompt is _MISSING:
                 prompt = vectors[0]
                 _bounded_put(self._prompts, prompt_key, prompt, _MAX_PROMPTS)
@@ -337,23 +339,25 @@ class SemanticStrategy:
         registry: Registry,
         texts: list[str],
         read: Callable[[Any, int], list[_T]],
-    ) -> list[_T]:
-        """One OpenAI-format embeddings call for ``texts``, their embeddings in order as
-        ``read`` makes them of the answer (``_vectors_of``: unit vectors)."""
+    ) -> tuple[list[_T], float]:
+        """One OpenAI-format embeddings call for ``texts``: their embeddings in order as
+        ``read`` makes them of the answer (``_vectors_of``: unit vectors), and the
+        seconds of the exchange with the provider."""
         if not self.circuit.allows():
             raise EmbeddingsUnavailable
         try:
-            vectors = await asyncio.wait_for(self._call(registry, texts, read), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                answer = await self._call(registry, texts, read)
         except (EmbeddingsUnavailable, aiohttp.ClientError, OSError, ValueError):
             # OSError: TimeoutError included; ValueError: an answer that does not parse
             self.circuit.failed()
             raise EmbeddingsUnavailable from None
         self.circuit.succeeded()
-        return vectors
+        return answer
 
     async def _call(
         self, registry: Registry, texts: list[str], read: Callable[[Any, int], list[_T]]
-    ) -> list[_T]:
+    ) -> tuple[list[_T], float]:
         session: aiohttp.ClientSession | None = self._deps.session
         if session is None:
             raise EmbeddingsUnavailable
@@ -371,11 +375,13 @@ class SemanticStrategy:
         headers = (
             await target.authorize("POST", url, body) if target.needs_authorize else target.headers
         )
+        started = time.perf_counter()
         async with session.post(url, data=body, headers=headers) as resp:
             if resp.status >= 300:
                 raise EmbeddingsUnavailable
-            doc = orjson.loads(await resp.read())
-        return read(doc, len(texts))
+            data = await resp.read()
+        exchange = time.perf_counter() - started  # sent to last byte, as the upstream's
+        return read(orjson.loads(data), len(texts)), exchange
 
 
 _MISSING: Any = object()
