@@ -64,7 +64,6 @@ class RedisStore:
             socket_connect_timeout=timeout,
         )
         self.redis: Redis = Redis(connection_pool=pool)
-
         self._hot: OrderedDict[str, tuple[Entry, int]] = OrderedDict()
         self._hot_bytes = 0
 
