@@ -4,6 +4,7 @@ start, and after a reconnect that may have lost announcements) it reads every ke
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import uuid4
 
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,12 @@ from trustgate_policy_cache.services.index import VectorIndex
 from trustgate_policy_cache.services.metrics import CacheMetrics
 
 GATEWAY, POLICY = uuid4(), uuid4()
+WHERE: dict[str, Any] = {
+    "gateway_id": GATEWAY,
+    "policy_id": POLICY,
+    "partition": "consumer-a",
+    "filter_key": "f",
+}
 
 
 class CountingStore(MemoryStore):
@@ -37,27 +44,18 @@ def _cache() -> tuple[PolicyCache, CountingStore]:
 
 
 def _lookup(exact_key: str, vector: list[float] | None = None) -> CacheLookup:
-    return CacheLookup(
-        gateway_id=GATEWAY,
-        policy_id=POLICY,
-        partition="consumer-a",
-        exact_key=exact_key,
-        filter_key="f",
-        vector=encode_vector(vector) if vector is not None else None,
-    )
+    return CacheLookup(exact_key=exact_key, vector=_vector(vector), **WHERE)
 
 
 def _stored(exact_key: str, vector: list[float] | None = None) -> CacheStore:
+    entry = {"answer": exact_key}
     return CacheStore(
-        gateway_id=GATEWAY,
-        policy_id=POLICY,
-        partition="consumer-a",
-        exact_key=exact_key,
-        filter_key="f",
-        vector=encode_vector(vector) if vector is not None else None,
-        ttl_seconds=60,
-        entry={"answer": exact_key},
+        exact_key=exact_key, vector=_vector(vector), ttl_seconds=60, entry=entry, **WHERE
     )
+
+
+def _vector(values: list[float] | None) -> str | None:
+    return encode_vector(values) if values is not None else None
 
 
 async def test_once_rebuilt_a_miss_reads_nothing_and_a_stored_key_is_read() -> None:
