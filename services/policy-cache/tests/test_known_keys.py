@@ -81,7 +81,7 @@ async def test_an_announced_key_is_known_and_a_purge_forgets_it() -> None:
     await store.put(entry, 60)  # stored by another replica, which announced it
     cache.add_announced(Indexed(scope, "k1", None, 4e9))
     assert (await cache.lookup(_lookup("k1"))).entry == {"answer": "elsewhere"}
-    cache.keys.purge(f"tg:cache:{GATEWAY}:{POLICY}:")
+    cache.keys.purge(str(GATEWAY), str(POLICY))
     reads = store.reads
     assert not (await cache.lookup(_lookup("k1"))).hit
     assert store.reads == reads
@@ -101,4 +101,4 @@ async def test_before_a_rebuild_and_after_a_reconnect_every_key_is_read() -> Non
     cache.may_have_missed()  # reconnected: announcements may have been lost
     assert (await cache.lookup(_lookup("k2"))).hit
     await cache.rebuild()
-    assert cache.all_known and cache.keys.live(late.key, now=0.0)
+    assert cache.all_known and cache.keys.live(scope, "k2", now=0.0)

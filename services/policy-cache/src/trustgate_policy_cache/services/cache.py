@@ -58,24 +58,23 @@ class PolicyCache:
 
     async def _lookup(self, request: CacheLookup) -> CacheReply:
         gateway, policy = str(request.gateway_id), str(request.policy_id)
-        key = entry_key(gateway, policy, request.partition, request.exact_key)
+        scope = Scope(gateway, policy, request.partition, request.filter_key)
         now = time.time()
-        if not self.all_known or self.keys.live(key, now):
+        if not self.all_known or self.keys.live(scope, request.exact_key, now):
+            key = entry_key(gateway, policy, request.partition, request.exact_key)
             exact = await self.store.get(key)
             if exact is None:
-                self.keys.discard(key)  # expired or purged elsewhere
+                self.keys.discard(scope, request.exact_key)  # expired or purged elsewhere
             elif exact.scope.filter_key == request.filter_key:
                 return CacheReply(hit=True, entry=exact.payload, similarity=1.0, exact=True)
         if request.vector is None:
             return CacheReply(hit=False)
-        scope = Scope(gateway, policy, request.partition, request.filter_key)
         for exact_key, _ in self.index.search(scope, request.vector, request.threshold, now):
-            key = entry_key(gateway, policy, request.partition, exact_key)
-            entry = await self.store.get(key)
+            entry = await self.store.get(entry_key(gateway, policy, request.partition, exact_key))
             if entry is None or entry.scope != scope or entry.vector is None:
                 self.index.discard(scope, exact_key)  # expired or purged elsewhere
                 if entry is None:
-                    self.keys.discard(key)
+                    self.keys.discard(scope, exact_key)
                 continue
             # the index's similarity is approximate: the threshold holds on the exact one
             score = min(similarity(request.vector, entry.vector), 1.0)
@@ -93,7 +92,7 @@ class PolicyCache:
     def add(self, entry: Entry) -> Indexed:
         """Know the entry's key and index its vector; an undecodable one leaves the entry
         to the exact tier."""
-        self.keys.add(entry.key, entry.expires_at)
+        self.keys.add(entry.scope, entry.exact_key, entry.expires_at)
         vector = entry.vector
         if vector is not None:
             try:
@@ -106,11 +105,9 @@ class PolicyCache:
     def add_announced(self, indexed: Indexed) -> None:
         if indexed.expires_at <= time.time():
             return
-        s = indexed.scope
-        key = entry_key(s.gateway_id, s.policy_id, s.partition, indexed.exact_key)
-        self.keys.add(key, indexed.expires_at)
+        self.keys.add(indexed.scope, indexed.exact_key, indexed.expires_at)
         if indexed.vector is not None:
-            self.index.add(s, indexed.exact_key, indexed.vector, indexed.expires_at)
+            self.index.add(indexed.scope, indexed.exact_key, indexed.vector, indexed.expires_at)
 
     def may_have_missed(self) -> None:
         """Announcements and purges may have been lost (a reconnect): forget what this
@@ -125,7 +122,7 @@ class PolicyCache:
         replica does both: the store's part is idempotent)."""
         gateway, policy = str(request.gateway_id), str(request.policy_id)
         self.index.purge(gateway, policy)
-        self.keys.purge(policy_prefix(gateway, policy))
+        self.keys.purge(gateway, policy)
         self.metrics.purges.inc()
         await self.store.purge(policy_prefix(gateway, policy))
 

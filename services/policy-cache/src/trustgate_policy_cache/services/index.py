@@ -188,36 +188,48 @@ class VectorIndex:
 
 
 class KnownKeys:
-    """The store keys of the live entries, with their expiry (epoch seconds)."""
+    """The live entries' keys, with their expiry (epoch seconds), by gateway and policy (a
+    purge drops a policy's at once). Each is held as the hash of its partition and exact
+    key, about 0.1 KiB an entry: two keys with one hash (one chance in 2**64 a pair) only
+    cost a read of the store that finds nothing."""
 
     def __init__(self) -> None:
-        self._expiry: dict[str, float] = {}
+        self._policies: dict[tuple[str, str], dict[int, float]] = {}
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        return sum(len(keys) for keys in self._policies.values())
 
-    def add(self, key: str, expires_at: float) -> None:
-        self._expiry[key] = expires_at
+    def add(self, scope: Scope, exact_key: str, expires_at: float) -> None:
+        keys = self._policies.setdefault((scope.gateway_id, scope.policy_id), {})
+        keys[hash((scope.partition, exact_key))] = expires_at
 
-    def live(self, key: str, now: float) -> bool:
-        expires_at = self._expiry.get(key)
+    def live(self, scope: Scope, exact_key: str, now: float) -> bool:
+        keys = self._policies.get((scope.gateway_id, scope.policy_id))
+        if keys is None:
+            return False
+        key = hash((scope.partition, exact_key))
+        expires_at = keys.get(key)
         if expires_at is None:
             return False
         if expires_at <= now:
-            del self._expiry[key]
+            del keys[key]
             return False
         return True
 
-    def discard(self, key: str) -> None:
-        self._expiry.pop(key, None)
+    def discard(self, scope: Scope, exact_key: str) -> None:
+        keys = self._policies.get((scope.gateway_id, scope.policy_id))
+        if keys is not None:
+            keys.pop(hash((scope.partition, exact_key)), None)
 
-    def purge(self, prefix: str) -> None:
-        for key in [k for k in self._expiry if k.startswith(prefix)]:
-            del self._expiry[key]
+    def purge(self, gateway_id: str, policy_id: str) -> None:
+        self._policies.pop((gateway_id, policy_id), None)
 
     def sweep(self, now: float) -> None:
-        for key in [k for k, exp in self._expiry.items() if exp <= now]:
-            del self._expiry[key]
+        for policy, keys in list(self._policies.items()):
+            for key in [k for k, exp in keys.items() if exp <= now]:
+                del keys[key]
+            if not keys:
+                del self._policies[policy]
 
 
 def similarity(a: str, b: str) -> float:
