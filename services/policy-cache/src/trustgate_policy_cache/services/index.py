@@ -190,8 +190,9 @@ class VectorIndex:
 class KnownKeys:
     """The live entries' keys, with their expiry (epoch seconds), by gateway and policy (a
     purge drops a policy's at once). Each is held as the hash of its partition and exact
-    key, about 0.1 KiB an entry: two keys with one hash (one chance in 2**64 a pair) only
-    cost a read of the store that finds nothing."""
+    key, about 0.1 KiB an entry. Two keys with one hash (one chance in 2**64 a pair) cost a
+    read of the store that finds nothing, and the other key's entry missing until the
+    next rebuild: never a wrong answer (the store is read by the full key)."""
 
     def __init__(self) -> None:
         self._policies: dict[tuple[str, str], dict[int, float]] = {}
