@@ -37,7 +37,7 @@ from trustgate_testkit.admin import (
     running_admin,
 )
 from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
-from trustgate_testkit.processes import PlaneProcess, plane_process
+from trustgate_testkit.processes import PlaneProcess, plane_process, until_ready
 from trustgate_testkit.proxy.mock_upstream import serve_mock
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
@@ -172,18 +172,6 @@ class Clients:
         await asyncio.gather(*self._tasks)
 
 
-async def ready(plane: PlaneProcess) -> None:
-    """Until ``plane``'s ``/readyz`` is 200: its config replica has caught up. Before, a
-    proxy started without a snapshot answers calls it cannot serve yet (counted as
-    answered, not served)."""
-    async with httpx.AsyncClient(timeout=5) as http:
-
-        async def is_ready() -> bool:
-            return (await http.get(f"{plane.url}/readyz")).status_code == 200
-
-        await wait_for(is_ready, timeout=30, message="the proxy never became ready")
-
-
 async def serving(clients: Clients, plane: PlaneProcess) -> None:
     """Until ``plane`` answers the tenant's call with a 200 (counted as an answer)."""
     clients.url = plane.url
@@ -269,7 +257,7 @@ async def test_a_proxy_stopped_gracefully_while_requests_flow_loses_no_event(
             assert await asyncio.to_thread(first.proc.wait, 30) == 0
             await wait_for(lambda: clients.unanswered > 0, timeout=10)
             async with proxy(nats_server.url, infra, tmp_path / "second.log") as second:
-                await ready(second)  # as a load balancer would, once it says it is ready
+                await until_ready(second)  # a proxy without a snapshot answers 503 before
                 clients.url = second.url
                 before = clients.ok
                 await wait_for(lambda: clients.ok >= before + 200, timeout=30)

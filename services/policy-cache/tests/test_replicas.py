@@ -15,7 +15,7 @@ import pytest
 
 from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import wait_for
-from trustgate_testkit.processes import PlaneProcess, plane_process
+from trustgate_testkit.processes import PlaneProcess, plane_process, until_ready
 
 from .conftest import CacheClient
 
@@ -28,12 +28,7 @@ B = [1.0, 0.1, 0.0, 0.0]
 @contextlib.asynccontextmanager
 async def replica(env: dict[str, str], log: Path) -> AsyncIterator[PlaneProcess]:
     async with plane_process("policy-cache", env, log) as plane:
-        async with httpx.AsyncClient(base_url=plane.url) as http:
-
-            async def ready() -> bool:
-                return (await http.get("/readyz")).status_code == 200
-
-            await wait_for(ready, timeout=20, message="the replica never became ready")
+        await until_ready(plane, within=20)
         yield plane
 
 
@@ -112,6 +107,15 @@ class Relay:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
+    @classmethod
+    async def to(cls, nats_url: str) -> Relay:
+        """An open relay to ``nats_url``."""
+        target = urlsplit(nats_url)
+        assert target.hostname and target.port
+        relay = cls((target.hostname, target.port))
+        await relay.open()
+        return relay
+
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
@@ -145,28 +149,30 @@ class Relay:
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
 
 
+async def until_cut_off(plane: PlaneProcess) -> None:
+    """Until ``plane`` says it lost NATS (``/readyz`` 503)."""
+    async with httpx.AsyncClient(base_url=plane.url) as http:
+
+        async def cut_off() -> bool:
+            return (await http.get("/readyz")).status_code == 503
+
+        await wait_for(cut_off, timeout=10, message="the replica never saw NATS go")
+
+
 async def test_a_replica_cut_off_from_nats_catches_up_on_the_stores_it_missed(
     private_env: dict[str, str], client: CacheClient, tmp_path: Path
 ) -> None:
     """Stores are announced to the other replicas on plain NATS: one cut off while another
     stores hears nothing of it. On reconnecting it rebuilds its index from Redis, so its
     semantic lookups find what was stored meanwhile (they used to miss until a restart)."""
-    host, port = urlsplit(private_env["NATS_URL"]).hostname, urlsplit(private_env["NATS_URL"]).port
-    assert host and port
-    relay = Relay((host, port))
-    await relay.open()
+    relay = await Relay.to(private_env["NATS_URL"])
     try:
         async with (
             replica(private_env, tmp_path / "one.log") as one,
             replica({**private_env, "NATS_URL": relay.url}, tmp_path / "two.log") as two,
         ):
             await relay.cut()
-
-            async def cut_off() -> bool:
-                async with httpx.AsyncClient(base_url=two.url) as http:
-                    return (await http.get("/readyz")).status_code == 503
-
-            await wait_for(cut_off, timeout=10, message="the replica never saw NATS go")
+            await until_cut_off(two)
             assert (await client.store("k1", A))["stored"] is True  # only `one` hears it
             assert (await client.store("k2"))["stored"] is True  # no vector: its key only
             assert await metric(one, "trustgate_policy_cache_entries") == 1
@@ -199,10 +205,7 @@ async def test_a_replica_cut_off_during_a_purge_serves_nothing_it_purged(
     """Each replica keeps the entries it read in its memory. One cut off from NATS while a
     purge goes out hears nothing of it; on reconnecting it drops what it kept, so what was
     purged is never served again."""
-    host, port = urlsplit(private_env["NATS_URL"]).hostname, urlsplit(private_env["NATS_URL"]).port
-    assert host and port
-    relay = Relay((host, port))
-    await relay.open()
+    relay = await Relay.to(private_env["NATS_URL"])
     exact_hits = 'trustgate_policy_cache_lookups_total{result="hit_exact"}'
     try:
         async with (
@@ -217,12 +220,7 @@ async def test_a_replica_cut_off_during_a_purge_serves_nothing_it_purged(
 
             await wait_for(both_read_it, timeout=5, message="a replica never served k1")
             await relay.cut()
-
-            async def cut_off() -> bool:
-                async with httpx.AsyncClient(base_url=two.url) as http:
-                    return (await http.get("/readyz")).status_code == 503
-
-            await wait_for(cut_off, timeout=10, message="the replica never saw NATS go")
+            await until_cut_off(two)
             await client.purge()  # only `one` hears it
 
             async def purged() -> bool:

@@ -91,3 +91,16 @@ async def plane_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def until_ready(plane: PlaneProcess, within: float = 30) -> None:
+    """Until ``plane``'s ``/readyz`` is 200 (its dependencies connected, its replica caught
+    up), as a load balancer would wait before sending it traffic."""
+    async with httpx.AsyncClient(timeout=5) as client:
+
+        async def ready() -> bool:
+            with contextlib.suppress(httpx.TransportError):
+                return (await client.get(f"{plane.url}/readyz")).status_code == 200
+            return False
+
+        await wait_for(ready, timeout=within, message=f"the {plane.name} never became ready")
