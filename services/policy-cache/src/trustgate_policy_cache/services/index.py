@@ -235,12 +235,12 @@ class KnownKeys:
 
 def similarity(a: str, b: str) -> float:
     """The exact cosine similarity of two ``encode_vector`` texts (0 for vectors of other
-    sizes, or a zero one)."""
+    sizes, or a zero or not finite one)."""
     x, y = _array(a), _array(b)
-    if len(x) != len(y):
+    nx, ny = _norm(x), _norm(y)
+    if len(x) != len(y) or nx is None or ny is None:
         return 0.0
-    norms = float(np.linalg.norm(x)) * float(np.linalg.norm(y))
-    return float(np.dot(x, y)) / norms if norms else 0.0
+    return float(np.dot(x, y)) / (nx * ny)
 
 
 def _array(vector: str) -> Vector:
