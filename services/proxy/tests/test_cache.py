@@ -325,6 +325,23 @@ async def test_a_similar_prompt_is_a_semantic_hit_within_the_same_parameters(
     assert "server-timing" not in again.headers  # that text's embedding was remembered
 
 
+async def test_an_observing_semantic_policy_changes_no_header_of_the_answer(
+    proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
+) -> None:
+    """``mode: observe`` changes nothing a client sees: it embeds and looks up, but the
+    answer carries neither ``X-Cache`` nor the embedding's ``Server-Timing``."""
+    registry = app.registries["primary"]
+    settings = {
+        "mode": "semantic",
+        "embedding": {"registry_id": str(registry.id), "model": "text-embedding-3-small"},
+    }
+    await with_cache(proxy, app, settings, mode="observe")
+    got = await chat(proxy, app)
+    await stored(cache_service, 1)
+    assert cache_service.stores[0].vector is not None  # it did embed
+    assert "x-cache" not in got.headers and "server-timing" not in got.headers
+
+
 async def test_a_streamed_answer_is_stored_and_served_to_a_json_client(
     proxy: RunningProxy, app: Tenant, upstream: MockUpstream, cache_service: Responder
 ) -> None:
