@@ -20,7 +20,7 @@ from typing import Protocol
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from trustgate_policy_cache.domain.entries import KEY_PREFIX, Entry, entry_of, load
+from trustgate_policy_cache.domain.entries import KEY_PREFIX, Entry, entry_of
 
 SCAN_BATCH = 500
 # Connections to Redis; a command waits (up to the timeout) for a free one rather than
@@ -81,18 +81,25 @@ class RedisStore:
         raw = await self.redis.get(key)
         if raw is None:
             return None
+        entry = await self._live(key, raw, time.time())
+        if entry is not None:
+            self._keep(key, entry, len(raw))
+        return entry
+
+    async def _live(self, key: str | bytes, raw: bytes, now: float) -> Entry | None:
+        """The entry of the value ``raw`` read at ``key``, or None once it expired: at its
+        own expiry (``exp``, a moment before Redis's), or at the store's TTL for a value
+        stored before entries held their expiry (one more command, for those alone)."""
         doc = orjson.loads(raw)
         expires_at = doc.get("exp")
-        if not isinstance(expires_at, int | float):  # stored without it: the store's TTL
+        if not isinstance(expires_at, int | float):
             pttl = await self.redis.pttl(key)
             if pttl == -2:
                 return None
-            expires_at = time.time() + max(pttl, 0) / 1000
-        elif expires_at <= time.time():  # its own expiry, a moment before Redis's
+            expires_at = now + max(pttl, 0) / 1000
+        elif expires_at <= now:
             return None
-        entry = entry_of(doc, expires_at)
-        self._keep(key, entry, len(raw))
-        return entry
+        return entry_of(doc, expires_at)
 
     def _keep(self, key: str, entry: Entry, size: int) -> None:
         if size > HOT_ENTRY_BYTES:
@@ -128,14 +135,9 @@ class RedisStore:
     async def scan(self) -> AsyncIterator[Entry]:
         now = time.time()
         async for keys in self._batches(KEY_PREFIX + ":*"):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.get(key)
-                    pipe.pttl(key)
-                values = await pipe.execute()
-            for raw, pttl in zip(values[::2], values[1::2], strict=True):
-                if raw is not None and pttl > 0:
-                    yield load(raw, now + pttl / 1000)
+            for key, raw in zip(keys, await self.redis.mget(keys), strict=True):
+                if raw is not None and (entry := await self._live(key, raw, now)) is not None:
+                    yield entry
 
     async def _batches(self, pattern: str) -> AsyncIterator[list[bytes | str]]:
         cursor = 0

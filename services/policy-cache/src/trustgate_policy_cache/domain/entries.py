@@ -55,11 +55,6 @@ class Entry:
         )
 
 
-def load(raw: bytes, expires_at: float) -> Entry:
-    """A stored entry, expiring at ``expires_at`` (the store's word on it)."""
-    return entry_of(orjson.loads(raw), expires_at)
-
-
 def entry_of(doc: dict[str, Any], expires_at: float) -> Entry:
     scope = Scope(doc["g"], doc["p"], doc["pt"], doc["f"])
     return Entry(scope, doc["x"], doc["v"], expires_at, doc["e"])
