@@ -4,6 +4,7 @@ start, and after a reconnect that may have lost announcements) it reads every ke
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
@@ -102,3 +103,31 @@ async def test_before_a_rebuild_and_after_a_reconnect_every_key_is_read() -> Non
     assert (await cache.lookup(_lookup("k2"))).hit
     await cache.rebuild()
     assert cache.all_known and cache.keys.live(scope, "k2", now=0.0)
+
+
+class CutOffDuringScan(CountingStore):
+    """A store whose first scan is interrupted by a reconnect to NATS, after which another
+    replica stores an entry this one never hears of."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: PolicyCache | None = None
+        self.scans = 0
+
+    async def scan(self) -> AsyncIterator[Entry]:
+        self.scans += 1
+        async for entry in super().scan():
+            yield entry
+        if self.scans == 1 and self.cache is not None:
+            self.cache.may_have_missed()
+            scope = Scope(str(GATEWAY), str(POLICY), "consumer-a", "f")
+            await self.put(Entry(scope, "late", None, 4e9, {"answer": "unheard"}), 60)
+
+
+async def test_a_rebuild_that_may_have_missed_announcements_passes_again() -> None:
+    store = CutOffDuringScan()
+    cache = PolicyCache(store, VectorIndex(), CacheMetrics(CollectorRegistry(), lambda: 0))
+    store.cache = cache
+    await cache.rebuild()
+    assert store.scans == 2 and cache.all_known
+    assert (await cache.lookup(_lookup("late"))).entry == {"answer": "unheard"}

@@ -94,19 +94,20 @@ class PolicyCacheRuntime(Lifecycle):
         """After a reconnect: what other replicas stored while this one was cut off was
         announced to nobody here, so the index is rebuilt from the shared store (entries
         it already holds are re-indexed in place). A store in this process's memory is
-        this replica's alone: nothing to catch up."""
-        if not self.loaded or isinstance(self.store, MemoryStore):
+        this replica's alone: nothing to catch up. Before the first rebuild has completed
+        it is that rebuild which passes again."""
+        if isinstance(self.store, MemoryStore):
             return
         self.cache.may_have_missed()
-        if self._resyncing is not None and not self._resyncing.done():
+        if not self.loaded:
             return
+        if self._resyncing is not None and not self._resyncing.done():
+            return  # the rebuild under way passes again
         self._resyncing = asyncio.create_task(self._rebuild_after_reconnect())
 
     async def _rebuild_after_reconnect(self) -> None:
         try:
             count = await self.cache.rebuild()
-            while not self.cache.all_known:  # another reconnect meanwhile: once more
-                count = await self.cache.rebuild()
         except Exception as exc:  # the store is down too: its entries come back as hits
             log.warning("policy-cache: index resync failed: %s", type(exc).__name__)
             return

@@ -127,11 +127,14 @@ class PolicyCache:
         await self.store.purge(policy_prefix(gateway, policy))
 
     async def rebuild(self) -> int:
-        """Know and index every live entry of the store; how many vectors it indexed."""
-        missed, added = self._missed, 0
-        async for entry in self.store.scan():
-            if self.add(entry).vector is not None:
-                added += 1
-        if missed == self._missed:  # else what was missed meanwhile may not be in the scan
-            self.all_known = True
-        return added
+        """Know and index every live entry of the store; how many vectors it indexed. A
+        pass during which announcements may have been missed (``may_have_missed``) is
+        followed by another: what was missed may not be in its scan."""
+        while True:
+            missed, added = self._missed, 0
+            async for entry in self.store.scan():
+                if self.add(entry).vector is not None:
+                    added += 1
+            if missed == self._missed:
+                self.all_known = True
+                return added
