@@ -326,7 +326,7 @@ class CacheService:
         try:
             request = codec.decode_request(x.doc)
         except (InvalidRequest, AttributeError, KeyError, TypeError, ValueError):
-            _said(runner, x, b"BYPASS")
+            _tell(runner, x, b"x-cache", b"BYPASS")
             _record(x, "bypass", None)
             return
         keys = request_keys(fmt, x.doc, x.default_model)
@@ -338,8 +338,8 @@ class CacheService:
             vector, exchange = await self._embed(runner, x, keys.text)
             if vector is None:
                 outcome = "error"
-            if exchange and runner.mode != "observe":
-                x.response_headers.append((b"server-timing", _timing(exchange)))
+            if exchange:
+                _tell(runner, x, b"server-timing", _timing(exchange))
         assert runner.id is not None
         message = CacheLookup(
             gateway_id=x.gateway.id,
@@ -369,7 +369,7 @@ class CacheService:
                 call.model = str(reply.entry.get("model") or call.requested_model or "")
                 _record(x, "hit", reply.similarity)
                 return
-        _said(runner, x, b"MISS")
+        _tell(runner, x, b"x-cache", b"MISS")
         _record(x, outcome, None)
         capture = Capture(request.stream)
         x.response_filters.append(capture)
@@ -472,10 +472,11 @@ def _timing(seconds: float) -> bytes:
     return f"embedding;dur={seconds * 1000:.3f}".encode()
 
 
-def _said(runner: SemanticCacheRunner, x: PolicyExchange, outcome: bytes) -> None:
-    """``X-Cache`` on the answer, unless the policy only observes (it changes nothing)."""
+def _tell(runner: SemanticCacheRunner, x: PolicyExchange, name: bytes, value: bytes) -> None:
+    """A header of the cache's on the answer, unless the policy only observes (it changes
+    nothing)."""
     if runner.mode != "observe":
-        x.response_headers.append((b"x-cache", outcome))
+        x.response_headers.append((name, value))
 
 
 def _record(x: PolicyExchange, outcome: str, similarity: float | None) -> None:
