@@ -37,7 +37,7 @@ from trustgate_testkit.admin import (
     running_admin,
 )
 from trustgate_testkit.fixtures import Infra, NatsServer, wait_for
-from trustgate_testkit.processes import PlaneProcess, plane_process, until_ready
+from trustgate_testkit.processes import PlaneProcess, plane_process, until_readyz
 from trustgate_testkit.proxy.mock_upstream import serve_mock
 from trustgate_testkit.proxy.tenant import Tenant, new_tenant
 
@@ -257,7 +257,7 @@ async def test_a_proxy_stopped_gracefully_while_requests_flow_loses_no_event(
             assert await asyncio.to_thread(first.proc.wait, 30) == 0
             await wait_for(lambda: clients.unanswered > 0, timeout=10)
             async with proxy(nats_server.url, infra, tmp_path / "second.log") as second:
-                await until_ready(second)  # a proxy without a snapshot answers 503 before
+                await until_readyz(second)  # a proxy without a snapshot answers 503 before
                 clients.url = second.url
                 before = clients.ok
                 await wait_for(lambda: clients.ok >= before + 200, timeout=30)

@@ -15,7 +15,7 @@ import pytest
 
 from trustgate_core.embedded import free_port
 from trustgate_testkit.fixtures import wait_for
-from trustgate_testkit.processes import PlaneProcess, plane_process, until_ready
+from trustgate_testkit.processes import PlaneProcess, plane_process, until_readyz
 
 from .conftest import CacheClient
 
@@ -28,7 +28,7 @@ B = [1.0, 0.1, 0.0, 0.0]
 @contextlib.asynccontextmanager
 async def replica(env: dict[str, str], log: Path) -> AsyncIterator[PlaneProcess]:
     async with plane_process("policy-cache", env, log) as plane:
-        await until_ready(plane, within=20)
+        await until_readyz(plane, within=20)
         yield plane
 
 
@@ -149,16 +149,6 @@ class Relay:
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
 
 
-async def until_cut_off(plane: PlaneProcess) -> None:
-    """Until ``plane`` says it lost NATS (``/readyz`` 503)."""
-    async with httpx.AsyncClient(base_url=plane.url) as http:
-
-        async def cut_off() -> bool:
-            return (await http.get("/readyz")).status_code == 503
-
-        await wait_for(cut_off, timeout=10, message="the replica never saw NATS go")
-
-
 async def test_a_replica_cut_off_from_nats_catches_up_on_the_stores_it_missed(
     private_env: dict[str, str], client: CacheClient, tmp_path: Path
 ) -> None:
@@ -172,7 +162,7 @@ async def test_a_replica_cut_off_from_nats_catches_up_on_the_stores_it_missed(
             replica({**private_env, "NATS_URL": relay.url}, tmp_path / "two.log") as two,
         ):
             await relay.cut()
-            await until_cut_off(two)
+            await until_readyz(two, 503, within=10)  # it lost NATS
             assert (await client.store("k1", A))["stored"] is True  # only `one` hears it
             assert (await client.store("k2"))["stored"] is True  # no vector: its key only
             assert await metric(one, "trustgate_policy_cache_entries") == 1
@@ -220,7 +210,7 @@ async def test_a_replica_cut_off_during_a_purge_serves_nothing_it_purged(
 
             await wait_for(both_read_it, timeout=5, message="a replica never served k1")
             await relay.cut()
-            await until_cut_off(two)
+            await until_readyz(two, 503, within=10)  # it lost NATS
             await client.purge()  # only `one` hears it
 
             async def purged() -> bool:

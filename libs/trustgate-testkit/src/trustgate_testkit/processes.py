@@ -93,14 +93,16 @@ async def plane_process(
             proc.wait()
 
 
-async def until_ready(plane: PlaneProcess, within: float = 30) -> None:
-    """Until ``plane``'s ``/readyz`` is 200 (its dependencies connected, its replica caught
-    up), as a load balancer would wait before sending it traffic."""
+async def until_readyz(plane: PlaneProcess, status: int = 200, within: float = 30) -> None:
+    """Until ``plane``'s ``/readyz`` answers ``status``: 200 once its dependencies are
+    connected and its replica caught up, as a load balancer would wait before sending it
+    traffic; 503 once it lost one."""
     async with httpx.AsyncClient(timeout=5) as client:
 
-        async def ready() -> bool:
+        async def answered() -> bool:
             with contextlib.suppress(httpx.TransportError):
-                return (await client.get(f"{plane.url}/readyz")).status_code == 200
+                return (await client.get(f"{plane.url}/readyz")).status_code == status
             return False
 
-        await wait_for(ready, timeout=within, message=f"the {plane.name} never became ready")
+        message = f"the {plane.name}'s /readyz never answered {status}"
+        await wait_for(answered, timeout=within, message=message)
