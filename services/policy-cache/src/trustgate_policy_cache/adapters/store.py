@@ -86,7 +86,7 @@ class RedisStore:
             self._keep(key, entry, len(raw))
         return entry
 
-    async def _live(self, key: str | bytes, raw: bytes, now: float) -> Entry | None:
+    async def _live(self, key: str | bytes, raw: bytes | str, now: float) -> Entry | None:
         """The entry of the value ``raw`` read at ``key``, or None once it expired: at its
         own expiry (``exp``, a moment before Redis's), or at the store's TTL for a value
         stored before entries held their expiry (one more command, for those alone)."""
