@@ -118,8 +118,7 @@ class PolicyCacheRuntime(Lifecycle):
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = time.time()
-            self.index.sweep(now)
-            self.cache.keys.sweep(now)
+            self.cache.sweep(now)
             if isinstance(self.store, MemoryStore):
                 self.store.sweep(now)
 

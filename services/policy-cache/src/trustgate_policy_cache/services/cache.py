@@ -117,6 +117,11 @@ class PolicyCache:
         self._missed += 1
         self.store.forget()
 
+    def sweep(self, now: float) -> None:
+        """Drop what expired from the index and the known keys."""
+        self.index.sweep(now)
+        self.keys.sweep(now)
+
     async def purge(self, request: CachePurge) -> None:
         """Drop the policy's entries from this replica's index, then from the store (every
         replica does both: the store's part is idempotent)."""

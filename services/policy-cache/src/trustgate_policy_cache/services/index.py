@@ -197,9 +197,6 @@ class KnownKeys:
     def __init__(self) -> None:
         self._policies: dict[tuple[str, str], dict[int, float]] = {}
 
-    def __len__(self) -> int:
-        return sum(len(keys) for keys in self._policies.values())
-
     def add(self, scope: Scope, exact_key: str, expires_at: float) -> None:
         keys = self._policies.setdefault((scope.gateway_id, scope.policy_id), {})
         keys[hash((scope.partition, exact_key))] = expires_at
