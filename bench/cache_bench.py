@@ -238,7 +238,8 @@ async def measure(count: int, pause: float, nats_url: str, redis_url: str) -> in
         ("semantic miss, unique", semantic_misses),
         ("embedding call alone", embedding),
     ]
-    if len(exchanges) >= count // 2:  # a proxy that says (older ones did not)
+    proxy_says = len(exchanges) >= count // 2  # its embeddings exchange (older ones did not)
+    if proxy_says:
         rows.append(("embedding, in the proxy", exchanges))
     for name, values in rows:
         q = statistics.quantiles(values, n=100)
@@ -249,7 +250,7 @@ async def measure(count: int, pause: float, nats_url: str, redis_url: str) -> in
     # (its Server-Timing: sent to last byte, crossing to the provider's process and back).
     # The call made from here is answered on this process's own event loop, crossing no
     # process: it is shown too, and judged by when the proxy does not say.
-    proxy_delta = semantic_delta - p50(exchanges) if len(exchanges) >= count // 2 else None
+    proxy_delta = semantic_delta - p50(exchanges) if proxy_says else None
     judged = own_delta if proxy_delta is None else proxy_delta
     ok = hit_delta <= HIT_BUDGET_MS and miss_delta <= MISS_BUDGET_MS
     ok = ok and judged <= MISS_BUDGET_MS
